@@ -1,0 +1,61 @@
+"""One small registry of backends chosen by name or URL scheme.
+
+Each plug point (metadata store, file store, container manager, router
+discovery) keeps a sorted table ``name -> "module:Class"`` plus an install
+hint, and imports a backend only when it is asked for, so a missing optional
+dependency becomes one clear error naming the extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from atoll.errors import ConfigError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a backend lives and how to get its dependencies."""
+
+    target: str  # "package.module:ClassName"
+    hint: str = ""  # e.g. "pip install 'atoll[s3]'"
+
+
+class Registry(Generic[T]):
+    """Backends of one plug point, looked up by name."""
+
+    def __init__(self, point: str, backends: dict[str, Backend]) -> None:
+        self.point = point
+        self._backends = dict(sorted(backends.items()))
+
+    def names(self) -> list[str]:
+        return list(self._backends)
+
+    def register(self, name: str, backend: Backend) -> None:
+        """Add a backend (for plug-ins and tests)."""
+        self._backends[name] = backend
+        self._backends = dict(sorted(self._backends.items()))
+
+    def load(self, name: str) -> type[T]:
+        """Import and return the class registered under ``name``.
+
+        Raises:
+            ConfigError: unknown name (the message lists the known ones) or a
+                missing optional dependency (the message gives the install hint).
+        """
+        backend = self._backends.get(name)
+        if backend is None:
+            known = ", ".join(self._backends)
+            raise ConfigError(f"unknown {self.point} {name!r}; supported: {known}")
+        module_name, _, attr = backend.target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            hint = f" ({backend.hint})" if backend.hint else ""
+            raise ConfigError(f"{self.point} {name!r} needs a missing dependency: {exc.name}{hint}") from exc
+        cls: type[T] = getattr(module, attr)
+        return cls

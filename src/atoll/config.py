@@ -1,0 +1,210 @@
+"""Layered, validated configuration.
+
+Layers, later wins: packaged ``resources/atoll.yaml`` < ``$ATOLL_HOME/atoll.yaml``
+(``~/.atoll`` by default) < ``./atoll.yaml`` < ``ATOLL_<SECTION>__<KEY>``
+environment variables. Unknown keys and wrong types are errors naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from atoll.errors import ConfigError
+
+DEFAULTS = Path(__file__).parent / "resources" / "atoll.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProjectSection(_Section):
+    working_project: str | None = None
+
+
+class LoggerSection(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+
+
+class MetadataSection(_Section):
+    url: str | None = None
+    native: bool = False
+    tchest: str | None = None
+
+
+class FileStoreSection(_Section):
+    type: str = "local"
+    path: str | None = None
+    url: str | None = None
+    bucket: str = "atoll"
+    repository: str | None = None
+    region: str = "us-east-1"
+    native: bool = False
+    tchest: str | None = None
+
+
+class HealthcheckSection(_Section):
+    interval: float = 2
+    timeout: float = 2
+    retries: int = 3
+    start_period: float = 60
+
+
+class ResourceProfile(_Section):
+    """Requests/limits of a task: cpu in cores, memory in MB, gpu count."""
+
+    cpu_request: float | None = None
+    cpu_limit: float | None = None
+    memory_request: int | None = None
+    memory_limit: int | None = None
+    gpu: int = 0
+
+
+class ContainerManagerSection(_Section):
+    type: str = "local"
+    api_timeout: float = 60
+    namespace: str = "atoll"
+    healthcheck: HealthcheckSection = Field(default_factory=HealthcheckSection)
+    resource_profiles: dict[str, ResourceProfile] = Field(default_factory=dict)
+    train_profile: str | None = None
+    deploy_profile: str | None = None
+    ide_profile: str | None = None
+
+
+class DockerSection(_Section):
+    daemon_address: str | None = None
+    python_image: str = "python:3.11-slim"
+    target_registry: str | None = None
+    registry_secret: str | None = None
+
+
+class RouterSection(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=30080, ge=1, le=65535)
+
+
+class WebServerSection(_Section):
+    host: str = "127.0.0.1"
+
+
+class IdeSection(_Section):
+    port: int = Field(default=30088, ge=1, le=65535)
+
+
+class Config(_Section):
+    """The effective configuration."""
+
+    model_config = ConfigDict(extra="forbid", ignored_types=(cached_property,))
+
+    project: ProjectSection = Field(default_factory=ProjectSection)
+    logger: LoggerSection = Field(default_factory=LoggerSection)
+    metadata: MetadataSection = Field(default_factory=MetadataSection)
+    file_store: FileStoreSection = Field(default_factory=FileStoreSection)
+    container_manager: ContainerManagerSection = Field(default_factory=ContainerManagerSection)
+    docker: DockerSection = Field(default_factory=DockerSection)
+    router: RouterSection = Field(default_factory=RouterSection)
+    web_server: WebServerSection = Field(default_factory=WebServerSection)
+    ide: IdeSection = Field(default_factory=IdeSection)
+
+    @property
+    def home(self) -> Path:
+        return atoll_home()
+
+    @property
+    def metadata_url(self) -> str:
+        return self.metadata.url or f"sqlite:///{self.home / 'atoll.db'}"
+
+    @property
+    def file_store_path(self) -> Path:
+        return Path(self.file_store.path) if self.file_store.path else self.home / "files"
+
+    def masked(self) -> dict[str, Any]:
+        """The config as a dict with credentials in URLs masked."""
+        data = self.model_dump(mode="json")
+        url = data["metadata"].get("url")
+        if url:
+            data["metadata"]["url"] = mask_url(url)
+        return data
+
+
+def atoll_home() -> Path:
+    """``$ATOLL_HOME`` or ``~/.atoll``."""
+    return Path(os.environ.get("ATOLL_HOME") or Path.home() / ".atoll").expanduser()
+
+
+def mask_url(url: str) -> str:
+    """Hide the password part of ``scheme://user:password@host``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}".splitlines()[0]) from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_layer(environ: dict[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith("ATOLL_") or "__" not in name:
+            continue
+        path = [p.lower() for p in name[len("ATOLL_"):].split("__")]
+        node = layer
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = yaml.safe_load(raw) if raw else None
+    return layer
+
+
+def load_config(cwd: Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Build the effective config from every layer and validate it.
+
+    Raises:
+        ConfigError: a layer is unreadable, or a key is unknown or mistyped
+            (the message names the key path and the file or variable).
+    """
+    environ = dict(os.environ if environ is None else environ)
+    layers: list[tuple[str, dict[str, Any]]] = [(str(DEFAULTS), _read_yaml(DEFAULTS))]
+    home = Path(environ.get("ATOLL_HOME") or Path.home() / ".atoll").expanduser()
+    for path in (home / "atoll.yaml", (cwd or Path.cwd()) / "atoll.yaml"):
+        if path.is_file():
+            layers.append((str(path), _read_yaml(path)))
+    layers.append(("environment", _env_layer(environ)))
+    merged: dict[str, Any] = {}
+    for source, data in layers:
+        merged = _merge(merged, data)
+        try:
+            Config.model_validate(merged)
+        except PydanticValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"config {source}: {key}: {err['msg']}") from exc
+    return Config.model_validate(merged)

@@ -1,0 +1,1 @@
+"""Records, naming rules and queries: pure data, no I/O."""

@@ -1,0 +1,227 @@
+"""The records Atoll keeps, as pydantic models.
+
+References vs snapshots (DESIGN.md §1): a *reference* is a name pointing at
+the live record (``Project.models``, ``Dataset.model``); a *snapshot* is an
+embedded copy of the record as it was when written (``Training.bvers``,
+``ModelVersion.train``/``dataset``, ``Deployment.movers``/``bvers``), so it
+still answers "what exactly produced this?" after the source changed or was
+deleted.
+
+Every record has a *scope* (the model or project it belongs to, ``""`` for
+top-level records) and a name; ``(kind, scope, name)`` is unique.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from atoll.domain.names import validate_name
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Record(_Strict):
+    """Base of every stored record.
+
+    ``revision`` grows by one on every write; a store refuses a write whose
+    revision is not the stored one (no silent overwrite).
+    """
+
+    kind: ClassVar[str] = "record"
+    scope_field: ClassVar[str | None] = None
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
+
+    name: str
+    created_at: datetime = Field(default_factory=utcnow)
+    modified_at: datetime = Field(default_factory=utcnow)
+    revision: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return validate_name(value, f"{cls.kind} name")
+
+    @property
+    def scope(self) -> str:
+        return str(getattr(self, self.scope_field)) if self.scope_field else ""
+
+    def key(self) -> tuple[str, str]:
+        """``(scope, name)``: unique among records of this kind."""
+        return (self.scope, self.name)
+
+    @property
+    def ref(self) -> str:
+        """Human form of the key: ``name`` or ``scope:name``."""
+        return f"{self.scope}:{self.name}" if self.scope else self.name
+
+    def public_dump(self) -> dict[str, Any]:
+        """JSON-ready dict without secret fields: what ``info``/``list`` show."""
+        return self.model_dump(mode="json", exclude=set(self.secret_fields))
+
+
+class FileSpec(_Strict):
+    """One file a model version or dataset holds."""
+
+    name: str = Field(min_length=1)
+    desc: str = ""
+    required: bool = False
+    max_mb: float = Field(default=64, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_file_name(cls, value: str) -> str:
+        if "/" in value or "\\" in value or value in {".", ".."}:
+            raise ValueError(f"file name {value!r} must be a plain file name, not a path")
+        return value
+
+
+class StoredFile(_Strict):
+    """A file as stored: name relative to the artifact root, size and checksum."""
+
+    name: str
+    size: int
+    sha256: str
+
+
+class Model(Record):
+    kind: ClassVar[str] = "model"
+    desc: str = ""
+    model_files: list[FileSpec] = Field(default_factory=list)
+    data_files: list[FileSpec] = Field(default_factory=list)
+
+
+class Project(Record):
+    kind: ClassVar[str] = "project"
+    desc: str = ""
+    models: list[str] = Field(default_factory=list)  # references
+    home_dir: str | None = None
+    git_repo: str | None = None
+    docker_repo: str | None = None
+
+
+class BuildVersion(Record):
+    """One build of a project; ``name`` is the tag."""
+
+    kind: ClassVar[str] = "bvers"
+    scope_field: ClassVar[str | None] = "proj"
+    proj: str
+    container_manager: str = "local"
+    built_from: str = "here"  # here | home | git | pre-built
+    code_hash: str = ""
+    git_commit: str | None = None
+    image: str | None = None  # repository:tag (docker)
+    image_id: str | None = None
+    digest: str | None = None  # what tasks run
+    location: str | None = None  # local runtime: build directory
+    env_hash: str | None = None  # local runtime: requirements hash
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def tag(self) -> str:
+        return self.name
+
+
+class ArtifactRecord(Record):
+    """Shared shape of datasets and model versions: files kept in the file store."""
+
+    scope_field: ClassVar[str | None] = "model"
+    model: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    stored: bool = True
+    compressed: bool = False
+    files: list[StoredFile] = Field(default_factory=list)
+    store_key: str | None = None  # prefix (or archive key) in the file store
+
+
+class Dataset(ArtifactRecord):
+    kind: ClassVar[str] = "ds"
+
+
+class TaskState(str, Enum):
+    WAITING = "WAITING"
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def ended(self) -> bool:
+        return self in (TaskState.FINISHED, TaskState.FAILED, TaskState.CANCELLED)
+
+
+class Task(_Strict):
+    """Progress document of a training (or a deployment's roll-out)."""
+
+    state: TaskState = TaskState.WAITING
+    progress: float = Field(default=0.0, ge=0.0, le=1.0)
+    start_time: datetime | None = None
+    update_time: datetime = Field(default_factory=utcnow)
+    error: str | None = None
+    failed_cell: int | None = None
+
+
+class Training(Record):
+    kind: ClassVar[str] = "train"
+    scope_field: ClassVar[str | None] = "proj"
+    proj: str
+    notebook: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    env_keys: list[str] = Field(default_factory=list)  # values are not recorded
+    bvers: BuildVersion  # snapshot
+    datasets: list[Dataset] = Field(default_factory=list)  # snapshots
+    pretrained: list[str] = Field(default_factory=list)  # "model:version"
+    task: Task = Field(default_factory=Task)
+    container_manager: str = "local"
+    task_id: str | None = None  # pid / container id
+    output_notebook: str | None = None  # file-store key of the executed notebook
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelVersion(ArtifactRecord):
+    kind: ClassVar[str] = "movers"
+    dataset: Dataset | None = None  # snapshot
+    train: Training | None = None  # snapshot
+    pretrained: str | None = None  # "model:version" reference
+
+
+class Deployment(Record):
+    kind: ClassVar[str] = "depl"
+    scope_field: ClassVar[str | None] = "proj"
+    proj: str
+    notebook: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    env_keys: list[str] = Field(default_factory=list)
+    n_tasks: int = Field(default=1, ge=1)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    bvers: BuildVersion  # snapshot
+    movers: list[ModelVersion] = Field(default_factory=list)  # snapshots
+    container_manager: str = "local"
+    task: Task = Field(default_factory=Task)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class TreasureChest(Record):
+    """A named credential; ``secret`` holds the Fernet token, never the plain text."""
+
+    kind: ClassVar[str] = "tchest"
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"secret"})
+    desc: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+    user: str = ""
+    secret: str = ""
+
+
+RECORD_TYPES: dict[str, type[Record]] = {
+    cls.kind: cls
+    for cls in (Model, Project, BuildVersion, Dataset, Training, ModelVersion, Deployment, TreasureChest)
+}

@@ -1,0 +1,39 @@
+"""On-board toolkit: what training and prediction notebooks import.
+
+Light on purpose: names are imported on first use, so ``import atoll.toolkit``
+costs nothing in a serving replica beyond what it calls.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "LazyModelServer": "atoll.toolkit.serving",
+    "OnlinePredict": "atoll.toolkit.serving",
+    "Publisher": "atoll.toolkit.publisher",
+    "build_meta": "atoll.toolkit.paths",
+    "data_path": "atoll.toolkit.paths",
+    "dataset_meta": "atoll.toolkit.paths",
+    "deployment_meta": "atoll.toolkit.paths",
+    "model_path": "atoll.toolkit.paths",
+    "progress": "atoll.toolkit.progress",
+    "project_meta": "atoll.toolkit.paths",
+    "require_dataset": "atoll.toolkit.requirements",
+    "require_version": "atoll.toolkit.requirements",
+    "tmp_path": "atoll.toolkit.paths",
+    "training_meta": "atoll.toolkit.paths",
+    "version_meta": "atoll.toolkit.paths",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'atoll.toolkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
