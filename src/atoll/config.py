@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic import ValidationError as PydanticValidationError
 
 from atoll.errors import ConfigError
@@ -113,9 +113,12 @@ class Config(_Section):
     web_server: WebServerSection = Field(default_factory=WebServerSection)
     ide: IdeSection = Field(default_factory=IdeSection)
 
+    _home: Path | None = PrivateAttr(default=None)
+
     @property
     def home(self) -> Path:
-        return atoll_home()
+        """ATOLL_HOME as seen when the config was loaded."""
+        return self._home or atoll_home()
 
     @property
     def metadata_url(self) -> str:
@@ -207,4 +210,6 @@ def load_config(cwd: Path | None = None, environ: dict[str, str] | None = None) 
             err = exc.errors()[0]
             key = ".".join(str(p) for p in err["loc"])
             raise ConfigError(f"config {source}: {key}: {err['msg']}") from exc
-    return Config.model_validate(merged)
+    config = Config.model_validate(merged)
+    config._home = home
+    return config

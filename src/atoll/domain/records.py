@@ -27,7 +27,9 @@ def utcnow() -> datetime:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # revalidate_instances: an embedded record is copied, so a snapshot never
+    # aliases the live object it was taken from.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, revalidate_instances="always")
 
 
 class Record(_Strict):
