@@ -16,6 +16,7 @@ checks are built once here on top of them.
 
 from __future__ import annotations
 
+import builtins
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -61,7 +62,7 @@ class FileStore(ABC):
         """Remove ``key``; removing a missing key is not an error."""
 
     @abstractmethod
-    def list(self, prefix: str = "") -> list[str]:
+    def list(self, prefix: str = "") -> builtins.list[str]:
         """Keys starting with ``prefix``, sorted."""
 
     @abstractmethod
@@ -70,7 +71,7 @@ class FileStore(ABC):
 
     # Shared behaviour built on the primitives.
 
-    def upload_dir(self, local_dir: Path, prefix: str) -> list[str]:
+    def upload_dir(self, local_dir: Path, prefix: str) -> builtins.list[str]:
         """Upload every file below ``local_dir`` under ``prefix/``; return the keys."""
         keys = []
         for root, _dirs, files in os.walk(local_dir):
@@ -82,7 +83,7 @@ class FileStore(ABC):
                 keys.append(key)
         return keys
 
-    def download_dir(self, prefix: str, local_dir: Path) -> list[Path]:
+    def download_dir(self, prefix: str, local_dir: Path) -> builtins.list[Path]:
         """Download every key under ``prefix/`` into ``local_dir``."""
         base = prefix.rstrip("/") + "/"
         paths = []

@@ -1,0 +1,217 @@
+"""Open the metadata and file stores from the configuration, credentials resolved.
+
+Shared by both sides:
+
+- off-board (CLI, API, managers): :func:`open_metadata_store` and
+  :func:`open_file_store` read the :class:`~atoll.config.Config`, decrypting
+  treasure chests with the local key (:mod:`atoll.secrets`);
+- on-board (a task): :func:`open_task_stores` opens the stores from the
+  fully resolved settings :func:`task_store_config` produced off-board, which
+  the container manager hands to the task as a secret. A task therefore
+  never needs the key file nor the treasure chests.
+
+File-store options passed to the backends (``get_file_store(type, **options)``)::
+
+    local        root
+    s3           url, bucket, region, user, password   (user/password: access key id / secret key)
+    artifactory  url, repository, user, password
+    nexus        url, repository, user, password
+
+``user``/``password`` are present only when ``file_store.tchest`` names a chest.
+
+Seams for the native islands (``metadata.native`` / ``file_store.native``: a
+PostgreSQL or S3 server run by Atoll) are :func:`_native_metadata_url` and
+:func:`_native_file_store`; they refuse until the islands exist.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from atoll.config import Config
+from atoll.domain.records import TreasureChest
+from atoll.errors import ConfigError, NotFoundError
+from atoll.files.base import FileStore, get_file_store
+from atoll.metadata.base import MetadataStore, get_metadata_store
+
+STORE_CONFIG_VERSION = 1
+_NO_CREDENTIALS_SCHEMES = ("sqlite", "memory")
+
+
+# Metadata.
+
+
+def open_metadata_store(config: Config) -> MetadataStore:
+    """The configured metadata store, with the credentials of ``metadata.tchest`` in its URL."""
+    return get_metadata_store(metadata_url(config))
+
+
+def metadata_url(config: Config) -> str:
+    """The metadata URL to connect with, credentials included (never print it unmasked).
+
+    ``metadata.tchest`` is looked up in the embedded store in ``ATOLL_HOME``
+    (``sqlite:///<home>/atoll.db``): the configured store cannot be asked for
+    the credentials needed to open it.
+
+    Raises:
+        ConfigError: the chest does not exist, or the URL cannot carry credentials.
+    """
+    url = _native_metadata_url(config) if config.metadata.native else config.metadata_url
+    if not config.metadata.tchest:
+        return url
+    scheme = urlsplit(url).scheme.split("+", 1)[0]
+    if scheme in _NO_CREDENTIALS_SCHEMES:
+        raise ConfigError(f"metadata.tchest: a {scheme} metadata store takes no credentials; unset metadata.tchest")
+    home_url = f"sqlite:///{config.home / 'atoll.db'}"
+    home_store = get_metadata_store(home_url)
+    try:
+        user, password = open_chest(home_store, config.metadata.tchest, "metadata.tchest")
+    finally:
+        home_store.close()
+    return with_credentials(url, user, password)
+
+
+def with_credentials(url: str, user: str, password: str) -> str:
+    """``scheme://user:password@host/...`` (replacing any credentials already there)."""
+    parts = urlsplit(url)
+    if not parts.netloc:
+        raise ConfigError(f"cannot put credentials into {parts.scheme}: URLs without a host")
+    host = parts.netloc.rpartition("@")[2]
+    creds = quote(user, safe="")
+    if password:
+        creds += ":" + quote(password, safe="")
+    netloc = f"{creds}@{host}" if creds else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def open_chest(metadata: MetadataStore, name: str, setting: str) -> tuple[str, str]:
+    """``(user, secret)`` of a treasure chest, decrypted; ``setting`` names who asked.
+
+    Raises:
+        ConfigError: no such chest.
+        BackendError: the secret cannot be decrypted (the key file changed).
+    """
+    from atoll.secrets import decrypt
+
+    try:
+        chest = metadata.get(TreasureChest, name)
+    except NotFoundError as exc:
+        raise ConfigError(f"{setting}: treasure chest {name!r} does not exist (see `atoll tchest new`)") from exc
+    return chest.user, decrypt(chest.secret) if chest.secret else ""
+
+
+def _native_metadata_url(config: Config) -> str:
+    """Seam: the URL of the `db` island (PostgreSQL run by Atoll)."""
+    raise ConfigError("metadata.native: the native `db` island is not available yet; set metadata.url instead")
+
+
+# Files.
+
+
+def open_file_store(config: Config, metadata: MetadataStore) -> FileStore:
+    """The configured file store, logged in with ``file_store.tchest`` when set."""
+    type_, options = file_store_settings(config, metadata)
+    return _get_file_store(type_, options)
+
+
+def _get_file_store(type_: str, options: dict[str, Any]) -> FileStore:
+    try:
+        return get_file_store(type_, **options)
+    except TypeError as exc:  # a backend that does not take these options
+        raise ConfigError(f"file store {type_!r} cannot be opened with options {sorted(options)}: {exc}") from exc
+
+
+def file_store_settings(config: Config, metadata: MetadataStore) -> tuple[str, dict[str, Any]]:
+    """``(type, options)`` for :func:`~atoll.files.base.get_file_store`, credentials resolved.
+
+    Raises:
+        ConfigError: a setting the backend needs is missing, or the chest is unknown.
+    """
+    section = config.file_store
+    if section.native:
+        return _native_file_store(config, metadata)
+    type_ = section.type
+    options: dict[str, Any]
+    if type_ == "local":
+        return type_, {"root": str(config.file_store_path.expanduser().absolute())}
+    if type_ == "memory":
+        return type_, {}
+    if type_ == "s3":
+        options = {"url": section.url, "bucket": section.bucket, "region": section.region}
+    elif type_ in ("artifactory", "nexus"):
+        if not section.url:
+            raise ConfigError(f"file_store.url is required when file_store.type is {type_}")
+        if not section.repository:
+            raise ConfigError(f"file_store.repository is required when file_store.type is {type_}")
+        options = {"url": section.url, "repository": section.repository}
+    else:  # a plug-in backend: give it everything that is set
+        options = {
+            key: value
+            for key, value in (
+                ("url", section.url), ("bucket", section.bucket),
+                ("repository", section.repository), ("region", section.region),
+            )
+            if value is not None
+        }
+    if section.tchest:
+        options["user"], options["password"] = open_chest(metadata, section.tchest, "file_store.tchest")
+    return type_, options
+
+
+def _native_file_store(config: Config, metadata: MetadataStore) -> tuple[str, dict[str, Any]]:
+    """Seam: settings of the `files` island (S3 server run by Atoll)."""
+    raise ConfigError("file_store.native: the native `files` island is not available yet; set file_store.type instead")
+
+
+# Tasks.
+
+
+def task_store_config(config: Config, metadata: MetadataStore) -> dict[str, Any]:
+    """The resolved store settings a task receives (as a secret: it holds credentials).
+
+    JSON-ready: ``{"version": 1, "metadata": {"url": ...},
+    "file_store": {"type": ..., "options": {...}}}``.
+    """
+    type_, options = file_store_settings(config, metadata)
+    return {
+        "version": STORE_CONFIG_VERSION,
+        "metadata": {"url": metadata_url(config)},
+        "file_store": {"type": type_, "options": options},
+    }
+
+
+def open_task_stores(store_config: dict[str, Any]) -> tuple[MetadataStore, FileStore]:
+    """Open ``(metadata, files)`` inside a task from :func:`task_store_config`'s output.
+
+    Raises:
+        ConfigError: the settings are malformed or from another Atoll version.
+    """
+    try:
+        version = store_config.get("version", STORE_CONFIG_VERSION)
+        url = store_config["metadata"]["url"]
+        type_ = store_config["file_store"]["type"]
+        options = dict(store_config["file_store"].get("options") or {})
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"the task's store settings are malformed (missing {exc})") from exc
+    if version != STORE_CONFIG_VERSION:
+        raise ConfigError(f"the task's store settings have version {version!r}; this Atoll reads {STORE_CONFIG_VERSION}")
+    if not isinstance(url, str) or not isinstance(type_, str):
+        raise ConfigError("the task's store settings are malformed (metadata.url and file_store.type must be text)")
+    metadata = get_metadata_store(url)
+    try:
+        files = _get_file_store(type_, options)
+    except BaseException:
+        metadata.close()
+        raise
+    return metadata, files
+
+
+def local_root(store_config: dict[str, Any]) -> Path | None:
+    """The directory of a local file store in task settings (for mounts), else None."""
+    file_store = store_config.get("file_store") or {}
+    if file_store.get("type") != "local":
+        return None
+    root = (file_store.get("options") or {}).get("root")
+    return Path(root) if root else None

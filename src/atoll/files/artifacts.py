@@ -1,0 +1,415 @@
+"""Datasets and model versions as stored files: check, publish, fetch, delete.
+
+Publishing is *files first, record last*: the files are uploaded under a
+prefix no other publish uses (``datasets/<model>/<name>/<upload-id>/`` or
+``versions/<model>/<name>/<upload-id>/``), and only then is the record
+written. Any failure on the way (upload error, a record of that name created
+meanwhile, Ctrl-C) deletes what this publish uploaded, so a record never
+points at missing files and no file is left without a record. Because every
+publish has its own prefix, two racing publishers of one name, or a
+``replace``, never overwrite the files an existing record points at.
+
+Every original file is recorded with its size and sha256; fetching checks
+them all, so a tampered or truncated stored file is caught before use.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+import uuid
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, TypeVar
+
+from atoll.domain.records import ArtifactRecord, FileSpec, StoredFile, utcnow
+from atoll.errors import AlreadyExistsError, AtollError, NotFoundError, UsageError, ValidationError
+from atoll.files.base import FileStore
+from atoll.metadata.base import MetadataStore, describe
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=ArtifactRecord)
+
+KEY_PREFIXES = {"ds": "datasets", "movers": "versions"}
+ARCHIVE_NAME = "archive.tar.gz"
+_MB = 1024 * 1024
+_CHUNK = 1 << 20
+_READ_ONLY = ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _label(record: ArtifactRecord) -> str:
+    """``dataset 'iris:d1'``: how messages name a record (same wording as the stores)."""
+    return describe(record.kind, record.name, record.scope)
+
+
+def key_root(record: ArtifactRecord) -> str:
+    """``datasets/<model>/<name>`` or ``versions/<model>/<name>``."""
+    top = KEY_PREFIXES.get(record.kind)
+    if top is None:
+        raise UsageError(f"records of kind {record.kind!r} have no stored files")
+    return f"{top}/{record.model}/{record.name}"
+
+
+# Checking.
+
+
+def check_files(specs: Sequence[FileSpec], src_dir: Path, *, compress: bool) -> list[Path]:
+    """Check a directory against file specs; return the files to store, sorted.
+
+    Files the specs do not name are kept. Subdirectories are allowed only
+    when the artifact is compressed (they go into the archive).
+
+    Raises:
+        NotFoundError: ``src_dir`` does not exist or is not a directory.
+        ValidationError: a required file is missing, a file is over its
+            ``max_mb``, a subdirectory without ``compress``, a special file,
+            or no file at all.
+    """
+    src_dir = Path(src_dir)
+    if not src_dir.exists():
+        raise NotFoundError(f"no such directory: {src_dir}")
+    if not src_dir.is_dir():
+        raise NotFoundError(f"not a directory: {src_dir}")
+    by_name = {spec.name: spec for spec in specs}
+    missing = [spec.name for spec in specs if spec.required and not (src_dir / spec.name).is_file()]
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        raise ValidationError(f"required file{plural} missing from {src_dir}: {', '.join(missing)}")
+    files: list[Path] = []
+    for entry in sorted(src_dir.iterdir()):
+        if entry.is_dir():
+            if not compress:
+                raise ValidationError(
+                    f"{entry} is a directory: only plain files can be stored, "
+                    "unless the files are compressed into an archive"
+                )
+            files.extend(_walk_files(entry))
+        elif entry.is_file():
+            spec = by_name.get(entry.name)
+            size = entry.stat().st_size
+            if spec is not None and size > spec.max_mb * _MB:
+                raise ValidationError(
+                    f"{entry.name} is {size / _MB:.2f} MB ({size} bytes), over its {spec.max_mb:g} MB limit"
+                )
+            files.append(entry)
+        else:
+            raise ValidationError(f"{entry} is not a regular file")
+    if not files:
+        raise ValidationError(f"no files to store in {src_dir}")
+    return files
+
+
+def _walk_files(directory: Path) -> list[Path]:
+    out: list[Path] = []
+    for root, dirnames, filenames in os.walk(directory):
+        for name in dirnames:
+            if os.path.islink(os.path.join(root, name)):
+                raise ValidationError(f"{Path(root, name)} is a link to a directory; copy its files instead")
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(root, name)
+            if not path.is_file():
+                raise ValidationError(f"{path} is not a regular file")
+            out.append(path)
+    return out
+
+
+# Publishing.
+
+
+def publish_artifact(
+    metadata: MetadataStore,
+    files: FileStore,
+    record: A,
+    src_dir: Path,
+    specs: Sequence[FileSpec],
+    *,
+    compress: bool = False,
+    skip_upload: bool = False,
+    replace: bool = False,
+) -> A:
+    """Store the files of ``src_dir`` and then record them; all or nothing.
+
+    Args:
+        record: the dataset or model version to write; its ``files``,
+            ``stored``, ``compressed`` and ``store_key`` are filled in here.
+        compress: store one ``archive.tar.gz`` (allows subdirectories).
+        skip_upload: record names and checksums only (``stored=False``).
+        replace: update an existing record of that name (its old files are
+            deleted once the new record is written) instead of refusing.
+
+    Returns:
+        The record as stored.
+
+    Raises:
+        NotFoundError / ValidationError: see :func:`check_files`.
+        AlreadyExistsError: a record of that name exists (and not ``replace``);
+            raised before anything is uploaded.
+        BackendError: the file or metadata store failed (nothing is left behind).
+    """
+    src_dir = Path(src_dir)
+    paths = check_files(specs, src_dir, compress=compress)
+    root = key_root(record)
+    existing = _find(metadata, record)
+    if existing is not None and not replace:
+        raise AlreadyExistsError(f"{_label(record)} already exists")
+
+    if skip_upload:
+        stored = [_stored_file(path, src_dir, *_hash_file(path)) for path in paths]
+        final = record.model_copy(update={"files": stored, "stored": False, "compressed": False, "store_key": None})
+        result = _write_record(metadata, final, existing)
+        _forget_old_files(files, existing)
+        return result
+
+    prefix = f"{root}/{uuid.uuid4().hex[:16]}/"
+    uploaded: list[str] = []
+    try:
+        if compress:
+            with tempfile.TemporaryDirectory(prefix="atoll-archive-") as tmp:
+                archive = Path(tmp, ARCHIVE_NAME)
+                stored = _make_archive(src_dir, paths, archive)
+                store_key = prefix + ARCHIVE_NAME
+                uploaded.append(store_key)  # listed first: a half-done upload is cleaned up too
+                files.upload(archive, store_key)
+        else:
+            stored = []
+            store_key = prefix
+            for path in paths:
+                key = prefix + path.name
+                uploaded.append(key)
+                stored.append(_stored_file(path, src_dir, *_upload_hashing(files, path, key)))
+        final = record.model_copy(
+            update={"files": stored, "stored": True, "compressed": compress, "store_key": store_key}
+        )
+        result = _write_record(metadata, final, existing)
+    except BaseException:
+        _rollback(files, uploaded, prefix)
+        raise
+    _forget_old_files(files, existing)
+    return result
+
+
+def _find(metadata: MetadataStore, record: A) -> A | None:
+    try:
+        return metadata.get(type(record), record.name, record.scope)
+    except NotFoundError:
+        return None
+
+
+def _write_record(metadata: MetadataStore, final: A, existing: A | None) -> A:
+    if existing is None:
+        return metadata.create(final)
+    return metadata.update(
+        final.model_copy(
+            update={"revision": existing.revision, "created_at": existing.created_at, "modified_at": utcnow()}
+        )
+    )
+
+
+def _rollback(files: FileStore, uploaded: list[str], prefix: str) -> None:
+    """Best effort: remove what this publish stored; never hide the original error."""
+    for key in uploaded:
+        try:
+            files.delete(key)
+        except (AtollError, OSError) as exc:
+            log.warning("could not remove %s after a failed publish: %s", key, exc)
+    try:
+        files.delete_prefix(prefix)
+    except (AtollError, OSError) as exc:
+        log.warning("could not remove %s after a failed publish: %s", prefix, exc)
+
+
+def _forget_old_files(files: FileStore, existing: ArtifactRecord | None) -> None:
+    """After a replace: the old record's files are no longer referenced."""
+    if existing is None:
+        return
+    try:
+        delete_artifact_files(files, existing)
+    except (AtollError, OSError) as exc:
+        log.warning("could not remove the replaced files of %s: %s", _label(existing), exc)
+
+
+def _stored_file(path: Path, src_dir: Path, size: int, sha256: str) -> StoredFile:
+    return StoredFile(name=path.relative_to(src_dir).as_posix(), size=size, sha256=sha256)
+
+
+def _hash_file(path: Path) -> tuple[int, str]:
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256")
+    return path.stat().st_size, digest.hexdigest()
+
+
+def _upload_hashing(files: FileStore, path: Path, key: str) -> tuple[int, str]:
+    """Upload and hash; in one read when the store can (LocalFileStore)."""
+    upload_hashing = getattr(files, "upload_hashing", None)
+    if callable(upload_hashing):
+        size, sha256 = upload_hashing(path, key)
+        return int(size), str(sha256)
+    size, sha256 = _hash_file(path)
+    files.upload(path, key)
+    return size, sha256
+
+
+class _HashingReader:
+    """File wrapper that hashes what tarfile reads from it."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._handle.read(n)
+        self.digest.update(data)
+        self.size += len(data)
+        return data
+
+
+def _make_archive(src_dir: Path, paths: list[Path], archive: Path) -> list[StoredFile]:
+    """Write a gzip tarball of ``paths``, hashing each file as it is read."""
+    stored = []
+    with tarfile.open(archive, "w:gz", compresslevel=6) as tar:
+        for path in paths:
+            name = path.relative_to(src_dir).as_posix()
+            info = tarfile.TarInfo(name)
+            st = path.stat()
+            info.size, info.mtime, info.mode = st.st_size, int(st.st_mtime), 0o644
+            with open(path, "rb") as handle:
+                reader = _HashingReader(handle)
+                tar.addfile(info, reader)  # type: ignore[arg-type]
+            stored.append(StoredFile(name=name, size=reader.size, sha256=reader.digest.hexdigest()))
+    return stored
+
+
+# Fetching.
+
+
+def fetch_artifact(files: FileStore, record: ArtifactRecord, dest: Path) -> Path:
+    """Download the files of ``record`` into ``dest``, verified and read-only.
+
+    A compressed artifact is extracted. On any failure the files written so
+    far are removed (and ``dest`` itself when this call created it).
+
+    Raises:
+        NotFoundError: the record has no stored files, or one is missing.
+        ValidationError: a file's checksum does not match the record
+            (``checksum mismatch for <file>``).
+    """
+    if not record.stored or not record.store_key:
+        raise NotFoundError(f"{_label(record)} has no stored files (it was recorded without uploading them)")
+    dest = Path(dest)
+    created = not dest.exists()
+    dest.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    try:
+        if record.compressed:
+            _fetch_archive(files, record, dest, written)
+        else:
+            prefix = record.store_key.rstrip("/") + "/"
+            for item in record.files:
+                target = dest / _safe_name(item.name)
+                written.append(target)
+                files.download(prefix + item.name, target)
+                _check(item, *_hash_file(target))
+        for path in written:
+            path.chmod(path.stat().st_mode & _READ_ONLY)
+    except BaseException:
+        if created:
+            shutil.rmtree(dest, ignore_errors=True)
+        else:
+            for path in written:
+                path.unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def _safe_name(name: str) -> str:
+    parts = name.split("/")
+    if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in name:
+        raise ValidationError(f"refusing stored file name {name!r}: it is not a relative path")
+    return name
+
+
+def _check(item: StoredFile, size: int, sha256: str) -> None:
+    if size != item.size or sha256 != item.sha256:
+        raise ValidationError(
+            f"checksum mismatch for {item.name}: the stored file differs from the published one "
+            f"(sha256 {sha256[:12]}, expected {item.sha256[:12]})"
+        )
+
+
+def _fetch_archive(files: FileStore, record: ArtifactRecord, dest: Path, written: list[Path]) -> None:
+    """Stream the archive's members to ``dest``, hashing each while writing it."""
+    expected = {item.name: item for item in record.files}
+    seen: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="atoll-fetch-") as tmp:
+        archive = Path(tmp, ARCHIVE_NAME)
+        files.download(str(record.store_key), archive)
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                for member in tar:
+                    if member.isdir():
+                        continue
+                    item = expected.get(member.name)
+                    if item is None or not member.isfile() or member.name in seen:
+                        raise ValidationError(
+                            f"checksum mismatch for {ARCHIVE_NAME}: unexpected entry {member.name!r} "
+                            f"in the archive of {_label(record)}"
+                        )
+                    source = tar.extractfile(member)
+                    if source is None:  # pragma: no cover - regular files always have data
+                        raise ValidationError(f"checksum mismatch for {member.name}: no data in the archive")
+                    target = dest / _safe_name(member.name)
+                    written.append(target)
+                    _check(item, *_write_hashing(source, target))
+                    seen.add(member.name)
+        except (tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError) as exc:
+            raise ValidationError(
+                f"checksum mismatch for {ARCHIVE_NAME}: the stored archive of {_label(record)} "
+                f"is corrupt ({exc})"
+            ) from exc
+    missing = sorted(expected.keys() - seen)
+    if missing:
+        raise ValidationError(f"checksum mismatch for {missing[0]}: missing from the stored archive")
+
+
+def _write_hashing(source: IO[bytes], target: Path) -> tuple[int, str]:
+    """Copy ``source`` to ``target`` (replacing it), returning size and sha256."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.atoll-part")
+    digest, size = hashlib.sha256(), 0
+    try:
+        with open(tmp, "wb") as out:
+            while chunk := source.read(_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return size, digest.hexdigest()
+
+
+# Deleting.
+
+
+def delete_artifact_files(files: FileStore, record: ArtifactRecord) -> int:
+    """Remove the stored files of ``record``; return how many keys were removed.
+
+    Missing files are not an error (a delete can be retried).
+    """
+    if not record.stored or not record.store_key:
+        return 0
+    if record.compressed:
+        existed = files.exists(record.store_key)
+        files.delete(record.store_key)
+        return int(existed)
+    return files.delete_prefix(record.store_key)

@@ -1,0 +1,1 @@
+"""Shared test suites every backend of a plug point runs (fsspec style)."""

@@ -1,0 +1,134 @@
+"""Stores opened from the config, with treasure-chest credentials resolved."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from atoll import secrets
+from atoll.backends import (
+    file_store_settings,
+    metadata_url,
+    open_file_store,
+    open_metadata_store,
+    open_task_stores,
+    task_store_config,
+    with_credentials,
+)
+from atoll.config import Config
+from atoll.domain.records import Model, TreasureChest
+from atoll.errors import ConfigError
+from atoll.files.local import LocalFileStore
+from atoll.metadata.base import get_metadata_store
+from atoll.testing.memory import MemoryMetadataStore
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ATOLL_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def _config(**sections: Any) -> Config:
+    return Config.model_validate(sections)
+
+
+def _chest(name: str, user: str, secret: str) -> TreasureChest:
+    return TreasureChest(name=name, user=user, secret=secrets.encrypt(secret))
+
+
+def test_default_config_opens_sqlite_and_local_files_in_home(home: Path) -> None:
+    config = _config()
+    metadata = open_metadata_store(config)
+    try:
+        files = open_file_store(config, metadata)
+        assert isinstance(files, LocalFileStore)
+        assert files.root == home / "files"
+        assert (home / "atoll.db").exists()
+    finally:
+        metadata.close()
+
+
+def test_task_store_config_round_trips_through_json(home: Path, tmp_path: Path) -> None:
+    config = _config(file_store={"path": str(tmp_path / "fs")})
+    metadata = open_metadata_store(config)
+    try:
+        metadata.create(Model(name="iris"))
+        settings = json.loads(json.dumps(task_store_config(config, metadata)))
+    finally:
+        metadata.close()
+    assert settings["file_store"] == {"type": "local", "options": {"root": str(tmp_path / "fs")}}
+    task_meta, task_files = open_task_stores(settings)
+    try:
+        assert task_meta.get(Model, "iris").name == "iris"  # same store, seen from "on board"
+        src = tmp_path / "f"
+        src.write_text("x")
+        task_files.upload(src, "k/f")
+        assert (tmp_path / "fs" / "k" / "f").read_text() == "x"
+    finally:
+        task_meta.close()
+
+
+def test_file_store_credentials_come_from_the_chest(home: Path) -> None:
+    metadata = MemoryMetadataStore()
+    metadata.create(_chest("s3-creds", "AKIA123", "very/secret+key"))
+    config = _config(file_store={"type": "s3", "url": "http://127.0.0.1:9000", "tchest": "s3-creds"})
+    type_, options = file_store_settings(config, metadata)
+    assert type_ == "s3"
+    assert options == {
+        "url": "http://127.0.0.1:9000", "bucket": "atoll", "region": "us-east-1",
+        "user": "AKIA123", "password": "very/secret+key",
+    }
+    settings = task_store_config(config, metadata)
+    assert settings["file_store"]["options"]["password"] == "very/secret+key"
+
+
+def test_unknown_chest_is_a_config_error_naming_the_setting(home: Path) -> None:
+    config = _config(file_store={"type": "nexus", "url": "http://127.0.0.1:8081", "repository": "r", "tchest": "gone"})
+    with pytest.raises(ConfigError, match="file_store.tchest: treasure chest 'gone' does not exist"):
+        file_store_settings(config, MemoryMetadataStore())
+
+
+def test_artifactory_needs_a_repository(home: Path) -> None:
+    config = _config(file_store={"type": "artifactory", "url": "http://127.0.0.1:8082"})
+    with pytest.raises(ConfigError, match="file_store.repository is required"):
+        file_store_settings(config, MemoryMetadataStore())
+
+
+def test_metadata_chest_is_read_from_the_home_store(home: Path) -> None:
+    home_store = get_metadata_store(f"sqlite:///{home / 'atoll.db'}")
+    try:
+        home_store.create(_chest("pg", "atoll", "p@ss:w/rd"))
+    finally:
+        home_store.close()
+    config = _config(metadata={"url": "postgresql://old:creds@127.0.0.1:5432/atoll", "tchest": "pg"})
+    assert metadata_url(config) == "postgresql://atoll:p%40ss%3Aw%2Frd@127.0.0.1:5432/atoll"
+
+
+def test_metadata_chest_with_sqlite_is_refused(home: Path) -> None:
+    with pytest.raises(ConfigError, match="unset metadata.tchest"):
+        metadata_url(_config(metadata={"tchest": "pg"}))
+
+
+def test_with_credentials_without_password() -> None:
+    assert with_credentials("mongodb://h:27017/db", "u", "") == "mongodb://u@h:27017/db"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{}, {"metadata": {"url": "memory://"}}, {"metadata": {"url": 1}, "file_store": {"type": "memory"}},
+     {"version": 99, "metadata": {"url": "memory://"}, "file_store": {"type": "memory"}}],
+)
+def test_malformed_task_settings_are_config_errors(bad: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match="task's store settings"):
+        open_task_stores(bad)
+
+
+def test_native_islands_are_not_available_yet(home: Path) -> None:
+    with pytest.raises(ConfigError, match="native `files` island"):
+        file_store_settings(_config(file_store={"native": True}), MemoryMetadataStore())
+    with pytest.raises(ConfigError, match="native `db` island"):
+        metadata_url(_config(metadata={"native": True}))
