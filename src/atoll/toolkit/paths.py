@@ -1,0 +1,187 @@
+"""Where a task finds its staged files and records.
+
+Every task (training, deployment replica, IDE) sees the same layout under the
+task root, which is ``$ATOLL_TASK_DIR`` on the local runtime and ``/`` inside a
+container::
+
+    app/                               project code (cwd)
+    atoll/meta/project.json            the project record
+    atoll/meta/build.json              the build version it runs on
+    atoll/meta/training.json           the training (training tasks)
+    atoll/meta/deployment.json         the deployment (replicas)
+    atoll/meta/datasets/<model>.<dataset>.json
+    atoll/meta/versions/<model>.<version>.json
+    data/<model>.<dataset>/            staged dataset files (read-only)
+    model/<model>.<version>/           staged model-version files (read-only)
+    atoll/tmp/                         scratch for files a training publishes
+
+Names never contain dots, so ``<model>.<name>`` splits unambiguously. When a
+notebook omits the model or dataset/version and exactly one is staged, that one
+is used; otherwise the error lists what is staged so the fix is obvious.
+Dependencies: stdlib and orjson only (this module runs inside every task).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from atoll.errors import NotFoundError, UsageError
+
+TASK_DIR_ENV = "ATOLL_TASK_DIR"
+
+
+def task_root() -> Path:
+    """The task root: ``$ATOLL_TASK_DIR`` when set, else ``/`` (containers)."""
+    return Path(os.environ.get(TASK_DIR_ENV) or "/")
+
+
+def meta_dir() -> Path:
+    """Directory holding the JSON records given to the task."""
+    return task_root() / "atoll" / "meta"
+
+
+def _join(base: Path, file: str) -> str:
+    return str(base / file) if file else str(base)
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"no {what} record in this task (expected {path})") from exc
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(f"the {what} record {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"the {what} record {path} is not a JSON object")
+    return data
+
+
+def _staged(base: Path, suffix: str = "") -> list[tuple[str, str]]:
+    """(model, name) pairs found in ``base`` as ``<model>.<name><suffix>`` entries, sorted."""
+    try:
+        entries = os.listdir(base)
+    except FileNotFoundError:
+        return []
+    pairs = []
+    for entry in entries:
+        if suffix:
+            if not entry.endswith(suffix):
+                continue
+            entry = entry[: -len(suffix)]
+        model, dot, name = entry.partition(".")
+        if dot and model and name and "." not in name:
+            pairs.append((model, name))
+    return sorted(pairs)
+
+
+def _pick(pairs: list[tuple[str, str]], model: str | None, name: str | None, kind: str) -> tuple[str, str]:
+    """Choose one staged (model, name) pair, or say clearly why none fits."""
+    matches = [(m, n) for m, n in pairs if (model is None or m == model) and (name is None or n == name)]
+    if len(matches) == 1:
+        return matches[0]
+    staged = ", ".join(f"{m}:{n}" for m, n in pairs) or "none"
+    if model and name:
+        wanted = f"{kind} {model}:{name}"
+    elif name:
+        wanted = f"{kind} {name}"
+    elif model:
+        wanted = f"{kind} of model {model}"
+    else:
+        wanted = kind
+    if not matches:
+        raise NotFoundError(f"no {wanted} is staged in this task (staged: {staged})")
+    raise UsageError(f"several {kind}s are staged (staged: {staged}); name the model and the {kind}")
+
+
+def staged_datasets() -> list[tuple[str, str]]:
+    """(model, dataset) pairs staged under ``data/``."""
+    return _staged(task_root() / "data")
+
+
+def staged_versions() -> list[tuple[str, str]]:
+    """(model, version) pairs staged under ``model/``."""
+    return _staged(task_root() / "model")
+
+
+def data_path(file: str = "", model: str | None = None, dataset: str | None = None) -> str:
+    """Path of a staged dataset's directory, or of ``file`` inside it.
+
+    Raises:
+        NotFoundError: no staged dataset matches.
+        UsageError: several match and the call did not say which.
+    """
+    m, d = _pick(staged_datasets(), model, dataset, "dataset")
+    return _join(task_root() / "data" / f"{m}.{d}", file)
+
+
+def model_path(file: str = "", model: str | None = None, version: str | None = None) -> str:
+    """Path of a staged model version's directory, or of ``file`` inside it.
+
+    Raises:
+        NotFoundError: no staged version matches.
+        UsageError: several match and the call did not say which.
+    """
+    m, v = _pick(staged_versions(), model, version, "model version")
+    return _join(task_root() / "model" / f"{m}.{v}", file)
+
+
+def tmp_path(file: str = "") -> str:
+    """Scratch directory (created on demand) where a training writes files to publish."""
+    base = task_root() / "atoll" / "tmp"
+    base.mkdir(parents=True, exist_ok=True)
+    return _join(base, file)
+
+
+def dataset_meta(model: str | None = None, dataset: str | None = None) -> dict[str, Any]:
+    """The record of a dataset given to the task (see :func:`data_path` for the choice)."""
+    base = meta_dir() / "datasets"
+    m, d = _pick(_staged(base, ".json"), model, dataset, "dataset")
+    return _read_json(base / f"{m}.{d}.json", "dataset")
+
+
+def version_meta(model: str | None = None, version: str | None = None) -> dict[str, Any]:
+    """The record of a model version given to the task (see :func:`model_path`)."""
+    base = meta_dir() / "versions"
+    m, v = _pick(_staged(base, ".json"), model, version, "model version")
+    return _read_json(base / f"{m}.{v}.json", "model version")
+
+
+def training_meta() -> dict[str, Any]:
+    """The record of the running training."""
+    return _read_json(meta_dir() / "training.json", "training")
+
+
+def deployment_meta() -> dict[str, Any]:
+    """The record of the deployment this replica belongs to."""
+    return _read_json(meta_dir() / "deployment.json", "deployment")
+
+
+def project_meta() -> dict[str, Any]:
+    """The record of the task's project."""
+    return _read_json(meta_dir() / "project.json", "project")
+
+
+def build_meta() -> dict[str, Any]:
+    """The record of the build version the task runs on."""
+    return _read_json(meta_dir() / "build.json", "build")
+
+
+__all__ = [
+    "build_meta",
+    "data_path",
+    "dataset_meta",
+    "deployment_meta",
+    "meta_dir",
+    "model_path",
+    "project_meta",
+    "staged_datasets",
+    "staged_versions",
+    "task_root",
+    "tmp_path",
+    "training_meta",
+    "version_meta",
+]

@@ -1,0 +1,366 @@
+"""Prediction servers started by the last cell of a prediction notebook.
+
+``OnlinePredict(predict)()`` serves one model; ``LazyModelServer(predict, load)()``
+serves many versions from one deployment, loading them on demand. Both are raw
+ASGI apps on uvicorn (see :mod:`atoll.toolkit.asgi`): the hot path is read the
+body, call the function, ``orjson.dumps`` the answer, bump two ints.
+
+Routes::
+
+    POST /predict   body (text) -> {"result": ..., "metadata": {"model_version", "replica"}}
+    POST /update    (LazyModelServer) reload ?model_version=V
+    GET  /health    200 {"status": "ok"} once ready, 503 before and while stopping
+    GET  /metrics   Prometheus text
+
+Errors of the predict function become JSON answers and the replica keeps
+serving: ``ValueError`` (bad input) -> 400, an :class:`~atoll.errors.AtollError`
+-> its ``http_status``, anything else -> 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from atoll.domain.names import is_valid_name
+from atoll.errors import AtollError, NotFoundError, UsageError
+from atoll.toolkit import paths
+from atoll.toolkit.asgi import (
+    Receive,
+    Scope,
+    Send,
+    ServerHandle,
+    dumps,
+    lifespan,
+    read_body,
+    run_app,
+    send_bytes,
+    send_error,
+)
+from atoll.toolkit.metrics import CONTENT_TYPE, Metrics
+
+logger = logging.getLogger(__name__)
+
+_HEALTH_OK = orjson.dumps({"status": "ok"})
+_HEALTH_WAIT = orjson.dumps({"status": "starting"})
+_NOT_ALLOWED = {"POST": [(b"allow", b"POST")], "GET": [(b"allow", b"GET")]}
+_LOG_EVERY = 1.0  # seconds between two logged tracebacks, so a bad client cannot flood the log
+
+Handler = Callable[[Scope, Receive, Send], Awaitable[int]]
+
+
+def replica_name() -> str:
+    """This replica's name: ``$ATOLL_REPLICA``, else the host name."""
+    return os.environ.get("ATOLL_REPLICA") or socket.gethostname()
+
+
+def _staged_version_name() -> str | None:
+    """``model:version`` of the only staged model version, None when there are zero or several."""
+    staged = paths.staged_versions()
+    return f"{staged[0][0]}:{staged[0][1]}" if len(staged) == 1 else None
+
+
+class _PredictServer:
+    """Routing, health, metrics and error mapping shared by both servers."""
+
+    def __init__(self, enrich: bool) -> None:
+        self.enrich = enrich
+        self.ready = False
+        self.replica = replica_name()
+        self.metrics = Metrics("atoll", ("/predict", "/update"))
+        self._last_log = 0.0
+        self._routes: dict[str, tuple[str, Handler, bool]] = {
+            "/predict": ("POST", self._predict, True),
+            "/health": ("GET", self._health, False),
+            "/metrics": ("GET", self._metrics, False),
+        }
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI application (give this to any ASGI server)."""
+        if scope["type"] == "http":
+            route = self._routes.get(scope["path"])
+            if route is None:
+                await send_error(send, 404, f"no route {scope['path']}; use POST /predict")
+                self.metrics.count("other", 404)
+                return
+            method, handler, timed = route
+            if scope["method"] != method:
+                await send_error(send, 405, f"{scope['path']} accepts {method} only", _NOT_ALLOWED[method])
+                self.metrics.count(scope["path"], 405)
+                return
+            if timed:
+                start = time.perf_counter()
+                status = await handler(scope, receive, send)
+                self.metrics.observe(scope["path"], status, time.perf_counter() - start)
+            else:
+                self.metrics.count(scope["path"], await handler(scope, receive, send))
+        elif scope["type"] == "lifespan":
+            await lifespan(receive, send, self._started, self._stopping)
+
+    def _started(self) -> None:
+        self.ready = True
+        self.metrics.up = 1
+
+    def _stopping(self) -> None:
+        self.ready = False
+        self.metrics.up = 0
+
+    async def _health(self, scope: Scope, receive: Receive, send: Send) -> int:
+        status = 200 if self.ready else 503
+        await send_bytes(send, status, _HEALTH_OK if self.ready else _HEALTH_WAIT)
+        return status
+
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> int:
+        await send_bytes(send, 200, self.metrics.render(self._gauges()), CONTENT_TYPE)
+        return 200
+
+    def _gauges(self) -> dict[str, tuple[str, float]]:
+        return {}
+
+    async def _predict(self, scope: Scope, receive: Receive, send: Send) -> int:
+        raise NotImplementedError
+
+    async def _fail(self, send: Send, exc: Exception, what: str) -> int:
+        """Answer an exception raised by user code, and count it."""
+        if isinstance(exc, AtollError):
+            status = exc.http_status
+        elif isinstance(exc, ValueError):
+            status = 400
+        else:
+            status = 500
+        self.metrics.error("invalid_input" if status < 500 else "exception")
+        if status >= 500:
+            now = time.monotonic()
+            if now - self._last_log >= _LOG_EVERY:
+                self._last_log = now
+                logger.error("%s failed: %s", what, exc, exc_info=exc)
+        await send_error(send, status, str(exc) or type(exc).__name__)
+        return status
+
+    def __call__(self, block: bool = True, host: str | None = None, port: int | None = None) -> ServerHandle:
+        """Serve on ``$ATOLL_HOST:$ATOLL_PORT`` (or ``host``/``port``) until stopped.
+
+        Blocks the caller (SIGTERM stops gracefully). Inside a running event
+        loop the server runs in a thread with its own loop; ``block=False``
+        returns the handle at once (``handle.stop()`` ends it).
+
+        Raises:
+            BackendUnavailableError: the port cannot be bound.
+        """
+        return run_app(self.app, host=host, port=port, block=block)
+
+
+class OnlinePredict(_PredictServer):
+    """Serve ``predict_func(body: str)`` over HTTP.
+
+    Args:
+        predict_func: called with the request body as text; returns anything
+            JSON-serializable (numpy arrays and pandas objects included). It may
+            be ``async``. Raise ``ValueError`` for bad input (-> 400).
+        enrich: wrap the result as ``{"result": ..., "metadata": {...}}``; when
+            False the answer is the bare result.
+    """
+
+    def __init__(self, predict_func: Callable[[str], Any], enrich: bool = True) -> None:
+        super().__init__(enrich)
+        if not callable(predict_func):
+            raise UsageError("OnlinePredict needs a function taking the request body")
+        self.predict_func = predict_func
+        self._is_async = inspect.iscoroutinefunction(predict_func)
+        self.metadata = {"model_version": _staged_version_name(), "replica": self.replica}
+
+    async def _predict(self, scope: Scope, receive: Receive, send: Send) -> int:
+        try:
+            body = (await read_body(receive)).decode()
+            result = self.predict_func(body)
+            if self._is_async:
+                result = await result
+            payload = dumps({"result": result, "metadata": self.metadata} if self.enrich else result)
+        except Exception as exc:  # noqa: BLE001 - user code: any error becomes an answer
+            return await self._fail(send, exc, "predict")
+        await send_bytes(send, 200, payload)
+        return 200
+
+
+class LazyModelServer(_PredictServer):
+    """Serve many model versions from one deployment, loading each on first use.
+
+    ``POST /predict?model_version=V`` loads V (``model:version`` or a version
+    name) with ``load_model_func(path, meta)`` unless it is cached, then answers
+    ``predict_func(body, model, meta)``. At most ``max_models`` stay loaded
+    (least recently used dropped first). ``POST /update?model_version=V``
+    loads V again. Without ``model_version`` the first staged version is used.
+    A version not staged in the task is fetched with
+    :func:`atoll.toolkit.requirements.require_version`.
+
+    Args:
+        predict_func: ``(body: str, model, meta: dict) -> result``; may be ``async``.
+        load_model_func: ``(path: str, meta: dict) -> model``; runs in a worker
+            thread so the server keeps answering while it loads.
+        max_models: how many loaded versions to keep.
+        enrich: wrap results with metadata (see :class:`OnlinePredict`).
+    """
+
+    def __init__(
+        self,
+        predict_func: Callable[[str, Any, dict[str, Any]], Any],
+        load_model_func: Callable[[str, dict[str, Any]], Any],
+        max_models: int = 4,
+        enrich: bool = True,
+    ) -> None:
+        super().__init__(enrich)
+        if not callable(predict_func) or not callable(load_model_func):
+            raise UsageError("LazyModelServer needs a predict function and a load function")
+        if not isinstance(max_models, int) or max_models < 1:
+            raise UsageError(f"max_models must be a positive integer, not {max_models!r}")
+        self.predict_func = predict_func
+        self.load_model_func = load_model_func
+        self.max_models = max_models
+        self._is_async = inspect.iscoroutinefunction(predict_func)
+        self._routes["/update"] = ("POST", self._update, True)
+        # "model:version" -> (model object, meta, response metadata); most recently used last.
+        self._models: OrderedDict[str, tuple[Any, dict[str, Any], dict[str, Any]]] = OrderedDict()
+        self._aliases: dict[str, str] = {}  # query value as sent -> "model:version"
+        self._loading: dict[str, asyncio.Future[None]] = {}
+        self._default: str | None = None
+
+    @property
+    def loaded(self) -> list[str]:
+        """Loaded versions as ``model:version``, least recently used first."""
+        return list(self._models)
+
+    def _gauges(self) -> dict[str, tuple[str, float]]:
+        return {"models_loaded": ("Model versions held in memory.", len(self._models))}
+
+    async def _predict(self, scope: Scope, receive: Receive, send: Send) -> int:
+        try:
+            body = (await read_body(receive)).decode()
+            key = await self._ensure(_version_param(scope["query_string"]))
+        except Exception as exc:  # noqa: BLE001 - load errors become answers too
+            return await self._fail(send, exc, "loading a model version")
+        self._models.move_to_end(key)
+        model, meta, metadata = self._models[key]
+        try:
+            result = self.predict_func(body, model, meta)
+            if self._is_async:
+                result = await result
+            payload = dumps({"result": result, "metadata": metadata} if self.enrich else result)
+        except Exception as exc:  # noqa: BLE001 - user code: any error becomes an answer
+            return await self._fail(send, exc, "predict")
+        await send_bytes(send, 200, payload)
+        return 200
+
+    async def _update(self, scope: Scope, receive: Receive, send: Send) -> int:
+        try:
+            await read_body(receive)
+            key = await self._ensure(_version_param(scope["query_string"]), reload=True)
+        except Exception as exc:  # noqa: BLE001
+            return await self._fail(send, exc, "reloading a model version")
+        await send_bytes(
+            send, 200, dumps({"status": "loaded", "model_version": key, "replica": self.replica})
+        )
+        return 200
+
+    async def _ensure(self, param: str | None, reload: bool = False) -> str:
+        """Make sure the version named by ``param`` is loaded; return its ``model:version`` key."""
+        key = self._aliases.get(param or "")
+        if key is None:
+            model, version = await asyncio.to_thread(self._resolve, param)
+            key = f"{model}:{version}"
+            if len(self._aliases) > 1024:
+                self._aliases.clear()
+            self._aliases[param or ""] = key
+        if key in self._models and not reload:
+            return key
+        pending = self._loading.get(key)
+        if pending is not None:  # someone is loading it already: wait for that load
+            await asyncio.shield(pending)
+            if key in self._models:
+                return key
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            loaded = await asyncio.to_thread(self._load, key)
+            self._models[key] = loaded
+            self._models.move_to_end(key)
+            while len(self._models) > self.max_models:
+                self._models.popitem(last=False)
+        finally:
+            del self._loading[key]
+            future.set_result(None)
+        return key
+
+    def _resolve(self, param: str | None) -> tuple[str, str]:
+        """(model, version) named by the query value; runs in a worker thread."""
+        staged = paths.staged_versions()
+        if param is None:
+            if self._default is None:
+                if not staged:
+                    raise NotFoundError("no model version is staged here; pass ?model_version=MODEL:VERSION")
+                self._default = f"{staged[0][0]}:{staged[0][1]}"
+            model, _, version = self._default.partition(":")
+            return model, version
+        model_name, colon, version = param.rpartition(":")
+        if not colon:
+            model_name, version = "", param
+        if not is_valid_name(version) or (colon and not is_valid_name(model_name)):
+            raise UsageError(f"malformed model_version {param!r}: expected MODEL:VERSION or VERSION")
+        if model_name and (model_name, version) in staged:
+            return model_name, version
+        if not model_name:
+            same = [m for m, v in staged if v == version]
+            if len(same) > 1:
+                raise UsageError(f"several models have a version {version!r}; use MODEL:VERSION")
+            if same:
+                return same[0], version
+            models = {m for m, _ in staged}
+            model_name = models.pop() if len(models) == 1 else ""
+        from atoll.toolkit.requirements import require_version  # heavy: only when staging is needed
+
+        directory = Path(require_version(version, model=model_name or None))
+        model_name = directory.name.partition(".")[0] or model_name
+        return model_name, version
+
+    def _load(self, key: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        """Load one version from its staged directory; runs in a worker thread."""
+        model_name, _, version = key.partition(":")
+        path = paths.task_root() / "model" / f"{model_name}.{version}"
+        if not path.is_dir():
+            from atoll.toolkit.requirements import require_version
+
+            path = Path(require_version(version, model=model_name))
+        try:
+            meta = paths.version_meta(model_name, version)
+        except NotFoundError:
+            meta = {"name": version, "model": model_name}
+        try:
+            model = self.load_model_func(str(path), meta)
+        except AtollError:
+            raise
+        except Exception as exc:
+            raise RuntimeError(f"loading model version {key} failed: {exc}") from exc
+        return model, meta, {"model_version": key, "replica": self.replica}
+
+
+def _version_param(query_string: bytes) -> str | None:
+    """The ``model_version`` query value, None when absent or empty."""
+    if not query_string or b"model_version" not in query_string:
+        return None
+    for name, value in parse_qsl(query_string.decode("latin-1")):
+        if name == "model_version":
+            return value or None
+    return None
+
+
+__all__ = ["LazyModelServer", "OnlinePredict", "replica_name"]

@@ -1,0 +1,167 @@
+"""Start real replicas and a real router in subprocesses on free ports (stopped by PID)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+
+ECHO_REPLICA = """
+import os, time
+from atoll.toolkit.serving import OnlinePredict
+
+def predict(body):
+    if body == "bad":
+        raise ValueError("bad input")
+    if body == "slow":
+        time.sleep(1.0)
+    return body
+
+OnlinePredict(predict)()
+"""
+
+# Answers the request back in headers and body, not JSON, with status 201:
+# shows what the router forwarded and that it returns answers unchanged.
+RAW_REPLICA = """
+import os
+import orjson
+from atoll.toolkit.asgi import lifespan, read_body, run_app
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await lifespan(receive, send, lambda: None, lambda: None)
+        return
+    body = await read_body(receive)
+    if scope["path"] == "/health":
+        status, body, ctype = 200, b"ok", b"text/plain"
+    else:
+        status, ctype = 201, b"application/x-echo"
+    info = orjson.dumps({
+        "method": scope["method"], "path": scope["path"],
+        "query": scope["query_string"].decode(),
+        "content_type": dict(scope["headers"]).get(b"content-type", b"").decode(),
+        "replica": os.environ["ATOLL_REPLICA"],
+    })
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", ctype), (b"content-length", str(len(body)).encode()), (b"x-echo", info)]})
+    await send({"type": "http.response.body", "body": body})
+
+run_app(app)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Process:
+    """A server subprocess, stopped by its PID."""
+
+    def __init__(self, tmp: Path, name: str, argv: list[str], env: dict[str, str], port: int) -> None:
+        self.name = name
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = tmp / f"{name}.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=tmp
+            )
+        self._wait_healthy()
+
+    def _wait_healthy(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited {self.proc.returncode}: {self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.name} not healthy in {timeout}s: {self.log.read_text()}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def start_replica(tmp: Path, name: str, script: str = ECHO_REPLICA) -> Process:
+    path = tmp / f"{name}.py"
+    path.write_text(textwrap.dedent(script))
+    port = free_port()
+    task = tmp / "task"
+    (task / "model" / "wine.v1").mkdir(parents=True, exist_ok=True)
+    env = {
+        "ATOLL_TASK_DIR": str(task),
+        "ATOLL_REPLICA": name,
+        "ATOLL_PORT": str(port),
+        "ATOLL_HOST": "127.0.0.1",
+    }
+    return Process(tmp, name, [sys.executable, str(path)], env, port)
+
+
+def write_state(state_dir: Path, project: str, deployment: str, replicas: list[dict[str, object]]) -> None:
+    """Write a state file the way the local manager does: whole, then renamed into place."""
+    target = state_dir / project / f"{deployment}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_bytes(orjson.dumps({"project": project, "deployment": deployment, "replicas": replicas}))
+    os.replace(tmp, target)
+
+
+def healthy(process: Process) -> dict[str, object]:
+    return {"name": process.name, "url": process.url, "pid": process.proc.pid, "state": "healthy"}
+
+
+def start_router(tmp: Path, state_dir: Path, name: str = "router") -> Process:
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "atoll.router",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--discovery",
+        "local",
+        "--state-dir",
+        str(state_dir),
+        "--recheck",
+        "0.2",
+        "--max-body",
+        str(1024 * 1024),
+    ]
+    return Process(tmp, name, argv, {}, port)
+
+
+@dataclass
+class Cluster:
+    """What the ``cluster`` fixture started."""
+
+    replicas: list[Process]
+    router: Process
+    tmp: Path
+    state: Path
