@@ -100,6 +100,25 @@ class MetadataStore(ABC):
         """Release connections (idempotent)."""
 
 
+KIND_LABELS: dict[str, str] = {
+    "bvers": "build version",
+    "depl": "deployment",
+    "ds": "dataset",
+    "model": "model",
+    "movers": "model version",
+    "project": "project",
+    "tchest": "treasure chest",
+    "train": "training",
+}
+
+
+def describe(kind: type[Record] | str, name: str, scope: str = "") -> str:
+    """How messages name a record: ``model version 'iris:v1'``."""
+    kind_name = kind if isinstance(kind, str) else kind.kind
+    ref = f"{scope}:{name}" if scope else name
+    return f"{KIND_LABELS.get(kind_name, kind_name)} {ref!r}"
+
+
 STORES: Registry[MetadataStore] = Registry(
     "metadata store",
     {

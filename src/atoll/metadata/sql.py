@@ -1,0 +1,299 @@
+"""The SQL metadata store: SQLite (embedded default) and PostgreSQL.
+
+One table ``records(id, kind, scope, name, doc, revision, created_at,
+modified_at)``; ``(kind, scope, name)`` is unique in the database, so of two
+writers creating the same name exactly one wins, whatever process they run
+in. ``doc`` is the record's JSON form (TEXT read through JSON1 on SQLite,
+``jsonb`` on PostgreSQL); filters are pushed down as SQL (see
+:mod:`atoll.metadata._sqlfilter`) and finished with the reference evaluator
+where SQL cannot be exact. The schema is migrated on open (see
+:mod:`atoll.metadata.migrations`).
+
+SQLite runs in WAL mode with a 30 s busy timeout, and every write transaction
+starts with ``BEGIN IMMEDIATE`` so that a writer waits for the lock up front
+instead of failing halfway when another process writes too.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.pool import StaticPool
+
+from atoll.config import mask_url
+from atoll.domain.query import Node, compile_filter, evaluate
+from atoll.domain.records import Record, utcnow
+from atoll.errors import (
+    AlreadyExistsError,
+    AtollError,
+    BackendError,
+    BackendUnavailableError,
+    ConflictError,
+    NotFoundError,
+)
+from atoll.metadata._sqlfilter import never_array_roots, translate
+from atoll.metadata.base import Filter, MetadataStore, R, describe
+from atoll.metadata.migrations import ensure_schema
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+PG_CONNECT_TIMEOUT_S = 10
+
+_SQL = {
+    "sqlite": {
+        "doc": "doc",
+        "new_doc": ":doc",
+    },
+    "postgresql": {
+        "doc": "CAST(doc AS text)",
+        "new_doc": "CAST(:doc AS jsonb)",
+    },
+}
+
+
+class SqlMetadataStore(MetadataStore):
+    """Records in SQLite (``sqlite:///path``) or PostgreSQL (``postgresql://...``).
+
+    Raises (on open):
+        BackendUnavailableError: the database cannot be reached or opened.
+        BackendError: the schema is newer than this Atoll, or migration failed.
+    """
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self.url = url
+        self._where = mask_url(url)
+        self._engine = _make_engine(url, **options)
+        self._dialect = self._engine.dialect.name
+        self._sql = _SQL[self._dialect]
+        with self._translate():
+            ensure_schema(self._engine)
+
+    def __repr__(self) -> str:
+        return f"SqlMetadataStore({self._where!r})"
+
+    # -- contract ----------------------------------------------------------
+
+    def create(self, record: R) -> R:
+        stored = record.model_copy(update={"revision": 1})
+        doc = stored.model_dump(mode="json")
+        text = orjson.dumps(doc).decode()
+        with self._write() as conn:
+            result = conn.execute(
+                sa.text(
+                    "INSERT INTO records (kind, scope, name, doc, revision, created_at, modified_at) "
+                    f"VALUES (:kind, :scope, :name, {self._sql['new_doc']}, 1, :created, :modified) "
+                    "ON CONFLICT (kind, scope, name) DO NOTHING"
+                ),
+                {**_key(record), "doc": text, "created": doc["created_at"], "modified": doc["modified_at"]},
+            )
+            if result.rowcount == 0:
+                raise AlreadyExistsError(f"{describe(record.kind, record.name, record.scope)} already exists")
+        return type(record).model_validate_json(text)
+
+    def get(self, kind: type[R], name: str, scope: str = "") -> R:
+        with self._read() as conn:
+            text = conn.execute(
+                sa.text(
+                    f"SELECT {self._sql['doc']} FROM records WHERE kind = :kind AND scope = :scope AND name = :name"
+                ),
+                {"kind": kind.kind, "scope": scope, "name": name},
+            ).scalar()
+        if text is None:
+            raise NotFoundError(f"{describe(kind, name, scope)} not found")
+        return kind.model_validate_json(text)
+
+    def update(self, record: R) -> R:
+        stored = record.model_copy(update={"revision": record.revision + 1, "modified_at": utcnow()})
+        doc = stored.model_dump(mode="json")
+        text = orjson.dumps(doc).decode()
+        with self._write() as conn:
+            result = conn.execute(
+                sa.text(
+                    f"UPDATE records SET doc = {self._sql['new_doc']}, revision = :new, modified_at = :modified "
+                    "WHERE kind = :kind AND scope = :scope AND name = :name AND revision = :old"
+                ),
+                {
+                    **_key(record),
+                    "doc": text,
+                    "new": stored.revision,
+                    "old": record.revision,
+                    "modified": doc["modified_at"],
+                },
+            )
+            if result.rowcount == 0:
+                current = conn.execute(
+                    sa.text(
+                        "SELECT revision FROM records WHERE kind = :kind AND scope = :scope AND name = :name"
+                    ),
+                    _key(record),
+                ).scalar()
+                what = describe(record.kind, record.name, record.scope)
+                if current is None:
+                    raise NotFoundError(f"{what} not found")
+                raise ConflictError(
+                    f"{what} was changed by someone else (stored revision {current}, "
+                    f"yours {record.revision}); read it again and retry"
+                )
+        return type(record).model_validate_json(text)
+
+    def delete(self, kind: type[Record], name: str, scope: str = "") -> None:
+        with self._write() as conn:
+            result = conn.execute(
+                sa.text("DELETE FROM records WHERE kind = :kind AND scope = :scope AND name = :name"),
+                {"kind": kind.kind, "scope": scope, "name": name},
+            )
+            if result.rowcount == 0:
+                raise NotFoundError(f"{describe(kind, name, scope)} not found")
+
+    def list(
+        self,
+        kind: type[R],
+        scope: str | None = None,
+        filter: Filter | None = None,
+        limit: int | None = None,
+    ) -> list[R]:
+        return [kind.model_validate_json(text) for text in self._select(kind, scope, filter, limit)]
+
+    def count(self, kind: type[Record], scope: str | None = None, filter: Filter | None = None) -> int:
+        if filter is not None:
+            return len(self._select(kind, scope, filter, None))
+        sql = "SELECT COUNT(*) FROM records WHERE kind = :kind" + (
+            " AND scope = :scope" if scope is not None else ""
+        )
+        with self._read() as conn:
+            return int(conn.execute(sa.text(sql), {"kind": kind.kind, "scope": scope}).scalar() or 0)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- internals -----------------------------------------------------------
+
+    def _select(
+        self, kind: type[Record], scope: str | None, flt: Filter | None, limit: int | None
+    ) -> builtins.list[str]:
+        """JSON texts of the matching records, oldest first."""
+        node: Node | None = compile_filter(flt) if flt is not None else None
+        clauses = ["kind = :kind"]
+        params: dict[str, Any] = {"kind": kind.kind}
+        if scope is not None:
+            clauses.append("scope = :scope")
+            params["scope"] = scope
+        exact = True  # whether SQL alone decides (no Python check, LIMIT pushed down)
+        if node is not None:
+            tr = translate(node, self._dialect, never_array_roots(kind))
+            if tr.where is False:
+                return []
+            if tr.where is not True:
+                clauses.append(str(tr.where))
+            # Rows SQL cannot decide are checked in Python: parsing a row with orjson is
+            # cheaper than making the database evaluate the (long) "sure" predicate again.
+            exact = tr.sure is True
+            params.update(tr.params)
+        if limit is not None and limit <= 0:
+            return []
+        sql = f"SELECT {self._sql['doc']} FROM records WHERE {' AND '.join(clauses)} ORDER BY id"
+        if limit is not None and exact:
+            sql += f" LIMIT {int(limit)}"
+        out: builtins.list[str] = []
+        with self._read() as conn:
+            for (text,) in conn.execute(sa.text(sql), params):
+                if exact or (node is not None and evaluate(node, orjson.loads(text))):
+                    out.append(text)
+                    if limit is not None and len(out) >= limit:
+                        break
+        return out
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        """Turn SQLAlchemy/driver errors into Atoll errors naming the (masked) URL."""
+        try:
+            yield
+        except AtollError:
+            raise
+        except sa.exc.DBAPIError as exc:
+            reason = _first_line(exc.orig) if exc.orig is not None else _first_line(exc)
+            if exc.connection_invalidated or _connect_failure(exc):
+                raise BackendUnavailableError(
+                    f"cannot reach metadata store at {self._where}: {reason}"
+                ) from exc
+            raise BackendError(f"metadata store at {self._where} failed: {reason}") from exc
+        except sa.exc.SQLAlchemyError as exc:
+            raise BackendError(f"metadata store at {self._where} failed: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self._translate(), self._engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        with self._translate(), self._engine.connect() as conn:
+            if self._dialect == "sqlite":
+                conn.execution_options(atoll_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+
+def _key(record: Record) -> dict[str, str]:
+    return {"kind": record.kind, "scope": record.scope, "name": record.name}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _connect_failure(exc: sa.exc.DBAPIError) -> bool:
+    """Whether the driver failed to connect (or to open the file) rather than to run a statement."""
+    if exc.statement is None:  # raised while connecting
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    if sqlstate.startswith(("08", "57P")):
+        return True
+    return "unable to open database file" in str(exc.orig)
+
+
+def _make_engine(url: str, **options: Any) -> sa.Engine:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise BackendError(f"invalid metadata store URL {mask_url(url)!r}")
+    base = scheme.split("+", 1)[0]
+    if base in ("postgresql", "postgres"):
+        connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+        return sa.create_engine(f"postgresql+psycopg://{rest}", connect_args=connect_args, **options)
+    if base != "sqlite":
+        raise BackendError(f"SqlMetadataStore cannot open {mask_url(url)!r}: use sqlite:/// or postgresql://")
+    database = sa.engine.make_url(url).database
+    in_memory = database in (None, "", ":memory:")
+    if not in_memory:
+        try:
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+        except OSError as exc:
+            raise BackendUnavailableError(f"cannot reach metadata store at {url}: {exc}") from exc
+    engine = sa.create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        **({"poolclass": StaticPool} if in_memory else {}),
+        **options,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _on_begin)
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('atoll_begin', 'DEFERRED')}")
+
+    return engine

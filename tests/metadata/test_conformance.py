@@ -1,0 +1,46 @@
+"""Every metadata backend that runs here passes the same suite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from atoll.metadata.base import MetadataStore, get_metadata_store
+from atoll.metadata.sql import SqlMetadataStore
+from atoll.testing.conformance.metadata import MetadataStoreConformance, ProcessRaceConformance
+from atoll.testing.memory import MemoryMetadataStore
+
+
+class TestMemoryMetadataStore(MetadataStoreConformance):
+    @pytest.fixture
+    def store(self) -> MetadataStore:
+        return MemoryMetadataStore()
+
+
+class TestSqliteMetadataStore(MetadataStoreConformance, ProcessRaceConformance):
+    @pytest.fixture
+    def store_url(self, tmp_path: Path) -> str:
+        return f"sqlite:///{tmp_path / 'meta' / 'atoll.db'}"
+
+    @pytest.fixture
+    def store(self, store_url: str) -> Iterator[MetadataStore]:
+        store = get_metadata_store(store_url)
+        assert isinstance(store, SqlMetadataStore)
+        yield store
+        store.close()
+
+
+@pytest.mark.postgres
+class TestPostgresMetadataStore(MetadataStoreConformance, ProcessRaceConformance):
+    @pytest.fixture
+    def store_url(self, postgres_url: str) -> str:
+        return postgres_url
+
+    @pytest.fixture
+    def store(self, store_url: str) -> Iterator[MetadataStore]:
+        store = get_metadata_store(store_url)
+        assert isinstance(store, SqlMetadataStore)
+        yield store
+        store.close()
