@@ -5,7 +5,6 @@ A store keeps records (see :mod:`atoll.domain.records`) keyed by
 
     sqlite:///path/to/atoll.db      SqlMetadataStore (embedded default)
     postgresql://user@host/db       SqlMetadataStore
-    mongodb://host/db               MongoMetadataStore
     memory://                       MemoryMetadataStore (tests)
 
 Filters are MongoDB-style queries over the record's JSON form (see
@@ -123,7 +122,6 @@ STORES: Registry[MetadataStore] = Registry(
     "metadata store",
     {
         "memory": Backend("atoll.testing.memory:MemoryMetadataStore"),
-        "mongodb": Backend("atoll.metadata.mongo:MongoMetadataStore", "pip install 'atoll[mongo]'"),
         "postgresql": Backend("atoll.metadata.sql:SqlMetadataStore"),
         "sqlite": Backend("atoll.metadata.sql:SqlMetadataStore"),
     },
