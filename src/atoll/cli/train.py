@@ -1,0 +1,193 @@
+"""``atoll train``: run training notebooks and follow them."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from atoll.api import trainings as api
+from atoll.api.context import AtollContext
+from atoll.cli.common import get_context, get_state, parse_json_option, parse_kv, render, render_done
+from atoll.domain.records import TaskState, Training
+from atoll.errors import CancelledError, ExecutionError
+
+app = typer.Typer(help="Trainings: parameterized executions of a notebook on a build.", no_args_is_help=True)
+
+PROJ_HELP = "Project (default: the project homed in the working dir, else project.working_project)."
+
+
+def _follow(atoll: AtollContext, record: Training, show_bar: bool, out: Console) -> Training:
+    """Stream the task's output and a progress bar until the training ends."""
+    if not show_bar:
+        return api.wait_training(
+            atoll, record, on_line=lambda line: out.print(line, markup=False, highlight=False)
+        )
+    with Progress(
+        TextColumn(f"[bold]{record.ref}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[state]}"),
+        TimeElapsedColumn(),
+        console=out,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("train", total=1.0, state=record.task.state.value)
+
+        def on_line(line: str) -> None:
+            bar.console.print(line, markup=False, highlight=False)
+
+        def on_progress(current: Training) -> None:
+            bar.update(task, completed=current.task.progress, state=current.task.state.value)
+
+        return api.wait_training(atoll, record, on_line=on_line, on_progress=on_progress)
+
+
+def _outcome(atoll: AtollContext, record: Training) -> None:
+    """Raise the error matching a training that did not finish."""
+    if record.task.state == TaskState.FAILED:
+        where = f" in cell {record.task.failed_cell}" if record.task.failed_cell is not None else ""
+        stored = api.notebook_location(atoll, record)
+        hint = f"; executed notebook: {stored}" if stored else ""
+        raise ExecutionError(
+            f"training {record.ref} failed{where}: {record.task.error}{hint}", cell=record.task.failed_cell
+        )
+    if record.task.state == TaskState.CANCELLED:
+        raise CancelledError(f"training {record.ref} was cancelled")
+
+
+@app.command("new")
+def new(
+    ctx: typer.Context,
+    notebook: str = typer.Option(
+        ..., "--nb", "--notebook", help="Notebook path relative to the project root."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Training name (default: a random one)."),
+    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    params: str | None = typer.Option(
+        None, "--params", help="JSON object injected into the parameters cell."
+    ),
+    tag: str = typer.Option("latest", "--tag", help="Build version to run on."),
+    env: Annotated[
+        list[str] | None, typer.Option("--env", help="KEY=VALUE for the task (repeatable).")
+    ] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option("--dataset", help="MODEL:DATASET to stage (repeatable).")
+    ] = None,
+    pretrained: Annotated[
+        list[str] | None, typer.Option("--pretrained", help="MODEL:VERSION to stage (repeatable).")
+    ] = None,
+    detach: bool = typer.Option(False, "--detach", help="Return once started instead of following it."),
+) -> None:
+    """Run a training notebook; exit 0 only if it FINISHED."""
+    atoll = get_context(ctx)
+    state = get_state(ctx)
+    record = api.new_training(
+        atoll,
+        notebook,
+        proj=proj,
+        name=name,
+        params=parse_json_option(params, "--params", expect=dict),
+        tag=tag,
+        env=parse_kv(env, "--env"),
+        datasets=dataset,
+        pretrained=pretrained,
+    )
+    if detach or state.background:
+        render(record)
+        return
+    table = state.output == "table"
+    out = Console(stderr=not table, soft_wrap=True, highlight=False)
+    print(f"training {record.ref} started (task {record.task_id})", file=sys.stderr, flush=True)
+    try:
+        final = _follow(atoll, record, show_bar=table, out=out)
+    except KeyboardInterrupt:
+        print(
+            f"\nstopped following; training {record.ref} goes on "
+            f"(`atoll train logs --name {record.name} --follow`, `atoll train cancel --name {record.name}`)",
+            file=sys.stderr,
+        )
+        raise
+    if table:
+        stored = api.notebook_location(atoll, final)
+        print(
+            f"training {final.ref}: {final.task.state.value}"
+            + (f"; executed notebook: {stored}" if stored else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        render(final)
+    _outcome(atoll, final)
+
+
+@app.command("info")
+def info(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Training name."),
+    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+) -> None:
+    """Show a training (a task that died without reporting is recorded FAILED)."""
+    atoll = get_context(ctx)
+    record = api.get_training(atoll, name, proj)
+    render(record)
+    stored = api.notebook_location(atoll, record)
+    if stored and get_state(ctx).output == "table":
+        print(f"executed notebook: {stored}", flush=True)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    filter_: str | None = typer.Option(None, "--filter", help="MongoDB-style JSON query."),
+    expand: bool = typer.Option(False, "--expand", help="Show whole records."),
+) -> None:
+    """List the trainings of a project."""
+    atoll = get_context(ctx)
+    records = api.list_trainings(atoll, proj, parse_json_option(filter_, "--filter", expect=dict))
+    render(records, kind="train", expand=expand)
+
+
+@app.command("rm")
+def rm(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Training name."),
+    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+) -> None:
+    """Remove a training, its task directory and its executed notebook (-s to stop a running one)."""
+    atoll = get_context(ctx)
+    record = api.remove_training(atoll, name, proj, force=get_state(ctx).skip_questions)
+    render_done(f"removed training {record.ref}", removed="train", proj=record.proj, name=record.name)
+
+
+@app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Training name."),
+    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+) -> None:
+    """Stop a running training and record it CANCELLED."""
+    record = api.cancel_training(get_context(ctx), name, proj)
+    render_done(
+        f"cancelled training {record.ref}",
+        cancelled="train",
+        proj=record.proj,
+        name=record.name,
+        state=record.task.state.value,
+    )
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Training name."),
+    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the training ends."),
+) -> None:
+    """Print what the training's notebook printed."""
+    for line in api.training_logs(get_context(ctx), name, proj, follow=follow):
+        print(line, flush=follow)

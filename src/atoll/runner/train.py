@@ -1,0 +1,239 @@
+"""Execute a training notebook: ``python -m atoll.runner train``.
+
+Runs in the task directory's ``app`` (cwd) with the build's environment. It
+reads ``atoll/meta/training.json``, marks the record RUNNING, executes the
+notebook with papermill's ``atoll`` engine (parameters injected after the
+``parameters``-tagged cell, output streamed to stdout, progress pushed after
+every code cell, at most every 0.5 s plus the final one), stores the executed
+notebook under ``trainings/<project>/<name>/output.ipynb`` whatever the
+outcome, then marks the record FINISHED, FAILED (error + failing cell) or
+CANCELLED (SIGTERM from ``atoll train cancel``).
+
+Exit codes: 0 finished, 1 the notebook failed, 2 bad task layout, 143 cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from atoll.domain.records import TaskState, Training, utcnow
+from atoll.runner.stores import task_stores, update_training
+
+TASK_DIR_ENV = "ATOLL_TASK_DIR"
+PROGRESS_INTERVAL = 0.5
+
+
+class Cancelled(BaseException):
+    """Raised in the runner when it receives SIGTERM (``atoll train cancel``)."""
+
+
+def output_key(proj: str, name: str) -> str:
+    """File-store key of a training's executed notebook."""
+    return f"trainings/{proj}/{name}/output.ipynb"
+
+
+class ProgressReporter:
+    """Pushes progress to the record, throttled, never going backwards."""
+
+    def __init__(self, metadata: Any, proj: str, name: str, interval: float = PROGRESS_INTERVAL) -> None:
+        self.metadata = metadata
+        self.proj = proj
+        self.name = name
+        self.interval = interval
+        self.last_write = 0.0
+        self.pending: float | None = None
+
+    def __call__(self, fraction: float, cell_index: int) -> None:
+        self.pending = fraction
+        if time.monotonic() - self.last_write >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending is None:
+            return
+        fraction, self.pending = self.pending, None
+
+        def change(record: Training) -> bool:
+            if record.task.state != TaskState.RUNNING or record.task.progress >= fraction:
+                return False
+            record.task.progress = fraction
+            return True
+
+        try:
+            update_training(self.metadata, self.proj, self.name, change)
+        except Exception as exc:  # noqa: BLE001 - progress is best effort; the run goes on
+            print(f"atoll: warning: cannot record progress: {exc}", file=sys.stderr, flush=True)
+        self.last_write = time.monotonic()
+
+
+def _source_cell_index(output_nb: Path, executed_index: int) -> int:
+    """Index of the failing cell in the notebook as written (papermill adds one cell)."""
+    try:
+        import nbformat
+
+        nb = nbformat.read(str(output_nb), as_version=4)
+    except Exception:  # noqa: BLE001 - unreadable output: report papermill's index
+        return executed_index
+    injected = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", [])
+    ]
+    return executed_index - 1 if injected and injected[0] < executed_index else executed_index
+
+
+def _remove_published_versions(metadata: Any, files: Any, proj: str, name: str) -> None:
+    """A training that did not finish leaves no model version behind."""
+    from atoll.domain.records import ModelVersion
+
+    try:
+        from atoll.files.artifacts import delete_artifact_files
+
+        for version in metadata.list(ModelVersion, filter={"train.proj": proj, "train.name": name}):
+            if version.stored:
+                delete_artifact_files(files, version)
+            metadata.delete(ModelVersion, version.name, version.model)
+            print(f"atoll: removed model version {version.ref}: its training did not finish", flush=True)
+    except Exception as exc:  # noqa: BLE001 - reported; the record still gets its final state
+        print(f"atoll: warning: cannot remove versions of the failed training: {exc}", file=sys.stderr)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Cancelled()
+
+
+def _configure_logging() -> None:
+    """Papermill's warnings go to the task log; cell output is written raw to stdout."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("atoll: %(message)s"))
+    papermill_log = logging.getLogger("papermill")
+    papermill_log.handlers[:] = [handler]
+    papermill_log.setLevel(logging.WARNING)
+    papermill_log.propagate = False
+
+
+def run_training(task_dir: Path) -> int:
+    """Execute the training staged in ``task_dir``; return the exit code."""
+    import orjson
+
+    meta_path = task_dir / "atoll" / "meta" / "training.json"
+    try:
+        meta = orjson.loads(meta_path.read_bytes())
+        proj, name, notebook = meta["proj"], meta["name"], meta["notebook"]
+        params = meta.get("params") or {}
+    except (OSError, KeyError, ValueError) as exc:
+        print(f"atoll: error: cannot read the training record {meta_path}: {exc}", file=sys.stderr)
+        return 2
+
+    metadata, files = task_stores()
+    out_path = task_dir / "atoll" / "output.ipynb"
+    out_path.unlink(missing_ok=True)
+    reporter = ProgressReporter(metadata, proj, name)
+
+    def start(record: Training) -> bool:
+        if record.task.state.ended:  # cancelled before it started
+            return False
+        record.task.state = TaskState.RUNNING
+        record.task.start_time = utcnow()
+        record.task.progress = 0.0
+        return True
+
+    if update_training(metadata, proj, name, start).task.state != TaskState.RUNNING:
+        print("atoll: the training was cancelled before it started", flush=True)
+        return 143
+
+    state, error, failed_cell, code = TaskState.FINISHED, None, None, 0
+    started = time.monotonic()
+    print(f"atoll: executing {notebook} with parameters {orjson.dumps(params).decode()}", flush=True)
+    try:
+        import papermill
+
+        from atoll.runner import KERNEL_NAME
+        from atoll.runner.engine import ENGINE_NAME
+
+        papermill.execute_notebook(
+            str(Path(notebook)),
+            str(out_path),
+            parameters=params,
+            engine_name=ENGINE_NAME,
+            kernel_name=KERNEL_NAME,
+            progress_bar=False,
+            log_output=False,
+            stdout_file=sys.stdout,
+            stderr_file=sys.stderr,
+            cwd=str(Path.cwd()),
+            on_progress=reporter,
+        )
+    except Cancelled:
+        state, error, code = TaskState.CANCELLED, "cancelled by the user", 143
+    except Exception as exc:  # noqa: BLE001 - any failure becomes FAILED with its message
+        from papermill.exceptions import PapermillExecutionError
+
+        code = 1
+        state = TaskState.FAILED
+        if isinstance(exc, PapermillExecutionError):
+            error = f"{exc.ename}: {exc.evalue}"
+            failed_cell = _source_cell_index(out_path, exc.cell_index)
+            print(f"atoll: cell {failed_cell} failed: {error}", file=sys.stderr, flush=True)
+        else:
+            error = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish the bookkeeping even if cancelled now
+    reporter.flush()
+    if state != TaskState.FINISHED:
+        _remove_published_versions(metadata, files, proj, name)
+
+    stored: str | None = None
+    if out_path.is_file():
+        try:
+            stored = output_key(proj, name)
+            files.upload(out_path, stored)
+        except Exception as exc:  # noqa: BLE001 - reported; the outcome is still recorded
+            stored = None
+            print(f"atoll: warning: cannot store the executed notebook: {exc}", file=sys.stderr, flush=True)
+
+    def finish(record: Training) -> None:
+        if stored:
+            record.output_notebook = stored
+        if record.task.state.ended and record.task.state != state:
+            return  # e.g. cancel already recorded: keep it, just add the notebook
+        record.task.state = state
+        record.task.error = error
+        record.task.failed_cell = failed_cell
+        if state == TaskState.FINISHED:
+            record.task.progress = 1.0
+
+    final = update_training(metadata, proj, name, finish)
+    elapsed = time.monotonic() - started
+    print(f"atoll: training {proj}:{name} {final.task.state.value} in {elapsed:.1f}s", flush=True)
+    if final.task.state == TaskState.CANCELLED:
+        return 143
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m atoll.runner train``."""
+    if argv:
+        print(f"usage: python -m atoll.runner train (unexpected {argv})", file=sys.stderr)
+        return 2
+    task_dir = Path(os.environ.get(TASK_DIR_ENV) or "/")
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    _configure_logging()
+    try:
+        return run_training(task_dir)
+    except Cancelled:
+        return 143
+    except Exception as exc:  # noqa: BLE001 - the record could not be read or written
+        traceback.print_exc()
+        print(f"atoll: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+__all__ = ["ProgressReporter", "main", "output_key", "run_training"]
