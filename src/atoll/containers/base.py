@@ -5,7 +5,6 @@ training, a replicated prediction service, the IDE — on some runtime::
 
     local    LocalContainerManager (processes; embedded default)
     swarm    SwarmContainerManager (Docker Engine / Swarm)
-    kube     KubernetesContainerManager
 
 Every task sees the same layout (``/app``, ``/atoll/meta``, ``/data``,
 ``/model``); on the local runtime it lives under a task directory named by
@@ -184,7 +183,6 @@ class ContainerManager(ABC):
 MANAGERS: Registry[ContainerManager] = Registry(
     "container manager",
     {
-        "kube": Backend("atoll.containers.kubernetes:KubernetesContainerManager", "pip install 'atoll[kube]'"),
         "local": Backend("atoll.containers.local:LocalContainerManager"),
         "swarm": Backend("atoll.containers.swarm:SwarmContainerManager", "pip install 'atoll[docker]'"),
     },

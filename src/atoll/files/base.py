@@ -6,8 +6,6 @@ A file store maps keys (``/``-separated, no leading slash, e.g.
 
     local         LocalFileStore (directory under ATOLL_HOME; embedded default)
     s3            S3FileStore (AWS, MinIO, Ceph, the native files island)
-    artifactory   ArtifactoryFileStore
-    nexus         NexusFileStore
     memory        MemoryFileStore (tests)
 
 Backends implement five primitives; directory transfer, prefix deletion and
@@ -107,10 +105,8 @@ class FileStore(ABC):
 FILE_STORES: Registry[FileStore] = Registry(
     "file store",
     {
-        "artifactory": Backend("atoll.files.artifactory:ArtifactoryFileStore"),
         "local": Backend("atoll.files.local:LocalFileStore"),
         "memory": Backend("atoll.testing.memory_files:MemoryFileStore"),
-        "nexus": Backend("atoll.files.nexus:NexusFileStore"),
         "s3": Backend("atoll.files.s3:S3FileStore", "pip install 'atoll[s3]'"),
     },
 )
