@@ -127,8 +127,8 @@ def test_malformed_task_settings_are_config_errors(bad: dict[str, Any]) -> None:
         open_task_stores(bad)
 
 
-def test_native_islands_are_not_available_yet(home: Path) -> None:
-    with pytest.raises(ConfigError, match="native `files` island"):
+def test_native_islands_need_a_setup_first(home: Path) -> None:
+    with pytest.raises(ConfigError, match="atoll isle files setup"):
         file_store_settings(_config(file_store={"native": True}), MemoryMetadataStore())
-    with pytest.raises(ConfigError, match="native `db` island"):
+    with pytest.raises(ConfigError, match="atoll isle db setup"):
         metadata_url(_config(metadata={"native": True}))

@@ -19,9 +19,10 @@ File-store options passed to the backends (``get_file_store(type, **options)``):
 
 ``user``/``password`` are present only when ``file_store.tchest`` names a chest.
 
-Seams for the native islands (``metadata.native`` / ``file_store.native``: a
-PostgreSQL or S3 server run by Atoll) are :func:`_native_metadata_url` and
-:func:`_native_file_store`; they refuse until the islands exist.
+The native islands (``metadata.native`` / ``file_store.native``: a PostgreSQL
+or S3 server run by Atoll, see :mod:`atoll.islands`) are resolved by
+:func:`_native_metadata_url` and :func:`_native_file_store` from the islands'
+treasure chests in the embedded store.
 """
 
 from __future__ import annotations
@@ -103,8 +104,10 @@ def open_chest(metadata: MetadataStore, name: str, setting: str) -> tuple[str, s
 
 
 def _native_metadata_url(config: Config) -> str:
-    """Seam: the URL of the `db` island (PostgreSQL run by Atoll)."""
-    raise ConfigError("metadata.native: the native `db` island is not available yet; set metadata.url instead")
+    """The URL of the `db` island (PostgreSQL run by Atoll), its password from the chest ``atoll-db``."""
+    from atoll.islands.db import native_metadata_url
+
+    return native_metadata_url(config)
 
 
 # Files.
@@ -161,23 +164,44 @@ def file_store_settings(config: Config, metadata: MetadataStore) -> tuple[str, d
 
 
 def _native_file_store(config: Config, metadata: MetadataStore) -> tuple[str, dict[str, Any]]:
-    """Seam: settings of the `files` island (S3 server run by Atoll)."""
-    raise ConfigError("file_store.native: the native `files` island is not available yet; set file_store.type instead")
+    """Settings of the `files` island (S3 server run by Atoll), its keys from the chest ``atoll-files``.
+
+    The chest lives in the embedded store in ``ATOLL_HOME`` (like every island
+    credential), not in ``metadata``.
+    """
+    from atoll.islands.files import native_file_store_settings
+
+    return native_file_store_settings(config)
 
 
 # Tasks.
 
 
-def task_store_config(config: Config, metadata: MetadataStore) -> dict[str, Any]:
+def task_store_config(config: Config, metadata: MetadataStore, *, in_network: bool = False) -> dict[str, Any]:
     """The resolved store settings a task receives (as a secret: it holds credentials).
 
     JSON-ready: ``{"version": 1, "metadata": {"url": ...},
     "file_store": {"type": ..., "options": {...}}}``.
+
+    Args:
+        in_network: the task runs on the islands' overlay network (swarm):
+            native islands are addressed by service name
+            (``<namespace>-isle-db:5432``, ``http://<namespace>-isle-files:9000``)
+            instead of the host's published ports.
     """
     type_, options = file_store_settings(config, metadata)
+    url = metadata_url(config)
+    if in_network and config.metadata.native:
+        from atoll.islands.db import native_metadata_url
+
+        url = native_metadata_url(config, in_network=True)
+    if in_network and config.file_store.native:
+        from atoll.islands.files import native_file_store_settings
+
+        type_, options = native_file_store_settings(config, in_network=True)
     return {
         "version": STORE_CONFIG_VERSION,
-        "metadata": {"url": metadata_url(config)},
+        "metadata": {"url": url},
         "file_store": {"type": type_, "options": options},
     }
 

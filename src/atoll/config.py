@@ -98,6 +98,22 @@ class IdeSection(_Section):
     port: int = Field(default=30088, ge=1, le=65535)
 
 
+class IslandsSection(_Section):
+    """Where the native islands (swarm services) are published on this host.
+
+    Ports are published ``mode=host`` (dockerd binds them to its default
+    address, 127.0.0.1 here); ``host`` is the address clients use to reach them.
+    The registry island uses the port of ``docker.target_registry`` when that
+    names a loopback address, else ``registry_port``.
+    """
+
+    host: str = "127.0.0.1"
+    db_port: int = Field(default=30432, ge=1, le=65535)
+    files_port: int = Field(default=30900, ge=1, le=65535)
+    registry_port: int = Field(default=30500, ge=1, le=65535)
+    setup_timeout: float = Field(default=180, gt=0)
+
+
 class Config(_Section):
     """The effective configuration."""
 
@@ -112,6 +128,7 @@ class Config(_Section):
     router: RouterSection = Field(default_factory=RouterSection)
     web_server: WebServerSection = Field(default_factory=WebServerSection)
     ide: IdeSection = Field(default_factory=IdeSection)
+    islands: IslandsSection = Field(default_factory=IslandsSection)
 
     _home: Path | None = PrivateAttr(default=None)
 

@@ -1,7 +1,10 @@
 # Atoll base image: Python + Atoll's on-board side (toolkit, notebook runner,
 # metadata/file-store clients) + papermill, ipykernel and Jupyter Lab.
 #
-# Build context (prepared by Atoll's build code):
+# Build context (prepared by Atoll's build code, atoll.containers.images):
+#   deps/requirements.txt   Atoll's own dependencies (extras resolved); installed in
+#                           their own layer, so a change of Atoll's code alone
+#                           reuses that (slow) layer from the build cache
 #   dist/   exactly one atoll wheel (*.whl) or, failing that, an sdist (*.tar.gz)
 #
 #   docker build --network host --build-arg PYTHON_IMAGE=python:3.11-slim \
@@ -26,16 +29,30 @@ ENV VIRTUAL_ENV=/opt/atoll/venv \
 
 RUN python3 -m venv /opt/atoll/venv
 
+COPY deps/ /tmp/atoll-deps/
+RUN pip install -r /tmp/atoll-deps/requirements.txt && rm -rf /tmp/atoll-deps
+
+# The kernel the runner executes notebooks with (atoll.runner.KERNEL_NAME), as
+# every local build environment declares it too.
+RUN set -eu; \
+    kernel=/opt/atoll/venv/share/jupyter/kernels/atoll; \
+    mkdir -p "$kernel"; \
+    printf '%s\n' '{"argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],' \
+        ' "display_name": "Python (Atoll build)", "language": "python", "metadata": {"debugger": true}}' \
+        > "$kernel/kernel.json"; \
+    python -c "from jupyter_client.kernelspec import KernelSpecManager as M; M().get_kernel_spec('atoll')"
+
 COPY dist/ /tmp/atoll-dist/
 
-# Prefer the wheel; an sdist is built by pip. Extras are appended to the file
-# name (pip accepts `file.whl[extra,...]`).
+# Prefer the wheel; an sdist is built by pip. Its dependencies (extras
+# included) are already installed from deps/ above, hence --no-deps: this
+# layer, rebuilt whenever Atoll's code changes, takes seconds.
 RUN set -eu; \
     pkg="$(ls /tmp/atoll-dist/*.whl 2>/dev/null | head -n 1 || true)"; \
     if [ -z "$pkg" ]; then pkg="$(ls /tmp/atoll-dist/*.tar.gz 2>/dev/null | head -n 1 || true)"; fi; \
     if [ -z "$pkg" ]; then echo "base.Dockerfile: no atoll wheel or sdist in dist/" >&2; exit 1; fi; \
     if [ -n "$ATOLL_EXTRAS" ]; then pkg="${pkg}[${ATOLL_EXTRAS}]"; fi; \
-    pip install "$pkg"; \
+    pip install --no-deps "$pkg"; \
     rm -rf /tmp/atoll-dist; \
     python -c "import atoll, papermill, ipykernel"
 

@@ -1,0 +1,99 @@
+"""The ``db`` island: PostgreSQL run by Atoll, the metadata store when ``metadata.native: true``.
+
+The image is Debian's PostgreSQL on ``docker.python_image``. The ``atoll``
+role logs in with a password (scram-sha-256) generated on the first setup and
+kept in the treasure chest ``atoll-db`` of the embedded store (see
+:mod:`atoll.islands.base`); the container receives it as the Docker secret
+``/run/secrets/atoll-db-password`` and re-applies it on every start.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from atoll.config import Config, mask_url
+from atoll.errors import ConfigError, UsageError
+from atoll.islands.base import SwarmServiceIsland
+from atoll.islands.credentials import home_chest, new_token, read_home_chest
+
+CHEST = "atoll-db"
+USER = "atoll"
+DATABASE = "atoll"
+SECRET_FILE = "atoll-db-password"
+
+
+class DbIsland(SwarmServiceIsland):
+    """PostgreSQL as the swarm service ``<namespace>-isle-db``."""
+
+    name: ClassVar[str] = "db"
+    container_port: ClassVar[int] = 5432
+    data_path: ClassVar[str] = "/var/lib/postgresql/data"
+    recipe: ClassVar[tuple[str, ...]] = ("db.Dockerfile", "db-entrypoint.sh")
+
+    def check_native(self) -> None:
+        check_db_native(self.config)
+
+    @property
+    def port(self) -> int:
+        return self.config.islands.db_port
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{USER}@{self.config.islands.host}:{self.port}/{DATABASE}"
+
+    def credentials(self) -> tuple[str, str]:
+        """``(user, password)``, generated and stored on first use."""
+        return home_chest(self.config, CHEST, USER, lambda: new_token(24),
+                          "password of the db island (PostgreSQL run by Atoll)")
+
+    def secrets(self) -> dict[str, bytes]:
+        return {SECRET_FILE: self.credentials()[1].encode()}
+
+    def secrets_names(self) -> tuple[str, ...]:
+        return (SECRET_FILE,)
+
+    def probe(self) -> bool:
+        import psycopg
+
+        user, password = self.credentials()
+        try:
+            with psycopg.connect(host=self.config.islands.host, port=self.port, user=user, password=password,
+                                 dbname=DATABASE, connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return True
+
+
+def check_db_native(config: Config) -> None:
+    """Refuse to set up the db island when the metadata store is configured as foreign.
+
+    Raises:
+        UsageError: ``metadata.url`` names another store and ``metadata.native`` is false.
+    """
+    if config.metadata.url and not config.metadata.native:
+        raise UsageError(
+            f"the metadata store is configured as foreign (metadata.url = {mask_url(config.metadata.url)}), "
+            "so Atoll would not use a db island; to use one, unset metadata.url and set metadata.native: true"
+        )
+
+
+def native_metadata_url(config: Config, *, in_network: bool = False) -> str:
+    """The URL of the db island with its credentials (never print it unmasked).
+
+    Args:
+        in_network: the address tasks on the overlay network use
+            (``<namespace>-isle-db:5432``) instead of the host's published port.
+
+    Raises:
+        ConfigError: ``metadata.url`` is set too, or the island was never set up.
+    """
+    if config.metadata.url:
+        raise ConfigError("metadata.native and metadata.url exclude each other: unset one of them")
+    user, password = read_home_chest(config, CHEST, "metadata.native", "db")
+    island = DbIsland(config)
+    where = island.network_address if in_network else f"{config.islands.host}:{island.port}"
+    return f"postgresql://{user}:{password}@{where}/{DATABASE}"
+
+
+__all__ = ["CHEST", "DbIsland", "check_db_native", "native_metadata_url"]
