@@ -1,0 +1,29 @@
+# Each target sets up its own virtualenv (.venv) and reinstalls only when
+# pyproject.toml changed (the stamp file records the last install).
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.atoll-installed
+PYTEST_ARGS ?=
+
+.PHONY: test demo bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	test -x $(VENV)/bin/uv || $(VENV)/bin/python -m pip install -q uv || \
+		($(VENV)/bin/python -m ensurepip -q && $(VENV)/bin/python -m pip install -q uv)
+	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/demo
+
+bench: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bench/run
+
+clean:
+	rm -rf $(VENV) .pytest_cache

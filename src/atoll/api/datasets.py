@@ -1,0 +1,158 @@
+"""Datasets: files for training one model, checked against its ``data_files``.
+
+Publishing goes through :mod:`atoll.files.artifacts` (files first, record
+last, rollback on failure). The two artifact helpers here, :func:`publish`
+and :func:`remove_artifact`, are shared with :mod:`atoll.api.versions`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from atoll.api.context import AtollContext
+from atoll.api.models import get_model
+from atoll.api.records import Confirm, Filter, and_filters, build, fresh_name
+from atoll.domain.names import validate_name
+from atoll.domain.records import ArtifactRecord, Dataset, FileSpec, ModelVersion, utcnow
+from atoll.errors import ConflictError, UsageError
+
+A = TypeVar("A", bound=ArtifactRecord)
+
+
+def publish(
+    ctx: AtollContext,
+    record: A,
+    path: str | Path | None,
+    specs: list[FileSpec],
+    *,
+    compress: bool = False,
+    skip_upload: bool = False,
+    replace: bool = False,
+) -> A:
+    """Check and store the files of ``path``, then write ``record`` (create, or update with ``replace``).
+
+    Without ``path`` (only allowed with ``skip_upload``) just the record is written.
+
+    Raises:
+        UsageError: no path given without skip_upload, or it is not a directory.
+        ValidationError: the files break the model's file specs (missing
+            required file, file over max_mb, unexpected entries).
+    """
+    if path is None:
+        if not skip_upload:
+            raise UsageError("--path is required (or use --skip-upload to record files kept elsewhere)")
+        record = record.model_copy(update={"stored": False, "files": [], "store_key": None})
+        return ctx.metadata.update(record) if replace else ctx.metadata.create(record)
+    src = Path(path).expanduser()
+    if not src.is_dir():
+        raise UsageError(f"--path {path}: not a directory")
+    from atoll.files.artifacts import publish_artifact
+
+    return publish_artifact(
+        ctx.metadata, ctx.files, record, src.resolve(), specs,
+        compress=compress, skip_upload=skip_upload, replace=replace,
+    )
+
+
+def remove_artifact(ctx: AtollContext, record: ArtifactRecord) -> None:
+    """Remove the stored files of a dataset or version, then its record (rerunnable)."""
+    if record.stored and (record.files or record.store_key):
+        from atoll.files.artifacts import delete_artifact_files
+
+        delete_artifact_files(ctx.files, record)
+    ctx.metadata.delete(type(record), record.name, record.scope)
+
+
+def new_dataset(
+    ctx: AtollContext,
+    model: str,
+    name: str | None = None,
+    details: dict[str, Any] | None = None,
+    path: str | Path | None = None,
+    compress: bool = False,
+    skip_upload: bool = False,
+) -> Dataset:
+    """Upload a dataset of ``model`` from the directory ``path`` (random name when omitted).
+
+    Raises:
+        NotFoundError: no such model.
+        AlreadyExistsError: the model has a dataset of that name.
+        ValidationError: the files break the model's ``data_files``.
+    """
+    spec = get_model(ctx, model)
+    name = fresh_name(ctx, Dataset, model, name)
+    record = build(Dataset, name=name, model=model, details=details or {}, compressed=compress)
+    return publish(ctx, record, path, spec.data_files, compress=compress, skip_upload=skip_upload)
+
+
+def get_dataset(ctx: AtollContext, model: str, name: str) -> Dataset:
+    validate_name(model, "model name")
+    validate_name(name, "dataset name")
+    return ctx.metadata.get(Dataset, name, model)
+
+
+def list_datasets(
+    ctx: AtollContext, model: str | None = None, filter: Filter | None = None
+) -> list[Dataset]:
+    if model is not None:
+        validate_name(model, "model name")
+    return ctx.metadata.list(Dataset, scope=model, filter=and_filters(filter))
+
+
+def update_dataset(
+    ctx: AtollContext,
+    model: str,
+    name: str,
+    details: dict[str, Any] | None = None,
+    path: str | Path | None = None,
+    compress: bool | None = None,
+    skip_upload: bool = False,
+) -> Dataset:
+    """Change the given fields; a new ``path`` replaces the stored files.
+
+    Raises:
+        NotFoundError: no such dataset.
+        ConflictError: it changed meanwhile.
+    """
+    current = get_dataset(ctx, model, name)
+    changes: dict[str, Any] = {"modified_at": utcnow()}
+    if details is not None:
+        changes["details"] = details
+    if compress is not None:
+        changes["compressed"] = compress
+    record = build(Dataset, **{**current.model_dump(), **changes})
+    if path is None and not skip_upload:
+        return ctx.metadata.update(record)
+    specs = get_model(ctx, model).data_files
+    return publish(
+        ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True
+    )
+
+
+def dataset_users(ctx: AtollContext, model: str, name: str) -> list[str]:
+    """Names of the model versions whose dataset snapshot is this dataset."""
+    versions = ctx.metadata.list(ModelVersion, scope=model, filter={"dataset.name": name})
+    return [v.name for v in versions]
+
+
+def delete_dataset(ctx: AtollContext, model: str, name: str, confirm: Confirm | None = None) -> Dataset:
+    """Remove a dataset and its files; refuses while versions came from it, unless confirmed.
+
+    The versions keep their snapshot of the dataset.
+
+    Raises:
+        NotFoundError: no such dataset.
+        ConflictError: versions reference it and the removal was not confirmed.
+    """
+    dataset = get_dataset(ctx, model, name)
+    users = dataset_users(ctx, model, name)
+    if users:
+        question = f"dataset {dataset.ref} was used by model versions {', '.join(users)}; remove it?"
+        if confirm is None or not confirm(question):
+            raise ConflictError(
+                f"dataset {dataset.ref} is referenced by model versions: {', '.join(users)} "
+                "(confirm, or use --skip-questions)"
+            )
+    remove_artifact(ctx, dataset)
+    return dataset

@@ -1,0 +1,207 @@
+"""Helpers shared by the subject APIs, and generic get/list/remove of project records.
+
+``bvers``, ``train`` and ``depl`` records are created by builds, trainings and
+deployments (``api/builds.py``, ``api/trainings.py``, ``api/deployments.py``);
+their ``info``/``rm``/``list`` commands all go through :func:`get_record`,
+:func:`list_records` and :func:`remove_record` here. Removing one of them
+also asks the container manager to remove what it built or runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import ValidationError as PydanticValidationError
+
+from atoll.api.context import AtollContext
+from atoll.domain.names import random_name, validate_name
+from atoll.domain.records import BuildVersion, Deployment, Record, Training
+from atoll.errors import ConfigError, ConflictError, NotFoundError, ValidationError
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=Record)
+Confirm = Callable[[str], bool]
+Filter = dict[str, Any]
+
+# What the CLI calls each kind in messages.
+KIND_LABELS = {
+    "model": "model",
+    "project": "project",
+    "ds": "dataset",
+    "movers": "model version",
+    "bvers": "build version",
+    "train": "training",
+    "depl": "deployment",
+    "tchest": "treasure chest",
+}
+
+
+def label(kind: type[Record] | str) -> str:
+    key = kind if isinstance(kind, str) else kind.kind
+    return KIND_LABELS.get(key, key)
+
+
+def build(cls: type[R], **fields: Any) -> R:
+    """Construct a record, turning pydantic's errors into one-line ValidationErrors (exit 2)."""
+    try:
+        return cls(**fields)
+    except PydanticValidationError as exc:
+        raise ValidationError(_pydantic_message(label(cls), exc)) from exc
+
+
+def parse_model(cls: type[Any], data: Any, what: str) -> Any:
+    """Validate ``data`` into a pydantic model ``cls`` (e.g. a FileSpec), one-line errors."""
+    try:
+        return cls.model_validate(data)
+    except PydanticValidationError as exc:
+        raise ValidationError(_pydantic_message(what, exc)) from exc
+
+
+def _pydantic_message(what: str, exc: PydanticValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"invalid {what}: {where}: {msg}" if where else f"invalid {what}: {msg}"
+
+
+def and_filters(*filters: Filter | None) -> Filter | None:
+    """Combine Mongo-style filters with ``$and`` (None when all are empty)."""
+    parts = [f for f in filters if f]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def fresh_name(ctx: AtollContext, kind: type[Record], scope: str = "", name: str | None = None) -> str:
+    """``name`` validated, or a random readable name not used yet in ``scope``."""
+    if name is not None:
+        return validate_name(name, f"{label(kind)} name")
+    for _ in range(20):
+        candidate = random_name()
+        if not ctx.metadata.exists(kind, candidate, scope):
+            return candidate
+    return random_name()  # astronomically unlikely; the store still enforces uniqueness
+
+
+def containers_or_none(ctx: AtollContext) -> Any:
+    """The container manager, or None when its backend cannot be loaded.
+
+    Records must stay removable while a manager module is missing (or being
+    written); a manager that loads but fails is a real error and propagates.
+    """
+    try:
+        return ctx.containers
+    except ConfigError as exc:
+        log.warning("container manager unavailable, removing records only: %s", exc)
+        return None
+
+
+# Generic access to project-scoped records (bvers, train, depl).
+
+PROJECT_KINDS: dict[str, type[Record]] = {"bvers": BuildVersion, "train": Training, "depl": Deployment}
+
+
+def get_record(ctx: AtollContext, kind: type[R], name: str, scope: str = "") -> R:
+    """One record; NotFoundError (exit 1) names it when missing."""
+    validate_name(name, f"{label(kind)} name")
+    if scope:
+        validate_name(scope, "scope name")
+    return ctx.metadata.get(kind, name, scope)
+
+
+def list_records(
+    ctx: AtollContext, kind: type[R], scope: str | None = None, filter: Filter | None = None
+) -> list[R]:
+    """Records of ``kind`` within ``scope`` (every scope when None) matching ``filter``."""
+    if scope:
+        validate_name(scope, "scope name")
+    return ctx.metadata.list(kind, scope=scope, filter=filter)
+
+
+def remove_record(ctx: AtollContext, kind: type[R], name: str, scope: str, confirm: Confirm | None = None) -> R:
+    """Remove a build version, training or deployment and what runs or was built for it.
+
+    A build still used by deployments of its project is removed only when
+    ``confirm`` agrees. Runtime leftovers are removed before the record, so a
+    failed removal can simply be retried.
+
+    Raises:
+        NotFoundError: no such record.
+        ConflictError: dependents exist and the removal was not confirmed.
+    """
+    record = get_record(ctx, kind, name, scope)
+    if isinstance(record, BuildVersion):
+        _remove_build(ctx, record, confirm)
+    elif isinstance(record, Training):
+        _remove_training(ctx, record)
+    elif isinstance(record, Deployment):
+        _remove_deployment(ctx, record)
+    ctx.metadata.delete(kind, name, scope)
+    return record
+
+
+def _remove_build(ctx: AtollContext, build_: BuildVersion, confirm: Confirm | None) -> None:
+    users = [
+        d.name
+        for d in ctx.metadata.list(Deployment, scope=build_.proj)
+        if d.bvers.name == build_.name
+    ]
+    if users:
+        question = f"build {build_.ref} is used by deployments {', '.join(users)}; remove it anyway?"
+        if confirm is None or not confirm(question):
+            raise ConflictError(
+                f"build version {build_.ref} is used by deployments: {', '.join(users)} "
+                "(remove them first, or confirm / use --skip-questions)"
+            )
+    manager = containers_or_none(ctx)
+    if manager is not None:
+        manager.remove_build(build_)
+
+
+def _remove_training(ctx: AtollContext, train: Training) -> None:
+    manager = containers_or_none(ctx)
+    if manager is not None and train.task_id:
+        try:
+            if not train.task.state.ended:
+                manager.stop_task(train.task_id)
+            manager.remove_task(train.task_id)
+        except NotFoundError:
+            pass  # the runtime already forgot it
+    if train.output_notebook:
+        ctx.files.delete(train.output_notebook)
+
+
+def _remove_deployment(ctx: AtollContext, depl: Deployment) -> None:
+    manager = containers_or_none(ctx)
+    if manager is not None:
+        manager.remove_service(depl.proj, depl.name)
+
+
+def remove_records(ctx: AtollContext, records: list[Record]) -> list[str]:
+    """Remove already-confirmed project records one by one; return their refs.
+
+    Errors propagate; running the removal again finishes the job.
+    """
+    removed = []
+    for record in records:
+        remove_record(ctx, type(record), record.name, record.scope, confirm=lambda _q: True)
+        removed.append(record.ref)
+    return removed
+
+
+__all__ = [
+    "PROJECT_KINDS",
+    "and_filters",
+    "build",
+    "containers_or_none",
+    "fresh_name",
+    "get_record",
+    "label",
+    "list_records",
+    "parse_model",
+    "remove_record",
+    "remove_records",
+]

@@ -1,0 +1,131 @@
+"""Treasure chests: named credentials (user + secret) that configs refer to.
+
+The secret is encrypted at rest with :mod:`atoll.secrets` before it reaches
+the store, and no API here returns it except :func:`open_tchest`, which
+islands and backends use to log in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from atoll.api.context import AtollContext
+from atoll.api.records import Confirm, Filter, build
+from atoll.domain.names import validate_name
+from atoll.domain.records import TreasureChest, utcnow
+from atoll.errors import ConflictError, UsageError
+
+
+def _encrypt(secret: str) -> str:
+    from atoll.secrets import encrypt
+
+    return encrypt(secret)
+
+
+def _check_secret(secret: str) -> str:
+    if not isinstance(secret, str) or secret == "":
+        raise UsageError("the secret must not be empty")
+    return secret
+
+
+def new_tchest(
+    ctx: AtollContext,
+    name: str,
+    secret: str,
+    user: str = "",
+    desc: str = "",
+    details: dict[str, Any] | None = None,
+) -> TreasureChest:
+    """Record a credential; the secret is stored encrypted.
+
+    Raises:
+        InvalidNameError: bad name.
+        UsageError: empty secret.
+        AlreadyExistsError: a chest of that name exists.
+    """
+    validate_name(name, "treasure chest name")
+    record = build(
+        TreasureChest,
+        name=name,
+        desc=desc or "",
+        details=details or {},
+        user=user or "",
+        secret=_encrypt(_check_secret(secret)),
+    )
+    return _public(ctx.metadata.create(record))
+
+
+def _public(record: TreasureChest) -> TreasureChest:
+    """A copy without the (encrypted) secret, safe to return and print."""
+    return record.model_copy(update={"secret": ""})
+
+
+def get_tchest(ctx: AtollContext, name: str) -> TreasureChest:
+    """The chest without its secret."""
+    validate_name(name, "treasure chest name")
+    return _public(ctx.metadata.get(TreasureChest, name))
+
+
+def list_tchests(ctx: AtollContext, filter: Filter | None = None) -> list[TreasureChest]:
+    if filter and any("secret" in key for key in _keys(filter)):
+        raise UsageError("--filter cannot look into secrets")
+    return [_public(t) for t in ctx.metadata.list(TreasureChest, filter=filter)]
+
+
+def _keys(filter_: Any) -> list[str]:
+    if isinstance(filter_, dict):
+        return [k for k in filter_] + [k2 for v in filter_.values() for k2 in _keys(v)]
+    if isinstance(filter_, list):
+        return [k for v in filter_ for k in _keys(v)]
+    return []
+
+
+def update_tchest(
+    ctx: AtollContext,
+    name: str,
+    secret: str | None = None,
+    user: str | None = None,
+    desc: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> TreasureChest:
+    """Change the given fields; the secret only when a new one is given."""
+    validate_name(name, "treasure chest name")
+    current = ctx.metadata.get(TreasureChest, name)
+    changes: dict[str, Any] = {"modified_at": utcnow()}
+    if user is not None:
+        changes["user"] = user
+    if desc is not None:
+        changes["desc"] = desc
+    if details is not None:
+        changes["details"] = details
+    if secret is not None:
+        changes["secret"] = _encrypt(_check_secret(secret))
+    return _public(ctx.metadata.update(build(TreasureChest, **{**current.model_dump(), **changes})))
+
+
+def open_tchest(ctx: AtollContext, name: str) -> tuple[str, str]:
+    """``(user, secret)`` in clear, for backends that log in. Never print it."""
+    from atoll.secrets import decrypt
+
+    validate_name(name, "treasure chest name")
+    record = ctx.metadata.get(TreasureChest, name)
+    return record.user, decrypt(record.secret)
+
+
+def delete_tchest(ctx: AtollContext, name: str, confirm: Confirm | None = None) -> TreasureChest:
+    """Remove a chest; refuses while the configuration refers to it, unless confirmed."""
+    record = get_tchest(ctx, name)
+    users = [
+        section
+        for section, ref in (("metadata.tchest", ctx.config.metadata.tchest), ("file_store.tchest", ctx.config.file_store.tchest))
+        if ref == name
+    ]
+    if users:
+        question = f"treasure chest {name} is used by {', '.join(users)}; remove it?"
+        if confirm is None or not confirm(question):
+            raise ConflictError(
+                f"treasure chest {name} is used by the configuration ({', '.join(users)}); "
+                "confirm, or use --skip-questions"
+            )
+    ctx.metadata.delete(TreasureChest, name)
+    return record

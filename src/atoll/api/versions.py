@@ -1,0 +1,145 @@
+"""Model versions: persisted models, checked against their model's ``model_files``.
+
+A version snapshots the dataset and the training it came from (so it still
+says what produced it after they change or go), and refers to a pretrained
+version by ``model:version``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from atoll.api.context import AtollContext
+from atoll.api.datasets import get_dataset, publish, remove_artifact
+from atoll.api.models import get_model
+from atoll.api.records import Filter, and_filters, build, fresh_name
+from atoll.domain.names import validate_name
+from atoll.domain.records import ModelVersion, Training, utcnow
+from atoll.errors import UsageError
+
+
+def parse_pretrained(ref: str) -> tuple[str, str]:
+    """``"model:version"`` → ``("model", "version")``, both names validated."""
+    model, sep, version = ref.partition(":")
+    if not sep:
+        raise UsageError(f"--pretrained {ref!r}: expected MODEL:VERSION")
+    return validate_name(model, "model name"), validate_name(version, "model version name")
+
+
+def _snapshots(
+    ctx: AtollContext,
+    model: str,
+    dataset: str | None,
+    train: str | None,
+    proj: str | None,
+    pretrained: str | None,
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if dataset is not None:
+        fields["dataset"] = get_dataset(ctx, model, dataset)
+    if train is not None:
+        from atoll.api.projects import resolve_project_name
+
+        project = resolve_project_name(ctx, proj)
+        validate_name(train, "training name")
+        fields["train"] = ctx.metadata.get(Training, train, project)
+    elif proj is not None:
+        raise UsageError("--proj needs --train (the training whose record the version keeps)")
+    if pretrained is not None:
+        pre_model, pre_version = parse_pretrained(pretrained)
+        ctx.metadata.get(ModelVersion, pre_version, pre_model)  # NotFoundError names it
+        fields["pretrained"] = f"{pre_model}:{pre_version}"
+    return fields
+
+
+def new_version(
+    ctx: AtollContext,
+    model: str,
+    name: str | None = None,
+    details: dict[str, Any] | None = None,
+    path: str | Path | None = None,
+    dataset: str | None = None,
+    train: str | None = None,
+    proj: str | None = None,
+    pretrained: str | None = None,
+    compress: bool = False,
+    skip_upload: bool = False,
+) -> ModelVersion:
+    """Upload a model version from ``path`` (random name when omitted).
+
+    Raises:
+        NotFoundError: the model, dataset, training or pretrained version does not exist.
+        AlreadyExistsError: the model has a version of that name.
+        ValidationError: the files break the model's ``model_files``.
+    """
+    spec = get_model(ctx, model)
+    name = fresh_name(ctx, ModelVersion, model, name)
+    fields = _snapshots(ctx, model, dataset, train, proj, pretrained)
+    record = build(ModelVersion, name=name, model=model, details=details or {}, compressed=compress, **fields)
+    return publish(ctx, record, path, spec.model_files, compress=compress, skip_upload=skip_upload)
+
+
+def get_version(ctx: AtollContext, model: str, name: str) -> ModelVersion:
+    validate_name(model, "model name")
+    validate_name(name, "model version name")
+    return ctx.metadata.get(ModelVersion, name, model)
+
+
+def list_versions(
+    ctx: AtollContext,
+    model: str | None = None,
+    dataset: str | None = None,
+    train: str | None = None,
+    proj: str | None = None,
+    filter: Filter | None = None,
+) -> list[ModelVersion]:
+    """Versions, optionally of one model, from one dataset / training / project."""
+    if model is not None:
+        validate_name(model, "model name")
+    extra: dict[str, Any] = {}
+    if dataset is not None:
+        extra["dataset.name"] = validate_name(dataset, "dataset name")
+    if train is not None:
+        extra["train.name"] = validate_name(train, "training name")
+    if proj is not None:
+        extra["train.proj"] = validate_name(proj, "project name")
+    return ctx.metadata.list(ModelVersion, scope=model, filter=and_filters(extra, filter))
+
+
+def update_version(
+    ctx: AtollContext,
+    model: str,
+    name: str,
+    details: dict[str, Any] | None = None,
+    path: str | Path | None = None,
+    dataset: str | None = None,
+    train: str | None = None,
+    proj: str | None = None,
+    pretrained: str | None = None,
+    compress: bool | None = None,
+    skip_upload: bool = False,
+) -> ModelVersion:
+    """Change the given fields; a new ``path`` replaces the stored files."""
+    current = get_version(ctx, model, name)
+    changes: dict[str, Any] = {"modified_at": utcnow()}
+    if details is not None:
+        changes["details"] = details
+    if compress is not None:
+        changes["compressed"] = compress
+    changes.update(_snapshots(ctx, model, dataset, train, proj, pretrained))
+    base = current.model_dump()
+    for key in ("dataset", "train"):  # keep snapshots as records, not dicts
+        base[key] = getattr(current, key)
+    record = build(ModelVersion, **{**base, **changes})
+    if path is None and not skip_upload:
+        return ctx.metadata.update(record)
+    specs = get_model(ctx, model).model_files
+    return publish(ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True)
+
+
+def delete_version(ctx: AtollContext, model: str, name: str) -> ModelVersion:
+    """Remove a version and its files. Deployments keep their snapshot of it."""
+    version = get_version(ctx, model, name)
+    remove_artifact(ctx, version)
+    return version

@@ -1,0 +1,151 @@
+"""Helpers every CLI subject shares: the per-command context, prompts, option parsing.
+
+Subjects import ``get_context`` and ``render`` from here::
+
+    from atoll.cli.common import get_context, render
+
+    @app.command("info")
+    def info(ctx: typer.Context, name: str = typer.Option(..., "--name")) -> None:
+        render(api.get_model(get_context(ctx), name))
+
+The global options (``atoll -o json -s ...``) are parsed once by the root
+callback in :mod:`atoll.cli.main` into a :class:`CliState` kept on the root
+Typer context; :func:`get_context` opens the :class:`AtollContext` lazily, so
+commands that need no store (``atoll version``) never touch one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import typer
+
+from atoll.api.context import AtollContext
+from atoll.cli.output import render, render_done
+from atoll.config import Config
+from atoll.errors import UsageError
+
+OutputFormat = Literal["table", "json", "yaml"]
+
+
+@dataclass
+class CliState:
+    """The global options of one ``atoll`` invocation."""
+
+    log_level: str | None = None
+    debug: bool = False
+    pretty: bool = False
+    skip_questions: bool = False
+    background: bool = False
+    output: OutputFormat = "table"
+    config: Config | None = field(default=None, repr=False)
+    atoll: AtollContext | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        if self.atoll is not None:
+            self.atoll.close()
+            self.atoll = None
+
+
+# The state of the running command; also read by the error handler in main.py,
+# which runs after the Typer context is gone.
+_current: CliState | None = None
+
+
+def set_state(state: CliState) -> None:
+    global _current
+    _current = state
+
+
+def current_state() -> CliState:
+    """The global options of the running command (defaults outside a command)."""
+    return _current if _current is not None else CliState()
+
+
+def _root_state(typer_ctx: typer.Context | None) -> CliState:
+    ctx: Any = typer_ctx
+    while ctx is not None:
+        if isinstance(ctx.obj, CliState):
+            return ctx.obj
+        ctx = ctx.parent
+    return current_state()
+
+
+def get_context(typer_ctx: typer.Context | None = None) -> AtollContext:
+    """The AtollContext of this command, created on first use from the global options.
+
+    Raises:
+        ConfigError: the configuration layers are invalid (exit 2).
+    """
+    state = _root_state(typer_ctx)
+    if state.atoll is None:
+        state.atoll = AtollContext(config=state.config)
+    return state.atoll
+
+
+def get_state(typer_ctx: typer.Context | None = None) -> CliState:
+    """The global options (output format, --background, --skip-questions...)."""
+    return _root_state(typer_ctx)
+
+
+def confirm(question: str) -> bool:
+    """Ask a yes/no question; ``--skip-questions`` answers yes.
+
+    Without a terminal on stdin nobody can answer, so the answer is no: the
+    caller then refuses with a message telling to use ``-s``.
+    """
+    if current_state().skip_questions:
+        return True
+    if not sys.stdin.isatty():
+        return False
+    return bool(typer.confirm(question, default=False, err=True))
+
+
+def parse_json_option(text: str | None, option_name: str, *, expect: type | None = None) -> Any:
+    """Parse a JSON option value; ``None`` stays ``None``.
+
+    Raises:
+        UsageError: the text is not valid JSON, or not of the ``expect`` type (exit 2).
+    """
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{option_name}: malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    if expect is not None and not isinstance(value, expect):
+        wanted = {"dict": "an object", "list": "an array"}.get(expect.__name__, expect.__name__)
+        raise UsageError(f"{option_name}: expected {wanted}, got {type(value).__name__}")
+    return value
+
+
+def parse_kv(items: list[str] | None, option_name: str = "--env") -> dict[str, str]:
+    """``["K=V", ...]`` → ``{"K": "V"}``.
+
+    Raises:
+        UsageError: an item has no ``=`` or an empty key (exit 2).
+    """
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{option_name}: expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = value
+    return out
+
+
+__all__ = [
+    "CliState",
+    "confirm",
+    "current_state",
+    "get_context",
+    "get_state",
+    "parse_json_option",
+    "parse_kv",
+    "render",
+    "render_done",
+    "set_state",
+]

@@ -1,0 +1,83 @@
+"""``atoll ds``: datasets, uploaded from a directory and checked against the model's data files."""
+
+from __future__ import annotations
+
+import typer
+
+from atoll.api import datasets as api
+from atoll.cli.common import confirm, get_context, parse_json_option, render, render_done
+
+app = typer.Typer(help="Datasets for training models.", no_args_is_help=True)
+
+
+@app.command("new")
+def new(
+    ctx: typer.Context,
+    name: str | None = typer.Option(None, "--name", help="Dataset name (default: a random name)."),
+    model: str = typer.Option(..., "--model", help="Model the dataset trains."),
+    details: str | None = typer.Option(None, "--details", help="JSON object of free details."),
+    path: str | None = typer.Option(None, "--path", help="Directory holding the files."),
+    compress: bool = typer.Option(False, "--compress", help="Store the files as one tar.gz."),
+    skip_upload: bool = typer.Option(False, "--skip-upload", help="Record the dataset without storing files."),
+) -> None:
+    """Upload a dataset."""
+    render(
+        api.new_dataset(
+            get_context(ctx), model, name,
+            details=parse_json_option(details, "--details", expect=dict),
+            path=path, compress=compress, skip_upload=skip_upload,
+        )
+    )
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Dataset name."),
+    model: str = typer.Option(..., "--model", help="Model of the dataset."),
+    details: str | None = typer.Option(None, "--details", help="JSON object replacing the details."),
+    path: str | None = typer.Option(None, "--path", help="Directory whose files replace the stored ones."),
+    compress: bool | None = typer.Option(None, "--compress/--no-compress", help="Store as one tar.gz (with --path)."),
+    skip_upload: bool = typer.Option(False, "--skip-upload", help="Record the files without storing them."),
+) -> None:
+    """Change a dataset (unspecified fields are kept)."""
+    render(
+        api.update_dataset(
+            get_context(ctx), model, name,
+            details=parse_json_option(details, "--details", expect=dict),
+            path=path, compress=compress, skip_upload=skip_upload,
+        )
+    )
+
+
+@app.command("info")
+def info(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Dataset name."),
+    model: str = typer.Option(..., "--model", help="Model of the dataset."),
+) -> None:
+    """Show a dataset."""
+    render(api.get_dataset(get_context(ctx), model, name))
+
+
+@app.command("rm")
+def rm(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Dataset name."),
+    model: str = typer.Option(..., "--model", help="Model of the dataset."),
+) -> None:
+    """Remove a dataset and its files (asks first when model versions came from it)."""
+    record = api.delete_dataset(get_context(ctx), model, name, confirm=confirm)
+    render_done(f"removed dataset {record.ref}", removed="ds", model=model, name=name)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    model: str | None = typer.Option(None, "--model", help="Only datasets of this model."),
+    filter_: str | None = typer.Option(None, "--filter", help="MongoDB-style JSON query."),
+    expand: bool = typer.Option(False, "--expand", help="Show whole records."),
+) -> None:
+    """List datasets."""
+    records = api.list_datasets(get_context(ctx), model, parse_json_option(filter_, "--filter", expect=dict))
+    render(records, kind="ds", expand=expand)

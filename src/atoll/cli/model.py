@@ -1,0 +1,89 @@
+"""``atoll model``: model definitions and their file schemas."""
+
+from __future__ import annotations
+
+import typer
+
+from atoll.api import models as api
+from atoll.cli.common import confirm, get_context, parse_json_option, render, render_done
+
+app = typer.Typer(help="Model definitions: what a version and a training dataset hold.", no_args_is_help=True)
+
+MODEL_FILE_HELP = 'File spec of a model version, JSON: {"name": "clf.pkl", "required": true, "max_mb": 64, "desc": ""} (repeatable).'
+DATA_FILE_HELP = "File spec of a training dataset, same JSON form as --model-file (repeatable)."
+
+
+def _specs(items: list[str] | None, option: str) -> list[object]:
+    return [parse_json_option(item, option) for item in items or []]
+
+
+@app.command("new")
+def new(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Model name."),
+    desc: str = typer.Option("", "--desc", help="Description."),
+    model_file: list[str] | None = typer.Option(None, "--model-file", help=MODEL_FILE_HELP),
+    data_file: list[str] | None = typer.Option(None, "--data-file", help=DATA_FILE_HELP),
+) -> None:
+    """Record a new model."""
+    render(
+        api.new_model(
+            get_context(ctx), name, desc,
+            model_files=_specs(model_file, "--model-file"),  # type: ignore[arg-type]
+            data_files=_specs(data_file, "--data-file"),  # type: ignore[arg-type]
+        )
+    )
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Model name."),
+    desc: str | None = typer.Option(None, "--desc", help="New description."),
+    model_file: list[str] | None = typer.Option(None, "--model-file", help=MODEL_FILE_HELP + " Replaces the schema."),
+    data_file: list[str] | None = typer.Option(None, "--data-file", help=DATA_FILE_HELP + " Replaces the schema."),
+    no_model_files: bool = typer.Option(False, "--no-model-files", help="Empty the model files schema."),
+    no_data_files: bool = typer.Option(False, "--no-data-files", help="Empty the data files schema."),
+) -> None:
+    """Change a model's description or file schemas (unspecified fields are kept)."""
+    render(
+        api.update_model(
+            get_context(ctx), name, desc,
+            model_files=_specs(model_file, "--model-file"),  # type: ignore[arg-type]
+            data_files=_specs(data_file, "--data-file"),  # type: ignore[arg-type]
+            no_model_files=no_model_files,
+            no_data_files=no_data_files,
+        )
+    )
+
+
+@app.command("info")
+def info(ctx: typer.Context, name: str = typer.Option(..., "--name", help="Model name.")) -> None:
+    """Show a model."""
+    render(api.get_model(get_context(ctx), name))
+
+
+@app.command("rm")
+def rm(ctx: typer.Context, name: str = typer.Option(..., "--name", help="Model name.")) -> None:
+    """Remove a model with its datasets, versions and their files (asks first when it has any)."""
+    removal = api.delete_model(get_context(ctx), name, confirm=confirm)
+    render_done(
+        f"removed model {name} ({len(removal.datasets)} dataset(s), {len(removal.versions)} version(s); "
+        f"dropped from {len(removal.projects)} project(s))",
+        removed="model",
+        name=name,
+        datasets=removal.datasets,
+        versions=removal.versions,
+        projects=removal.projects,
+    )
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    filter_: str | None = typer.Option(None, "--filter", help='MongoDB-style JSON query, e.g. \'{"name": {"$regex": "^ir"}}\'.'),
+    expand: bool = typer.Option(False, "--expand", help="Show whole records."),
+) -> None:
+    """List models."""
+    records = api.list_models(get_context(ctx), filter=parse_json_option(filter_, "--filter", expect=dict))
+    render(records, kind="model", expand=expand)

@@ -1,0 +1,96 @@
+"""``atoll tchest``: treasure chests, named credentials kept encrypted.
+
+The secret is read from stdin (``--password-stdin``) or a hidden prompt,
+never from a command-line argument (which ``ps`` and shell history show),
+and never printed.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from atoll.api import tchests as api
+from atoll.cli.common import confirm, get_context, parse_json_option, render, render_done
+from atoll.errors import UsageError
+
+app = typer.Typer(help="Treasure chests: named credentials.", no_args_is_help=True)
+
+STDIN_HELP = "Read the secret from stdin (e.g. `printf %s \"$PW\" | atoll tchest new ...`)."
+
+
+def _read_secret(password_stdin: bool, *, required: bool) -> str | None:
+    if password_stdin:
+        secret = sys.stdin.read()
+        secret = secret.removesuffix("\n")
+        secret = secret.removesuffix("\r")
+        if not secret:
+            raise UsageError("--password-stdin: read an empty secret")
+        return secret
+    if not sys.stdin.isatty():
+        if required:
+            raise UsageError("no terminal to ask for the secret: pipe it with --password-stdin")
+        return None
+    if required:
+        return str(typer.prompt("Secret", hide_input=True, confirmation_prompt=True, err=True))
+    secret = str(typer.prompt("New secret (empty keeps the current one)", default="", show_default=False,
+                              hide_input=True, err=True))
+    return secret or None
+
+
+@app.command("new")
+def new(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Treasure chest name."),
+    desc: str = typer.Option("", "--desc", help="Description."),
+    details: str | None = typer.Option(None, "--details", help="JSON object of free details."),
+    user: str = typer.Option("", "--user", help="User name."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help=STDIN_HELP),
+) -> None:
+    """Record a credential; the secret is asked for (hidden) or read from stdin."""
+    details_obj = parse_json_option(details, "--details", expect=dict)
+    atoll = get_context(ctx)
+    secret = _read_secret(password_stdin, required=True)
+    render(api.new_tchest(atoll, name, secret or "", user=user, desc=desc, details=details_obj))
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Treasure chest name."),
+    desc: str | None = typer.Option(None, "--desc", help="New description."),
+    details: str | None = typer.Option(None, "--details", help="JSON object replacing the details."),
+    user: str | None = typer.Option(None, "--user", help="New user name."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help=STDIN_HELP),
+) -> None:
+    """Change a credential; the secret changes only when a new one is given."""
+    details_obj = parse_json_option(details, "--details", expect=dict)
+    atoll = get_context(ctx)
+    api.get_tchest(atoll, name)  # fail before prompting
+    secret = _read_secret(password_stdin, required=False)
+    render(api.update_tchest(atoll, name, secret=secret, user=user, desc=desc, details=details_obj))
+
+
+@app.command("info")
+def info(ctx: typer.Context, name: str = typer.Option(..., "--name", help="Treasure chest name.")) -> None:
+    """Show a credential (never its secret)."""
+    render(api.get_tchest(get_context(ctx), name))
+
+
+@app.command("rm")
+def rm(ctx: typer.Context, name: str = typer.Option(..., "--name", help="Treasure chest name.")) -> None:
+    """Remove a credential."""
+    api.delete_tchest(get_context(ctx), name, confirm=confirm)
+    render_done(f"removed treasure chest {name}", removed="tchest", name=name)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    filter_: str | None = typer.Option(None, "--filter", help="MongoDB-style JSON query."),
+    expand: bool = typer.Option(False, "--expand", help="Show whole records."),
+) -> None:
+    """List credentials (never their secrets)."""
+    records = api.list_tchests(get_context(ctx), parse_json_option(filter_, "--filter", expect=dict))
+    render(records, kind="tchest", expand=expand)
