@@ -1,0 +1,124 @@
+"""``atoll depl``: deployments (replicated prediction services)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+
+from atoll.api import deployments as api
+from atoll.cli.common import get_context, get_state, parse_json_option, parse_kv, render, render_done
+from atoll.errors import ExecutionError
+
+app = typer.Typer(help="Deployments: replicas of a prediction notebook serving HTTP.", no_args_is_help=True)
+
+PROJ_HELP = "Project (default: the project homed in the working dir, else project.working_project)."
+
+
+def _err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@app.command("new")
+def new(
+    ctx: typer.Context,
+    name: str | None = typer.Option(None, "--name", help="Deployment name (random when omitted)."),
+    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    notebook: str = typer.Option(..., "--nb", "--notebook", help="Prediction notebook, relative to the project root."),
+    params: str | None = typer.Option(None, "--params", help="Notebook parameters as a JSON object."),
+    tag: str = typer.Option("latest", "--tag", help="Build version to run."),
+    n_tasks: int = typer.Option(1, "-n", "--n-tasks", help="Number of replicas."),
+    port: int | None = typer.Option(None, "--port", help="Also serve the replicas balanced on 127.0.0.1:PORT."),
+    env: list[str] | None = typer.Option(None, "--env", help="KEY=VALUE for the replicas (repeatable)."),
+    movers: list[str] | None = typer.Option(None, "--movers", help="MODEL:VERSION to stage (repeatable)."),
+    timeout: float = typer.Option(api.DEFAULT_TIMEOUT, "--timeout", help="Seconds a replica has to get healthy."),
+) -> None:
+    """Deploy a prediction notebook (or roll an existing deployment over to new settings)."""
+    atoll = get_context(ctx)
+    quiet = get_state(ctx).output != "table"
+    try:
+        record = api.new_deployment(
+            atoll,
+            name,
+            proj,
+            notebook=notebook,
+            params=parse_json_option(params, "--params", expect=dict),
+            tag=tag,
+            n_tasks=n_tasks,
+            port=port,
+            env=parse_kv(env, "--env"),
+            movers=movers or [],
+            timeout=timeout,
+            log=_err if quiet else print,
+        )
+    except ExecutionError as exc:
+        if exc.log_tail:
+            _err(exc.log_tail)
+        raise
+    info = api.deployment_info(atoll, record.name, record.proj)
+    if quiet:
+        render(info)
+    else:
+        _summary(info)
+
+
+def _summary(info: dict[str, Any]) -> None:
+    """A few lines for people; ``depl info`` and ``-o json`` show the whole record."""
+    movers = ", ".join(f"{v['model']}:{v['name']}" for v in info["movers"]) or "none"
+    print(f"deployment {info['proj']}:{info['name']} {info['task']['state']}, availability {info['availability']}")
+    print(f"  build {info['bvers']['proj']}:{info['bvers']['name']}, notebook {info['notebook']}, versions {movers}")
+    for replica in info["replicas"]:
+        print(f"  {replica['name']:<24} {replica['state']:<10} {replica['url']}")
+    print(f"  through the router: POST {info['router_url']}")
+    if info.get("balanced_url"):
+        print(f"  balanced:           POST {info['balanced_url']}")
+
+
+@app.command("info")
+def info(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Deployment name."),
+    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+) -> None:
+    """Show a deployment, each replica's live state and its availability (healthy/N)."""
+    render(api.deployment_info(get_context(ctx), name, proj))
+
+
+@app.command("rm")
+def rm(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Deployment name."),
+    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+) -> None:
+    """Stop every replica of a deployment and remove it."""
+    record = api.remove_deployment(get_context(ctx), name, proj)
+    render_done(f"removed deployment {record.ref}", removed="depl", proj=record.proj, name=record.name)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    filter_: str | None = typer.Option(None, "--filter", help="MongoDB-style JSON query."),
+    expand: bool = typer.Option(False, "--expand", help="Show whole records."),
+) -> None:
+    """List the deployments of a project."""
+    atoll = get_context(ctx)
+    records = api.list_deployments(atoll, proj, parse_json_option(filter_, "--filter", expect=dict))
+    render(records, kind="depl", expand=expand)
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Deployment name."),
+    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines (Ctrl-C to stop)."),
+) -> None:
+    """Print what the replicas printed."""
+    try:
+        for line in api.deployment_logs(get_context(ctx), name, proj, follow):
+            print(line, flush=True)
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,69 @@
+"""``atoll note``: Jupyter Lab on a project's build (token-protected, loopback only)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from types import FrameType
+
+import typer
+
+from atoll.api import ide as api
+from atoll.cli.common import get_context, get_state, parse_kv, render, render_done
+
+app = typer.Typer(help="Jupyter Lab on a project's build.", invoke_without_command=True)
+
+PROJ_HELP = "Project (default: the project homed in the working dir, else project.working_project)."
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@app.callback()
+def note(
+    ctx: typer.Context,
+    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    tag: str = typer.Option("latest", "--tag", help="Build version to run on."),
+    port: int | None = typer.Option(None, "--port", help="Port on 127.0.0.1 (default: ide.port, 30088)."),
+    edit: bool = typer.Option(False, "--edit", help="Work on the project's home dir itself as /app."),
+    dataset: list[str] | None = typer.Option(None, "--dataset", help="MODEL:DATASET to stage (repeatable)."),
+    movers: list[str] | None = typer.Option(None, "--movers", help="MODEL:VERSION to stage (repeatable)."),
+    env: list[str] | None = typer.Option(None, "--env", help="KEY=VALUE for the notebook kernels (repeatable)."),
+    detach: bool = typer.Option(False, "--detach", help="Return at once; stop it later with --stop."),
+    stop: bool = typer.Option(False, "--stop", help="Stop the project's detached IDE."),
+) -> None:
+    """Start Jupyter Lab; without --detach it runs until Ctrl-C and then stops."""
+    atoll = get_context(ctx)
+    if stop:
+        project = api.stop_ide(atoll, proj)
+        render_done(f"stopped the IDE of project {project}", stopped="ide", proj=project)
+        return
+    session = api.start_ide(
+        atoll,
+        proj,
+        tag=tag,
+        port=port,
+        edit=edit,
+        datasets=dataset or [],
+        movers=movers or [],
+        env=parse_kv(env, "--env"),
+    )
+    if get_state(ctx).output == "table":
+        print(f"Jupyter Lab for project {session.project}: {session.url}", flush=True)
+    else:
+        render(session)
+    if detach or get_state(ctx).background:
+        return
+    print("Press Ctrl-C to stop it.", file=sys.stderr, flush=True)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        api.stop_ide(atoll, session.project)
+        print(f"stopped the IDE of project {session.project}", file=sys.stderr, flush=True)

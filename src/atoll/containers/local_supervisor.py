@@ -1,0 +1,487 @@
+"""The supervisor of one local deployment: a detached process that outlives the CLI.
+
+``python -m atoll.containers.local_supervisor RUN_DIR`` keeps the replicas of
+one deployment running. :class:`~atoll.containers.local_services.LocalServices`
+writes the desired state to ``RUN_DIR/spec.json`` (0600: it holds the
+replicas' environment) and reads the supervisor's ``RUN_DIR/status.json``;
+files are the whole protocol, so the CLI can come and go::
+
+    RUN_DIR/spec.json          {"generation": g, "replicas": [...], "port", "timeout", ...}
+    RUN_DIR/status.json        live replicas, the active generation, the last roll-out
+    RUN_DIR/supervisor.pid     "<pid> <start time>"
+    RUN_DIR/logs/g<g>-<i>.log  what each replica printed
+
+The supervisor
+
+- starts the replicas of a new generation (all at once for a new deployment,
+  one at a time for a redeploy: start new *i*, wait until healthy, stop old
+  *i*); if a new replica exits or never gets healthy it stops the new ones,
+  restarts the old ones it had already replaced, and reports the failure with
+  the replica's log tail;
+- health-checks ``GET /health`` and restarts a replica that exits, waiting
+  0.5 s, 1 s, 2 s... (at most 30 s) between attempts;
+- writes the router's discovery file ``$ATOLL_HOME/run/deployments/<proj>/<name>.json``
+  atomically on every change;
+- with a ``port``, serves a small balancer on ``127.0.0.1:<port>`` that forwards
+  every request to the healthy replicas in turn with the router's keep-alive
+  client (:mod:`atoll.router.forward`), retrying another replica when one
+  cannot be reached.
+
+SIGTERM stops the replicas (SIGTERM to each process group, SIGKILL after 5 s)
+and removes the discovery file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+log = logging.getLogger("atoll.supervisor")
+
+TICK = 0.2  # seconds between two looks at the replicas
+STARTING_CHECK = 0.2  # health-check period while a replica starts
+MAX_BACKOFF = 30.0
+STABLE_AFTER = 60.0  # a replica healthy this long has its restart back-off reset
+STOP_GRACE = 5.0
+DRAIN = 1.0  # seconds between unpublishing a replica and stopping it
+
+
+# Process identity: a PID plus its start time, so a recycled PID is never signalled.
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (None when it does not exist)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[19]) if len(fields) > 19 else None
+
+
+def pid_alive(pid: int | None, start_time: int | None) -> bool:
+    """True when ``pid`` runs and is the process started at ``start_time`` (not a zombie)."""
+    if not pid:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    if state in ("Z", "X"):
+        return False
+    return start_time is None or proc_start_time(pid) == start_time
+
+
+def kill_group(pid: int, start_time: int | None, grace: float = STOP_GRACE) -> None:
+    """SIGTERM the process group led by ``pid``, SIGKILL it after ``grace`` seconds."""
+    if not pid_alive(pid, start_time):
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
+            if not pid_alive(pid, start_time):
+                return
+            time.sleep(0.05)
+
+
+def write_json(path: Path, data: Any, mode: int = 0o644) -> None:
+    """Write ``data`` atomically (temporary sibling + ``os.replace``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def log_tail(path: Path | str, lines: int = 30) -> str:
+    """The last ``lines`` lines of a log file ("" when missing)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 64 * 1024))
+            data = handle.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class Replica:
+    """One replica process and what the supervisor knows about it."""
+
+    def __init__(self, spec: dict[str, Any], generation: int, command: list[str]) -> None:
+        self.spec = spec  # {"name", "index", "task_dir", "env", "log"}
+        self.name: str = spec["name"]
+        self.index: int = spec["index"]
+        self.generation = generation
+        self.command = command
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start_time: int | None = None
+        self.state = "starting"
+        self.error: str | None = None
+        self.restarts = 0
+        self.streak = 0  # restarts since it was last stable
+        self.in_rollout = True
+        self.started_at = 0.0
+        self.healthy_since: float | None = None
+        self.failures = 0
+        self.next_check = 0.0
+        self.next_restart: float | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def spawn(self) -> None:
+        env = dict(self.spec["env"])
+        env.update(ATOLL_HOST="127.0.0.1", ATOLL_PORT=str(self.port), ATOLL_REPLICA=self.name)
+        cwd = Path(self.spec["task_dir"]) / "app"
+        Path(self.spec["log"]).parent.mkdir(parents=True, exist_ok=True)
+        with open(self.spec["log"], "ab") as out:
+            out.write(f"--- atoll: starting {self.name} (generation {self.generation}) on port {self.port}\n".encode())
+            out.flush()
+            self.proc = subprocess.Popen(
+                self.command,
+                cwd=cwd if cwd.is_dir() else None,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stopped as a whole
+            )
+        self.start_time = proc_start_time(self.proc.pid)
+        self.state, self.error = "starting", None
+        self.started_at = time.monotonic()
+        self.healthy_since = None
+        self.failures = 0
+        self.next_check = 0.0
+        self.next_restart = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            kill_group(self.proc.pid, self.start_time)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(1)
+        self.state = "stopped"
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "index": self.index,
+            "generation": self.generation,
+            "url": self.url,
+            "port": self.port,
+            "pid": self.pid,
+            "start_time": self.start_time,
+            "state": self.state,
+            "restarts": self.restarts,
+            "error": self.error,
+            "log": self.spec["log"],
+        }
+
+
+class Supervisor:
+    """Keeps the replicas of ``RUN_DIR/spec.json`` running; see the module docstring."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.spec_path = run_dir / "spec.json"
+        self.status_path = run_dir / "status.json"
+        spec = read_json(self.spec_path) or {}
+        self.project: str = spec.get("project", "")
+        self.deployment: str = spec.get("deployment", "")
+        self.discovery = Path(spec.get("discovery", run_dir / "discovery.json"))
+        self.health: dict[str, float] = spec.get("healthcheck", {})
+        self.replicas: list[Replica] = []
+        self.active_gen = 0
+        self.active_spec: dict[str, Any] | None = None
+        self.attempted_gen = 0
+        self.rollout: dict[str, Any] = {}
+        self.rolling: asyncio.Task[None] | None = None
+        self.stopping = asyncio.Event()
+        self.balancer: Any = None  # local_balancer.Balancer, imported only with a port
+        self.balancer_handle: Any = None
+        self.balancer_port: int | None = None
+        self._last_written: bytes = b""
+        self._pool: Any = None
+
+    # main loop
+    async def run(self) -> None:
+        from atoll.router.forward import Pool
+
+        timeout = float(self.health.get("timeout", 2))
+        self._pool = Pool(connect_timeout=timeout, timeout=timeout, max_idle=1)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        try:
+            while not self.stopping.is_set():
+                spec = read_json(self.spec_path)
+                if spec and spec.get("generation", 0) > self.attempted_gen and self.rolling is None:
+                    self.attempted_gen = spec["generation"]
+                    self.rolling = asyncio.create_task(self._rollout(spec))
+                await self._tick()
+                self._publish()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), TICK)
+        finally:
+            if self.rolling is not None:
+                self.rolling.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self.rolling
+            await asyncio.gather(*(asyncio.to_thread(r.stop) for r in self.replicas))
+            self.replicas = []
+            if self.balancer_handle is not None:
+                self.balancer_handle.stop(5)
+            with contextlib.suppress(FileNotFoundError):
+                self.discovery.unlink()
+            self._publish(final=True)
+            self._pool.close()
+
+    async def _tick(self) -> None:
+        now = time.monotonic()
+        checks = []
+        for r in list(self.replicas):
+            if r.proc is not None and r.proc.poll() is not None:
+                self._exited(r, now)
+            elif r.proc is None and r.next_restart is not None and now >= r.next_restart:
+                r.restarts += 1
+                r.streak += 1
+                log.warning("restarting %s (restart %d)", r.name, r.restarts)
+                r.spawn()
+            elif r.proc is not None and now >= r.next_check:
+                checks.append(self._check(r))
+            if r.healthy_since is not None and now - r.healthy_since > STABLE_AFTER:
+                r.streak = 0
+        if checks:
+            await asyncio.gather(*checks)
+        self._update_targets()
+
+    def _update_targets(self) -> None:
+        if self.balancer is not None:
+            self.balancer.targets = tuple(("127.0.0.1", r.port) for r in self.replicas if r.state == "healthy")
+
+    def _exited(self, r: Replica, now: float) -> None:
+        code = r.proc.returncode if r.proc is not None else None
+        r.error = f"killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+        log.warning("%s %s", r.name, r.error)
+        r.state = "failed"
+        r.proc = None
+        r.healthy_since = None
+        if not r.in_rollout:  # during a roll-out the roll-out decides
+            r.next_restart = now + min(MAX_BACKOFF, 0.5 * 2**r.streak)
+
+    async def _check(self, r: Replica) -> None:
+        from atoll.router.forward import UpstreamError
+
+        interval = float(self.health.get("interval", 2))
+        try:
+            answer = await self._pool.request("127.0.0.1", r.port, "GET", b"/health", [], b"")
+            ok = answer.status == 200
+        except UpstreamError:
+            ok = False
+        now = time.monotonic()
+        if r.proc is None:
+            return
+        if ok:
+            if r.state != "healthy":
+                r.healthy_since = now
+                log.info("%s healthy %.2fs after its start", r.name, now - r.started_at)
+            r.state, r.failures, r.error = "healthy", 0, None
+            r.next_check = now + interval
+            return
+        if r.state == "starting":
+            r.next_check = now + STARTING_CHECK
+            start_period = float(self.health.get("start_period", 60))
+            if not r.in_rollout and now - r.started_at > start_period:
+                r.error = f"not healthy {start_period:g}s after start"
+                await asyncio.to_thread(r.stop)
+                r.proc, r.state = None, "failed"
+                r.next_restart = now + min(MAX_BACKOFF, 0.5 * 2**r.streak)
+            return
+        r.failures += 1
+        r.next_check = now + interval
+        if r.failures >= int(self.health.get("retries", 3)):
+            r.state, r.healthy_since = "unhealthy", None
+            r.error = f"{r.failures} health checks failed in a row"
+
+    # roll-outs
+    def _new(self, spec: dict[str, Any], index: int) -> Replica:
+        replica = Replica(spec["replicas"][index], spec["generation"], spec["command"])
+        self.replicas.append(replica)
+        replica.spawn()
+        return replica
+
+    async def _await_healthy(self, replicas: list[Replica], timeout: float) -> str | None:
+        """None once all are healthy; else why not (with the log tail)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for r in replicas:
+                if r.state == "failed":
+                    return f"replica {r.name} {r.error} before becoming healthy\n{log_tail(r.spec['log'])}"
+            if all(r.state == "healthy" for r in replicas):
+                return None
+            if time.monotonic() > deadline:
+                late = next(r for r in replicas if r.state != "healthy")
+                return f"replica {late.name} did not become healthy within {timeout:g}s\n{log_tail(late.spec['log'])}"
+            await asyncio.sleep(0.05)
+
+    async def _stop(self, replicas: list[Replica], drain: bool = False) -> None:
+        """Stop replicas; with ``drain``, first tell the router and balancer they are gone."""
+        for r in replicas:
+            if r in self.replicas:
+                self.replicas.remove(r)
+        if drain and any(r.state == "healthy" for r in replicas):
+            self._update_targets()
+            self._publish()
+            await asyncio.sleep(DRAIN)
+        await asyncio.gather(*(asyncio.to_thread(r.stop) for r in replicas))
+
+    async def _rollout(self, spec: dict[str, Any]) -> None:
+        gen, count, timeout = spec["generation"], len(spec["replicas"]), float(spec.get("timeout", 120))
+        self.rollout = {"generation": gen, "state": "running", "error": None}
+        old_port = self.balancer_port
+        try:
+            if spec.get("port") != self.balancer_port:
+                self._serve_balancer(spec.get("port"))
+            old = [r for r in self.replicas if r.generation == self.active_gen]
+            if not old:
+                new = [self._new(spec, i) for i in range(count)]
+                error = await self._await_healthy(new, timeout)
+                if error:
+                    await self._stop(new)
+            else:
+                new, error = [], None
+                for i in range(max(count, len(old))):
+                    if i < count:
+                        new.append(self._new(spec, i))
+                        error = await self._await_healthy(new[-1:], timeout)
+                        if error:
+                            await self._restore(old, i, timeout)
+                            await self._stop(new)
+                            break
+                    await self._stop([r for r in old if r.index == i], drain=True)
+        except Exception as exc:
+            log.exception("roll-out %d failed", gen)
+            error = f"{type(exc).__name__}: {exc}"
+        if error:
+            self.rollout = {"generation": gen, "state": "failed", "error": error}
+            if self.balancer_port != old_port and self.replicas:
+                try:  # the old replicas keep serving: so does their balanced port
+                    self._serve_balancer(old_port)
+                except Exception:  # noqa: BLE001 - logged; the router still reaches them
+                    log.exception("cannot serve the balancer on port %s again", old_port)
+            if not self.replicas:  # nothing to keep serving: a failed new deployment ends here
+                self.stopping.set()
+        else:
+            for r in new:
+                r.in_rollout = False
+            self.active_gen, self.active_spec = gen, spec
+            self.rollout = {"generation": gen, "state": "done", "error": None}
+        self.rolling = None
+        self._publish()
+
+    async def _restore(self, old: list[Replica], upto: int, timeout: float) -> None:
+        """Restart the old replicas with index < ``upto`` (already replaced), then wait for them."""
+        restored = []
+        for r in old:
+            if r.index < upto and r not in self.replicas:
+                self.replicas.append(r)
+                r.spawn()
+                r.in_rollout = False
+                restored.append(r)
+        if restored:
+            await self._await_healthy(restored, timeout)
+
+    def _serve_balancer(self, port: int | None) -> None:
+        from atoll.containers.local_balancer import Balancer
+        from atoll.toolkit.asgi import run_app
+
+        if self.balancer_handle is not None:
+            self.balancer_handle.stop(5)
+            self.balancer_handle = self.balancer = None
+        self.balancer_port = port
+        if port:
+            balancer = Balancer()
+            self.balancer_handle = run_app(balancer.app, host="127.0.0.1", port=port, block=False)
+            self.balancer = balancer
+
+    # state files
+    def _publish(self, final: bool = False) -> None:
+        replicas = [r.public() for r in self.replicas]
+        status = {
+            "project": self.project,
+            "deployment": self.deployment,
+            "supervisor": {"pid": os.getpid(), "start_time": proc_start_time(os.getpid())},
+            "active_generation": self.active_gen,
+            "port": self.balancer_port,
+            "rollout": self.rollout,
+            "replicas": replicas,
+            "stopped": final,
+        }
+        data = orjson.dumps(status)
+        if data == self._last_written:
+            return
+        self._last_written = data
+        write_json(self.status_path, status)
+        if not final and (self.active_gen or self.replicas):
+            write_json(
+                self.discovery,
+                {
+                    "project": self.project,
+                    "deployment": self.deployment,
+                    "replicas": [{k: r[k] for k in ("name", "url", "pid", "state")} for r in replicas],
+                },
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m atoll.containers.local_supervisor RUN_DIR", file=sys.stderr)
+        return 2
+    run_dir = Path(args[0])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    write_json(run_dir / "supervisor.pid", {"pid": os.getpid(), "start_time": proc_start_time(os.getpid())})
+    # The pid file stays after exit: with the start time it cannot be mistaken
+    # for a later process, and the CLI uses it to wait until this one is gone.
+    asyncio.run(Supervisor(run_dir).run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
