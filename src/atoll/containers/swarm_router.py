@@ -1,0 +1,178 @@
+"""The router island on swarm: ``<ns>-router``, a service on the overlay network.
+
+It runs ``python -m atoll.router --discovery dns`` from the base image and
+finds the replicas of deployment D of project P as ``tasks.<ns>-P-D`` (port
+8080), so it needs no state from the host. Its port 8080 is published in host
+mode on ``router.port`` (the ingress mesh is not available everywhere); the
+engine binds it to its default address (127.0.0.1 when dockerd runs with
+``"ip": "127.0.0.1"``). The service runs the base image by id, and is
+re-created when the base image changed (a new Atoll).
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any
+
+from atoll.config import Config
+from atoll.containers.images import ensure_base_image
+from atoll.containers.swarm_engine import (
+    LABEL_KIND,
+    LABEL_NAMESPACE,
+    NS,
+    SERVICE_PORT,
+    connect,
+    engine_errors,
+    ensure_network,
+    wait_until,
+)
+from atoll.errors import BackendUnavailableError
+from atoll.islands.base import IslandState
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+START_TIMEOUT = 120.0
+_PROBE = (
+    "import sys, urllib.request as u; "
+    f"sys.exit(0 if u.urlopen('http://127.0.0.1:{SERVICE_PORT}/health', timeout=2).status == 200 else 1)"
+)
+
+
+class SwarmRouterIsland:
+    """``atoll isle router setup|status|stop`` on the swarm runtime."""
+
+    name = "router"
+
+    def __init__(self, config: Config, client: DockerClient | None = None) -> None:
+        self.config = config
+        self._client = client
+
+    @property
+    def client(self) -> DockerClient:
+        if self._client is None:
+            self._client = connect(self.config)
+        return self._client
+
+    @property
+    def service_name(self) -> str:
+        return f"{self.config.container_manager.namespace}-router"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.router.host}:{self.config.router.port}"
+
+    def _service(self) -> Any:
+        from docker.errors import NotFound
+
+        with engine_errors(self.config, f"inspecting service {self.service_name}"):
+            try:
+                return self.client.services.get(self.service_name)
+            except NotFound:
+                return None
+
+    def _state(self, running: bool, health: str, message: str, seconds: float | None = None) -> IslandState:
+        return IslandState(self.name, running, health, self.url if running else None, self.service_name, "",
+                           message, seconds)
+
+    def status(self) -> IslandState:
+        if self._service() is None:
+            return self._state(False, "stopped", "the router is not running")
+        healthy = _answers(f"{self.url}/health")
+        return self._state(True, "healthy" if healthy else "starting",
+                           f"the router is running at {self.url}" if healthy else
+                           "the router service exists but does not answer /health yet")
+
+    def setup(self) -> IslandState:
+        """Create the service unless it runs on the current base image; wait for /health."""
+        started = time.monotonic()
+        base = ensure_base_image(self.client, self.config, lambda line: None)
+        with engine_errors(self.config, f"looking up {base}"):
+            image = str(self.client.images.get(base).id)
+        current = self._service()
+        if current is not None:
+            spec = current.attrs["Spec"]
+            running_image = spec["TaskTemplate"]["ContainerSpec"]["Image"]
+            published = [p.get("PublishedPort") for p in (spec.get("EndpointSpec") or {}).get("Ports") or []]
+            same = running_image == image and published == [self.config.router.port]
+            if same and wait_until(lambda: _answers(f"{self.url}/health"), 30):
+                return self._state(True, "healthy", f"the router is already running at {self.url}")
+            self.stop()
+        self._create(image)
+        if not wait_until(lambda: _answers(f"{self.url}/health"), START_TIMEOUT):
+            tail = self._log_tail()
+            self.stop()
+            raise BackendUnavailableError(
+                f"the router service did not answer {self.url}/health within {START_TIMEOUT:g}s: {tail}"
+            )
+        return self._state(True, "healthy", f"the router is running at {self.url}", time.monotonic() - started)
+
+    def _create(self, image: str) -> None:
+        from docker.types import EndpointSpec, Healthcheck, RestartPolicy, ServiceMode
+
+        ns = self.config.container_manager.namespace
+        network = ensure_network(self.client, self.config)
+        hc = self.config.container_manager.healthcheck
+        labels = {LABEL_KIND: "island", LABEL_NAMESPACE: ns, "io.atoll.island": "router"}
+        with engine_errors(self.config, f"creating service {self.service_name}"):
+            self.client.services.create(
+                image,
+                [
+                    "python", "-m", "atoll.router", "--host", "0.0.0.0", "--port", str(SERVICE_PORT),
+                    "--discovery", "dns", "--dns-pattern", f"tasks.{ns}-{{project}}-{{deployment}}",
+                    "--dns-port", str(SERVICE_PORT),
+                ],
+                name=self.service_name,
+                labels=labels,
+                container_labels=labels,
+                networks=[network],
+                endpoint_spec=EndpointSpec(mode="dnsrr", ports={self.config.router.port: (SERVICE_PORT, "tcp", "host")}),
+                mode=ServiceMode("replicated", replicas=1),
+                init=True,
+                healthcheck=Healthcheck(test=["CMD", "python", "-c", _PROBE], interval=int(hc.interval * NS),
+                                        timeout=int(hc.timeout * NS), retries=hc.retries,
+                                        start_period=int(hc.start_period * NS)),
+                restart_policy=RestartPolicy(condition="any", delay=2 * NS),
+                stop_grace_period=5 * NS,
+            )
+
+    def _log_tail(self) -> str:
+        try:
+            raw = self.client.api.service_logs(self.service_name, stdout=True, stderr=True, tail=10)
+            return b"".join(raw).decode("utf-8", "replace").strip()
+        except Exception:  # noqa: BLE001 - best effort for an error message
+            return ""
+
+    def stop(self) -> IslandState:
+        from docker.errors import NotFound
+
+        service = self._service()
+        if service is None:
+            return self._state(False, "stopped", "the router was not running")
+        with engine_errors(self.config, f"removing service {self.service_name}"):
+            try:
+                service.remove()
+            except NotFound:
+                pass
+
+        def gone() -> bool:
+            with engine_errors(self.config, "waiting for the router container to go"):
+                return not self.client.containers.list(
+                    all=True, filters={"label": f"com.docker.swarm.service.name={self.service_name}"}
+                )
+
+        wait_until(gone, 60)
+        return self._state(False, "stopped", "the router was stopped")
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+__all__ = ["SwarmRouterIsland"]

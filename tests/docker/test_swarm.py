@@ -1,0 +1,353 @@
+"""The iris example end to end on the swarm runtime, against the real engine.
+
+One module-wide ATOLL_HOME (embedded SQLite + local file store, reached by the
+containers through bind mounts) with ``container_manager.type: swarm`` and a
+namespace of its own, so every Docker object this module creates has a name
+unique to the run; the fixture removes each one by exact name at the end and
+fails when something is left. The base image is shared (built once, reused
+while Atoll's code is unchanged).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+if TYPE_CHECKING:
+    from atoll.api.context import AtollContext
+    from docker import DockerClient
+
+pytestmark = pytest.mark.docker
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "iris"
+ROW = b"[5.1, 3.5, 1.4, 0.2]"
+MODEL_FILES = [{"name": "clf.pkl", "required": True, "max_mb": 10}]
+DATA_FILES = [{"name": "measures.csv", "required": True}, {"name": "species.csv", "required": True}]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_notebook(path: Path, cells: list[str]) -> None:
+    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb.cells = [new_code_cell(c) for c in cells]
+    nbformat.write(nb, str(path))
+
+
+def post(url: str, body: bytes = ROW, timeout: float = 30) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> int:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+@dataclass
+class SwarmIris:
+    client: DockerClient
+    ctx: AtollContext
+    home: Path
+    project_dir: Path
+    namespace: str
+    project: str
+    router_port: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def router_url(self, deploy: str) -> str:
+        return f"http://127.0.0.1:{self.router_port}/predict?project={self.project}&deploy={deploy}"
+
+    def service(self, deploy: str) -> str:
+        return f"{self.namespace}-{self.project}-{deploy}"
+
+
+def _leftovers(client: DockerClient, namespace: str, project: str) -> list[str]:
+    found = [f"service {s.name}" for s in client.services.list() if s.name.startswith(f"{namespace}-")]
+    found += [f"container {c.name}" for c in client.containers.list(all=True) if c.name.startswith(f"{namespace}-")]
+    found += [f"secret {s.name}" for s in client.secrets.list(filters={"label": f"io.atoll.namespace={namespace}"})]
+    found += [f"network {n.name}" for n in client.networks.list(names=[namespace]) if n.name == namespace]
+    found += [f"volume {v.name}" for v in client.volumes.list(filters={"label": f"io.atoll.namespace={namespace}"})]
+    return found
+
+
+def _cleanup(client: DockerClient, namespace: str, project: str, deploys: list[str]) -> None:
+    """Remove, by exact name, everything this module may have created."""
+    from docker.errors import APIError, NotFound
+
+    services = [f"{namespace}-{project}-{d}" for d in deploys] + [f"{namespace}-router"]
+    for name in services:
+        try:
+            client.services.get(name).remove()
+        except (NotFound, APIError):
+            pass
+    containers = [f"{namespace}-train-{project}-{t}" for t in ("first", "oom", "slow")] + [f"{namespace}-ide-{project}"]
+    for name in containers:
+        try:
+            client.containers.get(name).remove(force=True)
+        except (NotFound, APIError):
+            pass
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not any(client.containers.list(all=True, filters={"label": f"com.docker.swarm.service.name={s}"})
+                   for s in services):
+            break
+        time.sleep(0.5)
+    for secret in client.secrets.list(filters={"label": f"io.atoll.namespace={namespace}"}):
+        try:
+            secret.remove()
+        except (NotFound, APIError):
+            pass
+    for _ in range(20):
+        try:
+            client.networks.get(namespace).remove()
+            break
+        except NotFound:
+            break
+        except APIError:
+            time.sleep(1)
+    try:
+        client.images.remove(f"atoll/{project}:latest")
+    except (NotFound, APIError):
+        pass
+
+
+@pytest.fixture(scope="module")
+def iris(swarm_client: DockerClient, python_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmIris]:
+    """Model, dataset, project (iris + test notebooks), a swarm build and the finished training ``first``."""
+    from atoll.api import builds, datasets, models, projects, trainings
+    from atoll.api.context import AtollContext
+    from atoll.config import load_config
+
+    tmp = tmp_path_factory.mktemp("swarm")
+    suffix = uuid.uuid4().hex[:6]
+    namespace, project = f"atoll-t{suffix}", f"iris-{suffix}"
+    project_dir = tmp / "iris"
+    shutil.copytree(EXAMPLE, project_dir, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    write_notebook(project_dir / "notebooks" / "broken.ipynb", ["raise RuntimeError('this model does not load')"])
+    write_notebook(project_dir / "notebooks" / "slow.ipynb", ["import time\nfor _ in range(600):\n    time.sleep(0.5)"])
+    write_notebook(project_dir / "notebooks" / "oom.ipynb", [
+        "print('allocating', flush=True)",
+        "hog = b'x' * (400 * 1024 * 1024)\nprint(len(hog))",
+    ])
+    env = {
+        "ATOLL_HOME": str(tmp / "home"),
+        "ATOLL_CONTAINER_MANAGER__TYPE": "swarm",
+        "ATOLL_CONTAINER_MANAGER__NAMESPACE": namespace,
+        "ATOLL_CONTAINER_MANAGER__HEALTHCHECK__INTERVAL": "1",
+        "ATOLL_CONTAINER_MANAGER__RESOURCE_PROFILES": '{"tiny": {"memory_limit": 64}}',
+        "ATOLL_ROUTER__PORT": str(free_port()),
+        "ATOLL_DOCKER__PYTHON_IMAGE": python_image,
+    }
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    ctx = AtollContext(load_config(project_dir), cwd=project_dir)
+    state = SwarmIris(swarm_client, ctx, tmp / "home", project_dir, namespace, project, int(env["ATOLL_ROUTER__PORT"]))
+    try:
+        models.new_model(ctx, "iris-clf", "iris classifier", model_files=MODEL_FILES, data_files=DATA_FILES)
+        projects.new_project(ctx, project, models=["iris-clf"], home_dir=str(project_dir))
+        datasets.new_dataset(ctx, "iris-clf", "iris", path=project_dir / "datasets" / "iris")
+        started = time.monotonic()
+        builds.build_project(ctx, project, source="home", log=lambda _line: None)
+        state.timings["build"] = time.monotonic() - started
+        started = time.monotonic()
+        record = trainings.new_training(ctx, "notebooks/train.ipynb", proj=project, name="first",
+                                        datasets=["iris-clf:iris"])
+        trainings.wait_training(ctx, record, timeout=300)
+        state.timings["train"] = time.monotonic() - started
+        yield state
+    finally:
+        ctx.close()
+        _cleanup(swarm_client, namespace, project, ["svc", "solo"])
+        left = _leftovers(swarm_client, namespace, project)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        print("\nswarm timings:", {k: round(v, 1) for k, v in state.timings.items()})
+        assert left == [], f"left behind: {left}"
+
+
+def test_the_build_is_recorded_by_image_id_and_runs_by_it(iris: SwarmIris) -> None:
+    from atoll.domain.records import BuildVersion
+
+    build = iris.ctx.metadata.get(BuildVersion, "latest", iris.project)
+    assert build.container_manager == "swarm"
+    assert build.image == f"atoll/{iris.project}:latest"
+    assert build.digest is not None and build.digest.startswith("sha256:")
+    assert iris.client.images.get(build.image).id == build.image_id == build.digest
+
+
+def test_the_training_finished_in_a_container_that_is_gone(iris: SwarmIris) -> None:
+    from atoll.api import trainings, versions
+
+    record = trainings.get_training(iris.ctx, "first", iris.project)
+    assert record.task.state.value == "FINISHED", record.task.error
+    assert record.task.progress == 1
+    assert record.bvers.digest and record.task_id == f"{iris.project}/train/first"
+    version = versions.get_version(iris.ctx, "iris-clf", "first")
+    assert [f.name for f in version.files] == ["clf.pkl"]
+    assert version.details["metrics"]["accuracy"] > 0.9
+    names = [c.name for c in iris.client.containers.list(all=True)]
+    assert f"{iris.namespace}-train-{iris.project}-first" not in names
+    logs = "\n".join(trainings.training_logs(iris.ctx, "first", iris.project))
+    assert "published model version" in logs
+
+
+@pytest.fixture(scope="module")
+def served(iris: SwarmIris) -> SwarmIris:
+    """Deployment ``svc``: 2 replicas serving iris-clf:first, reached through the router service."""
+    from atoll.api import deployments
+
+    started = time.monotonic()
+    deployments.new_deployment(iris.ctx, "svc", iris.project, notebook="notebooks/predict.ipynb", n_tasks=2,
+                               movers=["iris-clf:first"], timeout=240, log=lambda _line: None)
+    iris.timings["deploy (2 replicas healthy)"] = time.monotonic() - started
+    return iris
+
+
+def test_two_replicas_predict_setosa_through_the_router(served: SwarmIris) -> None:
+    from atoll.api import deployments
+
+    service = served.client.services.get(served.service("svc"))
+    spec = service.attrs["Spec"]
+    assert spec["EndpointSpec"]["Mode"] == "dnsrr"
+    assert spec["TaskTemplate"]["ContainerSpec"]["Image"].startswith("sha256:")
+    assert spec["TaskTemplate"]["ContainerSpec"]["Init"] is True
+    running = [t for t in service.tasks() if t["Status"]["State"] == "running"]
+    assert len(running) == 2
+    assert deployments.availability(served.ctx, "svc", served.project) == (2, 2)
+    for _ in range(6):
+        status, body = post(served.router_url("svc"))
+        assert status == 200, body
+        assert b"setosa" in body
+    status, body = post(served.router_url("nope"))
+    assert status == 404 and b"nope" in body
+    logs = list(deployments.deployment_logs(served.ctx, "svc", served.project))
+    assert all(isinstance(line, str) for line in logs)
+
+
+def test_a_broken_redeploy_rolls_back_and_the_old_replicas_keep_serving(served: SwarmIris) -> None:
+    from atoll.api import deployments
+    from atoll.errors import ExecutionError
+
+    before = served.client.services.get(served.service("svc")).attrs["Spec"]["Labels"]["io.atoll.generation"]
+    started = time.monotonic()
+    with pytest.raises(ExecutionError) as failure:
+        deployments.new_deployment(served.ctx, "svc", served.project, notebook="notebooks/broken.ipynb",
+                                   n_tasks=2, movers=["iris-clf:first"], timeout=180, log=lambda _line: None)
+    served.timings["failed redeploy + rollback"] = time.monotonic() - started
+    assert "rolled back" in str(failure.value)
+    assert "this model does not load" in str(failure.value) + failure.value.log_tail
+    service = served.client.services.get(served.service("svc"))
+    assert service.attrs["Spec"]["Labels"]["io.atoll.generation"] == before
+    status, body = post(served.router_url("svc"))
+    assert status == 200 and b"setosa" in body
+    record = deployments.get_deployment(served.ctx, "svc", served.project)
+    assert record.notebook == "notebooks/predict.ipynb"
+    assert "redeploy_error" in record.details
+
+
+def test_a_new_deployment_that_never_gets_healthy_leaves_nothing(iris: SwarmIris) -> None:
+    from atoll.api import deployments
+    from atoll.errors import ExecutionError
+
+    port = free_port()
+    with pytest.raises(ExecutionError) as failure:
+        deployments.new_deployment(iris.ctx, "solo", iris.project, notebook="notebooks/broken.ipynb",
+                                   port=port, timeout=120, log=lambda _line: None)
+    assert "this model does not load" in str(failure.value) + failure.value.log_tail
+    assert [s for s in iris.client.services.list() if s.name == iris.service("solo")] == []
+    assert iris.client.secrets.list(filters={"label": ["io.atoll.name=solo", f"io.atoll.namespace={iris.namespace}"]}) == []
+
+
+def test_depl_rm_leaves_no_service_container_or_secret(served: SwarmIris) -> None:
+    from atoll.api import deployments
+
+    deployments.remove_deployment(served.ctx, "svc", served.project)
+    service = served.service("svc")
+    assert [s for s in served.client.services.list() if s.name == service] == []
+    assert served.client.containers.list(all=True, filters={"label": f"com.docker.swarm.service.name={service}"}) == []
+    labels = ["io.atoll.name=svc", f"io.atoll.namespace={served.namespace}"]
+    assert served.client.secrets.list(filters={"label": labels}) == []
+    assert not (served.home / "tasks" / served.project / "deploy" / "svc").exists()
+    status, _ = post(served.router_url("svc"))
+    assert status == 404
+
+
+def test_a_training_killed_for_memory_ends_failed(iris: SwarmIris) -> None:
+    from atoll.api import trainings
+    from atoll.api.context import AtollContext
+    from atoll.config import load_config
+
+    ctx = AtollContext(load_config(iris.project_dir, {**os.environ, "ATOLL_CONTAINER_MANAGER__TRAIN_PROFILE": "tiny"}),
+                       cwd=iris.project_dir)
+    try:
+        record = trainings.new_training(ctx, "notebooks/oom.ipynb", proj=iris.project, name="oom")
+        final = trainings.wait_training(ctx, record, timeout=180)
+    finally:
+        ctx.close()
+    assert final.task.state.value == "FAILED"
+    assert "out of memory (limit 64 MB)" in (final.task.error or "")
+    assert f"{iris.namespace}-train-{iris.project}-oom" not in [c.name for c in iris.client.containers.list(all=True)]
+
+
+def test_the_ide_answers_only_with_its_token(iris: SwarmIris) -> None:
+    from atoll.api import ide
+
+    port = free_port()
+    session = ide.start_ide(iris.ctx, iris.project, port=port)
+    try:
+        assert session.url.startswith(f"http://127.0.0.1:{port}/lab?token=")
+        assert get(f"http://127.0.0.1:{port}/api/status", {"Authorization": f"token {session.token}"}) == 200
+        assert get(f"http://127.0.0.1:{port}/api/status") in (401, 403)
+        assert get(f"http://127.0.0.1:{port}/api/status", {"Authorization": "token wrong"}) in (401, 403)
+        container = iris.client.containers.get(f"{iris.namespace}-ide-{iris.project}")
+        assert session.token not in " ".join(container.attrs["Config"]["Cmd"] + container.attrs["Config"]["Env"])
+        bindings = container.attrs["HostConfig"]["PortBindings"]["8888/tcp"]
+        assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
+    finally:
+        ide.stop_ide(iris.ctx, iris.project)
+    assert f"{iris.namespace}-ide-{iris.project}" not in [c.name for c in iris.client.containers.list(all=True)]
+
+
+def test_a_cancelled_training_stops_its_container(iris: SwarmIris) -> None:
+    from atoll.api import trainings
+
+    record = trainings.new_training(iris.ctx, "notebooks/slow.ipynb", proj=iris.project, name="slow")
+    name = f"{iris.namespace}-train-{iris.project}-slow"
+    deadline = time.monotonic() + 120
+    while trainings.get_training(iris.ctx, "slow", iris.project).task.state.value != "RUNNING":
+        assert time.monotonic() < deadline, "the training never started"
+        time.sleep(0.5)
+    final = trainings.cancel_training(iris.ctx, "slow", iris.project)
+    assert final.task.state.value == "CANCELLED"
+    assert name not in [c.name for c in iris.client.containers.list(all=True)]
+    assert iris.ctx.containers.task_status(record.task_id or "").exit_code == 143

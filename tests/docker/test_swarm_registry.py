@@ -1,0 +1,114 @@
+"""Builds pushed to ``docker.target_registry`` and ``--pre-built`` pulls, against a real registry.
+
+The registry is Debian's ``docker-registry`` run as a process on a free
+loopback port (the engine trusts 127.0.0.0/8 registries without TLS).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+pytestmark = pytest.mark.docker
+
+REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[str]:
+    """``127.0.0.1:<port>`` of a throwaway registry (stopped by PID afterwards)."""
+    if not Path(REGISTRY).exists():
+        if os.environ.get("ATOLL_REQUIRE_DOCKER") == "1":
+            pytest.fail("docker-registry is not installed (apt-get install docker-registry)", pytrace=False)
+        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
+    port = free_port()
+    config = tmp_path / "registry.yml"
+    config.write_text(
+        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    with open(tmp_path / "registry.log", "wb") as log:
+        proc = subprocess.Popen([REGISTRY, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1):
+                    break
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail(f"the registry did not start: {(tmp_path / 'registry.log').read_text()}")
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def test_a_build_is_pushed_and_recorded_by_digest_and_pre_built_pulls_it(
+    swarm_client: DockerClient, python_image: str, registry: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from docker.errors import APIError, NotFound
+
+    import atoll
+    from atoll.api import builds, projects
+    from atoll.api.context import AtollContext
+    from atoll.config import load_config
+
+    suffix = uuid.uuid4().hex[:6]
+    pushed, pulled = f"tiny-{suffix}", f"pre-{suffix}"
+    home_dir = tmp_path / "tiny"
+    home_dir.mkdir()
+    (home_dir / "hello.py").write_text("print('hello')\n")
+    monkeypatch.setenv("ATOLL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ATOLL_CONTAINER_MANAGER__TYPE", "swarm")
+    monkeypatch.setenv("ATOLL_CONTAINER_MANAGER__NAMESPACE", f"atoll-t{suffix}")
+    monkeypatch.setenv("ATOLL_DOCKER__TARGET_REGISTRY", registry)
+    monkeypatch.setenv("ATOLL_DOCKER__PYTHON_IMAGE", python_image)
+    repo = f"{registry}/atoll/{pushed}"
+    created = [f"{repo}:latest", f"{registry}/atoll/base:{atoll.__version__}"]
+    ctx = AtollContext(load_config(home_dir), cwd=home_dir)
+    try:
+        projects.new_project(ctx, pushed, home_dir=str(home_dir))
+        build = builds.build_project(ctx, pushed, source="home", log=lambda _line: None)
+        assert build.image == f"{repo}:latest"
+        assert build.digest is not None and build.digest.startswith(f"{repo}@sha256:")
+        swarm_client.images.remove(f"{repo}:latest")  # what --pre-built runs must come from the registry
+
+        projects.new_project(ctx, pulled, docker_repo=repo)
+        prebuilt = builds.build_project(ctx, pulled, source="pre-built", log=lambda _line: None)
+        assert prebuilt.built_from == "pre-built"
+        assert prebuilt.digest == build.digest
+        assert swarm_client.images.get(f"{repo}:latest").id == prebuilt.image_id == build.image_id
+    finally:
+        ctx.close()
+        for ref in created:
+            try:
+                swarm_client.images.remove(ref)
+            except (NotFound, APIError):
+                pass

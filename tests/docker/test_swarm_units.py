@@ -1,0 +1,97 @@
+"""Parts of the swarm runtime that need no engine: error translation, staging, the wheel."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from atoll.config import load_config
+from atoll.containers.base import TaskSpec
+from atoll.containers.images import build_wheel, requirements_text, source_hash
+from atoll.containers.swarm_stage import CONTAINER_DB_DIR, CONTAINER_FILES_DIR, container_store_config
+from atoll.domain.records import BuildVersion, Project
+from atoll.errors import BackendUnavailableError, UsageError
+
+
+def test_a_daemon_that_does_not_answer_is_backend_unavailable(tmp_path: Path) -> None:
+    pytest.importorskip("docker")
+    from atoll.containers.swarm_engine import connect
+
+    socket_path = tmp_path / "nothing.sock"
+    config = load_config(tmp_path, {"ATOLL_HOME": str(tmp_path), "ATOLL_DOCKER__DAEMON_ADDRESS": f"unix://{socket_path}"})
+    with pytest.raises(BackendUnavailableError) as failure:
+        connect(config)
+    assert str(failure.value).startswith(f"Docker daemon not reachable at unix://{socket_path}: ")
+
+
+def test_embedded_stores_are_rewritten_to_container_paths_with_the_key_masked(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "secret.key").write_text("key")
+    blank = tmp_path / "blank"
+    blank.write_text("")
+    store: dict[str, Any] = {"version": 1, "metadata": {"url": f"sqlite:///{home}/atoll.db"},
+             "file_store": {"type": "local", "options": {"root": str(home / "files")}}}
+    config, binds = container_store_config(store, blank)
+    assert config["metadata"]["url"] == f"sqlite:///{CONTAINER_DB_DIR}/atoll.db"
+    assert config["file_store"]["options"]["root"] == CONTAINER_FILES_DIR
+    assert (str(home), CONTAINER_DB_DIR, False) in binds
+    assert (str(blank), f"{CONTAINER_DB_DIR}/secret.key", True) in binds
+    assert (str(home / "files"), CONTAINER_FILES_DIR, False) in binds
+    assert store["metadata"]["url"].startswith(f"sqlite:///{home}")  # the caller's dict is untouched
+
+
+def test_foreign_stores_are_handed_over_unchanged(tmp_path: Path) -> None:
+    store = {"version": 1, "metadata": {"url": "postgresql://u:p@db:5432/atoll"},
+             "file_store": {"type": "s3", "options": {"url": "http://files:9000", "bucket": "b"}}}
+    config, binds = container_store_config(store, tmp_path / "blank")
+    assert config == store and binds == []
+
+
+def test_the_staged_layout_has_meta_data_model_and_a_private_store_file(tmp_path: Path) -> None:
+    from atoll.containers.swarm_stage import stage_container_task
+    from atoll.testing.memory_files import MemoryFileStore
+
+    spec = TaskSpec(kind="train", project=Project(name="p"), build=BuildVersion(name="latest", proj="p"), name="t",
+                    meta={"training": {"name": "t"}},
+                    store_config={"version": 1, "metadata": {"url": "postgresql://x/y"},
+                                  "file_store": {"type": "memory", "options": {}}})
+    staged = stage_container_task(spec, tmp_path / "stage", MemoryFileStore())
+    assert orjson.loads((staged.root / "atoll" / "meta" / "training.json").read_bytes()) == {"name": "t"}
+    assert (staged.root / "data").is_dir() and (staged.root / "model").is_dir()
+    assert staged.store_file.stat().st_mode & 0o077 == 0
+    targets = {target: ro for _, target, ro in staged.binds}
+    assert targets == {"/atoll/meta": True, "/data": True, "/model": True}
+
+
+def test_a_port_with_several_replicas_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("docker")
+    from atoll.containers.swarm_services import SwarmServices
+
+    config = load_config(tmp_path, {"ATOLL_HOME": str(tmp_path)})
+    services = SwarmServices(client=None, config=config, files=None)  # type: ignore[arg-type]
+    spec = TaskSpec(kind="deploy", project=Project(name="p"), build=BuildVersion(name="latest", proj="p",
+                    image_id="sha256:" + "0" * 64), name="d", replicas=2, port=31000)
+    with pytest.raises(UsageError, match="--port"):
+        services._spec(spec, "atoll-p-d", "g", secret=None, staged=None)  # type: ignore[arg-type]
+
+
+def test_the_wheel_holds_the_package_and_its_metadata(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path)
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "atoll/runner/train.py" in names and "atoll/resources/docker/base.Dockerfile" in names
+    assert not [n for n in names if "__pycache__" in n]
+    assert "Requires-Dist: papermill" in metadata
+    assert len(source_hash()) == 64
+
+
+def test_the_base_requirements_resolve_the_image_extras() -> None:
+    text = requirements_text()
+    assert "jupyterlab" in text and "boto3" in text and "papermill" in text
+    assert "pytest" not in text and "extra ==" not in text
