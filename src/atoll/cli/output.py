@@ -143,13 +143,38 @@ def _print_one_table(data: dict[str, Any], title: str | None) -> None:
     _console().print(table)
 
 
+# Rich's Table lays out every cell (about 2 ms a row here), so a list of
+# thousands of records would take seconds; past this many rows the same
+# columns are aligned by hand and printed as plain lines.
+RICH_TABLE_MAX_ROWS = 200
+
+
 def _print_list_table(rows: list[Any], columns: Sequence[str], title: str | None) -> None:
+    headers = [col.split(".")[-1] if col != "task.state" else "state" for col in columns]
+    cells = [[_cell(_get_path(row, col)) for col in columns] for row in rows]
+    if len(cells) > RICH_TABLE_MAX_ROWS:
+        _print_aligned(headers, cells, title)
+        return
     table = Table(title=title)
-    for col in columns:
-        table.add_column(col.split(".")[-1] if col != "task.state" else "state", overflow="fold")
-    for row in rows:
-        table.add_row(*(_cell(_get_path(row, col)) for col in columns))
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for row_cells in cells:
+        table.add_row(*row_cells)
     _console().print(table)
+
+
+def _print_aligned(headers: list[str], cells: list[list[str]], title: str | None) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    console = _console()
+    if title:
+        console.print(title, style="italic")
+    console.print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), style="bold", markup=False)
+    console.print("  ".join("-" * w for w in widths), markup=False)
+    out = console.file
+    for row_cells in cells:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row_cells, widths)).rstrip() + "\n")
+    out.flush()
+    console.print(f"{len(cells)} rows", style="dim", markup=False)
 
 
 def render(
