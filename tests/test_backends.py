@@ -26,12 +26,6 @@ from atoll.metadata.base import get_metadata_store
 from atoll.testing.memory import MemoryMetadataStore
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ATOLL_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 def _config(**sections: Any) -> Config:
     return Config.model_validate(sections)
 
@@ -87,15 +81,18 @@ def test_file_store_credentials_come_from_the_chest(home: Path) -> None:
 
 
 def test_unknown_chest_is_a_config_error_naming_the_setting(home: Path) -> None:
-    config = _config(file_store={"type": "nexus", "url": "http://127.0.0.1:8081", "repository": "r", "tchest": "gone"})
+    config = _config(file_store={"type": "s3", "url": "http://127.0.0.1:9000", "tchest": "gone"})
     with pytest.raises(ConfigError, match="file_store.tchest: treasure chest 'gone' does not exist"):
         file_store_settings(config, MemoryMetadataStore())
 
 
-def test_artifactory_needs_a_repository(home: Path) -> None:
-    config = _config(file_store={"type": "artifactory", "url": "http://127.0.0.1:8082"})
-    with pytest.raises(ConfigError, match="file_store.repository is required"):
+@pytest.mark.parametrize("type_", ["artifactory", "nexus"])
+def test_unknown_file_store_type_is_a_config_error_naming_the_supported_ones(home: Path, type_: str) -> None:
+    config = _config(file_store={"type": type_, "url": "http://127.0.0.1:8082", "repository": "r"})
+    with pytest.raises(ConfigError, match=f"unknown file store '{type_}'; supported: local, memory, s3"):
         file_store_settings(config, MemoryMetadataStore())
+    with pytest.raises(ConfigError, match=f"unknown file store '{type_}'"):
+        task_store_config(config, MemoryMetadataStore())
 
 
 def test_metadata_chest_is_read_from_the_home_store(home: Path) -> None:

@@ -17,12 +17,6 @@ from atoll import secrets
 from atoll.errors import BackendError, ConfigError
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ATOLL_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 def test_key_file_is_created_on_first_use_with_mode_0600(home: Path) -> None:
     assert not (home / "secret.key").exists()
     secrets.encrypt("x")

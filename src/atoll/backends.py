@@ -14,9 +14,11 @@ File-store options passed to the backends (``get_file_store(type, **options)``):
 
     local        root
     s3           url, bucket, region, user, password   (user/password: access key id / secret key)
-    artifactory  url, repository, user, password
-    nexus        url, repository, user, password
+    memory       (none; tests)
 
+A backend registered as a plug-in (``FILE_STORES.register``) receives every
+set option among url, bucket, repository, region; an unknown
+``file_store.type`` is a :class:`ConfigError` naming the supported ones.
 ``user``/``password`` are present only when ``file_store.tchest`` names a chest.
 
 The native islands (``metadata.native`` / ``file_store.native``: a PostgreSQL
@@ -34,7 +36,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from atoll.config import Config
 from atoll.domain.records import TreasureChest
 from atoll.errors import ConfigError, NotFoundError
-from atoll.files.base import FileStore, get_file_store
+from atoll.files.base import FILE_STORES, FileStore, get_file_store
 from atoll.metadata.base import MetadataStore, get_metadata_store
 
 STORE_CONFIG_VERSION = 1
@@ -141,14 +143,10 @@ def file_store_settings(config: Config, metadata: MetadataStore) -> tuple[str, d
         return type_, {"root": str(config.file_store_path.expanduser().absolute())}
     if type_ == "memory":
         return type_, {}
+    if type_ not in FILE_STORES.names():
+        FILE_STORES.load(type_)  # raises ConfigError: unknown file store, naming the supported ones
     if type_ == "s3":
         options = {"url": section.url, "bucket": section.bucket, "region": section.region}
-    elif type_ in ("artifactory", "nexus"):
-        if not section.url:
-            raise ConfigError(f"file_store.url is required when file_store.type is {type_}")
-        if not section.repository:
-            raise ConfigError(f"file_store.repository is required when file_store.type is {type_}")
-        options = {"url": section.url, "repository": section.repository}
     else:  # a plug-in backend: give it everything that is set
         options = {
             key: value

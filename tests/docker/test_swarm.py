@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +25,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from support.processes import free_port
+
 if TYPE_CHECKING:
     from atoll.api.context import AtollContext
     from docker import DockerClient
@@ -36,12 +37,6 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "iris"
 ROW = b"[5.1, 3.5, 1.4, 0.2]"
 MODEL_FILES = [{"name": "clf.pkl", "required": True, "max_mb": 10}]
 DATA_FILES = [{"name": "measures.csv", "required": True}, {"name": "species.csv", "required": True}]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_notebook(path: Path, cells: list[str]) -> None:

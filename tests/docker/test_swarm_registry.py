@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -20,18 +19,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from support.processes import free_port
+
 if TYPE_CHECKING:
     from docker import DockerClient
 
 pytestmark = pytest.mark.docker
 
 REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -25,36 +25,13 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 
+from support.processes import free_port, processes_of
+
 pytestmark = pytest.mark.slow
 
 ATOLL = Path(sys.executable).parent / "atoll"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "iris"
 ROW = "[5.1, 3.5, 1.4, 0.2]"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def processes_of(home: Path) -> list[int]:
-    """Live processes whose environment names ``home`` as ATOLL_HOME."""
-    marker = f"ATOLL_HOME={home}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-            state = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            continue
-        if state not in ("Z", "X") and marker in environ.split(b"\0"):
-            found.append(int(entry))
-    return found
 
 
 @dataclass

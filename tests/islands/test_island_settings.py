@@ -19,12 +19,6 @@ from atoll.islands.registry import RegistryIsland, registry_port
 from atoll.testing.memory import MemoryMetadataStore
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ATOLL_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 def _config(**sections: Any) -> Config:
     return Config.model_validate(sections)
 

@@ -19,28 +19,25 @@ class TestMemoryMetadataStore(MetadataStoreConformance):
         return MemoryMetadataStore()
 
 
-class TestSqliteMetadataStore(MetadataStoreConformance, ProcessRaceConformance):
+class _SqlStore(MetadataStoreConformance, ProcessRaceConformance):
+    """Opens the SQL store at the subclass's ``store_url``."""
+
+    @pytest.fixture
+    def store(self, store_url: str) -> Iterator[MetadataStore]:
+        store = get_metadata_store(store_url)
+        assert isinstance(store, SqlMetadataStore)
+        yield store
+        store.close()
+
+
+class TestSqliteMetadataStore(_SqlStore):
     @pytest.fixture
     def store_url(self, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'meta' / 'atoll.db'}"
 
-    @pytest.fixture
-    def store(self, store_url: str) -> Iterator[MetadataStore]:
-        store = get_metadata_store(store_url)
-        assert isinstance(store, SqlMetadataStore)
-        yield store
-        store.close()
-
 
 @pytest.mark.postgres
-class TestPostgresMetadataStore(MetadataStoreConformance, ProcessRaceConformance):
+class TestPostgresMetadataStore(_SqlStore):
     @pytest.fixture
     def store_url(self, postgres_url: str) -> str:
         return postgres_url
-
-    @pytest.fixture
-    def store(self, store_url: str) -> Iterator[MetadataStore]:
-        store = get_metadata_store(store_url)
-        assert isinstance(store, SqlMetadataStore)
-        yield store
-        store.close()

@@ -105,12 +105,12 @@ RANDOM_FILTERS = [
 ]
 
 
-def test_sql_pushdown_agrees_with_the_reference_on_random_documents(tmp_path: Path) -> None:
-    """Differential check beyond the shared table: same answers as the Python evaluator."""
+def _assert_pushdown_agrees_with_the_reference(url: str) -> None:
+    """The store at ``url`` answers every random filter as the Python evaluator does."""
     rng = random.Random(7)
     docs = _random_docs(rng, 300)
     memory = MemoryMetadataStore()
-    sql = get_metadata_store(f"sqlite:///{tmp_path / 'a.db'}")
+    sql = get_metadata_store(url)
     for doc in docs:
         memory.create(doc)
         sql.create(doc)
@@ -118,18 +118,13 @@ def test_sql_pushdown_agrees_with_the_reference_on_random_documents(tmp_path: Pa
         expected = [m.name for m in memory.list(ModelVersion, filter=flt)]
         assert [m.name for m in sql.list(ModelVersion, filter=flt)] == expected, flt
     sql.close()
+
+
+def test_sql_pushdown_agrees_with_the_reference_on_random_documents(tmp_path: Path) -> None:
+    """Differential check beyond the shared table: same answers as the Python evaluator."""
+    _assert_pushdown_agrees_with_the_reference(f"sqlite:///{tmp_path / 'a.db'}")
 
 
 @pytest.mark.postgres
 def test_postgres_pushdown_agrees_with_the_reference_on_random_documents(postgres_url: str) -> None:
-    rng = random.Random(7)
-    docs = _random_docs(rng, 300)
-    memory = MemoryMetadataStore()
-    sql = get_metadata_store(postgres_url)
-    for doc in docs:
-        memory.create(doc)
-        sql.create(doc)
-    for flt in RANDOM_FILTERS:
-        expected = [m.name for m in memory.list(ModelVersion, filter=flt)]
-        assert [m.name for m in sql.list(ModelVersion, filter=flt)] == expected, flt
-    sql.close()
+    _assert_pushdown_agrees_with_the_reference(postgres_url)

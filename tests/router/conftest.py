@@ -9,7 +9,7 @@ import pytest
 from router_helpers import (
     RAW_REPLICA,
     Cluster,
-    Process,
+    ServerProcess,
     free_port,
     healthy,
     start_replica,
@@ -23,7 +23,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Deployment proj/dep (2 replicas), proj/raw (1 raw replica), proj/down, proj/gone, and the router."""
     tmp = tmp_path_factory.mktemp("cluster")
     state = tmp / "state"
-    started: list[Process] = []
+    started: list[ServerProcess] = []
     try:
         for name in ("dep-1", "dep-2"):
             started.append(start_replica(tmp, name))

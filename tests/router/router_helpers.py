@@ -1,18 +1,16 @@
-"""Start real replicas and a real router in subprocesses on free ports (stopped by PID)."""
+"""Start real replicas and a real router in subprocesses on free ports (stopped by PID, see :mod:`support`)."""
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 import textwrap
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import orjson
+
+from support.processes import ServerProcess, free_port
 
 ECHO_REPLICA = """
 import os, time
@@ -58,56 +56,7 @@ run_app(app)
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Process:
-    """A server subprocess, stopped by its PID."""
-
-    def __init__(self, tmp: Path, name: str, argv: list[str], env: dict[str, str], port: int) -> None:
-        self.name = name
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = tmp / f"{name}.log"
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=tmp
-            )
-        self._wait_healthy()
-
-    def _wait_healthy(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited {self.proc.returncode}: {self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"{self.name} not healthy in {timeout}s: {self.log.read_text()}")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
-def start_replica(tmp: Path, name: str, script: str = ECHO_REPLICA) -> Process:
+def start_replica(tmp: Path, name: str, script: str = ECHO_REPLICA) -> ServerProcess:
     path = tmp / f"{name}.py"
     path.write_text(textwrap.dedent(script))
     port = free_port()
@@ -119,7 +68,7 @@ def start_replica(tmp: Path, name: str, script: str = ECHO_REPLICA) -> Process:
         "ATOLL_PORT": str(port),
         "ATOLL_HOST": "127.0.0.1",
     }
-    return Process(tmp, name, [sys.executable, str(path)], env, port)
+    return ServerProcess(tmp, name, [sys.executable, str(path)], env, port)
 
 
 def write_state(state_dir: Path, project: str, deployment: str, replicas: list[dict[str, object]]) -> None:
@@ -131,11 +80,11 @@ def write_state(state_dir: Path, project: str, deployment: str, replicas: list[d
     os.replace(tmp, target)
 
 
-def healthy(process: Process) -> dict[str, object]:
+def healthy(process: ServerProcess) -> dict[str, object]:
     return {"name": process.name, "url": process.url, "pid": process.proc.pid, "state": "healthy"}
 
 
-def start_router(tmp: Path, state_dir: Path, name: str = "router") -> Process:
+def start_router(tmp: Path, state_dir: Path, name: str = "router") -> ServerProcess:
     port = free_port()
     argv = [
         sys.executable,
@@ -154,14 +103,14 @@ def start_router(tmp: Path, state_dir: Path, name: str = "router") -> Process:
         "--max-body",
         str(1024 * 1024),
     ]
-    return Process(tmp, name, argv, {}, port)
+    return ServerProcess(tmp, name, argv, {}, port)
 
 
 @dataclass
 class Cluster:
     """What the ``cluster`` fixture started."""
 
-    replicas: list[Process]
-    router: Process
+    replicas: list[ServerProcess]
+    router: ServerProcess
     tmp: Path
     state: Path

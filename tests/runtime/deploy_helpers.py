@@ -1,20 +1,15 @@
-"""Helpers for the local deployment and IDE tests: notebooks, a fake build, leak checks."""
+"""Helpers for the local deployment and IDE tests: notebooks, a fake build; leak checks from :mod:`support`."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
 from atoll.domain.records import BuildVersion, Project
+from support.processes import free_port, kill_all, processes_of, wait_for
 
 ECHO_CELLS = [
     "import os\nfrom atoll.toolkit import OnlinePredict",
@@ -54,44 +49,12 @@ def fake_build(root: Path, project: str = "echo") -> tuple[Project, BuildVersion
     return Project(name=project), build
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def processes_of(home: Path) -> list[int]:
-    """PIDs of live processes started for ``home`` (their environment names it)."""
-    marker = f"ATOLL_HOME={home}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-            state = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            continue
-        if state not in ("Z", "X") and marker in environ.split(b"\0"):
-            found.append(int(entry))
-    return found
-
-
-def kill_all(pids: list[int]) -> None:
-    """Last-resort cleanup of processes a failing test left behind (by PID)."""
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
-    """Poll ``check`` until it returns something truthy (bounded); return that value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout}s")
+__all__ = [
+    "ECHO_CELLS",
+    "fake_build",
+    "free_port",
+    "kill_all",
+    "processes_of",
+    "wait_for",
+    "write_notebook",
+]

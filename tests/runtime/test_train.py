@@ -16,7 +16,7 @@ import pytest
 from deploy_helpers import kill_all, processes_of, wait_for
 
 from atoll.api import trainings
-from atoll.containers.local import process_start_time
+from atoll.containers._process import pid_alive
 from atoll.domain.records import ModelVersion, TaskState, Training
 from atoll.errors import AlreadyExistsError, ConflictError, NotFoundError, UsageError
 
@@ -33,7 +33,7 @@ def session(iris: Any) -> Iterator[Any]:
     deadline = time.monotonic() + 20  # kernels notice their runner is gone within seconds
     while processes_of(iris.home) and time.monotonic() < deadline:
         time.sleep(0.2)
-    leftovers = [pid for pid in processes_of(iris.home) if process_start_time(pid) is not None]
+    leftovers = [pid for pid in processes_of(iris.home) if pid_alive(pid, None)]
     kill_all(leftovers)
     assert leftovers == [], "training processes were left running"
 

@@ -7,10 +7,8 @@ in-process tests drive the ASGI app directly or run the server in a thread.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
-import subprocess
 import sys
 import textwrap
 import threading
@@ -25,6 +23,7 @@ import pytest
 
 from atoll.errors import BackendUnavailableError, UsageError
 from atoll.toolkit.serving import LazyModelServer, OnlinePredict
+from support.processes import ServerProcess, free_port
 
 ECHO = """
 import os, sys, time
@@ -85,12 +84,6 @@ LazyModelServer(predict, load, max_models=2)()
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def make_task(root: Path, versions: tuple[str, ...] = ("v1",)) -> Path:
     """A fake task root with the given wine versions staged."""
     for version in versions:
@@ -102,44 +95,15 @@ def make_task(root: Path, versions: tuple[str, ...] = ("v1",)) -> Path:
     return root
 
 
-class Replica:
+class Replica(ServerProcess):
     """A server subprocess started from a script, stopped by PID."""
 
     def __init__(self, tmp: Path, script: str, env: dict[str, str], name: str = "replica") -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        port = free_port()
         path = tmp / f"{name}.py"
         path.write_text(textwrap.dedent(script))
-        self.log = tmp / f"{name}.log"
-        full_env = {**os.environ, **env, "ATOLL_PORT": str(self.port), "ATOLL_HOST": "127.0.0.1"}
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(path)], env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp
-            )
-        self.wait_healthy()
-
-    def wait_healthy(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}: {self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"server not healthy in {timeout}s: {self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        env = {**env, "ATOLL_PORT": str(port), "ATOLL_HOST": "127.0.0.1"}
+        super().__init__(tmp, name, [sys.executable, str(path)], env, port)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from atoll.config import Config, load_config
 
@@ -50,7 +50,7 @@ class AtollContext:
             if backend is not None:
                 backend.close()
 
-    def __enter__(self) -> AtollContext:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -14,8 +14,6 @@ import importlib
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,7 @@ from typing import Any
 
 from atoll.api.context import AtollContext
 from atoll.config import atoll_home
-from atoll.containers.local_supervisor import (
+from atoll.containers._process import (
     kill_group,
     log_tail,
     pid_alive,
@@ -31,6 +29,7 @@ from atoll.containers.local_supervisor import (
     read_json,
     write_json,
 )
+from atoll.containers.base import http_ok
 from atoll.errors import BackendUnavailableError, NotFoundError, UsageError
 from atoll.islands import ISLAND_CLASSES
 
@@ -106,7 +105,7 @@ class LocalRouterIsland(Island):
         info = self._running()
         if info is None:
             return IslandStatus(self.name, False, message="the router is not running")
-        healthy = _healthy(f"{info.get('url', self.url)}/health")
+        healthy = http_ok(f"{info.get('url', self.url)}/health")
         return IslandStatus(
             self.name,
             True,
@@ -142,7 +141,7 @@ class LocalRouterIsland(Island):
                 raise BackendUnavailableError(
                     f"the router exited with code {proc.returncode}: {log_tail(self._log_file, 5)}"
                 )
-            if _healthy(f"{self.url}/health"):
+            if http_ok(f"{self.url}/health"):
                 return IslandStatus(self.name, True, self.url, proc.pid, str(self._log_file),
                                     f"the router is running at {self.url}")
             time.sleep(0.1)
@@ -157,14 +156,6 @@ class LocalRouterIsland(Island):
         self._pid_file.unlink(missing_ok=True)
         message = "the router was stopped" if info else "the router was not running"
         return IslandStatus(self.name, False, message=message)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:
-            return bool(answer.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 class NativeIsland(Island):

@@ -6,19 +6,26 @@ import typer
 
 from atoll.api import records as api
 from atoll.api.projects import resolve_project_name
-from atoll.cli.common import confirm, get_context, parse_json_option, render, render_done
+from atoll.cli.common import (
+    ExpandOption,
+    FilterOption,
+    ProjOption,
+    confirm,
+    get_context,
+    parse_filter,
+    render,
+    render_removed,
+)
 from atoll.domain.records import BuildVersion
 
 app = typer.Typer(help="Build versions of projects.", no_args_is_help=True)
-
-PROJ_HELP = "Project (default: the project homed in the working dir, else project.working_project)."
 
 
 @app.command("info")
 def info(
     ctx: typer.Context,
     tag: str = typer.Option(..., "--tag", "--name", help="Build version tag."),
-    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    proj: ProjOption = None,
 ) -> None:
     """Show a build version."""
     atoll = get_context(ctx)
@@ -29,23 +36,23 @@ def info(
 def rm(
     ctx: typer.Context,
     tag: str = typer.Option(..., "--tag", "--name", help="Build version tag."),
-    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    proj: ProjOption = None,
 ) -> None:
     """Remove a build version and what was built for it."""
     atoll = get_context(ctx)
     record = api.remove_record(atoll, BuildVersion, tag, resolve_project_name(atoll, proj), confirm=confirm)
-    render_done(f"removed build version {record.ref}", removed="bvers", proj=record.proj, name=record.name)
+    render_removed("build version", "bvers", record)
 
 
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
-    filter_: str | None = typer.Option(None, "--filter", help="MongoDB-style JSON query."),
-    expand: bool = typer.Option(False, "--expand", help="Show whole records."),
+    proj: ProjOption = None,
+    filter_: FilterOption = None,
+    expand: ExpandOption = False,
 ) -> None:
     """List the build versions of a project."""
     atoll = get_context(ctx)
     scope = resolve_project_name(atoll, proj)
-    records = api.list_records(atoll, BuildVersion, scope, parse_json_option(filter_, "--filter", expect=dict))
+    records = api.list_records(atoll, BuildVersion, scope, parse_filter(filter_))
     render(records, kind="bvers", expand=expand)

@@ -19,16 +19,24 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
 from atoll.api.context import AtollContext
 from atoll.cli.output import render, render_done
 from atoll.config import Config
+from atoll.domain.records import Record
 from atoll.errors import UsageError
 
 OutputFormat = Literal["table", "json", "yaml"]
+
+PROJ_HELP = "Project (default: the project homed in the working dir, else project.working_project)."
+
+# Options several subjects declare alike, written once (``proj: ProjOption = None``).
+ProjOption = Annotated[str | None, typer.Option("--proj", help=PROJ_HELP)]
+FilterOption = Annotated[str | None, typer.Option("--filter", help="MongoDB-style JSON query.")]
+ExpandOption = Annotated[bool, typer.Option("--expand", help="Show whole records.")]
 
 
 @dataclass
@@ -122,6 +130,21 @@ def parse_json_option(text: str | None, option_name: str, *, expect: type | None
     return value
 
 
+def parse_filter(text: str | None) -> dict[str, Any] | None:
+    """The ``--filter`` option of ``list`` commands: a JSON object, or ``None``.
+
+    Raises:
+        UsageError: the text is not a JSON object (exit 2).
+    """
+    value: dict[str, Any] | None = parse_json_option(text, "--filter", expect=dict)
+    return value
+
+
+def render_removed(what: str, kind: str, record: Record) -> None:
+    """Report the removal of a project-scoped record (``train rm``, ``depl rm``, ``bvers rm``)."""
+    render_done(f"removed {what} {record.ref}", removed=kind, proj=record.scope, name=record.name)
+
+
 def parse_kv(items: list[str] | None, option_name: str = "--env") -> dict[str, str]:
     """``["K=V", ...]`` → ``{"K": "V"}``.
 
@@ -138,14 +161,20 @@ def parse_kv(items: list[str] | None, option_name: str = "--env") -> dict[str, s
 
 
 __all__ = [
+    "PROJ_HELP",
     "CliState",
+    "ExpandOption",
+    "FilterOption",
+    "ProjOption",
     "confirm",
     "current_state",
     "get_context",
     "get_state",
+    "parse_filter",
     "parse_json_option",
     "parse_kv",
     "render",
     "render_done",
+    "render_removed",
     "set_state",
 ]

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from atoll.api import deployments as api
-from atoll.cli.common import get_context, get_state, parse_json_option, parse_kv, render, render_done
-from atoll.errors import ExecutionError
+from atoll.cli.common import (
+    ExpandOption,
+    FilterOption,
+    ProjOption,
+    get_context,
+    get_state,
+    parse_filter,
+    parse_json_option,
+    parse_kv,
+    render,
+    render_removed,
+)
+from atoll.errors import ExecutionError, UsageError
 
 app = typer.Typer(help="Deployments: replicas of a prediction notebook serving HTTP.", no_args_is_help=True)
-
-PROJ_HELP = "Project (default: the project homed in the working dir, else project.working_project)."
 
 
 def _err(line: str) -> None:
@@ -24,19 +33,28 @@ def _err(line: str) -> None:
 def new(
     ctx: typer.Context,
     name: str | None = typer.Option(None, "--name", help="Deployment name (random when omitted)."),
-    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    proj: ProjOption = None,
     notebook: str = typer.Option(..., "--nb", "--notebook", help="Prediction notebook, relative to the project root."),
     params: str | None = typer.Option(None, "--params", help="Notebook parameters as a JSON object."),
     tag: str = typer.Option("latest", "--tag", help="Build version to run."),
     n_tasks: int = typer.Option(1, "-n", "--n-tasks", help="Number of replicas."),
     port: int | None = typer.Option(None, "--port", help="Also serve the replicas balanced on 127.0.0.1:PORT."),
-    env: list[str] | None = typer.Option(None, "--env", help="KEY=VALUE for the replicas (repeatable)."),
-    movers: list[str] | None = typer.Option(None, "--movers", help="MODEL:VERSION to stage (repeatable)."),
+    env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for the replicas (repeatable).")] = None,
+    movers: Annotated[list[str] | None, typer.Option("--movers", help="MODEL:VERSION to stage (repeatable).")] = None,
     timeout: float = typer.Option(api.DEFAULT_TIMEOUT, "--timeout", help="Seconds a replica has to get healthy."),
 ) -> None:
-    """Deploy a prediction notebook (or roll an existing deployment over to new settings)."""
+    """Deploy a prediction notebook (or roll an existing deployment over to new settings).
+
+    Waits until every replica is healthy (or the roll-out failed); the global
+    -b/--background is not supported here yet and is refused.
+    """
+    state = get_state(ctx)
+    if state.background:
+        raise UsageError(
+            "-b/--background is not supported for depl new yet: it waits until the replicas are healthy"
+        )
     atoll = get_context(ctx)
-    quiet = get_state(ctx).output != "table"
+    quiet = state.output != "table"
     try:
         record = api.new_deployment(
             atoll,
@@ -79,7 +97,7 @@ def _summary(info: dict[str, Any]) -> None:
 def info(
     ctx: typer.Context,
     name: str = typer.Option(..., "--name", help="Deployment name."),
-    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    proj: ProjOption = None,
 ) -> None:
     """Show a deployment, each replica's live state and its availability (healthy/N)."""
     render(api.deployment_info(get_context(ctx), name, proj))
@@ -89,23 +107,23 @@ def info(
 def rm(
     ctx: typer.Context,
     name: str = typer.Option(..., "--name", help="Deployment name."),
-    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    proj: ProjOption = None,
 ) -> None:
     """Stop every replica of a deployment and remove it."""
     record = api.remove_deployment(get_context(ctx), name, proj)
-    render_done(f"removed deployment {record.ref}", removed="depl", proj=record.proj, name=record.name)
+    render_removed("deployment", "depl", record)
 
 
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
-    filter_: str | None = typer.Option(None, "--filter", help="MongoDB-style JSON query."),
-    expand: bool = typer.Option(False, "--expand", help="Show whole records."),
+    proj: ProjOption = None,
+    filter_: FilterOption = None,
+    expand: ExpandOption = False,
 ) -> None:
     """List the deployments of a project."""
     atoll = get_context(ctx)
-    records = api.list_deployments(atoll, proj, parse_json_option(filter_, "--filter", expect=dict))
+    records = api.list_deployments(atoll, proj, parse_filter(filter_))
     render(records, kind="depl", expand=expand)
 
 
@@ -113,7 +131,7 @@ def list_(
 def logs(
     ctx: typer.Context,
     name: str = typer.Option(..., "--name", help="Deployment name."),
-    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    proj: ProjOption = None,
     follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines (Ctrl-C to stop)."),
 ) -> None:
     """Print what the replicas printed."""

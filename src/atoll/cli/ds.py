@@ -5,7 +5,16 @@ from __future__ import annotations
 import typer
 
 from atoll.api import datasets as api
-from atoll.cli.common import confirm, get_context, parse_json_option, render, render_done
+from atoll.cli.common import (
+    ExpandOption,
+    FilterOption,
+    confirm,
+    get_context,
+    parse_filter,
+    parse_json_option,
+    render,
+    render_done,
+)
 
 app = typer.Typer(help="Datasets for training models.", no_args_is_help=True)
 
@@ -75,9 +84,9 @@ def rm(
 def list_(
     ctx: typer.Context,
     model: str | None = typer.Option(None, "--model", help="Only datasets of this model."),
-    filter_: str | None = typer.Option(None, "--filter", help="MongoDB-style JSON query."),
-    expand: bool = typer.Option(False, "--expand", help="Show whole records."),
+    filter_: FilterOption = None,
+    expand: ExpandOption = False,
 ) -> None:
     """List datasets."""
-    records = api.list_datasets(get_context(ctx), model, parse_json_option(filter_, "--filter", expect=dict))
+    records = api.list_datasets(get_context(ctx), model, parse_filter(filter_))
     render(records, kind="ds", expand=expand)

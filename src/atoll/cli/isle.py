@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Annotated
 
 import typer
 
@@ -21,7 +22,7 @@ class Action(str, Enum):
 def _island_command(island: str) -> None:
     def command(
         ctx: typer.Context,
-        action: Action = typer.Argument(..., help="setup | status | stop"),
+        action: Annotated[Action, typer.Argument(help="setup | status | stop")],
     ) -> None:
         atoll = get_context(ctx)
         if action is Action.setup:

@@ -16,6 +16,7 @@ import logging
 import sys
 import traceback
 from enum import Enum
+from typing import Annotated
 
 import typer
 
@@ -60,18 +61,25 @@ class LogLevel(str, Enum):
 @app.callback()
 def _global_options(
     ctx: typer.Context,
-    log_level: LogLevel | None = typer.Option(
-        None, "-l", "--log-level", case_sensitive=False, help="Log level (default: logger.level)."
-    ),
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option("-l", "--log-level", case_sensitive=False, help="Log level (default: logger.level)."),
+    ] = None,
     debug: bool = typer.Option(False, "-d", "--debug", help="Debug logs and tracebacks on errors."),
     pretty: bool = typer.Option(False, "-p", "--pretty", help="Indent JSON output."),
     skip_questions: bool = typer.Option(
         False, "-s", "--skip-questions", help="Answer yes to every question (cascading deletes...)."
     ),
-    background: bool = typer.Option(False, "-b", "--background", help="Do not wait for long tasks."),
-    output: OutputFormat = typer.Option(
-        OutputFormat.table, "-o", "--output", case_sensitive=False, help="Output format."
+    background: bool = typer.Option(
+        False,
+        "-b",
+        "--background",
+        help="Do not wait for long tasks: `train new` returns once started (like --detach); "
+        "`depl new` refuses it (not supported yet).",
     ),
+    output: Annotated[
+        OutputFormat, typer.Option("-o", "--output", case_sensitive=False, help="Output format.")
+    ] = OutputFormat.table,
 ) -> None:
     """Atoll: notebooks in, versioned models and replicated prediction services out."""
     state = CliState(

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from atoll.api import models as api
-from atoll.cli.common import confirm, get_context, parse_json_option, render, render_done
+from atoll.cli.common import (
+    ExpandOption,
+    confirm,
+    get_context,
+    parse_filter,
+    parse_json_option,
+    render,
+    render_done,
+)
 
 app = typer.Typer(help="Model definitions: what a version and a training dataset hold.", no_args_is_help=True)
 
@@ -22,8 +32,8 @@ def new(
     ctx: typer.Context,
     name: str = typer.Option(..., "--name", help="Model name."),
     desc: str = typer.Option("", "--desc", help="Description."),
-    model_file: list[str] | None = typer.Option(None, "--model-file", help=MODEL_FILE_HELP),
-    data_file: list[str] | None = typer.Option(None, "--data-file", help=DATA_FILE_HELP),
+    model_file: Annotated[list[str] | None, typer.Option("--model-file", help=MODEL_FILE_HELP)] = None,
+    data_file: Annotated[list[str] | None, typer.Option("--data-file", help=DATA_FILE_HELP)] = None,
 ) -> None:
     """Record a new model."""
     render(
@@ -40,8 +50,8 @@ def update(
     ctx: typer.Context,
     name: str = typer.Option(..., "--name", help="Model name."),
     desc: str | None = typer.Option(None, "--desc", help="New description."),
-    model_file: list[str] | None = typer.Option(None, "--model-file", help=MODEL_FILE_HELP + " Replaces the schema."),
-    data_file: list[str] | None = typer.Option(None, "--data-file", help=DATA_FILE_HELP + " Replaces the schema."),
+    model_file: Annotated[list[str] | None, typer.Option("--model-file", help=MODEL_FILE_HELP + " Replaces the schema.")] = None,
+    data_file: Annotated[list[str] | None, typer.Option("--data-file", help=DATA_FILE_HELP + " Replaces the schema.")] = None,
     no_model_files: bool = typer.Option(False, "--no-model-files", help="Empty the model files schema."),
     no_data_files: bool = typer.Option(False, "--no-data-files", help="Empty the data files schema."),
 ) -> None:
@@ -82,8 +92,8 @@ def rm(ctx: typer.Context, name: str = typer.Option(..., "--name", help="Model n
 def list_(
     ctx: typer.Context,
     filter_: str | None = typer.Option(None, "--filter", help='MongoDB-style JSON query, e.g. \'{"name": {"$regex": "^ir"}}\'.'),
-    expand: bool = typer.Option(False, "--expand", help="Show whole records."),
+    expand: ExpandOption = False,
 ) -> None:
     """List models."""
-    records = api.list_models(get_context(ctx), filter=parse_json_option(filter_, "--filter", expect=dict))
+    records = api.list_models(get_context(ctx), filter=parse_filter(filter_))
     render(records, kind="model", expand=expand)

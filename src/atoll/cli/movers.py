@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from atoll.api import versions as api
-from atoll.cli.common import get_context, parse_json_option, render, render_done
+from atoll.cli.common import ExpandOption, get_context, parse_filter, parse_json_option, render, render_done
 
 app = typer.Typer(help="Model versions.", no_args_is_help=True)
 
@@ -89,10 +89,10 @@ def list_(
     train: str | None = typer.Option(None, "--train", help="Only versions produced by this training."),
     proj: str | None = typer.Option(None, "--proj", help="Only versions produced by trainings of this project."),
     filter_: str | None = typer.Option(None, "--filter", help="MongoDB-style JSON query, e.g. '{\"details.metrics.acc\": {\"$gt\": 0.9}}'."),
-    expand: bool = typer.Option(False, "--expand", help="Show whole records."),
+    expand: ExpandOption = False,
 ) -> None:
     """List model versions."""
     records = api.list_versions(
-        get_context(ctx), model, dataset, train, proj, parse_json_option(filter_, "--filter", expect=dict)
+        get_context(ctx), model, dataset, train, proj, parse_filter(filter_)
     )
     render(records, kind="movers", expand=expand)

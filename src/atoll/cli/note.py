@@ -6,15 +6,14 @@ import signal
 import sys
 import time
 from types import FrameType
+from typing import Annotated
 
 import typer
 
 from atoll.api import ide as api
-from atoll.cli.common import get_context, get_state, parse_kv, render, render_done
+from atoll.cli.common import ProjOption, get_context, get_state, parse_kv, render, render_done
 
 app = typer.Typer(help="Jupyter Lab on a project's build.", invoke_without_command=True)
-
-PROJ_HELP = "Project (default: the project homed in the working dir, else project.working_project)."
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -24,13 +23,13 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 @app.callback()
 def note(
     ctx: typer.Context,
-    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    proj: ProjOption = None,
     tag: str = typer.Option("latest", "--tag", help="Build version to run on."),
     port: int | None = typer.Option(None, "--port", help="Port on 127.0.0.1 (default: ide.port, 30088)."),
     edit: bool = typer.Option(False, "--edit", help="Work on the project's home dir itself as /app."),
-    dataset: list[str] | None = typer.Option(None, "--dataset", help="MODEL:DATASET to stage (repeatable)."),
-    movers: list[str] | None = typer.Option(None, "--movers", help="MODEL:VERSION to stage (repeatable)."),
-    env: list[str] | None = typer.Option(None, "--env", help="KEY=VALUE for the notebook kernels (repeatable)."),
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="MODEL:DATASET to stage (repeatable).")] = None,
+    movers: Annotated[list[str] | None, typer.Option("--movers", help="MODEL:VERSION to stage (repeatable).")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for the notebook kernels (repeatable).")] = None,
     detach: bool = typer.Option(False, "--detach", help="Return at once; stop it later with --stop."),
     stop: bool = typer.Option(False, "--stop", help="Stop the project's detached IDE."),
 ) -> None:

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from atoll.api import projects as api
-from atoll.cli.common import confirm, get_context, get_state, parse_json_option, render, render_done
+from atoll.cli.common import (
+    ExpandOption,
+    FilterOption,
+    confirm,
+    get_context,
+    get_state,
+    parse_filter,
+    render,
+    render_done,
+)
 from atoll.errors import UsageError
 
 app = typer.Typer(help="Projects: code hosted in Atoll.", no_args_is_help=True)
@@ -18,7 +29,7 @@ def new(
     ctx: typer.Context,
     name: str = typer.Option(..., "--name", help="Project name."),
     desc: str = typer.Option("", "--desc", help="Description."),
-    model: list[str] | None = typer.Option(None, "--model", help="Model the project uses (repeatable)."),
+    model: Annotated[list[str] | None, typer.Option("--model", help="Model the project uses (repeatable).")] = None,
     home_dir: str | None = typer.Option(None, "--home-dir", help="Local directory holding the code."),
     git_repo: str | None = typer.Option(None, "--git-repo", help="Git repository URL."),
     docker_repo: str | None = typer.Option(None, "--docker-repo", help="Docker repository of pre-built images."),
@@ -32,7 +43,7 @@ def update(
     ctx: typer.Context,
     name: str | None = typer.Option(None, "--name", help=NAME_HELP),
     desc: str | None = typer.Option(None, "--desc", help="New description."),
-    model: list[str] | None = typer.Option(None, "--model", help="Models (repeatable; replaces the list)."),
+    model: Annotated[list[str] | None, typer.Option("--model", help="Models (repeatable; replaces the list).")] = None,
     home_dir: str | None = typer.Option(None, "--home-dir", help="Local directory holding the code."),
     git_repo: str | None = typer.Option(None, "--git-repo", help='Git repository URL ("" clears it).'),
     docker_repo: str | None = typer.Option(None, "--docker-repo", help='Docker repository ("" clears it).'),
@@ -66,11 +77,11 @@ def rm(ctx: typer.Context, name: str | None = typer.Option(None, "--name", help=
 def list_(
     ctx: typer.Context,
     model: str | None = typer.Option(None, "--model", help="Only projects using this model."),
-    filter_: str | None = typer.Option(None, "--filter", help="MongoDB-style JSON query."),
-    expand: bool = typer.Option(False, "--expand", help="Show whole records."),
+    filter_: FilterOption = None,
+    expand: ExpandOption = False,
 ) -> None:
     """List projects."""
-    records = api.list_projects(get_context(ctx), model, parse_json_option(filter_, "--filter", expect=dict))
+    records = api.list_projects(get_context(ctx), model, parse_filter(filter_))
     render(records, kind="project", expand=expand)
 
 

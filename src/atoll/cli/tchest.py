@@ -12,7 +12,16 @@ import sys
 import typer
 
 from atoll.api import tchests as api
-from atoll.cli.common import confirm, get_context, parse_json_option, render, render_done
+from atoll.cli.common import (
+    ExpandOption,
+    FilterOption,
+    confirm,
+    get_context,
+    parse_filter,
+    parse_json_option,
+    render,
+    render_done,
+)
 from atoll.errors import UsageError
 
 app = typer.Typer(help="Treasure chests: named credentials.", no_args_is_help=True)
@@ -88,9 +97,9 @@ def rm(ctx: typer.Context, name: str = typer.Option(..., "--name", help="Treasur
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    filter_: str | None = typer.Option(None, "--filter", help="MongoDB-style JSON query."),
-    expand: bool = typer.Option(False, "--expand", help="Show whole records."),
+    filter_: FilterOption = None,
+    expand: ExpandOption = False,
 ) -> None:
     """List credentials (never their secrets)."""
-    records = api.list_tchests(get_context(ctx), parse_json_option(filter_, "--filter", expect=dict))
+    records = api.list_tchests(get_context(ctx), parse_filter(filter_))
     render(records, kind="tchest", expand=expand)

@@ -11,13 +11,23 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from atoll.api import trainings as api
 from atoll.api.context import AtollContext
-from atoll.cli.common import get_context, get_state, parse_json_option, parse_kv, render, render_done
+from atoll.cli.common import (
+    ExpandOption,
+    FilterOption,
+    ProjOption,
+    get_context,
+    get_state,
+    parse_filter,
+    parse_json_option,
+    parse_kv,
+    render,
+    render_done,
+    render_removed,
+)
 from atoll.domain.records import TaskState, Training
 from atoll.errors import CancelledError, ExecutionError
 
 app = typer.Typer(help="Trainings: parameterized executions of a notebook on a build.", no_args_is_help=True)
-
-PROJ_HELP = "Project (default: the project homed in the working dir, else project.working_project)."
 
 
 def _follow(atoll: AtollContext, record: Training, show_bar: bool, out: Console) -> Training:
@@ -66,7 +76,7 @@ def new(
         ..., "--nb", "--notebook", help="Notebook path relative to the project root."
     ),
     name: str | None = typer.Option(None, "--name", help="Training name (default: a random one)."),
-    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    proj: ProjOption = None,
     params: str | None = typer.Option(
         None, "--params", help="JSON object injected into the parameters cell."
     ),
@@ -128,7 +138,7 @@ def new(
 def info(
     ctx: typer.Context,
     name: str = typer.Option(..., "--name", help="Training name."),
-    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    proj: ProjOption = None,
 ) -> None:
     """Show a training (a task that died without reporting is recorded FAILED)."""
     atoll = get_context(ctx)
@@ -142,13 +152,13 @@ def info(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
-    filter_: str | None = typer.Option(None, "--filter", help="MongoDB-style JSON query."),
-    expand: bool = typer.Option(False, "--expand", help="Show whole records."),
+    proj: ProjOption = None,
+    filter_: FilterOption = None,
+    expand: ExpandOption = False,
 ) -> None:
     """List the trainings of a project."""
     atoll = get_context(ctx)
-    records = api.list_trainings(atoll, proj, parse_json_option(filter_, "--filter", expect=dict))
+    records = api.list_trainings(atoll, proj, parse_filter(filter_))
     render(records, kind="train", expand=expand)
 
 
@@ -156,19 +166,19 @@ def list_(
 def rm(
     ctx: typer.Context,
     name: str = typer.Option(..., "--name", help="Training name."),
-    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    proj: ProjOption = None,
 ) -> None:
     """Remove a training, its task directory and its executed notebook (-s to stop a running one)."""
     atoll = get_context(ctx)
     record = api.remove_training(atoll, name, proj, force=get_state(ctx).skip_questions)
-    render_done(f"removed training {record.ref}", removed="train", proj=record.proj, name=record.name)
+    render_removed("training", "train", record)
 
 
 @app.command("cancel")
 def cancel(
     ctx: typer.Context,
     name: str = typer.Option(..., "--name", help="Training name."),
-    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    proj: ProjOption = None,
 ) -> None:
     """Stop a running training and record it CANCELLED."""
     record = api.cancel_training(get_context(ctx), name, proj)
@@ -185,7 +195,7 @@ def cancel(
 def logs(
     ctx: typer.Context,
     name: str = typer.Option(..., "--name", help="Training name."),
-    proj: str | None = typer.Option(None, "--proj", help=PROJ_HELP),
+    proj: ProjOption = None,
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the training ends."),
 ) -> None:
     """Print what the training's notebook printed."""

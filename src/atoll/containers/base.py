@@ -15,6 +15,8 @@ line, in an image or in a log.
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -193,3 +195,17 @@ def get_container_manager(config: Config, metadata: MetadataStore, files: FileSt
     """The manager named by ``container_manager.type``."""
     cls = MANAGERS.load(config.container_manager.type)
     return cls(config, metadata, files)
+
+
+def http_ok(url: str, token: str | None = None, timeout: float = 2.0) -> bool:
+    """True when ``GET url`` answers 200 (with ``token`` as Jupyter's ``Authorization: token``).
+
+    The readiness probe of what a manager starts on loopback (the IDE, the router).
+    """
+    headers = {"Authorization": f"token {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

@@ -16,7 +16,6 @@ SIGKILLed runner leaves its exit status (128 + signal) behind.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from atoll.containers._process import kill_group, pid_alive, proc_start_time
 from atoll.containers.base import (
     BuildRequest,
     ContainerManager,
@@ -56,33 +56,6 @@ _WRAPPER = (
     'printf "%s\\n" "$code" > "$ATOLL_TASK_DIR/atoll/exit_code.tmp" && '
     'mv "$ATOLL_TASK_DIR/atoll/exit_code.tmp" "$ATOLL_TASK_DIR/atoll/exit_code"; exit "$code"'
 )
-
-
-def process_start_time(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot (None when gone or a zombie).
-
-    Recorded next to the pid so a recycled pid is never mistaken for the task.
-    """
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rfind(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
-
-
-def pid_alive(pid: int, start_time: int | None) -> bool:
-    """True while the process ``pid`` started at ``start_time`` still runs."""
-    try:  # reap it when it is our own child (tests, `train new` following)
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    current = process_start_time(pid)
-    return current is not None and (start_time is None or current == start_time)
 
 
 def describe_exit(code: int) -> str:
@@ -168,7 +141,7 @@ class LocalContainerManager(ContainerManager):
             except OSError as exc:
                 raise BackendError(f"cannot start training {spec.name}: {exc}") from exc
         pid_file = root / "atoll" / "pid"
-        pid_file.write_bytes(orjson.dumps({"pid": proc.pid, "start": process_start_time(proc.pid)}))
+        pid_file.write_bytes(orjson.dumps({"pid": proc.pid, "start": proc_start_time(proc.pid)}))
         return task_id
 
     def _pid(self, root: Path) -> tuple[int, int | None] | None:
@@ -190,7 +163,7 @@ class LocalContainerManager(ContainerManager):
         if not root.exists():
             raise NotFoundError(f"no local task {task_id} (its directory {root} is gone)")
         pid = self._pid(root)
-        running = pid is not None and pid_alive(*pid)
+        running = pid is not None and pid_alive(*pid, reap_child=True)
         code = self._exit_code(root)
         if running and code is None:
             return TaskStatus(task_id, running=True)
@@ -215,9 +188,9 @@ class LocalContainerManager(ContainerManager):
         """SIGTERM the task's process group (the runner saves its notebook), then SIGKILL."""
         root = self.task_dir(task_id)
         pid = self._pid(root)
-        if pid is None or not pid_alive(*pid):
+        if pid is None or not pid_alive(*pid, reap_child=True):
             return
-        stop_process_group(pid[0], grace, lambda: pid_alive(*pid))
+        kill_group(pid[0], pid[1], grace, kill_wait=5.0)
 
     def remove_task(self, task_id: str) -> None:
         self.stop_task(task_id, grace=2.0)
@@ -242,26 +215,6 @@ class LocalContainerManager(ContainerManager):
 
     def stop_ide(self, project: str) -> None:
         self.services.stop_ide(project)
-
-
-def stop_process_group(pid: int, grace: float, alive: Any) -> None:
-    """SIGTERM the process group led by ``pid``, wait up to ``grace`` s, then SIGKILL it."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not alive():
-            return
-        time.sleep(0.05)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 5
-    while alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def follow_file(path: Path, keep_following: Any, poll: float = 0.2) -> Iterator[str]:
@@ -292,8 +245,5 @@ __all__ = [
     "LocalContainerManager",
     "describe_exit",
     "follow_file",
-    "pid_alive",
-    "process_start_time",
-    "stop_process_group",
     "task_environment",
 ]

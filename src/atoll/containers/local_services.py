@@ -28,8 +28,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,8 +35,7 @@ from typing import TYPE_CHECKING, Any
 from filelock import FileLock
 
 from atoll.config import atoll_home
-from atoll.containers.base import IdeHandle, LogSink, ReplicaStatus, TaskSpec
-from atoll.containers.local_supervisor import (
+from atoll.containers._process import (
     kill_group,
     log_tail,
     pid_alive,
@@ -46,6 +43,7 @@ from atoll.containers.local_supervisor import (
     read_json,
     write_json,
 )
+from atoll.containers.base import IdeHandle, LogSink, ReplicaStatus, TaskSpec, http_ok
 from atoll.containers.staging import (
     build_env_dir,
     build_python,
@@ -377,7 +375,7 @@ class LocalServices:
                 raise ExecutionError(
                     f"Jupyter Lab exited with code {proc.returncode} before answering: {last}", log_tail=tail
                 )
-            if _answers(f"http://127.0.0.1:{port}/api/status", token):
+            if http_ok(f"http://127.0.0.1:{port}/api/status", token):
                 return IdeHandle(url=f"http://127.0.0.1:{port}/lab?token={token}", task_id=str(proc.pid))
             time.sleep(0.2)
         self.stop_ide(project)
@@ -419,15 +417,6 @@ def _find_uv() -> str | None:
         return str(find_uv_bin())
     except (ImportError, FileNotFoundError):
         return shutil.which("uv")
-
-
-def _answers(url: str, token: str) -> bool:
-    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=2) as answer:
-            return bool(answer.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 __all__ = ["LocalServices", "discovery_file", "port_in_use", "service_dir"]

@@ -47,86 +47,21 @@ from typing import Any
 
 import orjson
 
+from atoll.containers._process import (
+    kill_group,
+    log_tail,
+    proc_start_time,
+    read_json,
+    write_json,
+)
+
 log = logging.getLogger("atoll.supervisor")
 
 TICK = 0.2  # seconds between two looks at the replicas
 STARTING_CHECK = 0.2  # health-check period while a replica starts
 MAX_BACKOFF = 30.0
 STABLE_AFTER = 60.0  # a replica healthy this long has its restart back-off reset
-STOP_GRACE = 5.0
 DRAIN = 1.0  # seconds between unpublishing a replica and stopping it
-
-
-# Process identity: a PID plus its start time, so a recycled PID is never signalled.
-
-
-def proc_start_time(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot (None when it does not exist)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()
-    return int(fields[19]) if len(fields) > 19 else None
-
-
-def pid_alive(pid: int | None, start_time: int | None) -> bool:
-    """True when ``pid`` runs and is the process started at ``start_time`` (not a zombie)."""
-    if not pid:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return False
-    if state in ("Z", "X"):
-        return False
-    return start_time is None or proc_start_time(pid) == start_time
-
-
-def kill_group(pid: int, start_time: int | None, grace: float = STOP_GRACE) -> None:
-    """SIGTERM the process group led by ``pid``, SIGKILL it after ``grace`` seconds."""
-    if not pid_alive(pid, start_time):
-        return
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
-            if not pid_alive(pid, start_time):
-                return
-            time.sleep(0.05)
-
-
-def write_json(path: Path, data: Any, mode: int = 0o644) -> None:
-    """Write ``data`` atomically (temporary sibling + ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def log_tail(path: Path | str, lines: int = 30) -> str:
-    """The last ``lines`` lines of a log file ("" when missing)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 64 * 1024))
-            data = handle.read()
-    except OSError:
-        return ""
-    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -403,7 +338,7 @@ class Supervisor:
             if self.balancer_port != old_port and self.replicas:
                 try:  # the old replicas keep serving: so does their balanced port
                     self._serve_balancer(old_port)
-                except Exception:  # noqa: BLE001 - logged; the router still reaches them
+                except Exception:
                     log.exception("cannot serve the balancer on port %s again", old_port)
             if not self.replicas:  # nothing to keep serving: a failed new deployment ends here
                 self.stopping.set()

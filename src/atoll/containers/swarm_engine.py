@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 NS = 1_000_000_000  # the Engine API counts durations in nanoseconds
 SERVICE_PORT = 8080  # where every replica serves (toolkit default)
+# The health check of every swarm service (replicas, router): stdlib only, in the task's python.
+HEALTH_PROBE = (
+    "import sys, urllib.request as u; "
+    f"sys.exit(0 if u.urlopen('http://127.0.0.1:{SERVICE_PORT}/health', timeout=2).status == 200 else 1)"
+)
 LABEL_KIND = "io.atoll.kind"
 LABEL_PROJECT = "io.atoll.project"
 LABEL_NAME = "io.atoll.name"
@@ -201,6 +206,34 @@ def ensure_network(client: DockerClient, config: Config) -> str:
     return name
 
 
+def get_or_none(config: Config, doing: str, get: Callable[[], T]) -> T | None:
+    """``get()`` with engine errors translated; a missing object (404) is None."""
+    from docker.errors import NotFound
+
+    with engine_errors(config, doing):
+        try:
+            return get()
+        except NotFound:
+            return None
+
+
+def remove_service(client: DockerClient, config: Config, service: str, wait: float = 60) -> None:
+    """Remove a swarm service (missing is not an error) and wait until its containers are gone."""
+    from docker.errors import NotFound
+
+    with engine_errors(config, f"removing service {service}"):
+        try:
+            client.services.get(service).remove()
+        except NotFound:
+            return
+
+    def gone() -> bool:
+        with engine_errors(config, f"waiting for the containers of {service}"):
+            return not client.containers.list(all=True, filters={"label": f"com.docker.swarm.service.name={service}"})
+
+    wait_until(gone, wait)
+
+
 def memory_bytes(mb: float | None) -> int | None:
     return None if mb is None else int(mb * 1024 * 1024)
 
@@ -210,6 +243,7 @@ def nano_cpus(cores: float | None) -> int | None:
 
 
 __all__ = [
+    "HEALTH_PROBE",
     "LABEL_GENERATION",
     "LABEL_KIND",
     "LABEL_NAME",
@@ -223,9 +257,11 @@ __all__ = [
     "dns_name",
     "engine_errors",
     "ensure_network",
+    "get_or_none",
     "labels",
     "memory_bytes",
     "nano_cpus",
+    "remove_service",
     "split_lines",
     "translate",
     "wait_until",

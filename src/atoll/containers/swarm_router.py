@@ -12,13 +12,13 @@ re-created when the base image changed (a new Atoll).
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from atoll.config import Config
+from atoll.containers.base import http_ok
 from atoll.containers.images import ensure_base_image
 from atoll.containers.swarm_engine import (
+    HEALTH_PROBE,
     LABEL_KIND,
     LABEL_NAMESPACE,
     NS,
@@ -26,6 +26,8 @@ from atoll.containers.swarm_engine import (
     connect,
     engine_errors,
     ensure_network,
+    get_or_none,
+    remove_service,
     wait_until,
 )
 from atoll.errors import BackendUnavailableError
@@ -35,10 +37,6 @@ if TYPE_CHECKING:
     from docker import DockerClient
 
 START_TIMEOUT = 120.0
-_PROBE = (
-    "import sys, urllib.request as u; "
-    f"sys.exit(0 if u.urlopen('http://127.0.0.1:{SERVICE_PORT}/health', timeout=2).status == 200 else 1)"
-)
 
 
 class SwarmRouterIsland:
@@ -65,13 +63,8 @@ class SwarmRouterIsland:
         return f"http://{self.config.router.host}:{self.config.router.port}"
 
     def _service(self) -> Any:
-        from docker.errors import NotFound
-
-        with engine_errors(self.config, f"inspecting service {self.service_name}"):
-            try:
-                return self.client.services.get(self.service_name)
-            except NotFound:
-                return None
+        name = self.service_name
+        return get_or_none(self.config, f"inspecting service {name}", lambda: self.client.services.get(name))
 
     def _state(self, running: bool, health: str, message: str, seconds: float | None = None) -> IslandState:
         return IslandState(self.name, running, health, self.url if running else None, self.service_name, "",
@@ -80,7 +73,7 @@ class SwarmRouterIsland:
     def status(self) -> IslandState:
         if self._service() is None:
             return self._state(False, "stopped", "the router is not running")
-        healthy = _answers(f"{self.url}/health")
+        healthy = http_ok(f"{self.url}/health")
         return self._state(True, "healthy" if healthy else "starting",
                            f"the router is running at {self.url}" if healthy else
                            "the router service exists but does not answer /health yet")
@@ -97,11 +90,11 @@ class SwarmRouterIsland:
             running_image = spec["TaskTemplate"]["ContainerSpec"]["Image"]
             published = [p.get("PublishedPort") for p in (spec.get("EndpointSpec") or {}).get("Ports") or []]
             same = running_image == image and published == [self.config.router.port]
-            if same and wait_until(lambda: _answers(f"{self.url}/health"), 30):
+            if same and wait_until(lambda: http_ok(f"{self.url}/health"), 30):
                 return self._state(True, "healthy", f"the router is already running at {self.url}")
             self.stop()
         self._create(image)
-        if not wait_until(lambda: _answers(f"{self.url}/health"), START_TIMEOUT):
+        if not wait_until(lambda: http_ok(f"{self.url}/health"), START_TIMEOUT):
             tail = self._log_tail()
             self.stop()
             raise BackendUnavailableError(
@@ -131,7 +124,7 @@ class SwarmRouterIsland:
                 endpoint_spec=EndpointSpec(mode="dnsrr", ports={self.config.router.port: (SERVICE_PORT, "tcp", "host")}),
                 mode=ServiceMode("replicated", replicas=1),
                 init=True,
-                healthcheck=Healthcheck(test=["CMD", "python", "-c", _PROBE], interval=int(hc.interval * NS),
+                healthcheck=Healthcheck(test=["CMD", "python", "-c", HEALTH_PROBE], interval=int(hc.interval * NS),
                                         timeout=int(hc.timeout * NS), retries=hc.retries,
                                         start_period=int(hc.start_period * NS)),
                 restart_policy=RestartPolicy(condition="any", delay=2 * NS),
@@ -146,33 +139,10 @@ class SwarmRouterIsland:
             return ""
 
     def stop(self) -> IslandState:
-        from docker.errors import NotFound
-
-        service = self._service()
-        if service is None:
+        if self._service() is None:
             return self._state(False, "stopped", "the router was not running")
-        with engine_errors(self.config, f"removing service {self.service_name}"):
-            try:
-                service.remove()
-            except NotFound:
-                pass
-
-        def gone() -> bool:
-            with engine_errors(self.config, "waiting for the router container to go"):
-                return not self.client.containers.list(
-                    all=True, filters={"label": f"com.docker.swarm.service.name={self.service_name}"}
-                )
-
-        wait_until(gone, 60)
+        remove_service(self.client, self.config, self.service_name)
         return self._state(False, "stopped", "the router was stopped")
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:
-            return bool(answer.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 __all__ = ["SwarmRouterIsland"]

@@ -30,6 +30,7 @@ from atoll.containers.base import LogSink, ReplicaStatus, TaskSpec
 from atoll.containers.staging import remove_tree, task_dir_for
 from atoll.containers.swarm_build import runnable_ref
 from atoll.containers.swarm_engine import (
+    HEALTH_PROBE,
     LABEL_GENERATION,
     LABEL_KIND,
     LABEL_NAME,
@@ -40,9 +41,11 @@ from atoll.containers.swarm_engine import (
     dns_name,
     engine_errors,
     ensure_network,
+    get_or_none,
     labels,
     memory_bytes,
     nano_cpus,
+    remove_service,
     split_lines,
     wait_until,
 )
@@ -55,10 +58,6 @@ if TYPE_CHECKING:
     from atoll.files.base import FileStore
     from docker import DockerClient
 
-HEALTH_PROBE = (
-    "import sys, urllib.request as u; "
-    f"sys.exit(0 if u.urlopen('http://127.0.0.1:{SERVICE_PORT}/health', timeout=2).status == 200 else 1)"
-)
 GPU_RESOURCE = "NVIDIA-GPU"  # the generic resource kind nodes advertise for GPUs
 STORE_SECRET_FILE = "atoll-store.json"  # -> /run/secrets/atoll-store.json
 _FAILED = ("failed", "rejected", "orphaned")
@@ -97,13 +96,7 @@ class SwarmServices:
         return dns_name(self.namespace, project, name)
 
     def _service(self, name: str) -> Service | None:
-        from docker.errors import NotFound
-
-        with engine_errors(self.config, f"inspecting service {name}"):
-            try:
-                return self.client.services.get(name)
-            except NotFound:
-                return None
+        return get_or_none(self.config, f"inspecting service {name}", lambda: self.client.services.get(name))
 
     # Deploy
 
@@ -216,13 +209,10 @@ class SwarmServices:
             return self.client.secrets.create(name=name, data=data, labels=tag)
 
     def _tasks(self, service: str) -> list[dict[str, Any]]:
-        from docker.errors import NotFound
-
-        with engine_errors(self.config, f"listing the tasks of {service}"):
-            try:
-                return list(self.client.api.tasks(filters={"service": service}))
-            except NotFound:
-                return []
+        tasks = get_or_none(
+            self.config, f"listing the tasks of {service}", lambda: list(self.client.api.tasks(filters={"service": service}))
+        )
+        return tasks or []
 
     @staticmethod
     def _generation(task: dict[str, Any]) -> str | None:
@@ -238,16 +228,12 @@ class SwarmServices:
 
     def _container_health(self, task: dict[str, Any]) -> str | None:
         """The health of the task's container ("healthy", "starting"...; None: no health check)."""
-        from docker.errors import NotFound
-
         container_id = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
         if not container_id:
             return "starting"
-        with engine_errors(self.config, "inspecting a replica"):
-            try:
-                attrs = self.client.api.inspect_container(container_id)
-            except NotFound:
-                return "gone"
+        attrs = get_or_none(self.config, "inspecting a replica", lambda: self.client.api.inspect_container(container_id))
+        if attrs is None:
+            return "gone"
         health = (attrs.get("State") or {}).get("Health")
         return None if health is None else str(health.get("Status"))
 
@@ -406,21 +392,7 @@ class SwarmServices:
         remove_tree(task_dir_for("deploy", project, name))
 
     def _remove_service(self, service: str) -> None:
-        from docker.errors import NotFound
-
-        with engine_errors(self.config, f"removing service {service}"):
-            try:
-                self.client.services.get(service).remove()
-            except NotFound:
-                return
-
-        def gone() -> bool:
-            with engine_errors(self.config, f"waiting for the containers of {service}"):
-                return not self.client.containers.list(
-                    all=True, filters={"label": f"com.docker.swarm.service.name={service}"}
-                )
-
-        wait_until(gone, 60)
+        remove_service(self.client, self.config, service)
 
     def _remove_secrets(self, project: str, name: str, keep: str | None) -> None:
         from docker.errors import APIError, NotFound

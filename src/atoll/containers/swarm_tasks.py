@@ -16,8 +16,6 @@ the runner inside never got to say anything.
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from atoll.config import Config, ResourceProfile
-from atoll.containers.base import IdeHandle, TaskSpec, TaskStatus
+from atoll.containers.base import IdeHandle, TaskSpec, TaskStatus, http_ok
 from atoll.containers.local import describe_exit
 from atoll.containers.staging import remove_tree, task_dir_for
 from atoll.containers.swarm_build import runnable_ref
@@ -34,6 +32,7 @@ from atoll.containers.swarm_engine import (
     LABEL_NAMESPACE,
     engine_errors,
     ensure_network,
+    get_or_none,
     labels,
     memory_bytes,
     nano_cpus,
@@ -152,13 +151,7 @@ class SwarmTasks:
         return task_id
 
     def _container(self, name: str) -> Container | None:
-        from docker.errors import NotFound
-
-        with engine_errors(self.config, f"inspecting container {name}"):
-            try:
-                return self.client.containers.get(name)
-            except NotFound:
-                return None
+        return get_or_none(self.config, f"inspecting container {name}", lambda: self.client.containers.get(name))
 
     def _remove_container(self, name: str) -> None:
         from docker.errors import NotFound
@@ -329,7 +322,7 @@ class SwarmTasks:
                 self.stop_ide(project)
                 raise ExecutionError(f"Jupyter Lab exited with code {container.attrs['State']['ExitCode']}",
                                      log_tail=tail)
-            if _answers(f"http://127.0.0.1:{port}/api/status", token):
+            if http_ok(f"http://127.0.0.1:{port}/api/status", token):
                 return IdeHandle(url=f"http://127.0.0.1:{port}/lab?token={token}", task_id=name)
             time.sleep(0.5)
         tail = container.logs(tail=20).decode(errors="replace")
@@ -339,15 +332,6 @@ class SwarmTasks:
     def stop_ide(self, project: str) -> None:
         self._remove_container(self.ide_name(project))
         remove_tree(task_dir_for("ide", project, "ide"))
-
-
-def _answers(url: str, token: str) -> bool:
-    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=2) as answer:
-            return bool(answer.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 __all__ = ["SwarmTasks", "container_resources"]

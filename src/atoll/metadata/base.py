@@ -72,7 +72,7 @@ class MetadataStore(ABC):
         self,
         kind: type[R],
         scope: str | None = None,
-        filter: Filter | None = None,  # noqa: A002 - Mongo's own word
+        filter: Filter | None = None,
         limit: int | None = None,
     ) -> list[R]:
         """Records of a kind, optionally within one scope and matching a

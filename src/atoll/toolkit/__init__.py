@@ -27,7 +27,23 @@ _EXPORTS = {
     "version_meta": "atoll.toolkit.paths",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [  # the keys of _EXPORTS, spelled out for static tools
+    "LazyModelServer",
+    "OnlinePredict",
+    "Publisher",
+    "build_meta",
+    "data_path",
+    "dataset_meta",
+    "deployment_meta",
+    "model_path",
+    "progress",
+    "project_meta",
+    "require_dataset",
+    "require_version",
+    "tmp_path",
+    "training_meta",
+    "version_meta",
+]
 
 
 def __getattr__(name: str) -> Any:
