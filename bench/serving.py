@@ -1,0 +1,243 @@
+"""Sections 1 and 2: one replica vs MLflow vs the floor; direct vs the Atoll router vs nginx.
+
+Pinning (2+ cores): the server under load on CPU 0, hey (and the proxies) on
+CPU 1, so the load generator does not steal the server's core; all of them
+at niceness -10 when run as root (:data:`bench.tools.NICE`), so other work on
+a shared machine disturbs every contender less, and alike. With two
+replicas, one replica per core and hey/proxies unpinned (there is no third
+core; every configuration gets the same placement).
+
+Every configuration is warmed up, then measured in interleaved rounds (all
+configurations once per round) and the median of the rounds is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import peers as peers_mod
+from bench.atoll_flow import AtollHome
+from bench.report import Report, Row
+from bench.tools import (
+    ALL_CPUS,
+    LOAD_CPU,
+    SERVER_CPU,
+    WORK,
+    Load,
+    Proc,
+    ensure_debian,
+    fmt,
+    free_port,
+    hey,
+    median_load,
+    pin,
+    requests_for,
+    say,
+    wait_predict,
+)
+
+ROW = peers_mod.ROW
+
+
+@dataclass
+class Target:
+    """A thing to load: one or several URLs (several = hey split across them)."""
+
+    name: str
+    urls: list[str]
+    body: bytes
+    hey_cpus: str | None = LOAD_CPU
+    rps_estimate: float = 0.0
+
+
+def _run_rounds(targets: list[Target], concurrencies: tuple[int, ...], rounds: int, seconds: float,
+                on_round: Callable[[int], None] | None = None) -> dict[tuple[str, int], Load]:
+    """Warm up every target, then ``rounds`` interleaved passes; field-wise medians per (target, c)."""
+    for target in targets:
+        warm = hey(target.urls, target.body, 300, 8, cpus=target.hey_cpus)
+        if warm.errors:
+            raise RuntimeError(f"{target.name}: {warm.errors} errors while warming up")
+        target.rps_estimate = warm.rps
+    runs: dict[tuple[str, int], list[Load]] = {}
+    for r in range(rounds):
+        if on_round:
+            on_round(r)
+        for target in targets:
+            for c in concurrencies:
+                # c=1 runs slower than the warm-up's c=8: size it on a third of the estimate.
+                estimate = target.rps_estimate / 3 if c == 1 else target.rps_estimate
+                n = requests_for(seconds, estimate, c)
+                runs.setdefault((target.name, c), []).append(hey(target.urls, target.body, n, c, cpus=target.hey_cpus))
+    return {key: median_load(loads) for key, loads in runs.items()}
+
+
+def _raw(report: Report, section: str, results: dict[tuple[str, int], Load]) -> None:
+    for (name, c), load in results.items():
+        report.raw_line(section, f"{name:<22} c={c:<3} {load.rps:8.1f} req/s  p50 {load.p50:7.2f} ms  "
+                                 f"p99 {load.p99:7.2f} ms  ({load.n} requests, {load.errors} errors)")
+
+
+def serving(report: Report, home: AtollHome, peers: peers_mod.Peers, quick: bool) -> float:
+    """1. One Atoll replica vs ``mlflow models serve -w 1`` vs the floor app; MLflow's start-up seconds."""
+    section = "1. serving (1-row JSON body)"
+    replica = home.replicas("svc1")[0]
+    pin(int(replica["pid"]), SERVER_CPU)
+    mlflow_port, floor_port = free_port(), free_port()
+    mlflow = peers_mod.start_mlflow(peers, mlflow_port)
+    floor = peers_mod.start_floor(peers, floor_port)
+    try:
+        mlflow_url = f"http://127.0.0.1:{mlflow_port}/invocations"
+        floor_url = f"http://127.0.0.1:{floor_port}/predict"
+        say("waiting for mlflow models serve (its imports are slow) and the floor app")
+        wait_predict(floor_url, ROW, 60, floor)
+        started = wait_predict(mlflow_url, peers_mod.MLFLOW_ROW, 300, mlflow)
+        report.raw_line(section, f"mlflow models serve answered {started:.1f}s after it was started")
+        targets = [
+            Target("atoll replica", [replica["url"] + "/predict"], ROW),
+            Target("mlflow models serve", [mlflow_url], peers_mod.MLFLOW_ROW),
+            Target("floor (bare uvicorn)", [floor_url], ROW),
+        ]
+        concurrencies = (1, 8, 32)
+        rounds = 1 if quick else 3
+        say(f"serving: {rounds} interleaved round(s) x {len(targets)} servers x c={concurrencies}")
+        results = _run_rounds(targets, concurrencies, rounds, 0.6 if quick else 2.5)
+    finally:
+        mlflow.stop()
+        floor.stop()
+    _raw(report, section, results)
+    for c in concurrencies:
+        a, m, f = (results[(t.name, c)] for t in targets)
+        report.add(
+            Row(f"serving c={c}: req/s vs MLflow", fmt(a.rps), f"MLflow {fmt(m.rps)}", a.rps / m.rps, ">= 2x",
+                a.rps / m.rps >= 2),
+            Row(f"serving c={c}: p99 vs MLflow", fmt(a.p99, "ms"), f"MLflow {fmt(m.p99, 'ms')}", a.p99 / m.p99,
+                "<= 1x", a.p99 <= m.p99),
+            Row(f"serving c={c}: req/s vs floor", fmt(a.rps), f"floor {fmt(f.rps)}", a.rps / f.rps,
+                ">= 0.67x (1.5x)", a.rps * 1.5 >= f.rps),
+        )
+    return started
+
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+master_process on;
+pid {work}/nginx.pid;
+error_log {work}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/body;
+    proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi;
+    scgi_temp_path {work}/scgi;
+{servers}
+}}
+"""
+
+NGINX_SERVER = """\
+    upstream replicas{i} {{
+{upstreams}
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://replicas{i};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+"""
+
+
+def start_nginx(groups: dict[int, list[str]]) -> tuple[Proc, dict[int, int]]:
+    """One nginx (1 worker, like the router's one process) proxying each group of replica URLs on its own port."""
+    work = WORK / "nginx"
+    work.mkdir(parents=True, exist_ok=True)
+    ports = {key: free_port() for key in groups}
+    servers = []
+    for key, urls in groups.items():
+        upstreams = "\n".join(f"        server {u.removeprefix('http://')};" for u in urls)
+        servers.append(NGINX_SERVER.format(i=key, upstreams=upstreams, port=ports[key]))
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(work=work, servers="\n".join(servers)))
+    binary = "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "nginx"
+    proc = Proc([binary, "-c", str(conf), "-p", str(work), "-e", str(work / "error.log")], work / "nginx.out")
+    return proc, ports
+
+
+def router(report: Report, home: AtollHome, quick: bool) -> None:
+    """2. Direct vs the Atoll router vs nginx, 1 and 2 replicas."""
+    section = "2. router (1-row JSON body)"
+    one = home.replicas("svc1")
+    two = home.replicas("svc2")
+    if len(two) < 2:
+        raise RuntimeError(f"svc2 has {len(two)} healthy replicas, expected 2")
+    router_pid = home.router_pid()
+    have_nginx = ensure_debian("nginx", "nginx-light")
+    nginx, ports = start_nginx({1: [r["url"] for r in one], 2: [r["url"] for r in two]}) if have_nginx else (None, {})
+    proxy_cpus = {1: LOAD_CPU, 2: None}
+    try:
+        if nginx is not None:
+            for key in ports:
+                wait_predict(f"http://127.0.0.1:{ports[key]}/predict", ROW, 30, nginx)
+        results: dict[tuple[str, int], Load] = {}
+        rounds = 1 if quick else 3
+        concurrencies = (1, 8)
+        for n_rep, reps in ((1, one), (2, two)):
+            # Placement: see the module docstring.
+            if n_rep == 1:
+                pin(int(reps[0]["pid"]), SERVER_CPU)
+            else:
+                for i, rep in enumerate(reps):
+                    pin(int(rep["pid"]), str(i % 2))
+            if router_pid:
+                pin(router_pid, proxy_cpus[n_rep] or ALL_CPUS)
+            if nginx is not None:
+                _pin_tree(nginx.pid, proxy_cpus[n_rep] or ALL_CPUS)
+            depl = f"svc{n_rep}"
+            targets = [Target(f"direct {n_rep}r", [r["url"] + "/predict" for r in reps], ROW, proxy_cpus[n_rep]),
+                       Target(f"atoll router {n_rep}r", [f"{home.router_url}?project={home.proj}&deploy={depl}"], ROW,
+                              proxy_cpus[n_rep])]
+            if nginx is not None:
+                targets.append(Target(f"nginx {n_rep}r", [f"http://127.0.0.1:{ports[n_rep]}/predict"], ROW,
+                                      proxy_cpus[n_rep]))
+            say(f"router, {n_rep} replica(s): {rounds} round(s) x {len(targets)} paths x c={concurrencies}")
+            results.update(_run_rounds(targets, concurrencies, rounds, 0.6 if quick else 2.0))
+    finally:
+        if nginx is not None:
+            nginx.stop()
+    _raw(report, section, results)
+    if not have_nginx:
+        report.note("nginx could not be installed: the router rows have no nginx figure")
+    for n_rep in (1, 2):
+        d1, a1 = results[(f"direct {n_rep}r", 1)], results[(f"atoll router {n_rep}r", 1)]
+        d8, a8 = results[(f"direct {n_rep}r", 8)], results[(f"atoll router {n_rep}r", 8)]
+        n1 = results.get((f"nginx {n_rep}r", 1))
+        n8 = results.get((f"nginx {n_rep}r", 8))
+        added = a1.p50 - d1.p50
+        added99 = a1.p99 - d1.p99
+        report.add(
+            Row(f"router {n_rep} replica(s) c=8: req/s vs direct", f"{fmt(a8.rps)} ({a8.rps / d8.rps:.2f}x)",
+                f"nginx {fmt(n8.rps)} ({n8.rps / d8.rps:.2f}x)" if n8 else "n/a",
+                a8.rps / d8.rps, ">= 0.85x", a8.rps / d8.rps >= 0.85),
+            Row(f"router {n_rep} replica(s) c=1: added p50", f"+{fmt(added, 'ms')}",
+                f"nginx +{fmt(n1.p50 - d1.p50, 'ms')}" if n1 else "n/a", None, "<= 1 ms", added <= 1.0),
+            Row(f"router {n_rep} replica(s) c=1: added p99", f"+{fmt(added99, 'ms')}",
+                f"nginx +{fmt(n1.p99 - d1.p99, 'ms')}" if n1 else "n/a", None, "(none)", None),
+        )
+
+
+def _pin_tree(pid: int, cpus: str) -> None:
+    """Pin a process and its direct children (nginx's worker)."""
+    pin(pid, cpus)
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for child in children:
+        pin(int(child), cpus)
