@@ -14,13 +14,13 @@ import hashlib
 import os
 import secrets
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from atoll.errors import BackendError, NotFoundError, UsageError
 from atoll.files.base import FileStore, check_key
 
 TMP_PREFIX = ".atoll-tmp-"  # hidden temporaries; never listed as keys
-_CHUNK = 1 << 20
 
 
 class LocalFileStore(FileStore):
@@ -197,18 +197,21 @@ def _copy(source: Path, target: Path, fsync: bool) -> None:
 
 
 def _copy_hashing(source: Path, target: Path, fsync: bool) -> tuple[int, str]:
-    """Copy through one buffer, hashing as we go: each byte is read once."""
-    digest = hashlib.sha256()
-    size = 0
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
-    with open(source, "rb") as src, open(target, "wb") as dst:
-        while n := src.readinto(buffer):
-            chunk = view[:n]
-            digest.update(chunk)
-            dst.write(chunk)
-            size += n
-        dst.flush()
-        if fsync:
-            os.fsync(dst.fileno())
-    return size, digest.hexdigest()
+    """Copy in the kernel while another thread hashes the source.
+
+    Measured on 300 MB (bench/files_bench.py): pushing every byte through a
+    Python buffer made page-cache writes the bottleneck; the kernel copy
+    (copy_file_range/sendfile) plus ``hashlib.file_digest`` — both release
+    the GIL — run side by side. A source changed during the copy shows up as
+    a checksum mismatch on fetch, never as silently wrong data.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashing = pool.submit(_file_sha256, source)
+        _copy(source, target, fsync)
+        digest = hashing.result()
+    return target.stat().st_size, digest
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
