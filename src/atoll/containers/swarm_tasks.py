@@ -154,13 +154,30 @@ class SwarmTasks:
         return get_or_none(self.config, f"inspecting container {name}", lambda: self.client.containers.get(name))
 
     def _remove_container(self, name: str) -> None:
-        from docker.errors import NotFound
+        from docker.errors import APIError, NotFound
 
         with engine_errors(self.config, f"removing container {name}"):
             try:
                 self.client.containers.get(name).remove(force=True)
             except NotFound:
                 pass
+            except APIError as exc:
+                # Two removers (the end-of-task finalizer and `train rm`/cancel) can
+                # race; the engine answers 409 "already in progress" to the second.
+                if exc.status_code != 409 or "in progress" not in str(exc):
+                    raise
+                self._wait_gone(name)
+
+    def _wait_gone(self, name: str, timeout: float = 30) -> None:
+        from docker.errors import NotFound
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.client.containers.get(name)
+            except NotFound:
+                return
+            time.sleep(0.2)
 
     def _exit_file(self, task_id: str) -> Path:
         return self.stage_dir(task_id) / "atoll" / "exit.json"
