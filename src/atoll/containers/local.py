@@ -16,10 +16,12 @@ SIGKILLed runner leaves its exit status (128 + signal) behind.
 
 from __future__ import annotations
 
+import os
+import select
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -182,7 +184,13 @@ class LocalContainerManager(ContainerManager):
         path = root / "atoll" / "task.log"
         if not path.exists():
             raise NotFoundError(f"no log for local task {task_id}")
-        yield from follow_file(path, lambda: follow and self.task_status(task_id).running)
+        exit_watch = _ExitWatch(self._pid(root) if follow else None)
+        try:
+            yield from follow_file(
+                path, lambda: follow and self.task_status(task_id).running, wait=exit_watch.wait
+            )
+        finally:
+            exit_watch.close()
 
     def stop_task(self, task_id: str, grace: float = 10.0) -> None:
         """SIGTERM the task's process group (the runner saves its notebook), then SIGKILL."""
@@ -217,9 +225,52 @@ class LocalContainerManager(ContainerManager):
         self.services.stop_ide(project)
 
 
-def follow_file(path: Path, keep_following: Any, poll: float = 0.2) -> Iterator[str]:
+class _ExitWatch:
+    """Sleeps that end early when a task's process exits (Linux pidfd).
+
+    Following a log polls for new lines; waiting on the process as well means
+    its end is noticed at once, not up to a poll interval later. Without
+    pidfd support (or once the process is gone) it is a plain sleep.
+    """
+
+    def __init__(self, pid: tuple[int, int | None] | None) -> None:
+        self._poller: select.poll | None = None
+        self._fd: int | None = None
+        if pid is None or not hasattr(os, "pidfd_open"):
+            return
+        try:
+            self._fd = os.pidfd_open(pid[0])
+        except OSError:
+            return
+        if not pid_alive(*pid):  # the pid was reused by another process: do not watch it
+            self.close()
+            return
+        self._poller = select.poll()
+        self._poller.register(self._fd, select.POLLIN)
+
+    def wait(self, seconds: float) -> None:
+        if self._poller is None:
+            time.sleep(seconds)
+            return
+        if self._poller.poll(seconds * 1000):
+            self.close()  # exited: later waits are plain sleeps, never a busy loop
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = None
+        self._poller = None
+
+
+def follow_file(
+    path: Path,
+    keep_following: Any,
+    poll: float = 0.2,
+    wait: Callable[[float], object] = time.sleep,
+) -> Iterator[str]:
     """Lines of ``path``; while ``keep_following()`` is true, wait for more.
 
+    ``wait(poll)`` pauses between reads; it may return early (the writer ended).
     A partial last line is held back until its newline arrives (or the writer ended).
     """
     with open(path, "rb") as handle:
@@ -228,7 +279,7 @@ def follow_file(path: Path, keep_following: Any, poll: float = 0.2) -> Iterator[
             chunk = handle.read(65536)
             if not chunk:
                 if keep_following():
-                    time.sleep(poll)
+                    wait(poll)
                     continue
                 chunk = handle.read()  # what the writer added before it ended
                 if not chunk:

@@ -8,7 +8,10 @@ runner can push progress to the training record while the notebook runs.
 
 Use it as ``papermill.execute_notebook(..., engine_name="atoll",
 on_progress=callback)``; ``on_progress(fraction, cell_index)`` is called
-after each code cell (the injected-parameters cell included).
+after each code cell (the injected-parameters cell included). ``on_start()``
+is called once, with the kernel up, before the first cell: the runner opens
+its stores while the kernel starts and waits for them there. If it raises,
+no cell runs and the exception ends the execution.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 
 ProgressCallback = Callable[[float, int], None]
+StartCallback = Callable[[], None]
 
 ENGINE_NAME = "atoll"
 
@@ -26,13 +30,30 @@ ENGINE_NAME = "atoll"
 class ProgressExecutionManager(NotebookExecutionManager):  # type: ignore[misc]
     """Execution manager that reports the fraction of code cells completed."""
 
-    def __init__(self, nb: Any, *, on_progress: ProgressCallback | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        nb: Any,
+        *,
+        on_progress: ProgressCallback | None = None,
+        on_start: StartCallback | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(nb, **kwargs)
         self.on_progress = on_progress
+        self.on_start = on_start
+        self.cells_started = on_start is None
         self.code_cells = sum(1 for cell in nb.cells if cell.get("cell_type") == "code")
         self.code_cells_done = 0
 
+    def cell_start(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+        if not self.cells_started and self.on_start is not None:
+            self.on_start()  # may raise: then no cell runs (see cell_complete)
+            self.cells_started = True
+        super().cell_start(cell, cell_index=cell_index, **kwargs)
+
     def cell_complete(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+        if not self.cells_started:  # on_start raised: papermill still calls this for the first cell
+            return
         super().cell_complete(cell, cell_index=cell_index, **kwargs)
         if cell.get("cell_type") != "code":
             return
@@ -54,12 +75,14 @@ class AtollEngine(NBClientEngine):  # type: ignore[misc]
         log_output: bool = False,
         autosave_cell_every: int = 30,
         on_progress: ProgressCallback | None = None,
+        on_start: StartCallback | None = None,
         **kwargs: Any,
     ) -> Any:
         # Same sequence as papermill's Engine.execute_notebook, with our manager.
         nb_man = ProgressExecutionManager(
             nb,
             on_progress=on_progress,
+            on_start=on_start,
             output_path=output_path,
             progress_bar=progress_bar,
             log_output=log_output,
@@ -81,4 +104,11 @@ def register() -> None:
 
 register()
 
-__all__ = ["ENGINE_NAME", "AtollEngine", "ProgressCallback", "ProgressExecutionManager", "register"]
+__all__ = [
+    "ENGINE_NAME",
+    "AtollEngine",
+    "ProgressCallback",
+    "ProgressExecutionManager",
+    "StartCallback",
+    "register",
+]

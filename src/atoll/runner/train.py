@@ -18,13 +18,14 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from atoll.domain.records import TaskState, Training, utcnow
-from atoll.runner.stores import task_stores, update_training
+if TYPE_CHECKING:
+    from atoll.domain.records import Training
 
 TASK_DIR_ENV = "ATOLL_TASK_DIR"
 PROGRESS_INTERVAL = 0.5
@@ -32,6 +33,10 @@ PROGRESS_INTERVAL = 0.5
 
 class Cancelled(BaseException):
     """Raised in the runner when it receives SIGTERM (``atoll train cancel``)."""
+
+
+class _NotStarted(BaseException):
+    """Stops papermill before the first cell: the record ended before it could run."""
 
 
 def output_key(proj: str, name: str) -> str:
@@ -56,9 +61,11 @@ class ProgressReporter:
             self.flush()
 
     def flush(self) -> None:
-        if self.pending is None:
+        if self.pending is None or self.metadata is None:
             return
         fraction, self.pending = self.pending, None
+        from atoll.domain.records import TaskState
+        from atoll.runner.stores import update_training
 
         def change(record: Training) -> bool:
             if record.task.state != TaskState.RUNNING or record.task.progress >= fraction:
@@ -119,6 +126,52 @@ def _configure_logging() -> None:
     papermill_log.propagate = False
 
 
+class _TaskStart:
+    """Opens the task's stores and marks the record RUNNING, in a thread.
+
+    Importing and connecting the stores takes most of a second; it runs while
+    papermill imports and starts the kernel, and the runner joins it before
+    the first cell (so RUNNING is recorded before any cell runs or reports).
+    """
+
+    def __init__(self, proj: str, name: str) -> None:
+        self.proj = proj
+        self.name = name
+        self.metadata: Any = None
+        self.files: Any = None
+        self.running = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._open, name="atoll-task-start", daemon=True)
+        self._thread.start()
+
+    def _open(self) -> None:
+        try:
+            from atoll.domain.records import TaskState, utcnow
+            from atoll.runner.stores import task_stores, update_training
+
+            self.metadata, self.files = task_stores()
+
+            def start(record: Training) -> bool:
+                if record.task.state.ended:  # cancelled before it started
+                    return False
+                record.task.state = TaskState.RUNNING
+                record.task.start_time = utcnow()
+                record.task.progress = 0.0
+                return True
+
+            record = update_training(self.metadata, self.proj, self.name, start)
+            self.running = record.task.state == TaskState.RUNNING
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread by wait()
+            self.error = exc
+
+    def wait(self) -> bool:
+        """True once the record is RUNNING; False if it ended first; raises the stores' error."""
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.running
+
+
 def run_training(task_dir: Path) -> int:
     """Execute the training staged in ``task_dir``; return the exit code."""
     import orjson
@@ -132,26 +185,25 @@ def run_training(task_dir: Path) -> int:
         print(f"atoll: error: cannot read the training record {meta_path}: {exc}", file=sys.stderr)
         return 2
 
-    metadata, files = task_stores()
     out_path = task_dir / "atoll" / "output.ipynb"
     out_path.unlink(missing_ok=True)
-    reporter = ProgressReporter(metadata, proj, name)
-
-    def start(record: Training) -> bool:
-        if record.task.state.ended:  # cancelled before it started
-            return False
-        record.task.state = TaskState.RUNNING
-        record.task.start_time = utcnow()
-        record.task.progress = 0.0
-        return True
-
-    if update_training(metadata, proj, name, start).task.state != TaskState.RUNNING:
-        print("atoll: the training was cancelled before it started", flush=True)
-        return 143
-
-    state, error, failed_cell, code = TaskState.FINISHED, None, None, 0
+    task = _TaskStart(proj, name)
+    reporter = ProgressReporter(None, proj, name)
     started = time.monotonic()
-    print(f"atoll: executing {notebook} with parameters {orjson.dumps(params).decode()}", flush=True)
+    announced = False
+
+    def announce() -> None:
+        nonlocal started, announced
+        announced, started = True, time.monotonic()
+        print(f"atoll: executing {notebook} with parameters {orjson.dumps(params).decode()}", flush=True)
+
+    def before_first_cell() -> None:
+        if not task.wait():
+            raise _NotStarted()
+        reporter.metadata = task.metadata
+        announce()
+
+    failure: BaseException | None = None
     try:
         import papermill
 
@@ -170,23 +222,59 @@ def run_training(task_dir: Path) -> int:
             stderr_file=sys.stderr,
             cwd=str(Path.cwd()),
             on_progress=reporter,
+            on_start=before_first_cell,
         )
-    except Cancelled:
+    except _NotStarted:
+        pass
+    except (Cancelled, Exception) as exc:  # noqa: BLE001 - any failure becomes FAILED with its message
+        failure = exc
+    # The record first: a store failure or a cancel before the start wins, as
+    # when the stores were opened before papermill.
+    try:
+        running = task.wait()
+    except BaseException:
+        out_path.unlink(missing_ok=True)  # nothing ran: leave no notebook behind
+        raise
+    if not running:
+        out_path.unlink(missing_ok=True)
+        print("atoll: the training was cancelled before it started", flush=True)
+        return 143
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish the bookkeeping even if cancelled now
+    if not announced:
+        announce()
+    return _conclude(task, reporter, out_path, proj, name, failure, started)
+
+
+def _conclude(
+    task: _TaskStart,
+    reporter: ProgressReporter,
+    out_path: Path,
+    proj: str,
+    name: str,
+    failure: BaseException | None,
+    started: float,
+) -> int:
+    """Report the outcome, store the executed notebook, record the final state; the exit code."""
+    from atoll.domain.records import TaskState
+    from atoll.runner.stores import update_training
+
+    metadata, files = task.metadata, task.files
+    state, error, failed_cell, code = TaskState.FINISHED, None, None, 0
+    if isinstance(failure, Cancelled):
         state, error, code = TaskState.CANCELLED, "cancelled by the user", 143
-    except Exception as exc:  # noqa: BLE001 - any failure becomes FAILED with its message
+    elif failure is not None:
         from papermill.exceptions import PapermillExecutionError
 
         code = 1
         state = TaskState.FAILED
-        if isinstance(exc, PapermillExecutionError):
-            error = f"{exc.ename}: {exc.evalue}"
-            failed_cell = _source_cell_index(out_path, exc.cell_index)
+        if isinstance(failure, PapermillExecutionError):
+            error = f"{failure.ename}: {failure.evalue}"
+            failed_cell = _source_cell_index(out_path, failure.cell_index)
             print(f"atoll: cell {failed_cell} failed: {error}", file=sys.stderr, flush=True)
         else:
-            error = f"{type(exc).__name__}: {exc}"
-            traceback.print_exc()
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish the bookkeeping even if cancelled now
-    reporter.flush()
+            error = f"{type(failure).__name__}: {failure}"
+            traceback.print_exception(failure)
+    last_progress, reporter.pending = reporter.pending, None  # written with the final state below
     if state != TaskState.FINISHED:
         _remove_published_versions(metadata, files, proj, name)
 
@@ -200,6 +288,12 @@ def run_training(task_dir: Path) -> int:
             print(f"atoll: warning: cannot store the executed notebook: {exc}", file=sys.stderr, flush=True)
 
     def finish(record: Training) -> None:
+        if (
+            last_progress is not None
+            and record.task.state == TaskState.RUNNING
+            and record.task.progress < last_progress
+        ):
+            record.task.progress = last_progress
         if stored:
             record.output_notebook = stored
         if record.task.state.ended and record.task.state != state:
