@@ -25,6 +25,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from support.docker_cleanup import remove_by_name
 from support.processes import free_port
 
 if TYPE_CHECKING:
@@ -94,43 +95,14 @@ def _leftovers(client: DockerClient, namespace: str, project: str) -> list[str]:
 
 def _cleanup(client: DockerClient, namespace: str, project: str, deploys: list[str]) -> None:
     """Remove, by exact name, everything this module may have created."""
-    from docker.errors import APIError, NotFound
-
-    services = [f"{namespace}-{project}-{d}" for d in deploys] + [f"{namespace}-router"]
-    for name in services:
-        try:
-            client.services.get(name).remove()
-        except (NotFound, APIError):
-            pass
-    containers = [f"{namespace}-train-{project}-{t}" for t in ("first", "oom", "slow")] + [f"{namespace}-ide-{project}"]
-    for name in containers:
-        try:
-            client.containers.get(name).remove(force=True)
-        except (NotFound, APIError):
-            pass
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if not any(client.containers.list(all=True, filters={"label": f"com.docker.swarm.service.name={s}"})
-                   for s in services):
-            break
-        time.sleep(0.5)
-    for secret in client.secrets.list(filters={"label": f"io.atoll.namespace={namespace}"}):
-        try:
-            secret.remove()
-        except (NotFound, APIError):
-            pass
-    for _ in range(20):
-        try:
-            client.networks.get(namespace).remove()
-            break
-        except NotFound:
-            break
-        except APIError:
-            time.sleep(1)
-    try:
-        client.images.remove(f"atoll/{project}:latest")
-    except (NotFound, APIError):
-        pass
+    remove_by_name(
+        client,
+        namespace,
+        services=[f"{namespace}-{project}-{d}" for d in deploys] + [f"{namespace}-router"],
+        containers=[f"{namespace}-train-{project}-{t}" for t in ("first", "oom", "slow")]
+        + [f"{namespace}-ide-{project}"],
+        images=[f"atoll/{project}:latest"],
+    )
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ import pytest
 import yaml
 from test_swarm import EXAMPLE, post
 
+from support.docker_cleanup import remove_by_name
 from support.processes import free_port, processes_of
 
 if TYPE_CHECKING:
@@ -97,49 +98,14 @@ def _owned(client: DockerClient, namespace: str) -> list[str]:
 
 def _remove_by_name(client: DockerClient, namespace: str, project: str) -> None:
     """Remove, by exact name, everything the session may have created (idempotent)."""
-    from docker.errors import APIError, NotFound
-
-    services = [f"{namespace}-isle-{i}" for i in ISLANDS] + [f"{namespace}-router", f"{namespace}-{project}-svc"]
-    for name in services:
-        try:
-            client.services.get(name).remove()
-        except (NotFound, APIError):
-            pass
-    try:
-        client.containers.get(f"{namespace}-train-{project}-first").remove(force=True)
-    except (NotFound, APIError):
-        pass
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and any(
-        client.containers.list(all=True, filters={"label": f"com.docker.swarm.service.name={s}"}) for s in services
-    ):
-        time.sleep(0.5)
-    for secret in client.secrets.list(filters={"label": f"io.atoll.namespace={namespace}"}):
-        try:
-            secret.remove()
-        except (NotFound, APIError):
-            pass
-    for volume in [f"{namespace}-isle-{i}-data" for i in ISLANDS]:
-        for _ in range(20):  # a volume stays busy for a moment after its container went
-            try:
-                client.volumes.get(volume).remove(force=True)
-                break
-            except NotFound:
-                break
-            except APIError:
-                time.sleep(0.5)
-    for _ in range(20):
-        try:
-            client.networks.get(namespace).remove()
-            break
-        except NotFound:
-            break
-        except APIError:
-            time.sleep(1)
-    try:
-        client.images.remove(f"atoll/{project}:latest")
-    except (NotFound, APIError):
-        pass
+    remove_by_name(
+        client,
+        namespace,
+        services=[f"{namespace}-isle-{i}" for i in ISLANDS] + [f"{namespace}-router", f"{namespace}-{project}-svc"],
+        containers=[f"{namespace}-train-{project}-first"],
+        volumes=[f"{namespace}-isle-{i}-data" for i in ISLANDS],
+        images=[f"atoll/{project}:latest"],
+    )
 
 
 @pytest.fixture
