@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python -e '.[dev]'
 	touch $(STAMP)
 
+# The layers of DESIGN.md §2 first (import-linter contracts in pyproject.toml), then the tests.
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)

@@ -8,13 +8,12 @@ from typing import Any
 
 import pytest
 
-from atoll import secrets
+from atoll import credentials
 from atoll.backends import (
     file_store_settings,
     metadata_url,
     open_file_store,
     open_metadata_store,
-    open_task_stores,
     task_store_config,
     with_credentials,
 )
@@ -23,6 +22,7 @@ from atoll.domain.records import Model, TreasureChest
 from atoll.errors import ConfigError
 from atoll.files.local import LocalFileStore
 from atoll.metadata.base import get_metadata_store
+from atoll.task.stores import open_task_stores
 from atoll.testing.memory import MemoryMetadataStore
 
 
@@ -31,7 +31,7 @@ def _config(**sections: Any) -> Config:
 
 
 def _chest(name: str, user: str, secret: str) -> TreasureChest:
-    return TreasureChest(name=name, user=user, secret=secrets.encrypt(secret))
+    return TreasureChest(name=name, user=user, secret=credentials.encrypt(secret))
 
 
 def test_default_config_opens_sqlite_and_local_files_in_home(home: Path) -> None:

@@ -58,3 +58,29 @@ def test_masked_config_hides_the_password(tmp_path: Path) -> None:
         environ={"ATOLL_HOME": str(tmp_path), "ATOLL_METADATA__URL": "postgresql://u:pw@127.0.0.1/db"},
     )
     assert "pw" not in str(config.masked())
+
+
+def test_a_setting_nothing_reads_is_refused(tmp_path: Path) -> None:
+    # web_server configured nothing (there is no web UI yet): naming it is an unknown key.
+    (tmp_path / "atoll.yaml").write_text("web_server:\n  host: 0.0.0.0\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(cwd=tmp_path, environ={"ATOLL_HOME": str(tmp_path)})
+    assert "web_server" in str(info.value)
+
+
+def test_task_profiles_name_resource_profiles(tmp_path: Path) -> None:
+    (tmp_path / "atoll.yaml").write_text(
+        "container_manager:\n"
+        "  resource_profiles:\n"
+        "    small: {cpu_limit: 0.5, memory_limit: 256}\n"
+        "  ide_profile: small\n"
+        "  deploy_profile: huge\n"
+    )
+    section = load_config(cwd=tmp_path, environ={"ATOLL_HOME": str(tmp_path)}).container_manager
+    ide = section.profile("ide")
+    assert ide is not None and ide.cpu_limit == 0.5 and ide.memory_limit == 256
+    assert section.profile("train") is None
+    with pytest.raises(ConfigError) as info:
+        section.profile("deploy")
+    assert "container_manager.deploy_profile 'huge'" in str(info.value)
+    assert "small" in str(info.value)

@@ -4,11 +4,11 @@ Shared by both sides:
 
 - off-board (CLI, API, managers): :func:`open_metadata_store` and
   :func:`open_file_store` read the :class:`~atoll.config.Config`, decrypting
-  treasure chests with the local key (:mod:`atoll.secrets`);
-- on-board (a task): :func:`open_task_stores` opens the stores from the
-  fully resolved settings :func:`task_store_config` produced off-board, which
-  the container manager hands to the task as a secret. A task therefore
-  never needs the key file nor the treasure chests.
+  treasure chests with the local key (:mod:`atoll.credentials`);
+- for a task: :func:`task_store_config` produces the fully resolved
+  settings the container manager hands to the task as a secret, which the
+  task opens with :func:`atoll.task.stores.open_task_stores`. A task
+  therefore never needs the key file nor the treasure chests.
 
 File-store options passed to the backends (``get_file_store(type, **options)``)::
 
@@ -22,25 +22,35 @@ set option among url, bucket, repository, region; an unknown
 ``user``/``password`` are present only when ``file_store.tchest`` names a chest.
 
 The native islands (``metadata.native`` / ``file_store.native``: a PostgreSQL
-or S3 server run by Atoll, see :mod:`atoll.islands`) are resolved by
-:func:`_native_metadata_url` and :func:`_native_file_store` from the islands'
-treasure chests in the embedded store.
+or S3 server run by Atoll, see :mod:`atoll.islands`) are resolved here, by
+:func:`native_metadata_url` and :func:`native_file_store_settings`, from the
+islands' treasure chests in the embedded store: their names, ports and chests
+are defined in this module, which the islands import (never the reverse).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from atoll.config import Config
-from atoll.domain.records import TreasureChest
-from atoll.errors import ConfigError, NotFoundError
+from atoll.credentials import home_store, open_chest, read_home_chest
+from atoll.errors import ConfigError
 from atoll.files.base import FILE_STORES, FileStore, get_file_store
 from atoll.metadata.base import MetadataStore, get_metadata_store
 
-STORE_CONFIG_VERSION = 1
+# The schema of the settings handed to a task is the task contract's; re-exported here.
+from atoll.task.stores import store_settings
+
 _NO_CREDENTIALS_SCHEMES = ("sqlite", "memory")
+
+# The native islands as clients see them (atoll.islands runs them under these names).
+DB_CHEST = "atoll-db"  # treasure chest of the db island: user + password
+DB_USER = "atoll"
+DB_DATABASE = "atoll"
+DB_SERVICE_PORT = 5432  # inside the overlay network
+FILES_CHEST = "atoll-files"  # treasure chest of the files island: access key id + secret key
+FILES_SERVICE_PORT = 9000
 
 
 # Metadata.
@@ -61,18 +71,14 @@ def metadata_url(config: Config) -> str:
     Raises:
         ConfigError: the chest does not exist, or the URL cannot carry credentials.
     """
-    url = _native_metadata_url(config) if config.metadata.native else config.metadata_url
+    url = native_metadata_url(config) if config.metadata.native else config.metadata_url
     if not config.metadata.tchest:
         return url
     scheme = urlsplit(url).scheme.split("+", 1)[0]
     if scheme in _NO_CREDENTIALS_SCHEMES:
         raise ConfigError(f"metadata.tchest: a {scheme} metadata store takes no credentials; unset metadata.tchest")
-    home_url = f"sqlite:///{config.home / 'atoll.db'}"
-    home_store = get_metadata_store(home_url)
-    try:
-        user, password = open_chest(home_store, config.metadata.tchest, "metadata.tchest")
-    finally:
-        home_store.close()
+    with home_store(config) as store:
+        user, password = open_chest(store, config.metadata.tchest, "metadata.tchest")
     return with_credentials(url, user, password)
 
 
@@ -87,29 +93,6 @@ def with_credentials(url: str, user: str, password: str) -> str:
         creds += ":" + quote(password, safe="")
     netloc = f"{creds}@{host}" if creds else host
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def open_chest(metadata: MetadataStore, name: str, setting: str) -> tuple[str, str]:
-    """``(user, secret)`` of a treasure chest, decrypted; ``setting`` names who asked.
-
-    Raises:
-        ConfigError: no such chest.
-        BackendError: the secret cannot be decrypted (the key file changed).
-    """
-    from atoll.secrets import decrypt
-
-    try:
-        chest = metadata.get(TreasureChest, name)
-    except NotFoundError as exc:
-        raise ConfigError(f"{setting}: treasure chest {name!r} does not exist (see `atoll tchest new`)") from exc
-    return chest.user, decrypt(chest.secret) if chest.secret else ""
-
-
-def _native_metadata_url(config: Config) -> str:
-    """The URL of the `db` island (PostgreSQL run by Atoll), its password from the chest ``atoll-db``."""
-    from atoll.islands.db import native_metadata_url
-
-    return native_metadata_url(config)
 
 
 # Files.
@@ -136,7 +119,7 @@ def file_store_settings(config: Config, metadata: MetadataStore) -> tuple[str, d
     """
     section = config.file_store
     if section.native:
-        return _native_file_store(config, metadata)
+        return native_file_store_settings(config)
     type_ = section.type
     options: dict[str, Any]
     if type_ == "local":
@@ -161,15 +144,50 @@ def file_store_settings(config: Config, metadata: MetadataStore) -> tuple[str, d
     return type_, options
 
 
-def _native_file_store(config: Config, metadata: MetadataStore) -> tuple[str, dict[str, Any]]:
-    """Settings of the `files` island (S3 server run by Atoll), its keys from the chest ``atoll-files``.
+# Native islands.
 
-    The chest lives in the embedded store in ``ATOLL_HOME`` (like every island
-    credential), not in ``metadata``.
+
+def island_service(config: Config, island: str) -> str:
+    """``<namespace>-isle-<island>``: the island's swarm service, its host name on the overlay network."""
+    return f"{config.container_manager.namespace}-isle-{island}"
+
+
+def native_metadata_url(config: Config, *, in_network: bool = False) -> str:
+    """The URL of the db island (PostgreSQL run by Atoll) with its credentials (never print it unmasked).
+
+    Args:
+        in_network: the address tasks on the overlay network use
+            (``<namespace>-isle-db:5432``) instead of the host's published port.
+
+    Raises:
+        ConfigError: ``metadata.url`` is set too, or the island was never set up.
     """
-    from atoll.islands.files import native_file_store_settings
+    if config.metadata.url:
+        raise ConfigError("metadata.native and metadata.url exclude each other: unset one of them")
+    user, password = read_home_chest(config, DB_CHEST, "metadata.native", "db")
+    where = (f"{island_service(config, 'db')}:{DB_SERVICE_PORT}" if in_network
+             else f"{config.islands.host}:{config.islands.db_port}")
+    return f"postgresql://{user}:{password}@{where}/{DB_DATABASE}"
 
-    return native_file_store_settings(config)
+
+def native_file_store_settings(config: Config, *, in_network: bool = False) -> tuple[str, dict[str, Any]]:
+    """``("s3", options)`` for the files island (S3 server run by Atoll), keys included.
+
+    The keys come from the chest ``atoll-files`` of the embedded store in
+    ``ATOLL_HOME`` (like every island credential), not from the configured store.
+
+    Args:
+        in_network: the address tasks on the overlay network use
+            (``http://<namespace>-isle-files:9000``) instead of the host's published port.
+
+    Raises:
+        ConfigError: the island was never set up.
+    """
+    access, secret = read_home_chest(config, FILES_CHEST, "file_store.native", "files")
+    url = (f"http://{island_service(config, 'files')}:{FILES_SERVICE_PORT}" if in_network
+           else f"http://{config.islands.host}:{config.islands.files_port}")
+    return "s3", {"url": url, "bucket": config.file_store.bucket, "region": config.file_store.region,
+                  "user": access, "password": secret}
 
 
 # Tasks.
@@ -190,50 +208,7 @@ def task_store_config(config: Config, metadata: MetadataStore, *, in_network: bo
     type_, options = file_store_settings(config, metadata)
     url = metadata_url(config)
     if in_network and config.metadata.native:
-        from atoll.islands.db import native_metadata_url
-
         url = native_metadata_url(config, in_network=True)
     if in_network and config.file_store.native:
-        from atoll.islands.files import native_file_store_settings
-
         type_, options = native_file_store_settings(config, in_network=True)
-    return {
-        "version": STORE_CONFIG_VERSION,
-        "metadata": {"url": url},
-        "file_store": {"type": type_, "options": options},
-    }
-
-
-def open_task_stores(store_config: dict[str, Any]) -> tuple[MetadataStore, FileStore]:
-    """Open ``(metadata, files)`` inside a task from :func:`task_store_config`'s output.
-
-    Raises:
-        ConfigError: the settings are malformed or from another Atoll version.
-    """
-    try:
-        version = store_config.get("version", STORE_CONFIG_VERSION)
-        url = store_config["metadata"]["url"]
-        type_ = store_config["file_store"]["type"]
-        options = dict(store_config["file_store"].get("options") or {})
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(f"the task's store settings are malformed (missing {exc})") from exc
-    if version != STORE_CONFIG_VERSION:
-        raise ConfigError(f"the task's store settings have version {version!r}; this Atoll reads {STORE_CONFIG_VERSION}")
-    if not isinstance(url, str) or not isinstance(type_, str):
-        raise ConfigError("the task's store settings are malformed (metadata.url and file_store.type must be text)")
-    metadata = get_metadata_store(url)
-    try:
-        files = _get_file_store(type_, options)
-    except BaseException:
-        metadata.close()
-        raise
-    return metadata, files
-
-
-def local_root(store_config: dict[str, Any]) -> Path | None:
-    """The directory of a local file store in task settings (for mounts), else None."""
-    file_store = store_config.get("file_store") or {}
-    if file_store.get("type") != "local":
-        return None
-    root = (file_store.get("options") or {}).get("root")
-    return Path(root) if root else None
+    return store_settings(url, type_, options)

@@ -71,11 +71,31 @@ class ContainerManagerSection(_Section):
     type: str = "local"
     api_timeout: float = 60
     namespace: str = "atoll"
+    # host: Atoll stages a task's inputs on the host; fetch: the task fetches them
+    # from the file store itself. None: the manager's default (local: host).
+    staging: Literal["host", "fetch"] | None = None
     healthcheck: HealthcheckSection = Field(default_factory=HealthcheckSection)
     resource_profiles: dict[str, ResourceProfile] = Field(default_factory=dict)
     train_profile: str | None = None
     deploy_profile: str | None = None
     ide_profile: str | None = None
+
+    def profile(self, task: Literal["train", "deploy", "ide"]) -> ResourceProfile | None:
+        """The resource profile that ``<task>_profile`` names; None when it names none.
+
+        Raises:
+            ConfigError: ``<task>_profile`` is not a key of ``resource_profiles``.
+        """
+        name = getattr(self, f"{task}_profile")
+        if not name:
+            return None
+        profile = self.resource_profiles.get(name)
+        if profile is None:
+            known = ", ".join(sorted(self.resource_profiles)) or "none"
+            raise ConfigError(
+                f"container_manager.{task}_profile {name!r} is not a resource profile (defined: {known})"
+            )
+        return profile
 
 
 class DockerSection(_Section):
@@ -88,10 +108,6 @@ class DockerSection(_Section):
 class RouterSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=30080, ge=1, le=65535)
-
-
-class WebServerSection(_Section):
-    host: str = "127.0.0.1"
 
 
 class IdeSection(_Section):
@@ -126,7 +142,6 @@ class Config(_Section):
     container_manager: ContainerManagerSection = Field(default_factory=ContainerManagerSection)
     docker: DockerSection = Field(default_factory=DockerSection)
     router: RouterSection = Field(default_factory=RouterSection)
-    web_server: WebServerSection = Field(default_factory=WebServerSection)
     ide: IdeSection = Field(default_factory=IdeSection)
     islands: IslandsSection = Field(default_factory=IslandsSection)
 

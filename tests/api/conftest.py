@@ -1,4 +1,4 @@
-"""API tests run on the memory backends, with a recording fake container manager."""
+"""API tests run on the memory backends, the memory container manager recording what it was asked to remove."""
 
 from __future__ import annotations
 
@@ -10,29 +10,8 @@ import pytest
 from atoll.api.context import AtollContext
 from atoll.config import Config
 from atoll.testing.memory import MemoryMetadataStore
+from atoll.testing.memory_containers import MemoryContainerManager
 from atoll.testing.memory_files import MemoryFileStore
-
-
-class FakeContainers:
-    """Records what the API asked the runtime to remove."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-
-    def remove_build(self, build: Any) -> None:
-        self.calls.append(("remove_build", build.name))
-
-    def remove_service(self, project: str, name: str) -> None:
-        self.calls.append(("remove_service", f"{project}:{name}"))
-
-    def stop_task(self, task_id: str) -> None:
-        self.calls.append(("stop_task", task_id))
-
-    def remove_task(self, task_id: str) -> None:
-        self.calls.append(("remove_task", task_id))
-
-    def stop_ide(self, project: str) -> None:
-        self.calls.append(("stop_ide", project))
 
 
 @pytest.fixture
@@ -40,10 +19,14 @@ def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AtollContext:
     monkeypatch.setenv("ATOLL_HOME", str(tmp_path / "home"))
     work = tmp_path / "work"
     work.mkdir()
-    context = AtollContext(config=Config(), cwd=work)
-    context.__dict__["metadata"] = MemoryMetadataStore()
-    context.__dict__["files"] = MemoryFileStore()
-    context.__dict__["containers"] = FakeContainers()
+    config = Config.model_validate(
+        {"metadata": {"url": "memory://"}, "file_store": {"type": "memory"}, "container_manager": {"type": "memory"}}
+    )
+    context = AtollContext(config=config, cwd=work)
+    # Opened through the registries, as a configured context would; recorded removals in .calls.
+    assert isinstance(context.metadata, MemoryMetadataStore)
+    assert isinstance(context.files, MemoryFileStore)
+    assert isinstance(context.containers, MemoryContainerManager)
     return context
 
 

@@ -52,6 +52,7 @@ def test_pretty_json_is_one_indented_document(atoll) -> None:
     assert out.startswith("{\n  ") and json.loads(out)["name"] == "iris"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_store_scenario(atoll, tmp_path: Path, store: str, request: pytest.FixtureRequest) -> None:
     if store == "postgres":

@@ -3,6 +3,19 @@
 Where no engine answers the tests skip, naming why; with ``ATOLL_REQUIRE_DOCKER=1``
 (CI, after ``.ci/setup-docker``) the same condition fails them instead, so a
 broken machine cannot pass as a green run.
+
+One-time work belongs in CI's set-up, not inside a test's timeout: build the
+images these tests use up front (each prints its progress on stderr, and is
+quick when the image is already current)::
+
+    flock /tmp/atoll-docker.lock .venv/bin/atoll image build-base        # atoll/base:<version>
+    flock /tmp/atoll-docker.lock .venv/bin/atoll isle db build           # atoll/isle-db:<version>-<recipe>
+    flock /tmp/atoll-docker.lock .venv/bin/atoll isle files build        # atoll/isle-files:...
+    flock /tmp/atoll-docker.lock .venv/bin/atoll isle registry build     # atoll/isle-registry:...
+
+(with ``ATOLL_DOCKER__PYTHON_IMAGE`` set as for the tests, when it is not the
+default ``python:3.11-slim``). The base image follows Atoll's code: build it
+from the tree under test, after the last change to ``src/``.
 """
 
 from __future__ import annotations

@@ -25,10 +25,10 @@ from atoll.backends import open_file_store, open_metadata_store
 from atoll.config import Config, load_config
 from atoll.domain.records import Model, TreasureChest
 from atoll.errors import BackendError, NotFoundError
-from atoll.islands.base import SwarmServiceIsland
 from atoll.islands.db import DbIsland
 from atoll.islands.files import FilesIsland
 from atoll.islands.registry import RegistryIsland
+from atoll.islands.swarm import SwarmServiceIsland
 from atoll.metadata.base import MetadataStore, get_metadata_store
 from atoll.testing.conformance.metadata import MetadataStoreConformance
 
@@ -63,7 +63,7 @@ def islands_env(tmp_path_factory: pytest.TempPathFactory, swarm_client: DockerCl
     }
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
-            patch.setenv(key, value)  # atoll.secrets reads ATOLL_HOME from the environment
+            patch.setenv(key, value)  # atoll.credentials reads ATOLL_HOME from the environment
         try:
             yield env
         finally:

@@ -2,7 +2,9 @@
 
 One module-wide ATOLL_HOME (embedded SQLite + local file store, reached by the
 containers through bind mounts) with ``container_manager.type: swarm`` and a
-namespace of its own, so every Docker object this module creates has a name
+namespace of its own, run once per staging mode (``container_manager.staging``:
+``host`` mounts the staged inputs, ``fetch`` lets each task fetch them from the
+file store and hands a deployment its records as Docker configs), so every Docker object this module creates has a name
 unique to the run; the fixture removes each one by exact name at the end and
 fails when something is left. The base image is shared (built once, reused
 while Atoll's code is unchanged).
@@ -75,6 +77,7 @@ class SwarmIris:
     namespace: str
     project: str
     router_port: int
+    staging: str = "host"
     timings: dict[str, float] = field(default_factory=dict)
 
     def router_url(self, deploy: str) -> str:
@@ -88,6 +91,7 @@ def _leftovers(client: DockerClient, namespace: str, project: str) -> list[str]:
     found = [f"service {s.name}" for s in client.services.list() if s.name.startswith(f"{namespace}-")]
     found += [f"container {c.name}" for c in client.containers.list(all=True) if c.name.startswith(f"{namespace}-")]
     found += [f"secret {s.name}" for s in client.secrets.list(filters={"label": f"io.atoll.namespace={namespace}"})]
+    found += [f"config {c.name}" for c in client.configs.list(filters={"label": f"io.atoll.namespace={namespace}"})]
     found += [f"network {n.name}" for n in client.networks.list(names=[namespace]) if n.name == namespace]
     found += [f"volume {v.name}" for v in client.volumes.list(filters={"label": f"io.atoll.namespace={namespace}"})]
     return found
@@ -105,8 +109,9 @@ def _cleanup(client: DockerClient, namespace: str, project: str, deploys: list[s
     )
 
 
-@pytest.fixture(scope="module")
-def iris(swarm_client: DockerClient, python_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmIris]:
+@pytest.fixture(scope="module", params=["host", "fetch"])
+def iris(swarm_client: DockerClient, python_image: str, tmp_path_factory: pytest.TempPathFactory,
+         request: pytest.FixtureRequest) -> Iterator[SwarmIris]:
     """Model, dataset, project (iris + test notebooks), a swarm build and the finished training ``first``."""
     from atoll.api import builds, datasets, models, projects, trainings
     from atoll.api.context import AtollContext
@@ -131,11 +136,13 @@ def iris(swarm_client: DockerClient, python_image: str, tmp_path_factory: pytest
         "ATOLL_CONTAINER_MANAGER__RESOURCE_PROFILES": '{"tiny": {"memory_limit": 64}}',
         "ATOLL_ROUTER__PORT": str(free_port()),
         "ATOLL_DOCKER__PYTHON_IMAGE": python_image,
+        "ATOLL_CONTAINER_MANAGER__STAGING": request.param,
     }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     ctx = AtollContext(load_config(project_dir), cwd=project_dir)
-    state = SwarmIris(swarm_client, ctx, tmp / "home", project_dir, namespace, project, int(env["ATOLL_ROUTER__PORT"]))
+    state = SwarmIris(swarm_client, ctx, tmp / "home", project_dir, namespace, project, int(env["ATOLL_ROUTER__PORT"]),
+                      request.param)
     try:
         models.new_model(ctx, "iris-clf", "iris classifier", model_files=MODEL_FILES, data_files=DATA_FILES)
         projects.new_project(ctx, project, models=["iris-clf"], home_dir=str(project_dir))
@@ -198,6 +205,18 @@ def served(iris: SwarmIris) -> SwarmIris:
                                movers=["iris-clf:first"], timeout=240, log=lambda _line: None)
     iris.timings["deploy (2 replicas healthy)"] = time.monotonic() - started
     return iris
+
+
+def test_the_replicas_get_their_inputs_as_the_staging_mode_says(served: SwarmIris) -> None:
+    spec = served.client.services.get(served.service("svc")).attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+    targets = {mount["Target"] for mount in spec.get("Mounts") or []}
+    records = {config["File"]["Name"] for config in spec.get("Configs") or []}
+    if served.staging == "host":
+        assert {"/atoll/meta", "/data", "/model"} <= targets and not records
+    else:  # nothing of the layout comes from the host: the replicas fetch the model version themselves
+        assert not {"/atoll/meta", "/data", "/model"} & targets
+        assert {"/atoll/meta/project.json", "/atoll/meta/build.json"} <= records
+        assert "ATOLL_STAGING=fetch" in spec["Env"]
 
 
 def test_two_replicas_predict_setosa_through_the_router(served: SwarmIris) -> None:

@@ -129,7 +129,7 @@ def session(swarm_client: DockerClient, python_image: str, tmp_path: Path,
     shutil.copytree(EXAMPLE, project_dir, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     # Only the home's atoll.yaml configures the CLI: no ATOLL_* variable of this process leaks in.
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATOLL_")} | {"ATOLL_HOME": str(home)}
-    monkeypatch.setenv("ATOLL_HOME", str(home))  # atoll.secrets finds the key of the chests there
+    monkeypatch.setenv("ATOLL_HOME", str(home))  # atoll.credentials finds the key of the chests there
     state = Session(swarm_client, home, project_dir, namespace, project, router_port, env)
     try:
         yield state
@@ -144,6 +144,7 @@ def session(swarm_client: DockerClient, python_image: str, tmp_path: Path,
 def test_iris_runs_on_swarm_with_its_records_in_the_db_island_and_its_files_in_the_files_island(
     session: Session,
 ) -> None:
+    from atoll.backends import native_file_store_settings, native_metadata_url
     from atoll.domain.records import (
         Deployment,
         Model,
@@ -154,8 +155,6 @@ def test_iris_runs_on_swarm_with_its_records_in_the_db_island_and_its_files_in_t
         TreasureChest,
     )
     from atoll.files.s3 import S3FileStore
-    from atoll.islands.db import native_metadata_url
-    from atoll.islands.files import native_file_store_settings
     from atoll.metadata.base import get_metadata_store
     from atoll.metadata.sql import SqlMetadataStore
 

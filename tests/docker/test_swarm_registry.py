@@ -6,6 +6,7 @@ loopback port (the engine trusts 127.0.0.0/8 registries without TLS).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -29,18 +30,19 @@ pytestmark = pytest.mark.docker
 REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 
 
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[str]:
-    """``127.0.0.1:<port>`` of a throwaway registry (stopped by PID afterwards)."""
+@contextlib.contextmanager
+def _serve_registry(tmp_path: Path, htpasswd: Path | None = None) -> Iterator[str]:
+    """``127.0.0.1:<port>`` of a throwaway registry (stopped by PID afterwards); basic auth with ``htpasswd``."""
     if not Path(REGISTRY).exists():
         if os.environ.get("ATOLL_REQUIRE_DOCKER") == "1":
             pytest.fail("docker-registry is not installed (apt-get install docker-registry)", pytrace=False)
         pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
     port = free_port()
     config = tmp_path / "registry.yml"
+    auth = f"auth:\n  htpasswd:\n    realm: atoll-test\n    path: {htpasswd}\n" if htpasswd else ""
     config.write_text(
         f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n{auth}"
     )
     with open(tmp_path / "registry.log", "wb") as log:
         proc = subprocess.Popen([REGISTRY, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
@@ -50,10 +52,14 @@ def registry(tmp_path: Path) -> Iterator[str]:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1):
                     break
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401 and htpasswd:  # up, and asking for credentials
+                    break
             except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail(f"the registry did not start: {(tmp_path / 'registry.log').read_text()}")
-                time.sleep(0.2)
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail(f"the registry did not start: {(tmp_path / 'registry.log').read_text()}")
+            time.sleep(0.2)
         yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -62,6 +68,12 @@ def registry(tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[str]:
+    with _serve_registry(tmp_path) as address:
+        yield address
 
 
 def test_a_build_is_pushed_and_recorded_by_digest_and_pre_built_pulls_it(
@@ -107,3 +119,80 @@ def test_a_build_is_pushed_and_recorded_by_digest_and_pre_built_pulls_it(
                 swarm_client.images.remove(ref)
             except (NotFound, APIError):
                 pass
+
+
+def test_a_failed_pull_says_whether_the_image_is_missing_or_the_registry_unreachable(
+    swarm_client: DockerClient, registry: str, tmp_path: Path
+) -> None:
+    from atoll.config import load_config
+    from atoll.containers.swarm.images import pull_image
+    from atoll.errors import BackendUnavailableError, NotFoundError
+
+    config = load_config(tmp_path, environ={"ATOLL_HOME": str(tmp_path / "home")})
+    with pytest.raises(NotFoundError, match="was not found in its registry"):
+        pull_image(swarm_client, config, f"{registry}/atoll/nothing-{uuid.uuid4().hex[:6]}:1")
+    with pytest.raises(BackendUnavailableError, match="cannot be reached"):
+        pull_image(swarm_client, config, f"127.0.0.1:{free_port()}/atoll/nothing:1")
+
+
+def test_the_registry_secret_logs_pushes_and_pulls_in(
+    swarm_client: DockerClient, python_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import warnings
+
+    from docker.errors import APIError, NotFound
+
+    from atoll import credentials
+    from atoll.api import builds, projects
+    from atoll.api.context import AtollContext
+    from atoll.config import load_config
+    from atoll.domain.records import TreasureChest
+    from atoll.errors import BackendError, ExecutionError
+
+    with warnings.catch_warnings():  # crypt is the only bcrypt here; the registry takes bcrypt only
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+
+        hashed = crypt.crypt("s3cret-pw", crypt.mksalt(crypt.METHOD_BLOWFISH))
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"pusher:{hashed}\n")
+    suffix = uuid.uuid4().hex[:6]
+    home_dir = tmp_path / "tiny"
+    home_dir.mkdir()
+    (home_dir / "hello.py").write_text("print('hello')\n")
+    with _serve_registry(tmp_path, htpasswd) as registry:
+        monkeypatch.setenv("ATOLL_HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("ATOLL_CONTAINER_MANAGER__TYPE", "swarm")
+        monkeypatch.setenv("ATOLL_CONTAINER_MANAGER__NAMESPACE", f"atoll-t{suffix}")
+        monkeypatch.setenv("ATOLL_DOCKER__TARGET_REGISTRY", registry)
+        monkeypatch.setenv("ATOLL_DOCKER__PYTHON_IMAGE", python_image)
+        repo = f"{registry}/atoll/auth-{suffix}"
+        ctx = AtollContext(load_config(home_dir), cwd=home_dir)
+        try:
+            projects.new_project(ctx, f"auth-{suffix}", home_dir=str(home_dir))
+            with pytest.raises(ExecutionError, match="pushing"):  # no secret: the registry refuses
+                builds.build_project(ctx, f"auth-{suffix}", source="home", log=lambda _line: None)
+            ctx.metadata.create(TreasureChest(name="reg", user="pusher", secret=credentials.encrypt("s3cret-pw")))
+            monkeypatch.setenv("ATOLL_DOCKER__REGISTRY_SECRET", "reg")
+            ctx.close()
+            ctx = AtollContext(load_config(home_dir), cwd=home_dir)
+            build = builds.build_project(ctx, f"auth-{suffix}", source="home", log=lambda _line: None)
+            assert build.digest is not None and build.digest.startswith(f"{repo}@sha256:")
+            swarm_client.images.remove(f"{repo}:latest")
+
+            projects.new_project(ctx, f"pre-{suffix}", docker_repo=repo)
+            prebuilt = builds.build_project(ctx, f"pre-{suffix}", source="pre-built", log=lambda _line: None)
+            assert prebuilt.digest == build.digest
+            monkeypatch.delenv("ATOLL_DOCKER__REGISTRY_SECRET")
+            ctx.close()
+            ctx = AtollContext(load_config(home_dir), cwd=home_dir)
+            swarm_client.images.remove(f"{repo}:latest")
+            with pytest.raises(BackendError, match="refused"):
+                builds.build_project(ctx, f"pre-{suffix}", source="pre-built", log=lambda _line: None)
+        finally:
+            ctx.close()
+            for ref in (f"{repo}:latest",):
+                try:
+                    swarm_client.images.remove(ref)
+                except (NotFound, APIError):
+                    pass

@@ -11,15 +11,15 @@ import pytest
 
 from atoll.config import load_config
 from atoll.containers.base import TaskSpec
-from atoll.containers.images import build_wheel, requirements_text, source_hash
-from atoll.containers.swarm_stage import CONTAINER_DB_DIR, CONTAINER_FILES_DIR, container_store_config
+from atoll.containers.swarm.images import build_wheel, requirements_text, source_hash
+from atoll.containers.swarm.stage import CONTAINER_DB_DIR, CONTAINER_FILES_DIR, container_store_config
 from atoll.domain.records import BuildVersion, Project
 from atoll.errors import BackendUnavailableError, UsageError
 
 
 def test_a_daemon_that_does_not_answer_is_backend_unavailable(tmp_path: Path) -> None:
     pytest.importorskip("docker")
-    from atoll.containers.swarm_engine import connect
+    from atoll.containers.swarm.engine import connect
 
     socket_path = tmp_path / "nothing.sock"
     config = load_config(tmp_path, {"ATOLL_HOME": str(tmp_path), "ATOLL_DOCKER__DAEMON_ADDRESS": f"unix://{socket_path}"})
@@ -52,32 +52,40 @@ def test_foreign_stores_are_handed_over_unchanged(tmp_path: Path) -> None:
     assert config == store and binds == []
 
 
-def test_the_staged_layout_has_meta_data_model_and_a_private_store_file(tmp_path: Path) -> None:
-    from atoll.containers.swarm_stage import stage_container_task
+def _manager(tmp_path: Path) -> Any:
+    from atoll.containers.swarm.manager import SwarmContainerManager
+    from atoll.testing.memory import MemoryMetadataStore
     from atoll.testing.memory_files import MemoryFileStore
 
+    config = load_config(tmp_path, {"ATOLL_HOME": str(tmp_path / "home"), "ATOLL_CONTAINER_MANAGER__TYPE": "swarm"})
+    return SwarmContainerManager(config, MemoryMetadataStore(), MemoryFileStore())
+
+
+def test_the_staged_layout_has_meta_data_model_and_a_private_store_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from atoll.containers.swarm.stage import task_binds
+
+    monkeypatch.setenv("ATOLL_HOME", str(tmp_path / "home"))
     spec = TaskSpec(kind="train", project=Project(name="p"), build=BuildVersion(name="latest", proj="p"), name="t",
                     meta={"training": {"name": "t"}},
                     store_config={"version": 1, "metadata": {"url": "postgresql://x/y"},
                                   "file_store": {"type": "memory", "options": {}}})
-    staged = stage_container_task(spec, tmp_path / "stage", MemoryFileStore())
+    staged = _manager(tmp_path).stage_task(spec, tmp_path / "stage")
     assert orjson.loads((staged.root / "atoll" / "meta" / "training.json").read_bytes()) == {"name": "t"}
     assert (staged.root / "data").is_dir() and (staged.root / "model").is_dir()
     assert staged.store_file.stat().st_mode & 0o077 == 0
-    targets = {target: ro for _, target, ro in staged.binds}
+    targets = {target: ro for _, target, ro in task_binds(spec, staged, store_file=False)}
     assert targets == {"/atoll/meta": True, "/data": True, "/model": True}
 
 
-def test_a_port_with_several_replicas_is_refused(tmp_path: Path) -> None:
+def test_a_port_with_several_replicas_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("docker")
-    from atoll.containers.swarm_services import SwarmServices
-
-    config = load_config(tmp_path, {"ATOLL_HOME": str(tmp_path)})
-    services = SwarmServices(client=None, config=config, files=None)  # type: ignore[arg-type]
+    monkeypatch.setenv("ATOLL_HOME", str(tmp_path / "home"))
     spec = TaskSpec(kind="deploy", project=Project(name="p"), build=BuildVersion(name="latest", proj="p",
                     image_id="sha256:" + "0" * 64), name="d", replicas=2, port=31000)
     with pytest.raises(UsageError, match="--port"):
-        services._spec(spec, "atoll-p-d", "g", secret=None, staged=None)  # type: ignore[arg-type]
+        _manager(tmp_path).start_generation(spec, 1, None, 10, lambda _line: None)
 
 
 def test_the_wheel_holds_the_package_and_its_metadata(tmp_path: Path) -> None:

@@ -164,3 +164,15 @@ def test_registry_opens_it_with_treasure_chest_option_names(s3_server: dict[str,
     store.upload(tmp_path / "f", "x/y")
     assert store.list("x/") == ["x/y"]
     assert "127.0.0.1" in repr(store) and s3_server["secret_key"] not in repr(store)
+
+
+def test_without_boto3_the_error_names_the_missing_package_and_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from atoll.errors import ConfigError
+    from atoll.files.base import FILE_STORES
+
+    # An interpreter without boto3: importing it fails the way a missing package does.
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    monkeypatch.delitem(sys.modules, "atoll.files.s3")
+    with pytest.raises(ConfigError) as caught:
+        FILE_STORES.load("s3")
+    assert str(caught.value) == "file store 's3' needs a missing dependency: boto3 (pip install 'atoll[s3]')"

@@ -11,8 +11,8 @@ from atoll.api.context import AtollContext
 from atoll.api.get_me_started import islands_needed
 from atoll.backends import file_store_settings, metadata_url, task_store_config
 from atoll.config import Config
+from atoll.credentials import home_chest
 from atoll.errors import ConfigError, UsageError
-from atoll.islands.credentials import home_chest
 from atoll.islands.db import DbIsland
 from atoll.islands.files import FilesIsland
 from atoll.islands.registry import RegistryIsland, registry_port

@@ -31,7 +31,7 @@ OnlinePredict(predict)()
 RAW_REPLICA = """
 import os
 import orjson
-from atoll.toolkit.asgi import lifespan, read_body, run_app
+from atoll._http.asgi import lifespan, read_body, run_app
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":

@@ -10,12 +10,12 @@ import httpx
 import pytest
 from router_helpers import write_state
 
+from atoll._http.asgi import run_app
 from atoll.errors import BackendUnavailableError, ConfigError, NotFoundError, UsageError
 from atoll.router import Router, get_discovery, parse_target
 from atoll.router.discovery import Replica
 from atoll.router.discovery.dns import DnsDiscovery
 from atoll.router.discovery.local import LocalDiscovery
-from atoll.toolkit.asgi import run_app
 from atoll.toolkit.serving import OnlinePredict
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from atoll.router.forward import Pool, UpstreamTimeout
+from atoll._http.client import Pool, UpstreamTimeout
 
 
 class _Upstream(asyncio.Protocol):

@@ -15,32 +15,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 from atoll.api import builds, datasets, models, projects
 from atoll.api.context import AtollContext
 from atoll.config import load_config
 from atoll.domain.records import BuildVersion
+from atoll.testing.conformance.containers import write_notebook
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "iris"
 
 IRIS_MODEL_FILES = [{"name": "clf.pkl", "required": True, "max_mb": 10}]
 IRIS_DATA_FILES = [{"name": "measures.csv", "required": True}, {"name": "species.csv", "required": True}]
-
-
-def write_notebook(path: Path, cells: list[str], params: str = "") -> Path:
-    """A notebook with an optional ``parameters`` cell followed by ``cells``."""
-    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    if params:
-        first = new_code_cell(params)
-        first.metadata["tags"] = ["parameters"]
-        nb.cells.append(first)
-    nb.cells.extend(new_code_cell(c) for c in cells)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(path))
-    return path
 
 
 @dataclass

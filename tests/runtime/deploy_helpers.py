@@ -5,10 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_notebook
-
 from atoll.domain.records import BuildVersion, Project
+from atoll.testing.conformance import containers as conformance
 from support.processes import free_port, kill_all, processes_of, wait_for
 
 ECHO_CELLS = [
@@ -25,13 +23,7 @@ ECHO_CELLS = [
 
 def write_notebook(path: Path, cells: list[str], params: str = "greeting = 'hello'") -> Path:
     """A notebook whose first cell is the ``parameters`` cell."""
-    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    first = new_code_cell(params)
-    first.metadata["tags"] = ["parameters"]
-    nb.cells = [first] + [new_code_cell(c) for c in cells]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(path))
-    return path
+    return conformance.write_notebook(path, cells, params)
 
 
 def fake_build(root: Path, project: str = "echo") -> tuple[Project, BuildVersion]:

@@ -12,7 +12,7 @@ import pytest
 
 from atoll.api import builds, projects
 from atoll.api.context import AtollContext
-from atoll.containers.local_build import ENV_MARKER, code_hash, project_files
+from atoll.containers.local.build import ENV_MARKER, code_hash, project_files
 from atoll.domain.records import BuildVersion
 from atoll.errors import ExecutionError, UsageError
 
@@ -169,3 +169,12 @@ def test_removing_a_build_keeps_snapshots_still_in_use(iris: Any, tmp_path: Path
     remove_record(iris.ctx, BuildVersion, "three", "iris-rm")
     assert not Path(three.location or "").exists()
     assert Path(three.details["env_dir"]).is_dir(), "environments are a shared cache"
+
+
+def test_a_hanging_installer_step_is_stopped_and_says_what_it_was_doing() -> None:
+    from atoll.containers.local.build import _run
+
+    lines: list[str] = []
+    with pytest.raises(ExecutionError, match=r"did not finish within 0.5s .*last line: Resolving zz-package") as info:
+        _run(["sh", "-c", "echo 'Resolving zz-package'; exec sleep 30"], lines.append, "installing", timeout=0.5)
+    assert lines == ["Resolving zz-package"] and "Resolving zz-package" in info.value.log_tail

@@ -17,14 +17,13 @@ import orjson
 import pytest
 from deploy_helpers import fake_build, free_port, kill_all, processes_of, wait_for
 
-from atoll.api.context import AtollContext
-from atoll.api.islands import LocalRouterIsland
 from atoll.config import load_config
 from atoll.containers.base import TaskSpec
-from atoll.containers.local import LocalContainerManager
-from atoll.containers.local_services import discovery_file, service_dir
+from atoll.containers.local.manager import LocalContainerManager
+from atoll.containers.local.services import discovery_file, service_dir
 from atoll.domain.records import BuildVersion, Project
 from atoll.errors import ExecutionError, UsageError
+from atoll.islands.router import LocalRouterIsland
 from atoll.testing.memory import MemoryMetadataStore
 from atoll.testing.memory_files import MemoryFileStore
 
@@ -61,7 +60,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     config = load_config(tmp)
     manager = LocalContainerManager(config, MemoryMetadataStore(), MemoryFileStore())
     project, build = fake_build(tmp / "build")
-    island = LocalRouterIsland(AtollContext(config, cwd=tmp))
+    island = LocalRouterIsland(config)
     island.setup()
     try:
         yield Env(home, manager, project, build, island.url)

@@ -8,32 +8,22 @@ from pathlib import Path
 
 import httpx
 import pytest
-from deploy_helpers import fake_build, free_port, kill_all, processes_of
+from deploy_helpers import fake_build, free_port, processes_of
 
 from atoll.config import load_config
 from atoll.containers.base import TaskSpec
-from atoll.containers.local import LocalContainerManager
-from atoll.containers.local_services import port_in_use
+from atoll.containers.local.manager import LocalContainerManager
+from atoll.containers.local.services import port_in_use
 from atoll.errors import ConflictError
 from atoll.testing.memory import MemoryMetadataStore
 from atoll.testing.memory_files import MemoryFileStore
+from support.processes import atoll_home
 
 
 @pytest.fixture
 def manager(tmp_path: Path) -> Iterator[LocalContainerManager]:
-    saved = os.environ.get("ATOLL_HOME")
-    home = tmp_path / "home"
-    os.environ["ATOLL_HOME"] = str(home)
-    try:
+    with atoll_home(tmp_path / "home"):
         yield LocalContainerManager(load_config(tmp_path), MemoryMetadataStore(), MemoryFileStore())
-    finally:
-        leftovers = processes_of(home)
-        kill_all(leftovers)
-        if saved is None:
-            os.environ.pop("ATOLL_HOME", None)
-        else:
-            os.environ["ATOLL_HOME"] = saved
-        assert leftovers == [], "the IDE was left running"
 
 
 def test_the_ide_answers_only_with_its_token_and_stops(manager: LocalContainerManager, tmp_path: Path) -> None:

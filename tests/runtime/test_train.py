@@ -16,7 +16,7 @@ import pytest
 from deploy_helpers import kill_all, processes_of, wait_for
 
 from atoll.api import trainings
-from atoll.containers._process import pid_alive
+from atoll.containers.local.process import pid_alive
 from atoll.domain.records import ModelVersion, TaskState, Training
 from atoll.errors import AlreadyExistsError, ConflictError, NotFoundError, UsageError
 

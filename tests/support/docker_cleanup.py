@@ -20,8 +20,8 @@ def remove_by_name(
     volumes: Iterable[str] = (),
     images: Iterable[str] = (),
 ) -> None:
-    """Remove the named services, containers, volumes and images, the secrets labelled
-    with ``namespace`` and the overlay network ``namespace``; missing ones are fine.
+    """Remove the named services, containers, volumes and images, the secrets and configs
+    labelled with ``namespace`` and the overlay network ``namespace``; missing ones are fine.
 
     Services go first and their containers are awaited (60 s at most), because
     secrets, volumes and the network stay busy while a container uses them.
@@ -44,7 +44,8 @@ def remove_by_name(
         client.containers.list(all=True, filters={"label": f"com.docker.swarm.service.name={s}"}) for s in services
     ):
         time.sleep(0.5)
-    for secret in client.secrets.list(filters={"label": f"io.atoll.namespace={namespace}"}):
+    labelled = {"label": f"io.atoll.namespace={namespace}"}
+    for secret in [*client.secrets.list(filters=labelled), *client.configs.list(filters=labelled)]:
         try:
             secret.remove()
         except (NotFound, APIError):

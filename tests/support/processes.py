@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,4 +104,21 @@ class ServerProcess:
                 self.proc.wait(5)
 
 
-__all__ = ["ServerProcess", "free_port", "kill_all", "processes_of", "wait_for"]
+@contextlib.contextmanager
+def atoll_home(home: Path) -> Iterator[Path]:
+    """Set ``ATOLL_HOME`` to ``home`` for the block; after it, fail if a process started for it still runs."""
+    saved = os.environ.get("ATOLL_HOME")
+    os.environ["ATOLL_HOME"] = str(home)
+    try:
+        yield home
+    finally:
+        leftovers = processes_of(home)
+        kill_all(leftovers)
+        if saved is None:
+            os.environ.pop("ATOLL_HOME", None)
+        else:
+            os.environ["ATOLL_HOME"] = saved
+        assert leftovers == [], f"processes were left running for {home}"
+
+
+__all__ = ["ServerProcess", "atoll_home", "free_port", "kill_all", "processes_of", "wait_for"]

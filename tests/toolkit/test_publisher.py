@@ -1,6 +1,6 @@
 """Publisher, progress() and require_*() as a notebook calls them inside a task.
 
-The task directory is staged by the real :func:`stage_task_dir` against a
+The task directory is staged by the real local manager's staging against a
 sqlite metadata store and a local file store, exactly as the local runtime
 does; the toolkit then finds its stores through ``ATOLL_STORE_CONFIG``.
 """
@@ -17,7 +17,8 @@ import pytest
 from atoll.backends import task_store_config
 from atoll.config import load_config
 from atoll.containers.base import TaskSpec
-from atoll.containers.staging import remove_tree, stage_task_dir, task_environment
+from atoll.containers.local import LocalContainerManager
+from atoll.containers.local.environment import link_app, task_environment
 from atoll.domain.records import (
     BuildVersion,
     Dataset,
@@ -31,7 +32,7 @@ from atoll.domain.records import (
 from atoll.errors import AlreadyExistsError, UsageError, ValidationError
 from atoll.files.artifacts import publish_artifact
 from atoll.metadata.base import MetadataStore
-from atoll.runner.stores import task_stores
+from atoll.task.stores import task_stores
 from atoll.toolkit import (
     Publisher,
     data_path,
@@ -54,10 +55,11 @@ class Task:
 def _stage(home: Path, kind_meta: dict, datasets: list[Dataset], monkeypatch: pytest.MonkeyPatch,
            metadata: MetadataStore, files: object, config: object, project: Project, build: BuildVersion) -> Path:
     root = home / "tasks" / "t"
-    remove_tree(root)
-    spec = TaskSpec(kind="train", project=project, build=build, name="t1", datasets=datasets, meta=kind_meta)
-    stage_task_dir(spec, root, files, task_store_config(config, metadata))  # type: ignore[arg-type]
-    for key, value in task_environment(build, root).items():
+    spec = TaskSpec(kind="train", project=project, build=build, name="t1", datasets=datasets, meta=kind_meta,
+                    store_config=task_store_config(config, metadata))  # type: ignore[arg-type]
+    staged = LocalContainerManager(config, metadata, files).stage_task(spec, root)  # type: ignore[arg-type]
+    link_app(spec, staged)
+    for key, value in task_environment(build, staged).items():
         if key.startswith("ATOLL_"):
             monkeypatch.setenv(key, value)
     task_stores.cache_clear()

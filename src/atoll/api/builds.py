@@ -21,7 +21,7 @@ from pathlib import Path
 from atoll.api.context import AtollContext
 from atoll.api.projects import get_project
 from atoll.containers.base import BuildRequest
-from atoll.containers.local_build import code_hash
+from atoll.containers.sources import code_hash
 from atoll.domain.names import validate_name
 from atoll.domain.records import BuildVersion, Project, utcnow
 from atoll.errors import BackendError, ExecutionError, NotFoundError, UsageError

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from atoll.config import Config, load_config
 
 if TYPE_CHECKING:
+    from typing import Self  # Python 3.11+; annotations are not evaluated at run time (3.10 works)
+
     from atoll.containers.base import ContainerManager
     from atoll.files.base import FileStore
     from atoll.metadata.base import MetadataStore

@@ -1,8 +1,8 @@
 """Datasets: files for training one model, checked against its ``data_files``.
 
 Publishing goes through :mod:`atoll.files.artifacts` (files first, record
-last, rollback on failure). The two artifact helpers here, :func:`publish`
-and :func:`remove_artifact`, are shared with :mod:`atoll.api.versions`.
+last, rollback on failure). :func:`publish` is shared with
+:mod:`atoll.api.versions`; removal is :func:`atoll.api.records.remove_artifact`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,18 @@ from typing import Any, TypeVar
 
 from atoll.api.context import AtollContext
 from atoll.api.models import get_model
-from atoll.api.records import Confirm, Filter, and_filters, build, fresh_name
+from atoll.api.records import (
+    Confirm,
+    Filter,
+    and_filters,
+    build,
+    fresh_name,
+    remove_artifact,
+    require_confirmation,
+)
 from atoll.domain.names import validate_name
 from atoll.domain.records import ArtifactRecord, Dataset, FileSpec, ModelVersion, utcnow
-from atoll.errors import ConflictError, UsageError
+from atoll.errors import UsageError
 
 A = TypeVar("A", bound=ArtifactRecord)
 
@@ -53,15 +61,6 @@ def publish(
         ctx.metadata, ctx.files, record, src.resolve(), specs,
         compress=compress, skip_upload=skip_upload, replace=replace,
     )
-
-
-def remove_artifact(ctx: AtollContext, record: ArtifactRecord) -> None:
-    """Remove the stored files of a dataset or version, then its record (rerunnable)."""
-    if record.stored and (record.files or record.store_key):
-        from atoll.files.artifacts import delete_artifact_files
-
-        delete_artifact_files(ctx.files, record)
-    ctx.metadata.delete(type(record), record.name, record.scope)
 
 
 def new_dataset(
@@ -149,10 +148,11 @@ def delete_dataset(ctx: AtollContext, model: str, name: str, confirm: Confirm | 
     users = dataset_users(ctx, model, name)
     if users:
         question = f"dataset {dataset.ref} was used by model versions {', '.join(users)}; remove it?"
-        if confirm is None or not confirm(question):
-            raise ConflictError(
-                f"dataset {dataset.ref} is referenced by model versions: {', '.join(users)} "
-                "(confirm, or use --skip-questions)"
-            )
+        require_confirmation(
+            confirm,
+            question,
+            f"dataset {dataset.ref} is referenced by model versions: {', '.join(users)} "
+            "(confirm, or use --skip-questions)",
+        )
     remove_artifact(ctx, dataset)
     return dataset

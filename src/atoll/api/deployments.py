@@ -138,7 +138,6 @@ def new_deployment(
         build=bvers,
         name=name,
         notebook=notebook,
-        params=params or {},
         env=env,
         versions=versions,
         meta={"deployment": desired.public_dump()},

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from atoll.api.context import AtollContext
-from atoll.api.islands import ISLANDS, setup_island
+from atoll.api.islands import available, setup_island
 from atoll.errors import AtollError
 
 
@@ -59,7 +59,7 @@ def get_me_started(ctx: AtollContext) -> list[StartStep]:
     errors: list[AtollError] = []
     manager = ctx.config.container_manager.type
     for name in islands_needed(ctx):
-        if manager not in ISLANDS.get(name, {}):
+        if not available(ctx, name):
             steps.append(StartStep(name, "skipped", None, f"the {name} island is not available on the {manager!r} runtime"))
             continue
         try:

@@ -83,6 +83,7 @@ def start_ide(
         datasets=resolve_datasets(ctx, datasets),
         versions=resolve_versions(ctx, movers),
         port=port,
+        profile=ctx.config.container_manager.profile("ide"),
         edit_dir=edit_dir,
         store_config=task_store_config(ctx.config, ctx.metadata),
     )

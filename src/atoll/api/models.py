@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from atoll.api.context import AtollContext
-from atoll.api.records import Confirm, Filter, build, parse_model
+from atoll.api.records import Confirm, Filter, build, parse_model, remove_artifact, require_confirmation
 from atoll.domain.names import validate_name
 from atoll.domain.records import Dataset, FileSpec, Model, ModelVersion, Project, utcnow
-from atoll.errors import ConflictError, ValidationError
+from atoll.errors import ValidationError
 
 FileSpecInput = FileSpec | dict[str, Any]
 
@@ -142,10 +142,8 @@ def delete_model(ctx: AtollContext, name: str, confirm: Confirm | None = None) -
             parts.append(f"has {len(deps.datasets)} dataset(s) and {len(deps.versions)} version(s)")
         summary = f"model {name} " + " and ".join(parts)
         question = f"{summary}. Remove it with its datasets, versions and their files?"
-        if confirm is None or not confirm(question):
-            raise ConflictError(f"{summary} (confirm, or use --skip-questions to remove it with them)")
-    from atoll.api.datasets import remove_artifact
-
+        refusal = f"{summary} (confirm, or use --skip-questions to remove it with them)"
+        require_confirmation(confirm, question, refusal)
     # Files are removed only now that every dependent is known and accepted.
     for version in ctx.metadata.list(ModelVersion, scope=name):
         remove_artifact(ctx, version)

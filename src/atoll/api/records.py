@@ -17,7 +17,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from atoll.api.context import AtollContext
 from atoll.domain.names import random_name, validate_name
-from atoll.domain.records import BuildVersion, Deployment, Record, Training
+from atoll.domain.records import ArtifactRecord, BuildVersion, Deployment, Record, Training
 from atoll.errors import ConfigError, ConflictError, NotFoundError, ValidationError
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,16 @@ def fresh_name(ctx: AtollContext, kind: type[Record], scope: str = "", name: str
     return random_name()  # astronomically unlikely; the store still enforces uniqueness
 
 
+def require_confirmation(confirm: Confirm | None, question: str, refusal: str) -> None:
+    """Go on only when ``confirm(question)`` agrees (nobody to ask means no).
+
+    Raises:
+        ConflictError: with ``refusal`` as its message, when not confirmed.
+    """
+    if confirm is None or not confirm(question):
+        raise ConflictError(refusal)
+
+
 def containers_or_none(ctx: AtollContext) -> Any:
     """The container manager, or None when its backend cannot be loaded.
 
@@ -151,11 +161,12 @@ def _remove_build(ctx: AtollContext, build_: BuildVersion, confirm: Confirm | No
     ]
     if users:
         question = f"build {build_.ref} is used by deployments {', '.join(users)}; remove it anyway?"
-        if confirm is None or not confirm(question):
-            raise ConflictError(
-                f"build version {build_.ref} is used by deployments: {', '.join(users)} "
-                "(remove them first, or confirm / use --skip-questions)"
-            )
+        require_confirmation(
+            confirm,
+            question,
+            f"build version {build_.ref} is used by deployments: {', '.join(users)} "
+            "(remove them first, or confirm / use --skip-questions)",
+        )
     manager = containers_or_none(ctx)
     if manager is not None:
         manager.remove_build(build_)
@@ -192,6 +203,15 @@ def remove_records(ctx: AtollContext, records: list[Record]) -> list[str]:
     return removed
 
 
+def remove_artifact(ctx: AtollContext, record: ArtifactRecord) -> None:
+    """Remove the stored files of a dataset or version, then its record (rerunnable)."""
+    if record.stored and (record.files or record.store_key):
+        from atoll.files.artifacts import delete_artifact_files
+
+        delete_artifact_files(ctx.files, record)
+    ctx.metadata.delete(type(record), record.name, record.scope)
+
+
 __all__ = [
     "PROJECT_KINDS",
     "and_filters",
@@ -202,6 +222,8 @@ __all__ = [
     "label",
     "list_records",
     "parse_model",
+    "remove_artifact",
     "remove_record",
     "remove_records",
+    "require_confirmation",
 ]

@@ -1,6 +1,6 @@
 """Treasure chests: named credentials (user + secret) that configs refer to.
 
-The secret is encrypted at rest with :mod:`atoll.secrets` before it reaches
+The secret is encrypted at rest with :mod:`atoll.credentials` before it reaches
 the store, and no API here returns it except :func:`open_tchest`, which
 islands and backends use to log in.
 """
@@ -17,7 +17,7 @@ from atoll.errors import ConflictError, UsageError
 
 
 def _encrypt(secret: str) -> str:
-    from atoll.secrets import encrypt
+    from atoll.credentials import encrypt
 
     return encrypt(secret)
 
@@ -105,7 +105,7 @@ def update_tchest(
 
 def open_tchest(ctx: AtollContext, name: str) -> tuple[str, str]:
     """``(user, secret)`` in clear, for backends that log in. Never print it."""
-    from atoll.secrets import decrypt
+    from atoll.credentials import decrypt
 
     validate_name(name, "treasure chest name")
     record = ctx.metadata.get(TreasureChest, name)

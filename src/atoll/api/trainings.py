@@ -32,8 +32,8 @@ from atoll.errors import (
     NotFoundError,
     UsageError,
 )
-from atoll.runner.stores import update_training
-from atoll.runner.train import output_key
+from atoll.task.outputs import output_key
+from atoll.task.records import update_training
 
 _NO_LINE = object()
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -130,7 +130,6 @@ def new_training(
         build=bvers,
         name=name,
         notebook=notebook,
-        params=record.params,
         env=env,
         datasets=ds_records,
         versions=versions,

@@ -2,57 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from atoll.api import records as api
 from atoll.api.projects import resolve_project_name
-from atoll.cli.common import (
-    ExpandOption,
-    FilterOption,
-    ProjOption,
-    confirm,
-    get_context,
-    parse_filter,
-    render,
-    render_removed,
-)
+from atoll.cli.common import confirm
+from atoll.cli.records import PROJ, add_record_commands, option
 from atoll.domain.records import BuildVersion
 
 app = typer.Typer(help="Build versions of projects.", no_args_is_help=True)
 
 
-@app.command("info")
-def info(
-    ctx: typer.Context,
-    tag: str = typer.Option(..., "--tag", "--name", help="Build version tag."),
-    proj: ProjOption = None,
-) -> None:
-    """Show a build version."""
-    atoll = get_context(ctx)
-    render(api.get_record(atoll, BuildVersion, tag, resolve_project_name(atoll, proj)))
+def _get(atoll: Any, tag: str, proj: str | None) -> BuildVersion:
+    return api.get_record(atoll, BuildVersion, tag, resolve_project_name(atoll, proj))
 
 
-@app.command("rm")
-def rm(
-    ctx: typer.Context,
-    tag: str = typer.Option(..., "--tag", "--name", help="Build version tag."),
-    proj: ProjOption = None,
-) -> None:
-    """Remove a build version and what was built for it."""
-    atoll = get_context(ctx)
-    record = api.remove_record(atoll, BuildVersion, tag, resolve_project_name(atoll, proj), confirm=confirm)
-    render_removed("build version", "bvers", record)
+def _remove(atoll: Any, tag: str, proj: str | None) -> BuildVersion:
+    return api.remove_record(atoll, BuildVersion, tag, resolve_project_name(atoll, proj), confirm=confirm)
 
 
-@app.command("list")
-def list_(
-    ctx: typer.Context,
-    proj: ProjOption = None,
-    filter_: FilterOption = None,
-    expand: ExpandOption = False,
-) -> None:
-    """List the build versions of a project."""
-    atoll = get_context(ctx)
-    scope = resolve_project_name(atoll, proj)
-    records = api.list_records(atoll, BuildVersion, scope, parse_filter(filter_))
-    render(records, kind="bvers", expand=expand)
+def _list(atoll: Any, filter_: dict[str, Any] | None, proj: str | None) -> list[BuildVersion]:
+    return api.list_records(atoll, BuildVersion, resolve_project_name(atoll, proj), filter_)
+
+
+add_record_commands(
+    app,
+    key=[option("tag", str, "--tag", "--name", text="Build version tag."), PROJ],
+    info=("Show a build version.", _get),
+    rm=("Remove a build version and what was built for it.", _remove),
+    list_=("List the build versions of a project.", _list),
+    kind="bvers",
+    list_options=[PROJ],
+)

@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
 from atoll.api.context import AtollContext
+from atoll.api.records import label
 from atoll.cli.output import render, render_done
-from atoll.config import Config
+from atoll.cli.state import CliState, current_state, set_state
 from atoll.domain.records import Record
 from atoll.errors import UsageError
-
-OutputFormat = Literal["table", "json", "yaml"]
 
 PROJ_HELP = "Project (default: the project homed in the working dir, else project.working_project)."
 
@@ -37,40 +35,6 @@ PROJ_HELP = "Project (default: the project homed in the working dir, else projec
 ProjOption = Annotated[str | None, typer.Option("--proj", help=PROJ_HELP)]
 FilterOption = Annotated[str | None, typer.Option("--filter", help="MongoDB-style JSON query.")]
 ExpandOption = Annotated[bool, typer.Option("--expand", help="Show whole records.")]
-
-
-@dataclass
-class CliState:
-    """The global options of one ``atoll`` invocation."""
-
-    log_level: str | None = None
-    debug: bool = False
-    pretty: bool = False
-    skip_questions: bool = False
-    background: bool = False
-    output: OutputFormat = "table"
-    config: Config | None = field(default=None, repr=False)
-    atoll: AtollContext | None = field(default=None, repr=False)
-
-    def close(self) -> None:
-        if self.atoll is not None:
-            self.atoll.close()
-            self.atoll = None
-
-
-# The state of the running command; also read by the error handler in main.py,
-# which runs after the Typer context is gone.
-_current: CliState | None = None
-
-
-def set_state(state: CliState) -> None:
-    global _current
-    _current = state
-
-
-def current_state() -> CliState:
-    """The global options of the running command (defaults outside a command)."""
-    return _current if _current is not None else CliState()
 
 
 def _root_state(typer_ctx: typer.Context | None) -> CliState:
@@ -97,6 +61,11 @@ def get_context(typer_ctx: typer.Context | None = None) -> AtollContext:
 def get_state(typer_ctx: typer.Context | None = None) -> CliState:
     """The global options (output format, --background, --skip-questions...)."""
     return _root_state(typer_ctx)
+
+
+def print_err(line: str) -> None:
+    """Print one line on stderr at once: progress and logs, so stdout stays the result."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def confirm(question: str) -> bool:
@@ -140,9 +109,13 @@ def parse_filter(text: str | None) -> dict[str, Any] | None:
     return value
 
 
-def render_removed(what: str, kind: str, record: Record) -> None:
-    """Report the removal of a project-scoped record (``train rm``, ``depl rm``, ``bvers rm``)."""
-    render_done(f"removed {what} {record.ref}", removed=kind, proj=record.scope, name=record.name)
+def render_removed(record: Record) -> None:
+    """Report the removal of a record: ``removed <kind> <ref>``; ``-o json`` gives kind, scope and name."""
+    data: dict[str, Any] = {"removed": record.kind}
+    if record.scope_field:
+        data[record.scope_field] = record.scope
+    data["name"] = record.name
+    render_done(f"removed {label(record.kind)} {record.ref}", **data)
 
 
 def parse_kv(items: list[str] | None, option_name: str = "--env") -> dict[str, str]:
@@ -173,6 +146,7 @@ __all__ = [
     "parse_filter",
     "parse_json_option",
     "parse_kv",
+    "print_err",
     "render",
     "render_done",
     "render_removed",

@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any
 
 import typer
 
 from atoll.api import deployments as api
 from atoll.cli.common import (
-    ExpandOption,
-    FilterOption,
     ProjOption,
     get_context,
     get_state,
-    parse_filter,
     parse_json_option,
     parse_kv,
+    print_err,
     render,
-    render_removed,
 )
+from atoll.cli.records import PROJ, add_record_commands, option
 from atoll.errors import ExecutionError, UsageError
 
 app = typer.Typer(help="Deployments: replicas of a prediction notebook serving HTTP.", no_args_is_help=True)
-
-
-def _err(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 @app.command("new")
@@ -68,11 +61,11 @@ def new(
             env=parse_kv(env, "--env"),
             movers=movers or [],
             timeout=timeout,
-            log=_err if quiet else print,
+            log=print_err if quiet else print,
         )
     except ExecutionError as exc:
         if exc.log_tail:
-            _err(exc.log_tail)
+            print_err(exc.log_tail)
         raise
     info = api.deployment_info(atoll, record.name, record.proj)
     if quiet:
@@ -93,38 +86,21 @@ def _summary(info: dict[str, Any]) -> None:
         print(f"  balanced:           POST {info['balanced_url']}")
 
 
-@app.command("info")
-def info(
-    ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Deployment name."),
-    proj: ProjOption = None,
-) -> None:
-    """Show a deployment, each replica's live state and its availability (healthy/N)."""
-    render(api.deployment_info(get_context(ctx), name, proj))
-
-
-@app.command("rm")
-def rm(
-    ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Deployment name."),
-    proj: ProjOption = None,
-) -> None:
-    """Stop every replica of a deployment and remove it."""
-    record = api.remove_deployment(get_context(ctx), name, proj)
-    render_removed("deployment", "depl", record)
-
-
-@app.command("list")
-def list_(
-    ctx: typer.Context,
-    proj: ProjOption = None,
-    filter_: FilterOption = None,
-    expand: ExpandOption = False,
-) -> None:
-    """List the deployments of a project."""
-    atoll = get_context(ctx)
-    records = api.list_deployments(atoll, proj, parse_filter(filter_))
-    render(records, kind="depl", expand=expand)
+add_record_commands(
+    app,
+    key=[option("name", str, "--name", text="Deployment name."), PROJ],
+    info=(
+        "Show a deployment, each replica's live state and its availability (healthy/N).",
+        api.deployment_info,
+    ),
+    rm=("Stop every replica of a deployment and remove it.", api.remove_deployment),
+    list_=(
+        "List the deployments of a project.",
+        lambda atoll, filter_, proj: api.list_deployments(atoll, proj, filter_),
+    ),
+    kind="depl",
+    list_options=[PROJ],
+)
 
 
 @app.command("logs")

@@ -5,16 +5,8 @@ from __future__ import annotations
 import typer
 
 from atoll.api import datasets as api
-from atoll.cli.common import (
-    ExpandOption,
-    FilterOption,
-    confirm,
-    get_context,
-    parse_filter,
-    parse_json_option,
-    render,
-    render_done,
-)
+from atoll.cli.common import confirm, get_context, parse_json_option, render
+from atoll.cli.records import add_record_commands, option
 
 app = typer.Typer(help="Datasets for training models.", no_args_is_help=True)
 
@@ -59,34 +51,18 @@ def update(
     )
 
 
-@app.command("info")
-def info(
-    ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Dataset name."),
-    model: str = typer.Option(..., "--model", help="Model of the dataset."),
-) -> None:
-    """Show a dataset."""
-    render(api.get_dataset(get_context(ctx), model, name))
-
-
-@app.command("rm")
-def rm(
-    ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Dataset name."),
-    model: str = typer.Option(..., "--model", help="Model of the dataset."),
-) -> None:
-    """Remove a dataset and its files (asks first when model versions came from it)."""
-    record = api.delete_dataset(get_context(ctx), model, name, confirm=confirm)
-    render_done(f"removed dataset {record.ref}", removed="ds", model=model, name=name)
-
-
-@app.command("list")
-def list_(
-    ctx: typer.Context,
-    model: str | None = typer.Option(None, "--model", help="Only datasets of this model."),
-    filter_: FilterOption = None,
-    expand: ExpandOption = False,
-) -> None:
-    """List datasets."""
-    records = api.list_datasets(get_context(ctx), model, parse_filter(filter_))
-    render(records, kind="ds", expand=expand)
+add_record_commands(
+    app,
+    key=[
+        option("name", str, "--name", text="Dataset name."),
+        option("model", str, "--model", text="Model of the dataset."),
+    ],
+    info=("Show a dataset.", lambda atoll, name, model: api.get_dataset(atoll, model, name)),
+    rm=(
+        "Remove a dataset and its files (asks first when model versions came from it).",
+        lambda atoll, name, model: api.delete_dataset(atoll, model, name, confirm=confirm),
+    ),
+    list_=("List datasets.", lambda atoll, filter_, model: api.list_datasets(atoll, model, filter_)),
+    kind="ds",
+    list_options=[option("model", str | None, "--model", default=None, text="Only datasets of this model.")],
+)

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 import typer
 
-from atoll.cli.common import get_context, render_done
+from atoll.cli.common import get_context, print_err, render_done
 
 app = typer.Typer(help="Docker images Atoll builds (the base image).", no_args_is_help=True)
-
-
-def _log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 @app.command("build-base")
@@ -25,14 +20,14 @@ def build_base(
     no_cache: bool = typer.Option(False, "--no-cache", help="Rebuild every layer."),
 ) -> None:
     """Build atoll/base:<version> from the Python image and this Atoll."""
-    from atoll.containers.images import base_image_ref, build_base_image
-    from atoll.containers.swarm_engine import connect
+    from atoll.containers.swarm.engine import connect
+    from atoll.containers.swarm.images import base_image_ref, build_base_image
 
     config = get_context(ctx).config
     client = connect(config)
     try:
         started = time.monotonic()
-        image_id = build_base_image(client, config, _log, python_image=python_image, no_cache=no_cache)
+        image_id = build_base_image(client, config, print_err, python_image=python_image, no_cache=no_cache)
     finally:
         client.close()
     ref = base_image_ref(config)

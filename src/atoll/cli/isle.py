@@ -1,7 +1,8 @@
-"""``atoll isle <name> setup|status|stop``: the services Atoll runs (router, db, files, registry)."""
+"""``atoll isle <name> build|setup|status|stop``: the services Atoll runs (router, db, files, registry)."""
 
 from __future__ import annotations
 
+import sys
 from enum import Enum
 from typing import Annotated
 
@@ -14,18 +15,25 @@ app = typer.Typer(help="Islands: services Atoll runs next to the tasks (router, 
 
 
 class Action(str, Enum):
+    build = "build"
     setup = "setup"
     status = "status"
     stop = "stop"
 
 
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)  # build progress: stdout stays the result
+
+
 def _island_command(island: str) -> None:
     def command(
         ctx: typer.Context,
-        action: Annotated[Action, typer.Argument(help="setup | status | stop")],
+        action: Annotated[Action, typer.Argument(help="build (its image, up front) | setup | status | stop")],
     ) -> None:
         atoll = get_context(ctx)
-        if action is Action.setup:
+        if action is Action.build:
+            result = api.build_island(atoll, island, _log)
+        elif action is Action.setup:
             result = api.setup_island(atoll, island)
         elif action is Action.stop:
             result = api.stop_island(atoll, island)
@@ -33,9 +41,9 @@ def _island_command(island: str) -> None:
             result = api.island_status(atoll, island)
         render(result)
 
-    command.__doc__ = f"Set up, show or stop the {island} island."
+    command.__doc__ = f"Build the image of, set up, show or stop the {island} island."
     app.command(island)(command)
 
 
-for _name in sorted(api.ISLANDS):
+for _name in api.island_names():
     _island_command(_name)

@@ -7,15 +7,8 @@ from typing import Annotated
 import typer
 
 from atoll.api import models as api
-from atoll.cli.common import (
-    ExpandOption,
-    confirm,
-    get_context,
-    parse_filter,
-    parse_json_option,
-    render,
-    render_done,
-)
+from atoll.cli.common import confirm, get_context, parse_json_option, render, render_done
+from atoll.cli.records import add_record_commands, option
 
 app = typer.Typer(help="Model definitions: what a version and a training dataset hold.", no_args_is_help=True)
 
@@ -67,16 +60,7 @@ def update(
     )
 
 
-@app.command("info")
-def info(ctx: typer.Context, name: str = typer.Option(..., "--name", help="Model name.")) -> None:
-    """Show a model."""
-    render(api.get_model(get_context(ctx), name))
-
-
-@app.command("rm")
-def rm(ctx: typer.Context, name: str = typer.Option(..., "--name", help="Model name.")) -> None:
-    """Remove a model with its datasets, versions and their files (asks first when it has any)."""
-    removal = api.delete_model(get_context(ctx), name, confirm=confirm)
+def _report(removal: api.ModelRemoval, name: str) -> None:
     render_done(
         f"removed model {name} ({len(removal.datasets)} dataset(s), {len(removal.versions)} version(s); "
         f"dropped from {len(removal.projects)} project(s))",
@@ -88,12 +72,16 @@ def rm(ctx: typer.Context, name: str = typer.Option(..., "--name", help="Model n
     )
 
 
-@app.command("list")
-def list_(
-    ctx: typer.Context,
-    filter_: str | None = typer.Option(None, "--filter", help='MongoDB-style JSON query, e.g. \'{"name": {"$regex": "^ir"}}\'.'),
-    expand: ExpandOption = False,
-) -> None:
-    """List models."""
-    records = api.list_models(get_context(ctx), filter=parse_filter(filter_))
-    render(records, kind="model", expand=expand)
+add_record_commands(
+    app,
+    key=[option("name", str, "--name", text="Model name.")],
+    info=("Show a model.", api.get_model),
+    rm=(
+        "Remove a model with its datasets, versions and their files (asks first when it has any).",
+        lambda atoll, name: api.delete_model(atoll, name, confirm=confirm),
+    ),
+    report=_report,
+    list_=("List models.", lambda atoll, filter_: api.list_models(atoll, filter=filter_)),
+    kind="model",
+    filter_example='{"name": {"$regex": "^ir"}}',
+)

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from atoll.api import versions as api
-from atoll.cli.common import ExpandOption, get_context, parse_filter, parse_json_option, render, render_done
+from atoll.cli.common import get_context, parse_json_option, render
+from atoll.cli.records import add_record_commands, option
 
 app = typer.Typer(help="Model versions.", no_args_is_help=True)
+
+DATASET_FILTER_HELP = "Only versions trained on this dataset."
+PROJ_FILTER_HELP = "Only versions produced by trainings of this project."
+
+# Options `new` and `update` declare alike: what the version came from.
+DatasetOption = Annotated[
+    str | None, typer.Option("--dataset", help="Dataset it was trained on (snapshotted).")
+]
+TrainOption = Annotated[str | None, typer.Option("--train", help="Training that produced it (snapshotted).")]
+TrainProjOption = Annotated[
+    str | None, typer.Option("--proj", help="Project of --train (default: the current project).")
+]
+PretrainedOption = Annotated[
+    str | None, typer.Option("--pretrained", help="MODEL:VERSION it was derived from.")
+]
 
 
 @app.command("new")
@@ -17,10 +35,10 @@ def new(
     model: str = typer.Option(..., "--model", help="Model of the version."),
     details: str | None = typer.Option(None, "--details", help="JSON object of free details (e.g. metrics)."),
     path: str | None = typer.Option(None, "--path", help="Directory holding the files."),
-    dataset: str | None = typer.Option(None, "--dataset", help="Dataset it was trained on (snapshotted)."),
-    train: str | None = typer.Option(None, "--train", help="Training that produced it (snapshotted)."),
-    proj: str | None = typer.Option(None, "--proj", help="Project of --train (default: the current project)."),
-    pretrained: str | None = typer.Option(None, "--pretrained", help="MODEL:VERSION it was derived from."),
+    dataset: DatasetOption = None,
+    train: TrainOption = None,
+    proj: TrainProjOption = None,
+    pretrained: PretrainedOption = None,
     compress: bool = typer.Option(False, "--compress", help="Store the files as one tar.gz."),
     skip_upload: bool = typer.Option(False, "--skip-upload", help="Record the version without storing files."),
 ) -> None:
@@ -42,10 +60,10 @@ def update(
     model: str = typer.Option(..., "--model", help="Model of the version."),
     details: str | None = typer.Option(None, "--details", help="JSON object replacing the details."),
     path: str | None = typer.Option(None, "--path", help="Directory whose files replace the stored ones."),
-    dataset: str | None = typer.Option(None, "--dataset", help="Dataset it was trained on (snapshotted)."),
-    train: str | None = typer.Option(None, "--train", help="Training that produced it (snapshotted)."),
-    proj: str | None = typer.Option(None, "--proj", help="Project of --train (default: the current project)."),
-    pretrained: str | None = typer.Option(None, "--pretrained", help="MODEL:VERSION it was derived from."),
+    dataset: DatasetOption = None,
+    train: TrainOption = None,
+    proj: TrainProjOption = None,
+    pretrained: PretrainedOption = None,
     compress: bool | None = typer.Option(None, "--compress/--no-compress", help="Store as one tar.gz (with --path)."),
     skip_upload: bool = typer.Option(False, "--skip-upload", help="Record the files without storing them."),
 ) -> None:
@@ -60,39 +78,29 @@ def update(
     )
 
 
-@app.command("info")
-def info(
-    ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Version name."),
-    model: str = typer.Option(..., "--model", help="Model of the version."),
-) -> None:
-    """Show a model version."""
-    render(api.get_version(get_context(ctx), model, name))
-
-
-@app.command("rm")
-def rm(
-    ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Version name."),
-    model: str = typer.Option(..., "--model", help="Model of the version."),
-) -> None:
-    """Remove a model version and its files (deployments keep their snapshot)."""
-    record = api.delete_version(get_context(ctx), model, name)
-    render_done(f"removed model version {record.ref}", removed="movers", model=model, name=name)
-
-
-@app.command("list")
-def list_(
-    ctx: typer.Context,
-    model: str | None = typer.Option(None, "--model", help="Only versions of this model."),
-    dataset: str | None = typer.Option(None, "--dataset", help="Only versions trained on this dataset."),
-    train: str | None = typer.Option(None, "--train", help="Only versions produced by this training."),
-    proj: str | None = typer.Option(None, "--proj", help="Only versions produced by trainings of this project."),
-    filter_: str | None = typer.Option(None, "--filter", help="MongoDB-style JSON query, e.g. '{\"details.metrics.acc\": {\"$gt\": 0.9}}'."),
-    expand: ExpandOption = False,
-) -> None:
-    """List model versions."""
-    records = api.list_versions(
-        get_context(ctx), model, dataset, train, proj, parse_filter(filter_)
-    )
-    render(records, kind="movers", expand=expand)
+add_record_commands(
+    app,
+    key=[
+        option("name", str, "--name", text="Version name."),
+        option("model", str, "--model", text="Model of the version."),
+    ],
+    info=("Show a model version.", lambda atoll, name, model: api.get_version(atoll, model, name)),
+    rm=(
+        "Remove a model version and its files (deployments keep their snapshot).",
+        lambda atoll, name, model: api.delete_version(atoll, model, name),
+    ),
+    list_=(
+        "List model versions.",
+        lambda atoll, filter_, model, dataset, train, proj: api.list_versions(
+            atoll, model, dataset, train, proj, filter_
+        ),
+    ),
+    kind="movers",
+    list_options=[
+        option("model", str | None, "--model", default=None, text="Only versions of this model."),
+        option("dataset", str | None, "--dataset", default=None, text=DATASET_FILTER_HELP),
+        option("train", str | None, "--train", default=None, text="Only versions produced by this training."),
+        option("proj", str | None, "--proj", default=None, text=PROJ_FILTER_HELP),
+    ],
+    filter_example='{"details.metrics.acc": {"$gt": 0.9}}',
+)

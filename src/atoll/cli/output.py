@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from atoll.cli.state import current_state
 from atoll.domain.records import Record
 
 # Summary columns of list tables, per record kind (dotted paths into the JSON form).
@@ -36,12 +37,6 @@ DEFAULT_COLUMNS: dict[str, list[str]] = {
     "depl": ["proj", "name", "notebook", "n_tasks", "task.state", "bvers", "created_at"],
     "tchest": ["name", "desc", "user", "modified_at"],
 }
-
-
-def _state():  # type: ignore[no-untyped-def]
-    from atoll.cli.common import current_state
-
-    return current_state()
 
 
 def _is_record_dict(value: Any) -> bool:
@@ -196,7 +191,7 @@ def render(
             prints every record in full.
         title: optional table title.
     """
-    state = _state()
+    state = current_state()
     is_list = isinstance(obj, (list, tuple))
     if is_list and kind is None and obj and isinstance(obj[0], Record):
         kind = obj[0].kind
@@ -241,7 +236,7 @@ def render_done(message: str, **data: Any) -> None:
     ``table`` prints the message; ``json``/``yaml`` print ``data`` (plus the
     message) as one object.
     """
-    state = _state()
+    state = current_state()
     if state.output in ("json", "yaml"):
         print(_dump(to_data({**data, "message": message}), state.output, state.pretty), flush=True)
     else:

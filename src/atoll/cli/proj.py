@@ -7,16 +7,8 @@ from typing import Annotated
 import typer
 
 from atoll.api import projects as api
-from atoll.cli.common import (
-    ExpandOption,
-    FilterOption,
-    confirm,
-    get_context,
-    get_state,
-    parse_filter,
-    render,
-    render_done,
-)
+from atoll.cli.common import confirm, get_context, get_state, render, render_done
+from atoll.cli.records import add_record_commands, option
 from atoll.errors import UsageError
 
 app = typer.Typer(help="Projects: code hosted in Atoll.", no_args_is_help=True)
@@ -52,16 +44,7 @@ def update(
     render(api.update_project(get_context(ctx), name, desc, model or None, home_dir, git_repo, docker_repo))
 
 
-@app.command("info")
-def info(ctx: typer.Context, name: str | None = typer.Option(None, "--name", help=NAME_HELP)) -> None:
-    """Show a project."""
-    render(api.get_project(get_context(ctx), name))
-
-
-@app.command("rm")
-def rm(ctx: typer.Context, name: str | None = typer.Option(None, "--name", help=NAME_HELP)) -> None:
-    """Remove a project, stopping its deployments and removing its trainings and builds (asks first)."""
-    removal = api.delete_project(get_context(ctx), name, confirm=confirm)
+def _report(removal: api.ProjectRemoval, name: str | None) -> None:
     render_done(
         f"removed project {removal.project} ({len(removal.deployments)} deployment(s), "
         f"{len(removal.trainings)} training(s), {len(removal.builds)} build(s))",
@@ -73,16 +56,19 @@ def rm(ctx: typer.Context, name: str | None = typer.Option(None, "--name", help=
     )
 
 
-@app.command("list")
-def list_(
-    ctx: typer.Context,
-    model: str | None = typer.Option(None, "--model", help="Only projects using this model."),
-    filter_: FilterOption = None,
-    expand: ExpandOption = False,
-) -> None:
-    """List projects."""
-    records = api.list_projects(get_context(ctx), model, parse_filter(filter_))
-    render(records, kind="project", expand=expand)
+add_record_commands(
+    app,
+    key=[option("name", str | None, "--name", default=None, text=NAME_HELP)],
+    info=("Show a project.", api.get_project),
+    rm=(
+        "Remove a project, stopping its deployments and removing its trainings and builds (asks first).",
+        lambda atoll, name: api.delete_project(atoll, name, confirm=confirm),
+    ),
+    report=_report,
+    list_=("List projects.", lambda atoll, filter_, model: api.list_projects(atoll, model, filter_)),
+    kind="project",
+    list_options=[option("model", str | None, "--model", default=None, text="Only projects using this model.")],
+)
 
 
 @app.command("build")

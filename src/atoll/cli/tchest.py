@@ -12,16 +12,8 @@ import sys
 import typer
 
 from atoll.api import tchests as api
-from atoll.cli.common import (
-    ExpandOption,
-    FilterOption,
-    confirm,
-    get_context,
-    parse_filter,
-    parse_json_option,
-    render,
-    render_done,
-)
+from atoll.cli.common import confirm, get_context, parse_json_option, render
+from atoll.cli.records import add_record_commands, option
 from atoll.errors import UsageError
 
 app = typer.Typer(help="Treasure chests: named credentials.", no_args_is_help=True)
@@ -81,25 +73,11 @@ def update(
     render(api.update_tchest(atoll, name, secret=secret, user=user, desc=desc, details=details_obj))
 
 
-@app.command("info")
-def info(ctx: typer.Context, name: str = typer.Option(..., "--name", help="Treasure chest name.")) -> None:
-    """Show a credential (never its secret)."""
-    render(api.get_tchest(get_context(ctx), name))
-
-
-@app.command("rm")
-def rm(ctx: typer.Context, name: str = typer.Option(..., "--name", help="Treasure chest name.")) -> None:
-    """Remove a credential."""
-    api.delete_tchest(get_context(ctx), name, confirm=confirm)
-    render_done(f"removed treasure chest {name}", removed="tchest", name=name)
-
-
-@app.command("list")
-def list_(
-    ctx: typer.Context,
-    filter_: FilterOption = None,
-    expand: ExpandOption = False,
-) -> None:
-    """List credentials (never their secrets)."""
-    records = api.list_tchests(get_context(ctx), parse_filter(filter_))
-    render(records, kind="tchest", expand=expand)
+add_record_commands(
+    app,
+    key=[option("name", str, "--name", text="Treasure chest name.")],
+    info=("Show a credential (never its secret).", api.get_tchest),
+    rm=("Remove a credential.", lambda atoll, name: api.delete_tchest(atoll, name, confirm=confirm)),
+    list_=("List credentials (never their secrets).", api.list_tchests),
+    kind="tchest",
+)

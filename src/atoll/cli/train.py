@@ -12,18 +12,16 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from atoll.api import trainings as api
 from atoll.api.context import AtollContext
 from atoll.cli.common import (
-    ExpandOption,
-    FilterOption,
     ProjOption,
+    current_state,
     get_context,
     get_state,
-    parse_filter,
     parse_json_option,
     parse_kv,
     render,
     render_done,
-    render_removed,
 )
+from atoll.cli.records import PROJ, add_record_commands, command, option
 from atoll.domain.records import TaskState, Training
 from atoll.errors import CancelledError, ExecutionError
 
@@ -134,54 +132,39 @@ def new(
     _outcome(atoll, final)
 
 
-@app.command("info")
-def info(
-    ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Training name."),
-    proj: ProjOption = None,
-) -> None:
-    """Show a training (a task that died without reporting is recorded FAILED)."""
-    atoll = get_context(ctx)
-    record = api.get_training(atoll, name, proj)
-    render(record)
+#: The options naming one training.
+KEY = [option("name", str, "--name", text="Training name."), PROJ]
+
+
+def _notebook_location(atoll: AtollContext, record: Training) -> None:
     stored = api.notebook_location(atoll, record)
-    if stored and get_state(ctx).output == "table":
+    if stored and current_state().output == "table":
         print(f"executed notebook: {stored}", flush=True)
 
 
-@app.command("list")
-def list_(
-    ctx: typer.Context,
-    proj: ProjOption = None,
-    filter_: FilterOption = None,
-    expand: ExpandOption = False,
-) -> None:
-    """List the trainings of a project."""
-    atoll = get_context(ctx)
-    records = api.list_trainings(atoll, proj, parse_filter(filter_))
-    render(records, kind="train", expand=expand)
+add_record_commands(
+    app,
+    key=KEY,
+    info=("Show a training (a task that died without reporting is recorded FAILED).", api.get_training),
+    after_info=_notebook_location,
+    list_=(
+        "List the trainings of a project.",
+        lambda atoll, filter_, proj: api.list_trainings(atoll, proj, filter_),
+    ),
+    rm=(
+        "Remove a training, its task directory and its executed notebook (-s to stop a running one).",
+        lambda atoll, name, proj: api.remove_training(
+            atoll, name, proj, force=current_state().skip_questions
+        ),
+    ),
+    kind="train",
+    list_options=[PROJ],
+    order=("info", "list", "rm"),
+)
 
 
-@app.command("rm")
-def rm(
-    ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Training name."),
-    proj: ProjOption = None,
-) -> None:
-    """Remove a training, its task directory and its executed notebook (-s to stop a running one)."""
-    atoll = get_context(ctx)
-    record = api.remove_training(atoll, name, proj, force=get_state(ctx).skip_questions)
-    render_removed("training", "train", record)
-
-
-@app.command("cancel")
-def cancel(
-    ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Training name."),
-    proj: ProjOption = None,
-) -> None:
-    """Stop a running training and record it CANCELLED."""
-    record = api.cancel_training(get_context(ctx), name, proj)
+def _cancel(atoll: AtollContext, name: str, proj: str | None) -> None:
+    record = api.cancel_training(atoll, name, proj)
     render_done(
         f"cancelled training {record.ref}",
         cancelled="train",
@@ -189,6 +172,9 @@ def cancel(
         name=record.name,
         state=record.task.state.value,
     )
+
+
+app.command("cancel")(command(_cancel, KEY, "Stop a running training and record it CANCELLED."))
 
 
 @app.command("logs")

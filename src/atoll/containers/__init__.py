@@ -1,7 +1,7 @@
 """Container managers: where builds, trainings, deployments and the IDE run.
 
 Light on purpose: names are imported on first use, so the deployment
-supervisor (``python -m atoll.containers.local_supervisor``) starts its
+supervisor (``python -m atoll.containers.local.supervisor``) starts its
 replicas without paying for the configuration and its pydantic models.
 """
 

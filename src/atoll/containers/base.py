@@ -1,105 +1,111 @@
-"""The container-manager contract and the backend registry.
+"""The container-manager contract, its shared behaviour and the backend registry.
 
 A container manager runs the three kinds of task (DESIGN.md §4) — a one-off
 training, a replicated prediction service, the IDE — on some runtime::
 
-    local    LocalContainerManager (processes; embedded default)
-    swarm    SwarmContainerManager (Docker Engine / Swarm)
+    local       LocalContainerManager (processes; embedded default)
+    swarm       SwarmContainerManager (Docker Engine / Swarm)
+    kubernetes  (room left: a Job, a Deployment, a Pod + Service)
+
+:class:`ContainerManager` is what the API calls. It owns everything managers
+do alike — staging a task through the task contract (:mod:`atoll.task`),
+build bookkeeping, the roll-one-replica-at-a-time / keep-the-old-ones rule,
+readiness waiting on one deadline (:func:`atoll.task.deadline.wait_until`),
+the IDE's token — and leaves a few **primitives** to each manager (abstract
+methods; their docstrings are the contract):
+
+Builds
+    ``build(request, log)``            build an image / environment, return the unsaved record
+    ``delete_build(build)``            remove what ``build`` produced (nothing else uses it any more)
+
+Trainings (one-off tasks; task id ``<project>/train/<name>``)
+    ``launch_task(spec, task_id, staged)``  start the staged task detached
+    ``task_status(task_id)``           the runtime's view: running / exit code / why it died
+    ``task_logs(task_id, follow)``     lines the task printed
+    ``stop_task(task_id)``             SIGTERM, then kill after a grace period
+    ``discard_task(task_id)``          remove the runtime's leftovers of an ended task
+
+Deployments (replicated services; one *generation* per deploy)
+    ``running_generation(project, name)``  generation serving now (None: nothing runs)
+    ``start_generation(spec, generation, previous, timeout, log)``  stage (``stage_task``) and start
+                                       the replicas, or roll the running ones over one
+                                       at a time; return without waiting
+    ``rollout_state(project, name, generation)``  progress of that start/roll-out
+    ``roll_back(project, name, previous, failed)``  put ``previous`` back to serving
+    ``discard_service(project, name)`` stop and remove every replica (no lock taken)
+    ``service_status(project, name)``  live state of each replica
+    ``service_logs(project, name, follow)``  lines printed by the replicas
+    ``service_lock(project, name)``    (optional) serialise deploys of one name; default none
+
+IDE (Jupyter Lab; one per project)
+    ``launch_ide(spec, staged, port, token)``  start Jupyter (config via :meth:`write_ide_config`)
+    ``ide_exit(project)``              None while it runs, else why not (not started, exit code...)
+    ``ide_log_tail(project)``          Jupyter's last lines
+    ``discard_ide(project)``           stop it and remove its leftovers
+
+Optional hooks: ``default_staging()`` (``host`` unless overridden),
+``task_store_config(spec)`` (store settings as the task must see them),
+``build_key(build)``, ``rollout_budget(...)``.
+
+The records exchanged (:class:`TaskSpec`, :class:`StagedTask`,
+:class:`Rollout`...) live in :mod:`atoll.containers.spec` and the roll-out
+algorithm in :mod:`atoll.containers.rollout`; both are re-exported or used here.
 
 Every task sees the same layout (``/app``, ``/atoll/meta``, ``/data``,
-``/model``); on the local runtime it lives under a task directory named by
-``ATOLL_TASK_DIR``. Store credentials reach a task only through the
-manager's secret mechanism (``TaskSpec.store_config``), never on a command
-line, in an image or in a log.
+``/model``). Store credentials reach a task only through the manager's secret
+mechanism (the ``atoll/secret/store.json`` file staging writes 0600, which a
+manager delivers as a Docker/Kubernetes secret), never on a command line, in
+an image or in a log.
 """
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from atoll._registry import Backend, Registry
-from atoll.config import Config, ResourceProfile
-from atoll.domain.records import BuildVersion, Dataset, ModelVersion, Project
+from atoll.config import Config
+from atoll.containers.rollout import roll_out
+from atoll.containers.spec import (
+    IDE_CONFIG_FILE,
+    IDE_START_TIMEOUT,
+    BuildRequest,
+    IdeHandle,
+    IdeLaunch,
+    LogSink,
+    ReplicaStatus,
+    Rollout,
+    StagedTask,
+    Staging,
+    TaskSpec,
+    TaskStatus,
+    describe_exit,
+    http_ok,
+    split_task_id,
+    task_dir_for,
+    training_task_id,
+)
+from atoll.domain.records import BuildVersion, Training
+from atoll.errors import ConflictError, ExecutionError, NotFoundError, UsageError
+from atoll.task.deadline import wait_until
+from atoll.task.layout import TaskLayout
+from atoll.task.meta import write_private_json
+from atoll.task.staging import remove_tree, stage_layout
 
 if TYPE_CHECKING:
     from atoll.files.base import FileStore
     from atoll.metadata.base import MetadataStore
 
-TaskKind = Literal["train", "deploy", "ide"]
-LogSink = Callable[[str], None]
-
-
-@dataclass
-class BuildRequest:
-    """What to build: the project's files already gathered in ``source_dir``."""
-
-    project: Project
-    source_dir: Path
-    tag: str
-    built_from: str  # here | home | git | pre-built
-    code_hash: str
-    git_commit: str | None = None
-    no_cache: bool = False
-
-
-@dataclass
-class TaskSpec:
-    """Everything a manager needs to start a task of any kind."""
-
-    kind: TaskKind
-    project: Project
-    build: BuildVersion
-    name: str  # training / deployment name ("ide" for the IDE)
-    notebook: str | None = None  # path relative to the project root
-    params: dict[str, Any] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-    datasets: list[Dataset] = field(default_factory=list)
-    versions: list[ModelVersion] = field(default_factory=list)
-    meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # extra /atoll/meta/<key>.json
-    replicas: int = 1
-    port: int | None = None
-    profile: ResourceProfile | None = None
-    edit_dir: Path | None = None  # IDE --edit: mount this as /app
-    store_config: dict[str, Any] = field(default_factory=dict)  # secret: delivered as a secret
-
-
-@dataclass
-class TaskStatus:
-    """State of a one-off task as the runtime sees it."""
-
-    task_id: str
-    running: bool
-    exit_code: int | None = None
-    error: str | None = None  # e.g. "OOM killed", "killed by signal 9"
-
-
-@dataclass
-class ReplicaStatus:
-    name: str
-    state: str  # starting | healthy | unhealthy | failed | stopped
-    url: str | None = None
-    restarts: int = 0
-    error: str | None = None
-
-    @property
-    def healthy(self) -> bool:
-        return self.state == "healthy"
-
-
-@dataclass
-class IdeHandle:
-    url: str  # with ?token=...
-    task_id: str
-
 
 class ContainerManager(ABC):
-    """Abstract runtime. The docstrings are the contract."""
+    """A runtime for builds, trainings, deployments and the IDE. The docstrings are the contract.
+
+    Public methods (what :mod:`atoll.api` calls) are written here once;
+    subclasses implement the abstract primitives listed in the module docstring.
+    """
 
     type: str = "abstract"
 
@@ -108,7 +114,40 @@ class ContainerManager(ABC):
         self.metadata = metadata
         self.files = files
 
+    # Staging
+
+    def default_staging(self) -> Staging:
+        """Staging mode when ``container_manager.staging`` is not set (hook; ``host`` here)."""
+        return "host"
+
+    @property
+    def staging(self) -> Staging:
+        """``host``: Atoll writes inputs to a host directory the task sees; ``fetch``: the task fetches them."""
+        configured = self.config.container_manager.staging
+        return configured if configured is not None else self.default_staging()
+
+    def task_store_config(self, spec: TaskSpec) -> dict[str, Any]:
+        """The store settings as the task must see them (hook; unchanged here)."""
+        return dict(spec.store_config)
+
+    def stage_task(self, spec: TaskSpec, root: Path) -> StagedTask:
+        """Write ``spec``'s layout under ``root`` (replacing what was there), per :attr:`staging`.
+
+        Raises:
+            NotFoundError / ValidationError: a dataset's or version's stored files are missing or corrupt.
+        """
+        store_config = self.task_store_config(spec)
+        layout = stage_layout(
+            TaskLayout(root),
+            records={"project": spec.project, "build": spec.build, **spec.meta},
+            artifacts=[*spec.datasets, *spec.versions],
+            files=self.files if self.staging == "host" else None,
+            store_config=store_config,
+        )
+        return StagedTask(layout, self.staging, store_config)
+
     # Builds
+
     @abstractmethod
     def build(self, request: BuildRequest, log: LogSink) -> BuildVersion:
         """Build the project (image or environment) and return the unsaved record.
@@ -118,18 +157,75 @@ class ContainerManager(ABC):
             BackendUnavailableError: the runtime (e.g. Docker daemon) is down.
         """
 
-    @abstractmethod
-    def remove_build(self, build: BuildVersion) -> None:
-        """Remove what :meth:`build` produced (missing is not an error)."""
+    def build_key(self, build: BuildVersion) -> tuple[str, str] | None:
+        """What a build shares with other builds: ``(record field, value)`` (hook).
 
-    # One-off tasks (training)
+        Builds with the same key use one image / snapshot, so it is deleted
+        only with the last of them. Default: the image id, else the local location.
+        """
+        if build.image_id:
+            return "image_id", build.image_id
+        if build.location:
+            return "location", build.location
+        return None
+
     @abstractmethod
+    def delete_build(self, build: BuildVersion) -> None:
+        """Remove the image / snapshot of ``build`` (missing is not an error).
+
+        Called by :meth:`remove_build` only when no other build and no training uses it.
+        """
+
+    def remove_build(self, build: BuildVersion) -> None:
+        """Remove what :meth:`build` produced unless another build or a training still uses it."""
+        if build.container_manager and build.container_manager != self.type:
+            return
+        key = self.build_key(build)
+        if key is None:
+            return
+        attr, value = key
+        others = [
+            b for b in self.metadata.list(BuildVersion, scope=build.proj)
+            if getattr(b, attr) == value and b.name != build.name
+        ]
+        users = self.metadata.count(Training, scope=build.proj, filter={f"bvers.{attr}": value})
+        if not others and not users:
+            self.delete_build(build)
+
+    # Trainings
+
     def start_task(self, spec: TaskSpec) -> str:
-        """Stage the task's files and start it detached; return its task id."""
+        """Stage the training's files and start it detached; return its task id.
+
+        Raises:
+            UsageError: ``spec.kind`` is not ``train``.
+            NotFoundError: the build or a staged artifact is missing.
+        """
+        if spec.kind != "train":
+            raise UsageError(f"start_task runs one-off trainings, not {spec.kind!r} tasks")
+        task_id = training_task_id(spec.project.name, spec.name)
+        staged = self.stage_task(spec, task_dir_for("train", spec.project.name, spec.name))
+        self.launch_task(spec, task_id, staged)
+        return task_id
+
+    @abstractmethod
+    def launch_task(self, spec: TaskSpec, task_id: str, staged: StagedTask) -> None:
+        """Start the staged training detached (``python -m atoll.runner train`` on the build).
+
+        The task gets ``staged`` as its layout (``ATOLL_TASK_DIR``, see
+        :mod:`atoll.task.layout`), the store settings as a secret
+        (``ATOLL_STORE_CONFIG``) and ``ATOLL_STAGING=fetch`` in fetch mode.
+        Leftovers of an earlier task with the same id are replaced.
+
+        Raises:
+            BackendError: the runtime refused to start it.
+        """
 
     @abstractmethod
     def task_status(self, task_id: str) -> TaskStatus:
         """Ask the runtime (not the task) how the task is doing.
+
+        A task that died (killed, out of memory) reports ``running=False`` and an ``error``.
 
         Raises:
             NotFoundError: unknown task id.
@@ -137,18 +233,103 @@ class ContainerManager(ABC):
 
     @abstractmethod
     def task_logs(self, task_id: str, follow: bool = False) -> Iterator[str]:
-        """Lines the task printed; with ``follow`` until it ends."""
+        """Lines the task printed; with ``follow`` until it ends.
+
+        Raises:
+            NotFoundError: unknown task id.
+        """
 
     @abstractmethod
     def stop_task(self, task_id: str) -> None:
-        """Stop a running task (no error when already ended)."""
+        """SIGTERM the task (the runner saves its notebook), kill it after a grace period.
+
+        No error when it already ended.
+        """
 
     @abstractmethod
+    def discard_task(self, task_id: str) -> None:
+        """Stop the task if needed and remove the runtime's leftovers (containers, pid files)."""
+
     def remove_task(self, task_id: str) -> None:
-        """Remove what remains of an ended task (containers, work dirs)."""
+        """Remove what remains of an ended task (runtime leftovers and its staged files)."""
+        self.discard_task(task_id)
+        try:
+            project, name = split_task_id(task_id)
+        except NotFoundError:
+            return  # not an id a manager handed out: nothing was staged for it
+        remove_tree(task_dir_for("train", project, name))
 
-    # Replicated services (deployment)
+    # Deployments
+
+    def service_lock(self, project: str, name: str) -> contextlib.AbstractContextManager[object]:
+        """Serialise deploys/removals of one deployment (hook; no lock here)."""
+        return contextlib.nullcontext()
+
+    def generation_root(self, project: str, name: str, generation: int) -> Path:
+        """Host directory staged for one generation of a deployment (replicas below it)."""
+        return task_dir_for("depl", project, name) / f"g{generation}"
+
+    def drop_generations(self, project: str, name: str, keep: int | None) -> None:
+        """Remove the staged directories of every generation but ``keep`` (all when None)."""
+        base = task_dir_for("depl", project, name)
+        for path in base.glob("g*"):
+            if keep is None or path.name != f"g{keep}":
+                remove_tree(path)
+        if keep is None:
+            remove_tree(base)
+
     @abstractmethod
+    def running_generation(self, project: str, name: str) -> int | None:
+        """The generation of ``project:name`` that serves now (None when nothing runs).
+
+        Raises:
+            ConflictError: the deployment is being stopped (try again later).
+        """
+
+    @abstractmethod
+    def start_generation(
+        self, spec: TaskSpec, generation: int, previous: int | None, timeout: float, log: LogSink
+    ) -> None:
+        """Start ``spec.replicas`` replicas of ``generation``; return without waiting.
+
+        ``timeout`` is how long one replica may take to get healthy.
+
+        Stage with :meth:`stage_task` under :meth:`generation_root` (one
+        directory per replica or one shared, as the runtime needs). With
+        ``previous`` None nothing runs: start them all. Otherwise roll the
+        running replicas over one at a time, each old replica stopping only
+        once its new one is healthy; the runtime must keep the old ones when
+        a new one never gets healthy.
+
+        Raises:
+            UsageError: e.g. ``spec.port`` taken or not possible with this many replicas.
+        """
+
+    @abstractmethod
+    def rollout_state(self, project: str, name: str, generation: int) -> Rollout:
+        """How the start / roll-out of ``generation`` is going (polled by :meth:`deploy`)."""
+
+    @abstractmethod
+    def roll_back(self, project: str, name: str, previous: int, failed: int) -> None:
+        """After ``failed`` did not get healthy: make sure ``previous`` serves as before."""
+
+    @abstractmethod
+    def discard_service(self, project: str, name: str) -> None:
+        """Stop and remove every replica and the runtime's state (missing is not an error)."""
+
+    @abstractmethod
+    def service_status(self, project: str, name: str) -> list[ReplicaStatus]:
+        """Live state of each replica ([] when nothing runs)."""
+
+    @abstractmethod
+    def service_logs(self, project: str, name: str, follow: bool = False) -> Iterator[str]:
+        """Lines printed by the replicas, prefixed ``[<replica>] ``."""
+
+    def rollout_budget(self, spec: TaskSpec, timeout: float, previous: int | None) -> float:
+        """How long :meth:`deploy` waits (hook): one health timeout per replica started or replaced."""
+        replaced = spec.replicas if previous is not None else 0
+        return timeout * (1 + spec.replicas + replaced) + 30
+
     def deploy(self, spec: TaskSpec, timeout: float, log: LogSink) -> list[ReplicaStatus]:
         """Start (or roll over, one replica at a time) ``spec.replicas`` replicas.
 
@@ -158,34 +339,104 @@ class ContainerManager(ABC):
 
         Raises:
             ExecutionError: replicas did not become healthy (with their log tail).
+            ConflictError: the deployment is being stopped.
+            UsageError: e.g. the port is taken.
+        """
+        return roll_out(self, spec, timeout, log)
+
+    def remove_service(self, project: str, name: str) -> None:
+        """Stop and remove every replica and its staged files (missing is not an error)."""
+        with self.service_lock(project, name):
+            self.discard_service(project, name)
+            self.drop_generations(project, name, keep=None)
+
+    # IDE
+
+    def write_ide_config(self, staged: StagedTask, token: str, **server_app: Any) -> Path:
+        """Write Jupyter's config with ``token`` (0600, in the task's secret dir); return its path.
+
+        ``server_app`` are ``ServerApp`` settings (ip, port, root_dir...). The
+        token never appears on a command line or in the environment.
+        """
+        path = staged.layout.secret_dir / IDE_CONFIG_FILE
+        settings = {"port_retries": 0, "open_browser": False, **server_app}
+        write_private_json(path, {"IdentityProvider": {"token": token}, "ServerApp": settings})
+        return path
+
+    @abstractmethod
+    def launch_ide(self, spec: TaskSpec, staged: StagedTask, port: int, token: str) -> IdeLaunch:
+        """Start Jupyter Lab on the build, detached, reachable on 127.0.0.1:``port`` only.
+
+        Pass ``token`` only through :meth:`write_ide_config` (``--config=<path>``).
+
+        Raises:
+            UsageError: the port is taken.
+            BackendError: the runtime refused to start it.
         """
 
     @abstractmethod
-    def service_status(self, project: str, name: str) -> list[ReplicaStatus]:
-        """Live state of each replica ([] when nothing runs)."""
+    def ide_exit(self, project: str) -> str | None:
+        """None while the project's IDE runs; otherwise why not (``not started``, ``exit code 1``...)."""
 
     @abstractmethod
-    def service_logs(self, project: str, name: str, follow: bool = False) -> Iterator[str]:
-        """Lines printed by the replicas."""
+    def ide_log_tail(self, project: str) -> str:
+        """The last lines Jupyter printed ("" when unknown)."""
 
     @abstractmethod
-    def remove_service(self, project: str, name: str) -> None:
-        """Stop and remove every replica (missing is not an error)."""
+    def discard_ide(self, project: str) -> None:
+        """Stop the project's IDE and remove the runtime's leftovers (missing is not an error)."""
 
-    # IDE
-    @abstractmethod
     def start_ide(self, spec: TaskSpec, token: str) -> IdeHandle:
-        """Start Jupyter Lab on the build, protected by ``token``."""
+        """Start Jupyter Lab on the build, protected by ``token``; wait until it answers.
 
-    @abstractmethod
+        Raises:
+            UsageError: no token, or the port is taken.
+            ConflictError: the project's IDE already runs.
+            ExecutionError: Jupyter did not start (with its log tail).
+        """
+        if not token:
+            raise UsageError("the IDE needs a token")
+        project = spec.project.name
+        if self.ide_exit(project) is None:
+            raise ConflictError(
+                f"the IDE of project {project} already runs (stop it with `atoll note --stop --proj {project}`)"
+            )
+        self.discard_ide(project)
+        port = spec.port or self.config.ide.port
+        staged = self.stage_task(spec, task_dir_for("ide", project, "ide"))
+        try:
+            launch = self.launch_ide(spec, staged, port, token)
+        except BaseException:
+            self.stop_ide(project)
+            raise
+
+        def ready() -> str | None:
+            if http_ok(f"{launch.base_url}/api/status", token):
+                return "ready"
+            ended = self.ide_exit(project)
+            return f"ended: {ended}" if ended is not None else None
+
+        outcome = wait_until(ready, IDE_START_TIMEOUT, every=0.2)
+        if outcome == "ready":
+            return IdeHandle(url=f"{launch.base_url}/lab?token={token}", task_id=launch.task_id)
+        tail = self.ide_log_tail(project)
+        self.stop_ide(project)
+        if outcome is None:
+            raise ExecutionError(f"Jupyter Lab did not answer within {IDE_START_TIMEOUT:g}s", log_tail=tail)
+        last = tail.strip().splitlines()[-1] if tail.strip() else ""
+        raise ExecutionError(f"Jupyter Lab {outcome[len('ended: '):]} before answering: {last}", log_tail=tail)
+
     def stop_ide(self, project: str) -> None:
-        """Stop the project's IDE (missing is not an error)."""
+        """Stop the project's IDE and remove its staged files (missing is not an error)."""
+        self.discard_ide(project)
+        remove_tree(task_dir_for("ide", project, "ide"))
 
 
 MANAGERS: Registry[ContainerManager] = Registry(
     "container manager",
     {
         "local": Backend("atoll.containers.local:LocalContainerManager"),
+        "memory": Backend("atoll.testing.memory_containers:MemoryContainerManager"),
         "swarm": Backend("atoll.containers.swarm:SwarmContainerManager", "pip install 'atoll[docker]'"),
     },
 )
@@ -197,15 +448,5 @@ def get_container_manager(config: Config, metadata: MetadataStore, files: FileSt
     return cls(config, metadata, files)
 
 
-def http_ok(url: str, token: str | None = None, timeout: float = 2.0) -> bool:
-    """True when ``GET url`` answers 200 (with ``token`` as Jupyter's ``Authorization: token``).
-
-    The readiness probe of what a manager starts on loopback (the IDE, the router).
-    """
-    headers = {"Authorization": f"token {token}"} if token else {}
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return bool(answer.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+# Names of atoll.containers.spec the managers import from here are re-exported by the imports above.
+__all__ = ["MANAGERS", "ContainerManager", "describe_exit", "get_container_manager"]

@@ -31,7 +31,7 @@ from typing import IO, TypeVar
 
 from atoll.domain.records import ArtifactRecord, FileSpec, StoredFile, utcnow
 from atoll.errors import AlreadyExistsError, AtollError, NotFoundError, UsageError, ValidationError
-from atoll.files.base import FileStore
+from atoll.files.base import FileStore, sha256_of
 from atoll.metadata.base import MetadataStore, describe
 
 log = logging.getLogger(__name__)
@@ -243,7 +243,7 @@ def _stored_file(path: Path, src_dir: Path, size: int, sha256: str) -> StoredFil
 
 def _hash_file(path: Path) -> tuple[int, str]:
     with open(path, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256")
+        digest = sha256_of(handle)
     return path.stat().st_size, digest.hexdigest()
 
 

@@ -15,13 +15,24 @@ checks are built once here on top of them.
 from __future__ import annotations
 
 import builtins
+import hashlib
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from atoll._registry import Backend, Registry
 from atoll.errors import UsageError
+
+
+def sha256_of(handle: BinaryIO) -> Any:
+    """The sha256 hash object of what ``handle`` reads (``hashlib.file_digest``, also on Python 3.10)."""
+    if hasattr(hashlib, "file_digest"):  # 3.11+: one reusable buffer, the GIL released while hashing
+        return hashlib.file_digest(handle, "sha256")
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(chunk)
+    return digest
 
 
 def check_key(key: str) -> str:

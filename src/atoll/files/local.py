@@ -10,7 +10,6 @@ user-space buffers), so a copy runs close to ``cp``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import shutil
@@ -18,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from atoll.errors import BackendError, NotFoundError, UsageError
-from atoll.files.base import FileStore, check_key
+from atoll.files.base import FileStore, check_key, sha256_of
 
 TMP_PREFIX = ".atoll-tmp-"  # hidden temporaries; never listed as keys
 
@@ -86,7 +85,7 @@ class LocalFileStore(FileStore):
             if not Path(local_path).is_file():
                 raise NotFoundError(f"no such file: {local_path}")
             with open(local_path, "rb") as handle:
-                digest = hashlib.file_digest(handle, "sha256")
+                digest = sha256_of(handle)
             size = Path(local_path).stat().st_size
             self.upload(local_path, key)
             return size, digest.hexdigest()
@@ -214,4 +213,4 @@ def _copy_hashing(source: Path, target: Path, fsync: bool) -> tuple[int, str]:
 
 def _file_sha256(path: Path) -> str:
     with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+        return sha256_of(handle).hexdigest()

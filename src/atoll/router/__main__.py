@@ -7,12 +7,12 @@ import logging
 import sys
 from typing import Any
 
+from atoll._http.asgi import run_app
+from atoll._http.client import Pool
+from atoll._http.server import HttpServer
 from atoll.errors import AtollError
 from atoll.router.app import Router
 from atoll.router.discovery import DISCOVERIES, get_discovery
-from atoll.router.forward import Pool
-from atoll.router.server import RouterServer
-from atoll.toolkit.asgi import run_app
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.server == "uvicorn":
             run_app(router.app, host=args.host, port=args.port)
         else:
-            RouterServer(router, args.host, args.port).run()
+            HttpServer(router, args.host, args.port).run()
     except AtollError as exc:
         print(f"atoll router: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -1,4 +1,4 @@
-"""``python -m atoll.runner {train|serve} [options]``."""
+"""``python -m atoll.runner {train|serve|fetch} [options]``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,11 @@ def main(argv: list[str] | None = None) -> int:
         from atoll.runner.serve import main as serve_main
 
         return serve_main(args)
-    print("usage: python -m atoll.runner {train|serve} [options]", file=sys.stderr)
+    if command == "fetch":
+        from atoll.runner.fetch import main as fetch_main
+
+        return fetch_main(args)
+    print("usage: python -m atoll.runner {train|serve|fetch} [options]", file=sys.stderr)
     return 2
 
 

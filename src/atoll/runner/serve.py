@@ -28,7 +28,10 @@ from typing import Any
 
 import orjson
 
-TASK_DIR_ENV = "ATOLL_TASK_DIR"
+from atoll.errors import AtollError
+from atoll.runner.fetch import fetch_if_asked
+from atoll.task.layout import TaskLayout
+
 _INJECTED_TAG = "injected-parameters"
 
 
@@ -152,10 +155,10 @@ def _usage(message: str) -> int:
     return 2
 
 
-def _deployment_meta(task_dir: Path) -> dict[str, Any]:
-    path = task_dir / "atoll" / "meta" / "deployment.json"
+def _deployment_meta(layout: TaskLayout) -> dict[str, Any]:
+    """The deployment record (notebook, params); {} when not staged."""
     try:
-        data = orjson.loads(path.read_bytes())
+        data = orjson.loads(layout.record_file("deployment").read_bytes())
     except (OSError, orjson.JSONDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -177,9 +180,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the notebook; return the process exit code."""
     args = parse_args(argv)
-    task_dir = Path(os.environ.get(TASK_DIR_ENV) or "/")
-    meta = _deployment_meta(task_dir)
-    app_dir = task_dir / "app"
+    layout = TaskLayout.current()
+    meta = _deployment_meta(layout)
+    app_dir = layout.app_dir
     notebook = args.notebook or meta.get("notebook")
     if not notebook:
         return _usage("no notebook: pass --notebook or stage atoll/meta/deployment.json")
@@ -195,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         params = meta.get("params") or {}
     if not isinstance(params, dict):
         return _usage("the parameters must be a JSON object")
+    try:
+        fetch_if_asked(layout)
+    except AtollError as exc:
+        print(f"atoll serve: error: cannot fetch the task's inputs: {exc}", file=sys.stderr, flush=True)
+        return 1
     if app_dir.is_dir():
         os.chdir(app_dir)
         sys.path.insert(0, str(app_dir))

@@ -15,7 +15,6 @@ Exit codes: 0 finished, 1 the notebook failed, 2 bad task layout, 143 cancelled.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -24,10 +23,12 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from atoll.runner.fetch import fetch_if_asked
+from atoll.task.layout import task_root
+
 if TYPE_CHECKING:
     from atoll.domain.records import Training
 
-TASK_DIR_ENV = "ATOLL_TASK_DIR"
 PROGRESS_INTERVAL = 0.5
 
 
@@ -37,11 +38,6 @@ class Cancelled(BaseException):
 
 class _NotStarted(BaseException):
     """Stops papermill before the first cell: the record ended before it could run."""
-
-
-def output_key(proj: str, name: str) -> str:
-    """File-store key of a training's executed notebook."""
-    return f"trainings/{proj}/{name}/output.ipynb"
 
 
 class ProgressReporter:
@@ -65,7 +61,7 @@ class ProgressReporter:
             return
         fraction, self.pending = self.pending, None
         from atoll.domain.records import TaskState
-        from atoll.runner.stores import update_training
+        from atoll.task.records import update_training
 
         def change(record: Training) -> bool:
             if record.task.state != TaskState.RUNNING or record.task.progress >= fraction:
@@ -147,7 +143,8 @@ class _TaskStart:
     def _open(self) -> None:
         try:
             from atoll.domain.records import TaskState, utcnow
-            from atoll.runner.stores import task_stores, update_training
+            from atoll.task.records import update_training
+            from atoll.task.stores import task_stores
 
             self.metadata, self.files = task_stores()
 
@@ -176,7 +173,10 @@ def run_training(task_dir: Path) -> int:
     """Execute the training staged in ``task_dir``; return the exit code."""
     import orjson
 
-    meta_path = task_dir / "atoll" / "meta" / "training.json"
+    from atoll.task.layout import TaskLayout
+
+    layout = TaskLayout(task_dir)
+    meta_path = layout.record_file("training")
     try:
         meta = orjson.loads(meta_path.read_bytes())
         proj, name, notebook = meta["proj"], meta["name"], meta["notebook"]
@@ -201,6 +201,7 @@ def run_training(task_dir: Path) -> int:
         if not task.wait():
             raise _NotStarted()
         reporter.metadata = task.metadata
+        fetch_if_asked(layout, task.files)
         announce()
 
     failure: BaseException | None = None
@@ -256,7 +257,8 @@ def _conclude(
 ) -> int:
     """Report the outcome, store the executed notebook, record the final state; the exit code."""
     from atoll.domain.records import TaskState
-    from atoll.runner.stores import update_training
+    from atoll.task.outputs import output_key
+    from atoll.task.records import update_training
 
     metadata, files = task.metadata, task.files
     state, error, failed_cell, code = TaskState.FINISHED, None, None, 0
@@ -317,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv:
         print(f"usage: python -m atoll.runner train (unexpected {argv})", file=sys.stderr)
         return 2
-    task_dir = Path(os.environ.get(TASK_DIR_ENV) or "/")
+    task_dir = task_root()
     signal.signal(signal.SIGTERM, _on_sigterm)
     _configure_logging()
     try:
@@ -330,4 +332,4 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-__all__ = ["ProgressReporter", "main", "output_key", "run_training"]
+__all__ = ["ProgressReporter", "main", "run_training"]

@@ -15,6 +15,7 @@ container::
     model/<model>.<version>/           staged model-version files (read-only)
     atoll/tmp/                         scratch for files a training publishes
 
+The layout itself is the task contract (:mod:`atoll.task.layout`).
 Names never contain dots, so ``<model>.<name>`` splits unambiguously. When a
 notebook omits the model or dataset/version and exactly one is staged, that one
 is used; otherwise the error lists what is staged so the fix is obvious.
@@ -23,59 +24,22 @@ Dependencies: stdlib and orjson only (this module runs inside every task).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from atoll.errors import NotFoundError, UsageError
-
-TASK_DIR_ENV = "ATOLL_TASK_DIR"
-
-
-def task_root() -> Path:
-    """The task root: ``$ATOLL_TASK_DIR`` when set, else ``/`` (containers)."""
-    return Path(os.environ.get(TASK_DIR_ENV) or "/")
+from atoll.task.layout import TaskLayout, task_root
+from atoll.task.meta import list_entries as _staged
+from atoll.task.meta import read_json as _read_json
 
 
 def meta_dir() -> Path:
     """Directory holding the JSON records given to the task."""
-    return task_root() / "atoll" / "meta"
+    return TaskLayout.current().meta_dir
 
 
 def _join(base: Path, file: str) -> str:
     return str(base / file) if file else str(base)
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(path.read_bytes())
-    except FileNotFoundError as exc:
-        raise NotFoundError(f"no {what} record in this task (expected {path})") from exc
-    except orjson.JSONDecodeError as exc:
-        raise UsageError(f"the {what} record {path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise UsageError(f"the {what} record {path} is not a JSON object")
-    return data
-
-
-def _staged(base: Path, suffix: str = "") -> list[tuple[str, str]]:
-    """(model, name) pairs found in ``base`` as ``<model>.<name><suffix>`` entries, sorted."""
-    try:
-        entries = os.listdir(base)
-    except FileNotFoundError:
-        return []
-    pairs = []
-    for entry in entries:
-        if suffix:
-            if not entry.endswith(suffix):
-                continue
-            entry = entry[: -len(suffix)]
-        model, dot, name = entry.partition(".")
-        if dot and model and name and "." not in name:
-            pairs.append((model, name))
-    return sorted(pairs)
 
 
 def _pick(pairs: list[tuple[str, str]], model: str | None, name: str | None, kind: str) -> tuple[str, str]:
@@ -99,12 +63,12 @@ def _pick(pairs: list[tuple[str, str]], model: str | None, name: str | None, kin
 
 def staged_datasets() -> list[tuple[str, str]]:
     """(model, dataset) pairs staged under ``data/``."""
-    return _staged(task_root() / "data")
+    return _staged(TaskLayout.current().data_dir)
 
 
 def staged_versions() -> list[tuple[str, str]]:
     """(model, version) pairs staged under ``model/``."""
-    return _staged(task_root() / "model")
+    return _staged(TaskLayout.current().model_dir)
 
 
 def data_path(file: str = "", model: str | None = None, dataset: str | None = None) -> str:
@@ -115,7 +79,7 @@ def data_path(file: str = "", model: str | None = None, dataset: str | None = No
         UsageError: several match and the call did not say which.
     """
     m, d = _pick(staged_datasets(), model, dataset, "dataset")
-    return _join(task_root() / "data" / f"{m}.{d}", file)
+    return _join(TaskLayout.current().dataset_dir(m, d), file)
 
 
 def model_path(file: str = "", model: str | None = None, version: str | None = None) -> str:
@@ -126,12 +90,12 @@ def model_path(file: str = "", model: str | None = None, version: str | None = N
         UsageError: several match and the call did not say which.
     """
     m, v = _pick(staged_versions(), model, version, "model version")
-    return _join(task_root() / "model" / f"{m}.{v}", file)
+    return _join(TaskLayout.current().version_dir(m, v), file)
 
 
 def tmp_path(file: str = "") -> str:
     """Scratch directory (created on demand) where a training writes files to publish."""
-    base = task_root() / "atoll" / "tmp"
+    base = TaskLayout.current().tmp_dir
     base.mkdir(parents=True, exist_ok=True)
     return _join(base, file)
 

@@ -30,7 +30,8 @@ def progress(fraction: float) -> None:
             _warned = True
         return
     from atoll.domain.records import TaskState, Training
-    from atoll.runner.stores import task_stores, update_training
+    from atoll.task.records import update_training
+    from atoll.task.stores import task_stores
 
     meta = training_meta()
     metadata, _files = task_stores()

@@ -56,7 +56,7 @@ class Publisher:
         from atoll.domain.names import random_name
         from atoll.domain.records import Dataset, Model, ModelVersion, Training
         from atoll.files.artifacts import publish_artifact
-        from atoll.runner.stores import task_stores
+        from atoll.task.stores import task_stores
 
         if details is not None and not isinstance(details, dict):
             raise UsageError(f"details must be a dict, got {type(details).__name__}")
@@ -92,7 +92,7 @@ class Publisher:
             metadata, files, record, Path(tmp_path()), spec.model_files, compress=compress
         )
         if not in_training:
-            from atoll.containers.staging import stage_artifact
+            from atoll.task.staging import stage_artifact
 
             stage_artifact(files, published, task_root())
         return published.public_dump()

@@ -44,9 +44,9 @@ def require_dataset(name: str, model: str | None = None) -> str:
     Raises:
         NotFoundError: no such dataset, or its files are missing from the store.
     """
-    from atoll.containers.staging import stage_artifact
     from atoll.domain.records import Dataset
-    from atoll.runner.stores import task_stores
+    from atoll.task.staging import stage_artifact
+    from atoll.task.stores import task_stores
 
     model = default_model(model)
     metadata, files = task_stores()
@@ -60,9 +60,9 @@ def require_version(name: str, model: str | None = None) -> str:
     Raises:
         NotFoundError: no such version, or its files are missing from the store.
     """
-    from atoll.containers.staging import stage_artifact
     from atoll.domain.records import ModelVersion
-    from atoll.runner.stores import task_stores
+    from atoll.task.staging import stage_artifact
+    from atoll.task.stores import task_stores
 
     model = default_model(model)
     metadata, files = task_stores()

@@ -2,7 +2,7 @@
 
 ``OnlinePredict(predict)()`` serves one model; ``LazyModelServer(predict, load)()``
 serves many versions from one deployment, loading them on demand. Both are raw
-ASGI apps on uvicorn (see :mod:`atoll.toolkit.asgi`): the hot path is read the
+ASGI apps on uvicorn (see :mod:`atoll._http.asgi`): the hot path is read the
 body, call the function, ``orjson.dumps`` the answer, bump two ints.
 
 Routes::
@@ -33,10 +33,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from atoll.domain.names import is_valid_name
-from atoll.errors import AtollError, NotFoundError, UsageError
-from atoll.toolkit import paths
-from atoll.toolkit.asgi import (
+from atoll._http.asgi import (
     Receive,
     Scope,
     Send,
@@ -48,7 +45,10 @@ from atoll.toolkit.asgi import (
     send_bytes,
     send_error,
 )
-from atoll.toolkit.metrics import CONTENT_TYPE, Metrics
+from atoll._http.metrics import CONTENT_TYPE, Metrics
+from atoll.domain.names import is_valid_name
+from atoll.errors import AtollError, NotFoundError, UsageError
+from atoll.toolkit import paths
 
 logger = logging.getLogger(__name__)
 

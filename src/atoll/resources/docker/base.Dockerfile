@@ -1,7 +1,7 @@
 # Atoll base image: Python + Atoll's on-board side (toolkit, notebook runner,
 # metadata/file-store clients) + papermill, ipykernel and Jupyter Lab.
 #
-# Build context (prepared by Atoll's build code, atoll.containers.images):
+# Build context (prepared by Atoll's build code, atoll.containers.swarm.images):
 #   deps/requirements.txt   Atoll's own dependencies (extras resolved); installed in
 #                           their own layer, so a change of Atoll's code alone
 #                           reuses that (slow) layer from the build cache

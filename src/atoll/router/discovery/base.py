@@ -7,21 +7,11 @@ name through :func:`atoll.router.discovery.get_discovery`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
+from atoll._http.proxy import Upstream
 
-@dataclass(frozen=True, slots=True)
-class Replica:
-    """A replica the router may forward to."""
-
-    name: str
-    host: str
-    port: int
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """``(host, port)``, the key the router's connection pool uses."""
-        return (self.host, self.port)
+#: A replica the router may forward to: ``Replica(name, host, port)``.
+Replica = Upstream
 
 
 class Discovery(ABC):

@@ -1,0 +1,460 @@
+"""The supervisor of one local deployment: a detached process that outlives the CLI.
+
+``python -m atoll.containers.local.supervisor RUN_DIR`` keeps the replicas of
+one deployment running. :class:`~atoll.containers.local.services.LocalServices`
+writes the desired state to ``RUN_DIR/spec.json`` (0600: it holds the
+replicas' environment) and reads the supervisor's ``RUN_DIR/status.json``;
+files are the whole protocol, so the CLI can come and go::
+
+    RUN_DIR/spec.json          {"generation": g, "replicas": [...], "port", "timeout", ...}
+    RUN_DIR/status.json        live replicas, the active generation, the last roll-out
+    RUN_DIR/supervisor.pid     "<pid> <start time>"
+    RUN_DIR/logs/g<g>-<i>.log  what each replica printed
+
+The supervisor
+
+- starts the replicas of a new generation (all at once for a new deployment,
+  one at a time for a redeploy: start new *i*, wait until healthy, stop old
+  *i*); if a new replica exits or never gets healthy it stops the new ones,
+  restarts the old ones it had already replaced, and reports the failure with
+  the replica's log tail;
+- health-checks ``GET /health`` and restarts a replica that exits, waiting
+  0.5 s, 1 s, 2 s... (at most 30 s) between attempts;
+- writes the router's discovery file ``$ATOLL_HOME/run/deployments/<proj>/<name>.json``
+  atomically on every change;
+- with a ``port``, serves a small balancer on ``127.0.0.1:<port>`` that forwards
+  every request to the healthy replicas in turn with the router's keep-alive
+  client (:mod:`atoll._http.client`), retrying another replica when one
+  cannot be reached.
+
+SIGTERM stops the replicas (SIGTERM to each process group, SIGKILL after 5 s)
+and removes the discovery file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from atoll.containers.local.process import (
+    kill_group,
+    log_tail,
+    proc_start_time,
+    read_json,
+    write_json,
+)
+
+log = logging.getLogger("atoll.supervisor")
+
+TICK = 0.2  # seconds between two looks at the replicas
+STARTING_CHECK = 0.2  # health-check period while a replica starts...
+STARTING_FAST = 0.05  # ...and during its first FAST_FOR seconds, when most replicas get ready:
+FAST_FOR = 10.0  # a refused connection costs next to nothing, a late one costs a cold start
+MAX_BACKOFF = 30.0
+STABLE_AFTER = 60.0  # a replica healthy this long has its restart back-off reset
+DRAIN = 1.0  # seconds between unpublishing a replica and stopping it
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class Replica:
+    """One replica process and what the supervisor knows about it."""
+
+    def __init__(self, spec: dict[str, Any], generation: int, command: list[str]) -> None:
+        self.spec = spec  # {"name", "index", "task_dir", "env", "log"}
+        self.name: str = spec["name"]
+        self.index: int = spec["index"]
+        self.generation = generation
+        self.command = command
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start_time: int | None = None
+        self.state = "starting"
+        self.error: str | None = None
+        self.restarts = 0
+        self.streak = 0  # restarts since it was last stable
+        self.in_rollout = True
+        self.started_at = 0.0
+        self.healthy_since: float | None = None
+        self.failures = 0
+        self.next_check = 0.0
+        self.next_restart: float | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def spawn(self) -> None:
+        env = dict(self.spec["env"])
+        env.update(ATOLL_HOST="127.0.0.1", ATOLL_PORT=str(self.port), ATOLL_REPLICA=self.name)
+        cwd = Path(self.spec["task_dir"]) / "app"
+        Path(self.spec["log"]).parent.mkdir(parents=True, exist_ok=True)
+        with open(self.spec["log"], "ab") as out:
+            out.write(f"--- atoll: starting {self.name} (generation {self.generation}) on port {self.port}\n".encode())
+            out.flush()
+            self.proc = subprocess.Popen(
+                self.command,
+                cwd=cwd if cwd.is_dir() else None,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stopped as a whole
+            )
+        self.start_time = proc_start_time(self.proc.pid)
+        self.state, self.error = "starting", None
+        self.started_at = time.monotonic()
+        self.healthy_since = None
+        self.failures = 0
+        self.next_check = 0.0
+        self.next_restart = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            kill_group(self.proc.pid, self.start_time)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(1)
+        self.state = "stopped"
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "index": self.index,
+            "generation": self.generation,
+            "url": self.url,
+            "port": self.port,
+            "pid": self.pid,
+            "start_time": self.start_time,
+            "state": self.state,
+            "restarts": self.restarts,
+            "error": self.error,
+            "log": self.spec["log"],
+        }
+
+
+class Supervisor:
+    """Keeps the replicas of ``RUN_DIR/spec.json`` running; see the module docstring."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.spec_path = run_dir / "spec.json"
+        self.status_path = run_dir / "status.json"
+        spec = read_json(self.spec_path) or {}
+        self.project: str = spec.get("project", "")
+        self.deployment: str = spec.get("deployment", "")
+        self.discovery = Path(spec.get("discovery", run_dir / "discovery.json"))
+        self.health: dict[str, float] = spec.get("healthcheck", {})
+        self.replicas: list[Replica] = []
+        self.active_gen = 0
+        self.active_spec: dict[str, Any] | None = None
+        self.attempted_gen = 0
+        self.rollout: dict[str, Any] = {}
+        self.rolling: asyncio.Task[None] | None = None
+        self.stopping = asyncio.Event()
+        self.balancer: Any = None  # local.balancer.Balancer, imported only with a port
+        self.balancer_handle: Any = None
+        self.balancer_port: int | None = None
+        self._last_written: bytes = b""
+        self._pool: Any = None
+        self.prespawned: list[Replica] = []
+
+    def prespawn(self) -> None:
+        """Spawn the replicas of a new deployment before anything else (imports, event loop).
+
+        A fresh supervisor has no replicas, so its first roll-out starts them
+        all at once anyway; doing it first lets Python and the model load in
+        the replicas while this process sets up its loop, health checks and
+        balancer. :meth:`_rollout` adopts them.
+        """
+        spec = read_json(self.spec_path)
+        if not spec or int(spec.get("generation", 0)) < 1:
+            return
+        try:
+            for index in range(len(spec["replicas"])):
+                self.prespawned.append(self._new(spec, index))
+        except Exception:  # the roll-out spawns (and reports) again
+            log.exception("cannot start the replicas of generation %s early", spec.get("generation"))
+            for r in self.prespawned:
+                r.stop()
+                if r in self.replicas:
+                    self.replicas.remove(r)
+            self.prespawned = []
+
+    # main loop
+    async def run(self) -> None:
+        from atoll._http.client import Pool
+
+        timeout = float(self.health.get("timeout", 2))
+        self._pool = Pool(connect_timeout=timeout, timeout=timeout, max_idle=1)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        try:
+            while not self.stopping.is_set():
+                spec = read_json(self.spec_path)
+                if spec and spec.get("generation", 0) > self.attempted_gen and self.rolling is None:
+                    self.attempted_gen = spec["generation"]
+                    self.rolling = asyncio.create_task(self._rollout(spec))
+                await self._tick()
+                self._publish()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), self._pause())
+        finally:
+            if self.rolling is not None:
+                self.rolling.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self.rolling
+            await asyncio.gather(*(asyncio.to_thread(r.stop) for r in self.replicas))
+            self.replicas = []
+            if self.balancer_handle is not None:
+                self.balancer_handle.stop(5)
+            with contextlib.suppress(FileNotFoundError):
+                self.discovery.unlink()
+            self._publish(final=True)
+            self._pool.close()
+
+    def _pause(self) -> float:
+        """Seconds until the next look: TICK, or less when a starting replica is due a check."""
+        due = [r.next_check for r in self.replicas if r.proc is not None and r.state == "starting"]
+        if not due:
+            return TICK
+        return min(TICK, max(0.01, min(due) - time.monotonic()))
+
+    async def _tick(self) -> None:
+        now = time.monotonic()
+        checks = []
+        for r in list(self.replicas):
+            if r.proc is not None and r.proc.poll() is not None:
+                self._exited(r, now)
+            elif r.proc is None and r.next_restart is not None and now >= r.next_restart:
+                r.restarts += 1
+                r.streak += 1
+                log.warning("restarting %s (restart %d)", r.name, r.restarts)
+                r.spawn()
+            elif r.proc is not None and now >= r.next_check:
+                checks.append(self._check(r))
+            if r.healthy_since is not None and now - r.healthy_since > STABLE_AFTER:
+                r.streak = 0
+        if checks:
+            await asyncio.gather(*checks)
+        self._update_targets()
+
+    def _update_targets(self) -> None:
+        if self.balancer is not None:
+            self.balancer.targets = tuple(("127.0.0.1", r.port) for r in self.replicas if r.state == "healthy")
+
+    def _exited(self, r: Replica, now: float) -> None:
+        code = r.proc.returncode if r.proc is not None else None
+        r.error = f"killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+        log.warning("%s %s", r.name, r.error)
+        r.state = "failed"
+        r.proc = None
+        r.healthy_since = None
+        if not r.in_rollout:  # during a roll-out the roll-out decides
+            r.next_restart = now + min(MAX_BACKOFF, 0.5 * 2**r.streak)
+
+    async def _check(self, r: Replica) -> None:
+        from atoll._http.client import UpstreamError
+
+        interval = float(self.health.get("interval", 2))
+        try:
+            answer = await self._pool.request("127.0.0.1", r.port, "GET", b"/health", [], b"")
+            ok = answer.status == 200
+        except UpstreamError:
+            ok = False
+        now = time.monotonic()
+        if r.proc is None:
+            return
+        if ok:
+            if r.state != "healthy":
+                r.healthy_since = now
+                log.info("%s healthy %.2fs after its start", r.name, now - r.started_at)
+            r.state, r.failures, r.error = "healthy", 0, None
+            r.next_check = now + interval
+            return
+        if r.state == "starting":
+            r.next_check = now + (STARTING_FAST if now - r.started_at < FAST_FOR else STARTING_CHECK)
+            start_period = float(self.health.get("start_period", 60))
+            if not r.in_rollout and now - r.started_at > start_period:
+                r.error = f"not healthy {start_period:g}s after start"
+                await asyncio.to_thread(r.stop)
+                r.proc, r.state = None, "failed"
+                r.next_restart = now + min(MAX_BACKOFF, 0.5 * 2**r.streak)
+            return
+        r.failures += 1
+        r.next_check = now + interval
+        if r.failures >= int(self.health.get("retries", 3)):
+            r.state, r.healthy_since = "unhealthy", None
+            r.error = f"{r.failures} health checks failed in a row"
+
+    # roll-outs
+    def _new(self, spec: dict[str, Any], index: int) -> Replica:
+        replica = Replica(spec["replicas"][index], spec["generation"], spec["command"])
+        self.replicas.append(replica)
+        replica.spawn()
+        return replica
+
+    async def _await_healthy(self, replicas: list[Replica], timeout: float) -> str | None:
+        """None once all are healthy; else why not (with the log tail)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for r in replicas:
+                if r.state == "failed":
+                    return f"replica {r.name} {r.error} before becoming healthy\n{log_tail(r.spec['log'])}"
+            if all(r.state == "healthy" for r in replicas):
+                return None
+            if time.monotonic() > deadline:
+                late = next(r for r in replicas if r.state != "healthy")
+                return f"replica {late.name} did not become healthy within {timeout:g}s\n{log_tail(late.spec['log'])}"
+            await asyncio.sleep(0.05)
+
+    async def _stop(self, replicas: list[Replica], drain: bool = False) -> None:
+        """Stop replicas; with ``drain``, first tell the router and balancer they are gone."""
+        for r in replicas:
+            if r in self.replicas:
+                self.replicas.remove(r)
+        if drain and any(r.state == "healthy" for r in replicas):
+            self._update_targets()
+            self._publish()
+            await asyncio.sleep(DRAIN)
+        await asyncio.gather(*(asyncio.to_thread(r.stop) for r in replicas))
+
+    async def _rollout(self, spec: dict[str, Any]) -> None:
+        gen, count, timeout = spec["generation"], len(spec["replicas"]), float(spec.get("timeout", 120))
+        self.rollout = {"generation": gen, "state": "running", "error": None}
+        old_port = self.balancer_port
+        try:
+            if spec.get("port") != self.balancer_port:
+                self._serve_balancer(spec.get("port"))
+            early, self.prespawned = [r for r in self.prespawned if r.generation == gen], []
+            old = [r for r in self.replicas if r.generation == self.active_gen and r not in early]
+            if not old:
+                new = early or [self._new(spec, i) for i in range(count)]
+                error = await self._await_healthy(new, timeout)
+                if error:
+                    await self._stop(new)
+            else:
+                new, error = [], None
+                for i in range(max(count, len(old))):
+                    if i < count:
+                        new.append(self._new(spec, i))
+                        error = await self._await_healthy(new[-1:], timeout)
+                        if error:
+                            await self._restore(old, i, timeout)
+                            await self._stop(new)
+                            break
+                    await self._stop([r for r in old if r.index == i], drain=True)
+        except Exception as exc:
+            log.exception("roll-out %d failed", gen)
+            error = f"{type(exc).__name__}: {exc}"
+            if not self.active_gen:  # a new deployment: nothing of it may keep running
+                with contextlib.suppress(Exception):
+                    await self._stop([r for r in self.replicas if r.generation == gen])
+        if error:
+            self.rollout = {"generation": gen, "state": "failed", "error": error}
+            if self.balancer_port != old_port and self.replicas:
+                try:  # the old replicas keep serving: so does their balanced port
+                    self._serve_balancer(old_port)
+                except Exception:
+                    log.exception("cannot serve the balancer on port %s again", old_port)
+            if not self.replicas:  # nothing to keep serving: a failed new deployment ends here
+                self.stopping.set()
+        else:
+            for r in new:
+                r.in_rollout = False
+            self.active_gen, self.active_spec = gen, spec
+            self.rollout = {"generation": gen, "state": "done", "error": None}
+        self.rolling = None
+        self._publish()
+
+    async def _restore(self, old: list[Replica], upto: int, timeout: float) -> None:
+        """Restart the old replicas with index < ``upto`` (already replaced), then wait for them."""
+        restored = []
+        for r in old:
+            if r.index < upto and r not in self.replicas:
+                self.replicas.append(r)
+                r.spawn()
+                r.in_rollout = False
+                restored.append(r)
+        if restored:
+            await self._await_healthy(restored, timeout)
+
+    def _serve_balancer(self, port: int | None) -> None:
+        from atoll._http.asgi import run_app
+        from atoll.containers.local.balancer import Balancer
+
+        if self.balancer_handle is not None:
+            self.balancer_handle.stop(5)
+            self.balancer_handle = self.balancer = None
+        self.balancer_port = port
+        if port:
+            balancer = Balancer()
+            self.balancer_handle = run_app(balancer.app, host="127.0.0.1", port=port, block=False)
+            self.balancer = balancer
+
+    # state files
+    def _publish(self, final: bool = False) -> None:
+        replicas = [r.public() for r in self.replicas]
+        status = {
+            "project": self.project,
+            "deployment": self.deployment,
+            "supervisor": {"pid": os.getpid(), "start_time": proc_start_time(os.getpid())},
+            "active_generation": self.active_gen,
+            "port": self.balancer_port,
+            "rollout": self.rollout,
+            "replicas": replicas,
+            "stopped": final,
+        }
+        data = orjson.dumps(status)
+        if data == self._last_written:
+            return
+        self._last_written = data
+        write_json(self.status_path, status)
+        if not final and (self.active_gen or self.replicas):
+            write_json(
+                self.discovery,
+                {
+                    "project": self.project,
+                    "deployment": self.deployment,
+                    "replicas": [{k: r[k] for k in ("name", "url", "pid", "state")} for r in replicas],
+                },
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m atoll.containers.local.supervisor RUN_DIR", file=sys.stderr)
+        return 2
+    run_dir = Path(args[0])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    write_json(run_dir / "supervisor.pid", {"pid": os.getpid(), "start_time": proc_start_time(os.getpid())})
+    # The pid file stays after exit: with the start time it cannot be mistaken
+    # for a later process, and the CLI uses it to wait until this one is gone.
+    supervisor = Supervisor(run_dir)
+    supervisor.prespawn()
+    asyncio.run(supervisor.run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

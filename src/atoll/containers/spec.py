@@ -1,0 +1,210 @@
+"""What a container manager is asked and what it answers: the records of the contract.
+
+Plain dataclasses and small helpers shared by :mod:`atoll.containers.base`
+(which re-exports every name here) and the managers.
+"""
+
+from __future__ import annotations
+
+import signal
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from atoll.config import ResourceProfile, atoll_home
+from atoll.domain.records import BuildVersion, Dataset, ModelVersion, Project
+from atoll.errors import NotFoundError
+from atoll.task.layout import TaskLayout
+
+TaskKind = Literal["train", "deploy", "ide"]
+Staging = Literal["host", "fetch"]
+LogSink = Callable[[str], None]
+
+IDE_START_TIMEOUT = 120.0
+IDE_CONFIG_FILE = "jupyter_server_config.json"  # in the task's secret directory: it holds the token
+
+
+@dataclass
+class BuildRequest:
+    """What to build: the project's files already gathered in ``source_dir``."""
+
+    project: Project
+    source_dir: Path
+    tag: str
+    built_from: str  # here | home | git | pre-built
+    code_hash: str
+    git_commit: str | None = None
+    no_cache: bool = False
+
+
+@dataclass
+class TaskSpec:
+    """Everything a manager needs to start a task of any kind.
+
+    The notebook parameters travel in the training / deployment record
+    (``meta``), which the runner reads; ``notebook`` is the same path, for
+    managers that need it before the task starts.
+    """
+
+    kind: TaskKind
+    project: Project
+    build: BuildVersion
+    name: str  # training / deployment name ("ide" for the IDE)
+    notebook: str | None = None  # path relative to the project root
+    env: dict[str, str] = field(default_factory=dict)
+    datasets: list[Dataset] = field(default_factory=list)
+    versions: list[ModelVersion] = field(default_factory=list)
+    meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # extra /atoll/meta/<key>.json
+    replicas: int = 1
+    port: int | None = None
+    profile: ResourceProfile | None = None
+    edit_dir: Path | None = None  # IDE --edit: mount this as /app
+    store_config: dict[str, Any] = field(default_factory=dict)  # secret: delivered as a secret
+
+
+@dataclass
+class StagedTask:
+    """What :meth:`ContainerManager.stage_task` wrote on the host for one task.
+
+    ``layout`` is the DESIGN §4 layout under ``layout.root`` (``atoll/meta``,
+    ``data``, ``model``, ``atoll/tmp``, ``atoll/secret/store.json``; no
+    ``app``: the image or the local manager provides it). With ``staging ==
+    "fetch"`` the ``data`` and ``model`` directories are empty: the task
+    fetches the files named in ``atoll/meta`` itself. ``store_config`` is what
+    ``atoll/secret/store.json`` holds (deliver it as a secret).
+    """
+
+    layout: TaskLayout
+    staging: Staging
+    store_config: dict[str, Any]
+
+    @property
+    def root(self) -> Path:
+        return self.layout.root
+
+    @property
+    def store_file(self) -> Path:
+        return self.layout.store_file
+
+
+@dataclass
+class TaskStatus:
+    """State of a one-off task as the runtime sees it."""
+
+    task_id: str
+    running: bool
+    exit_code: int | None = None
+    error: str | None = None  # e.g. "OOM killed", "killed by signal 9"
+
+
+@dataclass
+class ReplicaStatus:
+    name: str
+    state: str  # starting | healthy | unhealthy | failed | stopped
+    url: str | None = None
+    restarts: int = 0
+    error: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == "healthy"
+
+
+@dataclass
+class Rollout:
+    """Progress of one generation's start or roll-out (:meth:`ContainerManager.rollout_state`).
+
+    ``state``: ``running`` (keep waiting), ``done`` (every replica of the
+    generation healthy), ``failed`` (it will not get healthy: ``error`` says
+    why, ``log_tail`` shows the replicas' last lines).
+    """
+
+    state: Literal["running", "done", "failed"]
+    replicas: list[ReplicaStatus] = field(default_factory=list)
+    error: str | None = None
+    log_tail: str = ""
+
+
+@dataclass
+class IdeHandle:
+    url: str  # with ?token=...
+    task_id: str
+
+
+@dataclass
+class IdeLaunch:
+    """Where a launched Jupyter Lab answers (``base_url`` without a path) and its task id."""
+
+    base_url: str
+    task_id: str
+
+
+def http_ok(url: str, token: str | None = None, timeout: float = 2.0) -> bool:
+    """True when ``GET url`` answers 200 (with ``token`` as Jupyter's ``Authorization: token``).
+
+    The readiness probe of what a manager starts on loopback (the IDE, the router).
+    """
+    headers = {"Authorization": f"token {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def describe_exit(code: int) -> str:
+    """Human form of a task's exit status (shell convention: 128 + N = signal N)."""
+    if code > 128:
+        try:
+            name = signal.Signals(code - 128).name
+        except ValueError:
+            name = f"signal {code - 128}"
+        return f"killed by {name}" + (" (out of memory?)" if code - 128 == signal.SIGKILL else "")
+    return f"exit code {code}"
+
+
+def task_dir_for(kind: str, project: str, name: str) -> Path:
+    """Host directory where a task of ``kind`` (train, depl, ide) named ``name`` is staged."""
+    return atoll_home() / "tasks" / project / kind / name
+
+
+def training_task_id(project: str, name: str) -> str:
+    return f"{project}/train/{name}"
+
+
+def split_task_id(task_id: str) -> tuple[str, str]:
+    """``(project, name)`` of a training task id ``<project>/train/<name>``.
+
+    Raises:
+        NotFoundError: not a task id a manager hands out.
+    """
+    parts = task_id.split("/")
+    if len(parts) != 3 or parts[1] != "train" or any(p in ("", ".", "..") for p in parts):
+        raise NotFoundError(f"unknown task id {task_id!r}")
+    return parts[0], parts[2]
+
+
+__all__ = [
+    "IDE_CONFIG_FILE",
+    "IDE_START_TIMEOUT",
+    "BuildRequest",
+    "IdeHandle",
+    "IdeLaunch",
+    "LogSink",
+    "ReplicaStatus",
+    "Rollout",
+    "StagedTask",
+    "Staging",
+    "TaskKind",
+    "TaskSpec",
+    "TaskStatus",
+    "describe_exit",
+    "http_ok",
+    "split_task_id",
+    "task_dir_for",
+    "training_task_id",
+]
