@@ -41,3 +41,17 @@ class TestPostgresMetadataStore(_SqlStore):
     @pytest.fixture
     def store_url(self, postgres_url: str) -> str:
         return postgres_url
+
+
+class TestMongoMetadataStore(MetadataStoreConformance):
+    """The real MongoMetadataStore code on the mongomock stand-in (no MongoDB server runs here)."""
+
+    @pytest.fixture
+    def store(self, request: pytest.FixtureRequest) -> Iterator[MetadataStore]:
+        from atoll.testing.mongo import drop_server
+
+        server = f"conf-{id(request)}"
+        store = get_metadata_store(f"mongomock://{server}/atoll")
+        yield store
+        store.close()
+        drop_server(server)

@@ -5,7 +5,9 @@ A store keeps records (see :mod:`atoll.domain.records`) keyed by
 
     sqlite:///path/to/atoll.db      SqlMetadataStore (embedded default)
     postgresql://user@host/db       SqlMetadataStore
+    mongodb://user@host/db          MongoMetadataStore (also mongodb+srv://)
     memory://                       MemoryMetadataStore (tests)
+    mongomock://server/db           MongoMetadataStore on mongomock (tests)
 
 Filters are MongoDB-style queries over the record's JSON form (see
 :mod:`atoll.domain.query`); every backend answers them identically.
@@ -13,7 +15,9 @@ Filters are MongoDB-style queries over the record's JSON form (see
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -98,6 +102,41 @@ class MetadataStore(ABC):
     def close(self) -> None:
         """Release connections (idempotent)."""
 
+    # Lightweight blobs: small files kept in the metadata database itself
+    # (``--lightweight``), so loading them needs no file store. Optional: a
+    # backend without them refuses with a clear UsageError.
+
+    def put_blob(self, key: str, local_path: Path) -> tuple[int, str]:
+        """Store the file's bytes under ``key`` (replacing any); return ``(size, sha256)``.
+
+        Readers see the old bytes or the new ones, never a mix.
+
+        Raises:
+            UsageError: this backend keeps no blobs.
+        """
+        raise self._no_blobs()
+
+    def get_blob(self, key: str) -> bytes:
+        """The bytes stored under ``key``.
+
+        Raises:
+            NotFoundError: no such blob.
+        """
+        raise self._no_blobs()
+
+    def delete_blob(self, key: str) -> None:
+        """Remove ``key``; removing a missing blob is not an error."""
+        raise self._no_blobs()
+
+    def list_blobs(self, prefix: str = "") -> builtins.list[str]:
+        """Blob keys starting with ``prefix``, sorted."""
+        raise self._no_blobs()
+
+    def _no_blobs(self) -> Exception:
+        from atoll.errors import UsageError
+
+        return UsageError(f"the metadata store {type(self).__name__} cannot keep lightweight files")
+
 
 KIND_LABELS: dict[str, str] = {
     "bvers": "build version",
@@ -122,6 +161,9 @@ STORES: Registry[MetadataStore] = Registry(
     "metadata store",
     {
         "memory": Backend("atoll.testing.memory:MemoryMetadataStore"),
+        "mongodb": Backend("atoll.metadata.mongo:MongoMetadataStore", "pip install 'atoll[mongo]'"),
+        "mongodb+srv": Backend("atoll.metadata.mongo:MongoMetadataStore", "pip install 'atoll[mongo]'"),
+        "mongomock": Backend("atoll.testing.mongo:MongomockMetadataStore", "pip install mongomock"),
         "postgresql": Backend("atoll.metadata.sql:SqlMetadataStore"),
         "sqlite": Backend("atoll.metadata.sql:SqlMetadataStore"),
     },
@@ -130,6 +172,8 @@ STORES: Registry[MetadataStore] = Registry(
 
 def get_metadata_store(url: str, **options: Any) -> MetadataStore:
     """Open the store for ``url``, picking the backend by scheme."""
-    scheme = urlsplit(url).scheme.split("+", 1)[0]
+    scheme = urlsplit(url).scheme
+    if scheme not in STORES.names():  # sqlite+pysqlite:// and the like: the base scheme decides
+        scheme = scheme.split("+", 1)[0]
     cls = STORES.load(scheme)
     return cls(url, **options)  # type: ignore[call-arg]

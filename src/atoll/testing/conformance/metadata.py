@@ -123,6 +123,11 @@ MALFORMED_FILTERS: list[Any] = [
     {"a": {"$not": 5}},
     {"a..b": 1},
     ["a"],
+    # Server-side code and expressions are never passed on (MongoDB would run them).
+    {"$where": "this.name == 'a'"},
+    {"$expr": {"$gt": ["$a", 1]}},
+    {"a": {"$function": {"body": "function() { return true }", "args": [], "lang": "js"}}},
+    {"a": {"$elemMatch": {"$gt": 1}}},
 ]
 
 
