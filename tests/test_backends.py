@@ -86,10 +86,11 @@ def test_unknown_chest_is_a_config_error_naming_the_setting(home: Path) -> None:
         file_store_settings(config, MemoryMetadataStore())
 
 
-@pytest.mark.parametrize("type_", ["artifactory", "nexus"])
+@pytest.mark.parametrize("type_", ["cassandra", "gcs"])
 def test_unknown_file_store_type_is_a_config_error_naming_the_supported_ones(home: Path, type_: str) -> None:
     config = _config(file_store={"type": type_, "url": "http://127.0.0.1:8082", "repository": "r"})
-    with pytest.raises(ConfigError, match=f"unknown file store '{type_}'; supported: local, memory, s3"):
+    supported = "artifactory, local, memory, nexus, s3"
+    with pytest.raises(ConfigError, match=f"unknown file store '{type_}'; supported: {supported}"):
         file_store_settings(config, MemoryMetadataStore())
     with pytest.raises(ConfigError, match=f"unknown file store '{type_}'"):
         task_store_config(config, MemoryMetadataStore())

@@ -14,6 +14,8 @@ File-store options passed to the backends (``get_file_store(type, **options)``):
 
     local        root
     s3           url, bucket, region, user, password   (user/password: access key id / secret key)
+    artifactory  url, repository, use_ssl, check_certificate, ca_bundle, user, password
+    nexus        (the same; a chest with an empty user holds an API key / token)
     memory       (none; tests)
 
 A backend registered as a plug-in (``FILE_STORES.register``) receives every
@@ -147,6 +149,11 @@ def file_store_settings(config: Config, metadata: MetadataStore) -> tuple[str, d
         FILE_STORES.load(type_)  # raises ConfigError: unknown file store, naming the supported ones
     if type_ == "s3":
         options = {"url": section.url, "bucket": section.bucket, "region": section.region}
+    elif type_ in ("artifactory", "nexus"):
+        options = {
+            "url": section.url, "repository": section.repository, "use_ssl": section.use_ssl,
+            "check_certificate": section.check_certificate, "ca_bundle": section.ca_bundle,
+        }
     else:  # a plug-in backend: give it everything that is set
         options = {
             key: value

@@ -37,6 +37,8 @@ class MetadataSection(_Section):
     url: str | None = None
     native: bool = False
     tchest: str | None = None
+    # Files up to this size may be kept in the metadata database (--lightweight).
+    lightweight_max_mb: float = Field(default=16, gt=0)
 
 
 class FileStoreSection(_Section):
@@ -48,6 +50,11 @@ class FileStoreSection(_Section):
     region: str = "us-east-1"
     native: bool = False
     tchest: str | None = None
+    # Artifactory / Nexus: scheme for a url given as host:port, TLS checks. The
+    # tchest holds user/password, or an API key/token with an empty user.
+    use_ssl: bool = False
+    check_certificate: bool = True
+    ca_bundle: str | None = None
 
 
 class HealthcheckSection(_Section):

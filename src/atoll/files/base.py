@@ -6,6 +6,8 @@ A file store maps keys (``/``-separated, no leading slash, e.g.
 
     local         LocalFileStore (directory under ATOLL_HOME; embedded default)
     s3            S3FileStore (AWS, MinIO, Ceph, the native files island)
+    artifactory   ArtifactoryFileStore (a JFrog Artifactory repository)
+    nexus         NexusFileStore (a Nexus 3 raw hosted repository)
     memory        MemoryFileStore (tests)
 
 Backends implement five primitives; directory transfer, prefix deletion and
@@ -105,8 +107,10 @@ class FileStore(ABC):
 FILE_STORES: Registry[FileStore] = Registry(
     "file store",
     {
+        "artifactory": Backend("atoll.files.artifactory:ArtifactoryFileStore", "pip install 'atoll[artifactory]'"),
         "local": Backend("atoll.files.local:LocalFileStore"),
         "memory": Backend("atoll.testing.memory_files:MemoryFileStore"),
+        "nexus": Backend("atoll.files.nexus:NexusFileStore", "pip install 'atoll[nexus]'"),
         "s3": Backend("atoll.files.s3:S3FileStore", "pip install 'atoll[s3]'"),
     },
 )
