@@ -9,17 +9,21 @@ import pytest
 
 from atoll.metadata.base import MetadataStore, get_metadata_store
 from atoll.metadata.sql import SqlMetadataStore
-from atoll.testing.conformance.metadata import MetadataStoreConformance, ProcessRaceConformance
+from atoll.testing.conformance.metadata import (
+    BlobConformance,
+    MetadataStoreConformance,
+    ProcessRaceConformance,
+)
 from atoll.testing.memory import MemoryMetadataStore
 
 
-class TestMemoryMetadataStore(MetadataStoreConformance):
+class TestMemoryMetadataStore(MetadataStoreConformance, BlobConformance):
     @pytest.fixture
     def store(self) -> MetadataStore:
         return MemoryMetadataStore()
 
 
-class _SqlStore(MetadataStoreConformance, ProcessRaceConformance):
+class _SqlStore(MetadataStoreConformance, ProcessRaceConformance, BlobConformance):
     """Opens the SQL store at the subclass's ``store_url``."""
 
     @pytest.fixture
@@ -43,7 +47,7 @@ class TestPostgresMetadataStore(_SqlStore):
         return postgres_url
 
 
-class TestMongoMetadataStore(MetadataStoreConformance):
+class TestMongoMetadataStore(MetadataStoreConformance, BlobConformance):
     """The real MongoMetadataStore code on the mongomock stand-in (no MongoDB server runs here)."""
 
     @pytest.fixture

@@ -54,7 +54,7 @@ def _check_upgraded_on_open(url: str) -> None:
     engine = _make_engine(url)
     try:
         with engine.connect() as conn:
-            assert migrations.stored_revision(conn) == migrations.HEAD == "0002"
+            assert migrations.stored_revision(conn) == migrations.HEAD == "0003"
             assert "ix_records_kind_scope" in _indexes(conn)
     finally:
         engine.dispose()

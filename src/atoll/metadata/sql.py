@@ -17,6 +17,7 @@ instead of failing halfway when another process writes too.
 from __future__ import annotations
 
 import builtins
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -171,6 +172,45 @@ class SqlMetadataStore(MetadataStore):
 
     def close(self) -> None:
         self._engine.dispose()
+
+    # -- lightweight blobs (table ``blobs``, migration 0003) ---------------------
+
+    def put_blob(self, key: str, local_path: Path) -> tuple[int, str]:
+        data = Path(local_path).read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        with self._write() as conn:  # one statement in one transaction: old or new, never a mix
+            conn.execute(
+                sa.text(
+                    "INSERT INTO blobs (key, data, size, sha256, modified_at) "
+                    "VALUES (:key, :data, :size, :sha256, :modified) "
+                    "ON CONFLICT (key) DO UPDATE SET data = excluded.data, size = excluded.size, "
+                    "sha256 = excluded.sha256, modified_at = excluded.modified_at"
+                ),
+                {"key": key, "data": data, "size": len(data), "sha256": digest, "modified": utcnow().isoformat()},
+            )
+        return len(data), digest
+
+    def get_blob(self, key: str) -> bytes:
+        with self._read() as conn:
+            row = conn.execute(sa.text("SELECT data, sha256 FROM blobs WHERE key = :key"), {"key": key}).first()
+        if row is None:
+            raise NotFoundError(f"no blob {key!r} in the metadata store at {self._where}")
+        data = bytes(row[0])
+        if hashlib.sha256(data).hexdigest() != row[1]:
+            raise BackendError(f"blob {key!r} in {self._where} is corrupt (checksum mismatch)")
+        return data
+
+    def delete_blob(self, key: str) -> None:
+        with self._write() as conn:
+            conn.execute(sa.text("DELETE FROM blobs WHERE key = :key"), {"key": key})
+
+    def list_blobs(self, prefix: str = "") -> builtins.list[str]:
+        with self._read() as conn:
+            keys = conn.execute(
+                sa.text("SELECT key FROM blobs WHERE substr(key, 1, :n) = :prefix"),
+                {"n": len(prefix), "prefix": prefix},
+            ).scalars()
+            return sorted(str(k) for k in keys)
 
     # -- internals -----------------------------------------------------------
 

@@ -8,7 +8,10 @@ the reference every other backend is checked against.
 
 from __future__ import annotations
 
+import builtins
+import hashlib
 import threading
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,6 +29,7 @@ class MemoryMetadataStore(MetadataStore):
         self.url = url
         self._lock = threading.Lock()
         self._docs: dict[tuple[str, str, str], _Doc] = {}
+        self._blobs: dict[str, bytes] = {}
 
     def create(self, record: R) -> R:
         key = (record.kind, record.scope, record.name)
@@ -79,6 +83,27 @@ class MemoryMetadataStore(MetadataStore):
         if limit is not None:
             docs = docs[: max(limit, 0)]
         return [kind.model_validate_json(doc.text) for doc in docs]
+
+    def put_blob(self, key: str, local_path: Path) -> tuple[int, str]:
+        data = Path(local_path).read_bytes()
+        with self._lock:
+            self._blobs[key] = data
+        return len(data), hashlib.sha256(data).hexdigest()
+
+    def get_blob(self, key: str) -> bytes:
+        with self._lock:
+            data = self._blobs.get(key)
+        if data is None:
+            raise NotFoundError(f"no blob {key!r} in the metadata store")
+        return data
+
+    def delete_blob(self, key: str) -> None:
+        with self._lock:
+            self._blobs.pop(key, None)
+
+    def list_blobs(self, prefix: str = "") -> builtins.list[str]:
+        with self._lock:
+            return sorted(k for k in self._blobs if k.startswith(prefix))
 
 
 class _Doc:

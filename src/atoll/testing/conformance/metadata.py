@@ -15,8 +15,10 @@ must answer identically (and that :func:`atoll.domain.query.matches` answers).
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -293,6 +295,36 @@ class MetadataStoreConformance:
             t.join(timeout=60)
         assert sorted(results) == ["created"] + ["exists"] * 7
         assert len(store.list(Model)) == 1
+
+
+class BlobConformance:
+    """For stores that keep lightweight files (``put_blob`` and friends)."""
+
+    def test_blobs_round_trip_replace_list_and_delete(self, store: MetadataStore, tmp_path: Path) -> None:
+        data = bytes(range(256)) * 3000  # 768 kB: several chunks where a backend chunks
+        src = tmp_path / "clf.pkl"
+        src.write_bytes(data)
+        assert store.put_blob("lightweight/versions/iris/v1/x/clf.pkl", src) == (
+            len(data), hashlib.sha256(data).hexdigest()
+        )
+        assert store.get_blob("lightweight/versions/iris/v1/x/clf.pkl") == data
+        src.write_bytes(b"")
+        store.put_blob("lightweight/versions/iris/v1/x/empty", src)
+        src.write_bytes(b"new")
+        store.put_blob("lightweight/versions/iris/v1/x/clf.pkl", src)
+        assert store.get_blob("lightweight/versions/iris/v1/x/clf.pkl") == b"new"
+        assert store.get_blob("lightweight/versions/iris/v1/x/empty") == b""
+        store.put_blob("lightweight/datasets/iris/d1/y/a.csv", src)
+        assert store.list_blobs("lightweight/versions/") == [
+            "lightweight/versions/iris/v1/x/clf.pkl", "lightweight/versions/iris/v1/x/empty"
+        ]
+        assert len(store.list_blobs()) == 3
+        store.delete_blob("lightweight/versions/iris/v1/x/clf.pkl")
+        store.delete_blob("lightweight/versions/iris/v1/x/clf.pkl")  # again: not an error
+        with pytest.raises(NotFoundError, match="clf.pkl"):
+            store.get_blob("lightweight/versions/iris/v1/x/clf.pkl")
+        assert store.list_blobs("lightweight/versions/") == ["lightweight/versions/iris/v1/x/empty"]
+        assert store.list(Model) == []  # blobs are not records
 
 
 def create_in_process(url: str, names: list[str], barrier: Any, results: Any) -> None:
