@@ -21,6 +21,7 @@ from atoll.backends import (
 from atoll.config import Config
 from atoll.domain.records import Model, TreasureChest
 from atoll.errors import ConfigError
+from atoll.files.lightweight import LightweightFileStore
 from atoll.files.local import LocalFileStore
 from atoll.metadata.base import get_metadata_store
 from atoll.testing.memory import MemoryMetadataStore
@@ -39,7 +40,7 @@ def test_default_config_opens_sqlite_and_local_files_in_home(home: Path) -> None
     metadata = open_metadata_store(config)
     try:
         files = open_file_store(config, metadata)
-        assert isinstance(files, LocalFileStore)
+        assert isinstance(files, LightweightFileStore) and isinstance(files.files, LocalFileStore)
         assert files.root == home / "files"
         assert (home / "atoll.db").exists()
     finally:

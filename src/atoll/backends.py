@@ -39,6 +39,7 @@ from atoll.config import Config
 from atoll.domain.records import TreasureChest
 from atoll.errors import ConfigError, NotFoundError
 from atoll.files.base import FILE_STORES, FileStore, get_file_store
+from atoll.files.lightweight import DEFAULT_MAX_MB, LightweightFileStore
 from atoll.metadata.base import MetadataStore, get_metadata_store
 
 STORE_CONFIG_VERSION = 1
@@ -118,9 +119,12 @@ def _native_metadata_url(config: Config) -> str:
 
 
 def open_file_store(config: Config, metadata: MetadataStore) -> FileStore:
-    """The configured file store, logged in with ``file_store.tchest`` when set."""
+    """The configured file store, logged in with ``file_store.tchest`` when set.
+
+    Wrapped so that lightweight files (``lightweight/`` keys) go to ``metadata``.
+    """
     type_, options = file_store_settings(config, metadata)
-    return _get_file_store(type_, options)
+    return LightweightFileStore(_get_file_store(type_, options), metadata, config.metadata.lightweight_max_mb)
 
 
 def _get_file_store(type_: str, options: dict[str, Any]) -> FileStore:
@@ -206,7 +210,7 @@ def task_store_config(config: Config, metadata: MetadataStore, *, in_network: bo
         type_, options = native_file_store_settings(config, in_network=True)
     return {
         "version": STORE_CONFIG_VERSION,
-        "metadata": {"url": url},
+        "metadata": {"url": url, "lightweight_max_mb": config.metadata.lightweight_max_mb},
         "file_store": {"type": type_, "options": options},
     }
 
@@ -228,13 +232,14 @@ def open_task_stores(store_config: dict[str, Any]) -> tuple[MetadataStore, FileS
         raise ConfigError(f"the task's store settings have version {version!r}; this Atoll reads {STORE_CONFIG_VERSION}")
     if not isinstance(url, str) or not isinstance(type_, str):
         raise ConfigError("the task's store settings are malformed (metadata.url and file_store.type must be text)")
+    max_mb = store_config["metadata"].get("lightweight_max_mb", DEFAULT_MAX_MB)
     metadata = get_metadata_store(url)
     try:
         files = _get_file_store(type_, options)
     except BaseException:
         metadata.close()
         raise
-    return metadata, files
+    return metadata, LightweightFileStore(files, metadata, max_mb)
 
 
 def local_root(store_config: dict[str, Any]) -> Path | None:

@@ -16,6 +16,7 @@ from atoll.api.records import Confirm, Filter, and_filters, build, fresh_name
 from atoll.domain.names import validate_name
 from atoll.domain.records import ArtifactRecord, Dataset, FileSpec, ModelVersion, utcnow
 from atoll.errors import ConflictError, UsageError
+from atoll.files.lightweight import is_lightweight
 
 A = TypeVar("A", bound=ArtifactRecord)
 
@@ -29,6 +30,7 @@ def publish(
     compress: bool = False,
     skip_upload: bool = False,
     replace: bool = False,
+    lightweight: bool = False,
 ) -> A:
     """Check and store the files of ``path``, then write ``record`` (create, or update with ``replace``).
 
@@ -51,7 +53,7 @@ def publish(
 
     return publish_artifact(
         ctx.metadata, ctx.files, record, src.resolve(), specs,
-        compress=compress, skip_upload=skip_upload, replace=replace,
+        compress=compress, skip_upload=skip_upload, replace=replace, lightweight=lightweight,
     )
 
 
@@ -72,8 +74,11 @@ def new_dataset(
     path: str | Path | None = None,
     compress: bool = False,
     skip_upload: bool = False,
+    lightweight: bool = False,
 ) -> Dataset:
     """Upload a dataset of ``model`` from the directory ``path`` (random name when omitted).
+
+    ``lightweight`` keeps the files in the metadata database (small files only).
 
     Raises:
         NotFoundError: no such model.
@@ -83,7 +88,9 @@ def new_dataset(
     spec = get_model(ctx, model)
     name = fresh_name(ctx, Dataset, model, name)
     record = build(Dataset, name=name, model=model, details=details or {}, compressed=compress)
-    return publish(ctx, record, path, spec.data_files, compress=compress, skip_upload=skip_upload)
+    return publish(
+        ctx, record, path, spec.data_files, compress=compress, skip_upload=skip_upload, lightweight=lightweight
+    )
 
 
 def get_dataset(ctx: AtollContext, model: str, name: str) -> Dataset:
@@ -126,7 +133,8 @@ def update_dataset(
         return ctx.metadata.update(record)
     specs = get_model(ctx, model).data_files
     return publish(
-        ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True
+        ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True,
+        lightweight=is_lightweight(record.store_key) and not skip_upload,  # an update stays where it was
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from atoll.api.context import AtollContext
 from atoll.api.datasets import get_dataset, publish, remove_artifact
+from atoll.files.lightweight import is_lightweight
 from atoll.api.models import get_model
 from atoll.api.records import Filter, and_filters, build, fresh_name
 from atoll.domain.names import validate_name
@@ -65,8 +66,11 @@ def new_version(
     pretrained: str | None = None,
     compress: bool = False,
     skip_upload: bool = False,
+    lightweight: bool = False,
 ) -> ModelVersion:
     """Upload a model version from ``path`` (random name when omitted).
+
+    ``lightweight`` keeps the files in the metadata database (small files only).
 
     Raises:
         NotFoundError: the model, dataset, training or pretrained version does not exist.
@@ -77,7 +81,9 @@ def new_version(
     name = fresh_name(ctx, ModelVersion, model, name)
     fields = _snapshots(ctx, model, dataset, train, proj, pretrained)
     record = build(ModelVersion, name=name, model=model, details=details or {}, compressed=compress, **fields)
-    return publish(ctx, record, path, spec.model_files, compress=compress, skip_upload=skip_upload)
+    return publish(
+        ctx, record, path, spec.model_files, compress=compress, skip_upload=skip_upload, lightweight=lightweight
+    )
 
 
 def get_version(ctx: AtollContext, model: str, name: str) -> ModelVersion:
@@ -135,7 +141,10 @@ def update_version(
     if path is None and not skip_upload:
         return ctx.metadata.update(record)
     specs = get_model(ctx, model).model_files
-    return publish(ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True)
+    return publish(
+        ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True,
+        lightweight=is_lightweight(record.store_key) and not skip_upload,  # an update stays where it was
+    )
 
 
 def delete_version(ctx: AtollContext, model: str, name: str) -> ModelVersion:

@@ -28,13 +28,16 @@ def new(
     path: str | None = typer.Option(None, "--path", help="Directory holding the files."),
     compress: bool = typer.Option(False, "--compress", help="Store the files as one tar.gz."),
     skip_upload: bool = typer.Option(False, "--skip-upload", help="Record the dataset without storing files."),
+    lightweight: bool = typer.Option(
+        False, "--lightweight", help="Keep the (small) files in the metadata database, not the file store."
+    ),
 ) -> None:
     """Upload a dataset."""
     render(
         api.new_dataset(
             get_context(ctx), model, name,
             details=parse_json_option(details, "--details", expect=dict),
-            path=path, compress=compress, skip_upload=skip_upload,
+            path=path, compress=compress, skip_upload=skip_upload, lightweight=lightweight,
         )
     )
 

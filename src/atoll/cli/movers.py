@@ -23,6 +23,9 @@ def new(
     pretrained: str | None = typer.Option(None, "--pretrained", help="MODEL:VERSION it was derived from."),
     compress: bool = typer.Option(False, "--compress", help="Store the files as one tar.gz."),
     skip_upload: bool = typer.Option(False, "--skip-upload", help="Record the version without storing files."),
+    lightweight: bool = typer.Option(
+        False, "--lightweight", help="Keep the (small) files in the metadata database, not the file store."
+    ),
 ) -> None:
     """Upload a model version."""
     render(
@@ -30,7 +33,7 @@ def new(
             get_context(ctx), model, name,
             details=parse_json_option(details, "--details", expect=dict),
             path=path, dataset=dataset, train=train, proj=proj, pretrained=pretrained,
-            compress=compress, skip_upload=skip_upload,
+            compress=compress, skip_upload=skip_upload, lightweight=lightweight,
         )
     )
 

@@ -32,6 +32,8 @@ from typing import IO, TypeVar
 from atoll.domain.records import ArtifactRecord, FileSpec, StoredFile, utcnow
 from atoll.errors import AlreadyExistsError, AtollError, NotFoundError, UsageError, ValidationError
 from atoll.files.base import FileStore
+from atoll.files.lightweight import PREFIX as LIGHTWEIGHT_PREFIX
+from atoll.files.lightweight import LightweightFileStore
 from atoll.metadata.base import MetadataStore, describe
 
 log = logging.getLogger(__name__)
@@ -135,6 +137,7 @@ def publish_artifact(
     compress: bool = False,
     skip_upload: bool = False,
     replace: bool = False,
+    lightweight: bool = False,
 ) -> A:
     """Store the files of ``src_dir`` and then record them; all or nothing.
 
@@ -145,6 +148,9 @@ def publish_artifact(
         skip_upload: record names and checksums only (``stored=False``).
         replace: update an existing record of that name (its old files are
             deleted once the new record is written) instead of refusing.
+        lightweight: keep the files in the metadata database (keys under
+            ``lightweight/``, see :mod:`atoll.files.lightweight`); each file
+            must be within ``metadata.lightweight_max_mb``.
 
     Returns:
         The record as stored.
@@ -153,11 +159,16 @@ def publish_artifact(
         NotFoundError / ValidationError: see :func:`check_files`.
         AlreadyExistsError: a record of that name exists (and not ``replace``);
             raised before anything is uploaded.
+        UsageError: ``lightweight`` with ``skip_upload``, or with a file store
+            that cannot send files to the metadata store.
         BackendError: the file or metadata store failed (nothing is left behind).
     """
     src_dir = Path(src_dir)
     paths = check_files(specs, src_dir, compress=compress)
     root = key_root(record)
+    if lightweight:
+        _check_lightweight(files, paths, skip_upload=skip_upload, compress=compress)
+        root = LIGHTWEIGHT_PREFIX + root
     existing = _find(metadata, record)
     if existing is not None and not replace:
         raise AlreadyExistsError(f"{_label(record)} already exists")
@@ -195,6 +206,17 @@ def publish_artifact(
         raise
     _forget_old_files(files, existing)
     return result
+
+
+def _check_lightweight(files: FileStore, paths: list[Path], *, skip_upload: bool, compress: bool) -> None:
+    """Refuse a lightweight publish that cannot succeed, before anything is stored."""
+    if skip_upload:
+        raise UsageError("--lightweight stores the files in the metadata database; it cannot skip the upload")
+    if not isinstance(files, LightweightFileStore):
+        raise UsageError(f"the file store {files!r} cannot keep lightweight files (open it from the configuration)")
+    if not compress:  # an archive is checked once built, when it is stored
+        for path in paths:
+            files.check_size(path)
 
 
 def _find(metadata: MetadataStore, record: A) -> A | None:
