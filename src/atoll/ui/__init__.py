@@ -9,3 +9,22 @@ one small script of our own and the app works offline.
 
 This package stays light on import (the island imports it without Starlette).
 """
+
+from __future__ import annotations
+
+import importlib.util
+
+from atoll.errors import ConfigError
+
+REQUIRED = ("starlette", "jinja2", "nbconvert", "uvicorn")
+
+
+def require_dependencies() -> None:
+    """Check the optional dependencies of the UI are installed.
+
+    Raises:
+        ConfigError: one is missing (the message says how to install them).
+    """
+    missing = [name for name in REQUIRED if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"the UI needs {', '.join(missing)}: pip install 'atoll[ui]'")

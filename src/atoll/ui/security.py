@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from http.cookies import SimpleCookie
-from typing import Any
 from urllib.parse import urlencode
 
 from starlette.datastructures import MutableHeaders
@@ -100,8 +98,9 @@ class TokenGate:
 
 
 def _bearer(request: Request) -> str | None:
+    """The token of ``Authorization: Bearer T`` (or Jupyter's ``token T``, as the readiness probe sends)."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    return value.strip() if scheme.lower() in ("bearer", "token") and value.strip() else None
 
 
 def _refuse(request: Request, status: int, why: str) -> Response:
@@ -121,10 +120,3 @@ def _with_headers(send: Send) -> Send:
         await send(message)
 
     return wrapped
-
-
-def cookie_header(token: str) -> dict[str, Any]:
-    """A ``Cookie`` header carrying ``token`` (for clients that do not keep cookies)."""
-    jar: SimpleCookie = SimpleCookie()
-    jar[COOKIE] = token
-    return {"cookie": jar.output(header="", attrs=[]).strip()}
