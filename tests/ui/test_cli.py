@@ -46,7 +46,7 @@ def test_a_taken_port_is_one_clear_error(tmp_path: Path) -> None:
         taken.listen(1)
         port = taken.getsockname()[1]
         done = subprocess.run([str(ATOLL), "ui", "--port", str(port)], env=_env(tmp_path / "home"), cwd=tmp_path,
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"error: cannot listen on 127.0.0.1:{port}: Address already in use"]
 
@@ -57,7 +57,7 @@ def test_the_ui_island_runs_in_the_background_until_stopped(tmp_path: Path) -> N
 
     def isle(action: str) -> dict[str, object]:
         done = subprocess.run([str(ATOLL), "-o", "json", "isle", "ui", action], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
@@ -77,4 +77,4 @@ def test_the_ui_island_runs_in_the_background_until_stopped(tmp_path: Path) -> N
         assert isle("status")["running"] is False
         assert processes_of(home) == []
     finally:
-        subprocess.run([str(ATOLL), "isle", "ui", "stop"], env=env, cwd=tmp_path, capture_output=True, timeout=60)
+        subprocess.run([str(ATOLL), "isle", "ui", "stop"], env=env, cwd=tmp_path, capture_output=True, timeout=60, check=False)

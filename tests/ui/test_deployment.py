@@ -23,14 +23,14 @@ class Replica(BaseHTTPRequestHandler):
 
     metrics = Metrics("atoll", ("/predict",))
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         rows = json.loads(body or b"null")
         status, answer = (200, {"result": ["setosa"]}) if isinstance(rows, list) else (400, {"error": "expected rows"})
         self.metrics.observe("/predict", status, 0.003)
         self._send(status, json.dumps(answer).encode(), "application/json")
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._send(200, self.metrics.render(), "text/plain; version=0.0.4")
 
     def _send(self, status: int, data: bytes, content_type: str) -> None:

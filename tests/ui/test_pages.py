@@ -47,12 +47,12 @@ def test_the_filter_box_takes_the_cli_filter_language(client: TestClient) -> Non
 
 def test_the_chart_draws_the_chosen_metric_and_two_versions_side_by_side(client: TestClient) -> None:
     html = client.get("/model/iris-clf?metric=f1").text
-    chart = re.search(r'<figure id="metric-chart">(.*?)</figure>', html, re.S)
+    chart = re.search(r'<figure id="metric-chart">(.*?)</figure>', html, re.DOTALL)
     assert chart is not None and "<svg" in chart.group(1)
     assert "f1 across versions" in chart.group(1)
     assert len(re.findall(r"<rect ", chart.group(1))) == 2  # by-hand has no f1
     compare = client.get("/model/iris-clf?a=first&b=second").text
-    block = re.search(r'<figure id="compare-chart">(.*?)</figure>', compare, re.S)
+    block = re.search(r'<figure id="compare-chart">(.*?)</figure>', compare, re.DOTALL)
     assert block is not None
     assert block.group(1).count('class="bar bar-a"') == 2 and block.group(1).count('class="bar bar-b"') == 2
     assert client.get("/model/iris-clf?a=first&b=nope").status_code == 404
@@ -65,7 +65,7 @@ def test_the_version_page_shows_files_inputs_and_a_clickable_lineage(client: Tes
     assert data["parameters"] == {"C": 1.0}
     assert data["deployments"] == [{"proj": "iris", "name": "iris-svc", "state": "RUNNING"}]
     html = client.get("/model/iris-clf/version/first").text
-    lineage = re.search(r'<figure id="lineage">(.*?)</figure>', html, re.S)
+    lineage = re.search(r'<figure id="lineage">(.*?)</figure>', html, re.DOTALL)
     assert lineage is not None
     links = re.findall(r'<a href="([^"]+)"><g class="node', lineage.group(1))
     assert links == ["/model/iris-clf/ds/iris", "/proj/iris/train/first", "/model/iris-clf/version/first",
@@ -96,7 +96,7 @@ def test_the_executed_notebook_is_sanitised_and_served_in_a_sandbox(client: Test
     assert "frame-ancestors 'self'" in csp and answer.headers["x-frame-options"] == "SAMEORIGIN"
     assert "<script" not in answer.text.lower()
     assert "accuracy 0.97" in answer.text
-    assert not re.search(r"<img[^>]*onerror", answer.text, re.I)  # only as escaped text
+    assert not re.search(r"<img[^>]*onerror", answer.text, re.IGNORECASE)  # only as escaped text
     assert "&lt;script&gt;parent.document.title" in answer.text
     missing = client.get("/proj/iris/train/second/notebook")
     assert missing.status_code == 404 and "no executed notebook" in missing.text

@@ -221,7 +221,7 @@ def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _human_bytes(size: int | float | None) -> str:
+def _human_bytes(size: float | None) -> str:
     if size is None:
         return ""
     value = float(size)

@@ -69,7 +69,7 @@ class LocalUiIsland(Island):
             return self._status(info, f"the UI is already running at {info['url']}")
         require_dependencies()
         ui = self.ctx.config.ui
-        state = {"token": new_token(), "url": self.url}
+        state: dict[str, Any] = {"token": new_token(), "url": self.url}
         write_json(self._state_file, state, mode=0o600)
         argv = [sys.executable, "-m", "atoll.ui", "--host", ui.host, "--port", str(ui.port),
                 "--state-file", str(self._state_file)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -227,7 +228,7 @@ def predict(ctx: AtollContext, proj: str, name: str, body: bytes, model_version:
     if len(body) > MAX_PREDICT_BODY:
         raise AtollError(f"the test body is larger than {MAX_PREDICT_BODY:,} bytes")
     info = deployments_api.deployment_info(ctx, name, proj)
-    suffix = f"&model_version={urllib.request.quote(model_version)}" if model_version else ""
+    suffix = f"&model_version={urllib.parse.quote(model_version)}" if model_version else ""
     targets = [info["router_url"] + suffix]
     targets += [f"{r['url']}/predict" + (f"?{suffix[1:]}" if suffix else "")
                 for r in info["replicas"] if r.get("url") and r.get("state") == "healthy"]

@@ -16,7 +16,7 @@ import json
 import math
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -30,7 +30,6 @@ from atoll.errors import UsageError
 DEFAULT_SIZE = 50
 MAX_SIZE = 500
 CACHED_QUERIES = 32
-# Times as the stores' JSON form writes them, so they compare with ``modified_at`` in a filter.
 _TIME = TypeAdapter(datetime)
 
 
@@ -71,8 +70,8 @@ def version_row(version: ModelVersion) -> dict[str, Any]:
     metrics = (version.details or {}).get("metrics")
     return {
         "name": version.name,
-        "created_at": _TIME.dump_python(version.created_at, mode="json"),
-        "modified_at": _TIME.dump_python(version.modified_at, mode="json"),
+        "created_at": _json_time(version.created_at),
+        "modified_at": _json_time(version.modified_at),
         "metrics": {k: v for k, v in metrics.items() if _scalar(v)} if isinstance(metrics, dict) else {},
         "dataset": version.dataset.name if version.dataset else None,
         "train": version.train.name if version.train else None,
@@ -81,6 +80,13 @@ def version_row(version: ModelVersion) -> dict[str, Any]:
         "size": sum(f.size for f in version.files),
         "pretrained": version.pretrained,
     }
+
+
+def _json_time(value: datetime) -> str:
+    # What the stores' JSON form holds (pydantic writes UTC as "Z"), so it compares with
+    # ``modified_at`` inside a filter; isoformat is ~10x cheaper than pydantic's serializer.
+    return value.isoformat().replace("+00:00", "Z") if value.utcoffset() == timedelta(0) else _TIME.dump_python(
+        value, mode="json")
 
 
 def _scalar(value: Any) -> bool:

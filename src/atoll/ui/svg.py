@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from markupsafe import Markup, escape
 
@@ -49,8 +50,8 @@ def bar_chart(title: str, bars: Sequence[Bar]) -> Markup:
     height = 28 + len(bars) * (BAR_HEIGHT + GAP)
     width = LABEL_WIDTH + PLOT_WIDTH + VALUE_WIDTH
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" aria-label="{escape(title)}">',
+        (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
+         f'viewBox="0 0 {width} {height}" aria-label="{escape(title)}">'),
         f'<text class="chart-title" x="0" y="16">{escape(title)}</text>',
     ]
     for i, bar in enumerate(bars):
@@ -60,8 +61,8 @@ def bar_chart(title: str, bars: Sequence[Bar]) -> Markup:
         label = f'<text class="chart-label" x="{LABEL_WIDTH - 8}" y="{y + 13}" text-anchor="end">{escape(bar.label)}</text>'
         parts += [
             _link(bar.href, label),
-            f'<rect class="{escape(bar.css)}" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{BAR_HEIGHT}">'
-            f"<title>{escape(bar.label)}: {escape(_fmt(bar.value))}</title></rect>",
+            (f'<rect class="{escape(bar.css)}" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{BAR_HEIGHT}">'
+             f"<title>{escape(bar.label)}: {escape(_fmt(bar.value))}</title></rect>"),
             f'<text class="chart-value" x="{LABEL_WIDTH + PLOT_WIDTH + 6}" y="{y + 13}">{escape(_fmt(bar.value))}</text>',
         ]
     parts.append(f'<line class="axis" x1="{zero_x:.1f}" y1="22" x2="{zero_x:.1f}" y2="{height}"/>')
@@ -109,7 +110,7 @@ def lineage(columns: Sequence[Sequence[Node]]) -> Markup:
     for ci, column in enumerate(columns):
         x = 1 + ci * (NODE_W + COL_GAP)
         top = 1 + (height - (len(column) * NODE_H + (len(column) - 1) * ROW_GAP)) / 2
-        col_centres = []
+        col_centres: list[tuple[float, float]] = []
         for ri, node in enumerate(column):
             y = top + ri * (NODE_H + ROW_GAP)
             col_centres.append((x, y + NODE_H / 2))
@@ -123,7 +124,7 @@ def lineage(columns: Sequence[Sequence[Node]]) -> Markup:
             boxes.append(_link(node.href, box))
         centres.append(col_centres)
     edges = []
-    for left, right in zip(centres, centres[1:]):
+    for left, right in pairwise(centres):
         for lx, ly in left:
             for rx, ry in right:
                 edges.append(f'<line class="edge" x1="{lx + NODE_W}" y1="{ly:.1f}" x2="{rx}" y2="{ry:.1f}"/>')
