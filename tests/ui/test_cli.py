@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from support.processes import free_port, processes_of
 
@@ -78,3 +79,15 @@ def test_the_ui_island_runs_in_the_background_until_stopped(tmp_path: Path) -> N
         assert processes_of(home) == []
     finally:
         subprocess.run([str(ATOLL), "isle", "ui", "stop"], env=env, cwd=tmp_path, capture_output=True, timeout=60, check=False)
+
+
+def test_without_the_ui_extra_the_error_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from atoll import ui
+    from atoll.errors import ConfigError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "starlette" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"the UI needs starlette: pip install 'atoll\[ui\]'"):
+        ui.require_dependencies()

@@ -21,7 +21,7 @@ def ui(
 ) -> None:
     """Serve the UI until Ctrl-C; open the printed URL (it carries the access token)."""
     require_dependencies()
-    from atoll.ui.security import new_token
+    from atoll.ui.tokens import new_token
     from atoll.ui.server import bind, is_loopback, serve, url_of
 
     atoll = get_context(ctx)

@@ -22,7 +22,7 @@ from atoll.containers._process import kill_group, log_tail, pid_alive, proc_star
 from atoll.containers.base import http_ok
 from atoll.errors import BackendUnavailableError
 from atoll.ui import require_dependencies
-from atoll.ui.security import new_token
+from atoll.ui.tokens import new_token
 
 START_TIMEOUT = 30.0
 

@@ -15,14 +15,14 @@ executed notebook is served with ``sandbox``: see :data:`SANDBOX_CSP`).
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from urllib.parse import urlencode
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from atoll.ui.tokens import token_matches
 
 COOKIE = "atoll_ui_token"
 
@@ -44,16 +44,6 @@ HEADERS = {
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
 }
-
-
-def new_token() -> str:
-    """A fresh random token (256 bits, URL-safe)."""
-    return secrets.token_urlsafe(32)
-
-
-def token_matches(supplied: str | None, token: str) -> bool:
-    """Constant-time comparison; a missing value never matches."""
-    return supplied is not None and hmac.compare_digest(supplied.encode(), token.encode())
 
 
 class TokenGate:
