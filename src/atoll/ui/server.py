@@ -54,6 +54,7 @@ def serve(ctx: AtollContext, sock: socket.socket, token: str) -> None:
 
     from atoll.ui.app import create_app
 
+    _ = ctx.metadata  # opened once here, not by the first requests racing in the thread pool
     config = uvicorn.Config(create_app(ctx, token), log_level="warning", access_log=False, lifespan="off",
                             server_header=False)
     uvicorn.Server(config).run(sockets=[sock])
