@@ -101,6 +101,13 @@ class WebServerSection(_Section):
     host: str = "127.0.0.1"
 
 
+class UiSection(_Section):
+    """Where ``atoll ui`` and the ui island listen (loopback unless configured)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=30090, ge=0, le=65535)
+
+
 class IdeSection(_Section):
     port: int = Field(default=30088, ge=1, le=65535)
 
@@ -135,6 +142,7 @@ class Config(_Section):
     router: RouterSection = Field(default_factory=RouterSection)
     web_server: WebServerSection = Field(default_factory=WebServerSection)
     ide: IdeSection = Field(default_factory=IdeSection)
+    ui: UiSection = Field(default_factory=UiSection)
     islands: IslandsSection = Field(default_factory=IslandsSection)
 
     _home: Path | None = PrivateAttr(default=None)

@@ -9,6 +9,7 @@ import typer
 
 from atoll.api import islands as api
 from atoll.cli.common import get_context, render
+from atoll.ui.island import LocalUiIsland
 
 app = typer.Typer(help="Islands: services Atoll runs next to the tasks (router, db, files, registry).", no_args_is_help=True)
 
@@ -37,5 +38,6 @@ def _island_command(island: str) -> None:
     app.command(island)(command)
 
 
+api.ISLANDS.setdefault("ui", {"local": LocalUiIsland})  # ported onto the islands package at merge
 for _name in sorted(api.ISLANDS):
     _island_command(_name)

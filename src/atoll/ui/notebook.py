@@ -1,0 +1,49 @@
+"""The executed notebook of a training, as sanitised HTML.
+
+Two layers keep notebook output from running script in the UI's origin:
+nbconvert's ``sanitize_html`` escapes scripts, event handlers and other
+active HTML in Markdown cells and outputs, and the route serving the result
+answers with ``Content-Security-Policy: sandbox`` (see
+:data:`atoll.ui.security.SANDBOX_CSP`) inside an ``<iframe sandbox>``, so
+even HTML that slipped through runs in an opaque origin with scripts off.
+The template's own script tags (require.js and MathJax from a CDN) are
+dropped: the page works offline and fetches nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from atoll.api.context import AtollContext
+from atoll.domain.records import Training
+from atoll.errors import NotFoundError
+
+_SCRIPT = re.compile(r"<script\b.*?</script\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def render_notebook(source: str) -> str:
+    """HTML of a notebook's JSON text, sanitised and without scripts."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    notebook = nbformat.reads(source, as_version=4)
+    exporter = HTMLExporter(template_name="lab", sanitize_html=True)
+    body, _ = exporter.from_notebook_node(notebook)
+    # Output HTML was escaped by sanitize_html, so what is left of <script> is the template's own.
+    return _SCRIPT.sub("", body)
+
+
+def executed_notebook_html(ctx: AtollContext, training: Training) -> str:
+    """The training's executed notebook, rendered.
+
+    Raises:
+        NotFoundError: the training stored no notebook (yet).
+    """
+    if not training.output_notebook:
+        raise NotFoundError(f"training {training.ref} has no executed notebook (yet)")
+    with tempfile.TemporaryDirectory(prefix="atoll-ui-") as tmp:
+        local = Path(tmp) / "executed.ipynb"
+        ctx.files.download(training.output_notebook, local)
+        return render_notebook(local.read_text(encoding="utf-8"))
