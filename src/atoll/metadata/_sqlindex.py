@@ -15,7 +15,10 @@ changing the answer.
   ``id IN (SELECT record_id ... WHERE metric = ? AND value >= ?)``. Every
   number the filter evaluator would compare is copied (array elements and
   arrays of objects included), and bounds are inclusive, so float rounding
-  cannot lose a match. This one table serves any metric name on SQLite and
+  cannot lose a match. When every condition of a filter has such a guard
+  and no stored number lost precision (ints beyond 2**53 leave an ``inf``
+  marker), the guards *are* the filter: SQL alone answers, ``count`` is an
+  index count. This one table serves any metric name on SQLite and
   PostgreSQL alike, where expression indexes would need the names in advance
   and a GIN index cannot serve ranges.
 
@@ -27,6 +30,7 @@ record of the kind and scope, as before.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,6 +63,8 @@ def metric_entries(doc: dict[str, Any]) -> list[tuple[str, float]]:
             for item in value if isinstance(value, list) else (value,):
                 if isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item):
                     out.add((name, float(item)))
+                    if float(item) != item:  # an int beyond 2**53: marks the metric inexact (see inexact)
+                        out.add((name, math.inf))
     return sorted(out)
 
 
@@ -73,40 +79,77 @@ def write_metrics(conn: sa.Connection, record_id: int, doc: dict[str, Any]) -> N
         )
 
 
-def guards(node: Node, dialect: str) -> tuple[list[str], dict[str, Any]]:
-    """Index-served conditions implied by ``node`` (SQL texts and their parameters)."""
-    conds = node.children if isinstance(node, And) else (node,)
-    out: list[str] = []
-    params: dict[str, Any] = {}
+@dataclass
+class Guards:
+    """Index-served conditions implied by a filter.
 
-    def bind(value: Any) -> str:
-        name = f"g{len(params)}"
-        params[name] = value
+    ``clauses`` narrow the rows (the filter still decides). ``exact``, when not
+    None, are conditions equivalent to the whole filter, valid when no number
+    of ``metrics`` lost precision in ``record_metrics`` (see :func:`inexact`).
+    """
+
+    clauses: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    exact: list[str] | None = None
+    metrics: list[str] = field(default_factory=list)
+
+    def bind(self, value: Any) -> str:
+        name = f"g{len(self.params)}"
+        self.params[name] = value
         return f":{name}"
 
+
+def guards(node: Node, dialect: str) -> Guards:
+    """The guards of a compiled filter (see the module docstring)."""
+    conds = node.children if isinstance(node, And) else (node,)
+    out = Guards()
+    exact: list[str] | None = []
     collate = ' COLLATE "C"' if dialect == "postgresql" else ""
     for cond in conds:
-        if not isinstance(cond, Cond):
-            continue
-        path, op, value = cond.path, cond.op, cond.value
-        if path == ("name",) and op == "eq" and isinstance(value, str):
-            out.append(f"name{collate} = {bind(value)}")
-        elif path == ("name",) and op == "in" and value and all(isinstance(v, str) for v in value):
-            out.append(f"name{collate} IN ({', '.join(bind(v) for v in value)})")
-        elif path in (("created_at",), ("modified_at",)) and op in _RANGE and isinstance(value, str):
-            out.append(f"{path[0]}{collate} {_RANGE[op]} {bind(value)}")
-        elif (
-            len(path) == 3
-            and path[:2] == ("details", "metrics")
-            and op in _WIDENED
-            and isinstance(value, (int, float))
-            and not isinstance(value, bool)
-        ):
-            out.append(
-                "id IN (SELECT record_id FROM record_metrics "
-                f"WHERE metric = {bind(path[2])} AND value {_WIDENED[op]} {bind(float(value))})"
-            )
-    return out, params
+        narrow = same = None
+        if isinstance(cond, Cond):
+            path, op, value = cond.path, cond.op, cond.value
+            if path == ("name",) and op == "eq" and isinstance(value, str):
+                narrow = same = f"name{collate} = {out.bind(value)}"
+            elif path == ("name",) and op == "in" and value and all(isinstance(v, str) for v in value):
+                narrow = same = f"name{collate} IN ({', '.join(out.bind(v) for v in value)})"
+            elif path in (("created_at",), ("modified_at",)) and op in _RANGE and isinstance(value, str):
+                narrow = same = f"{path[0]}{collate} {_RANGE[op]} {out.bind(value)}"
+            elif (
+                len(path) == 3
+                and path[:2] == ("details", "metrics")
+                and not path[2].isdigit()  # "01" indexes an array like "1": leave digits to the filter
+                and op in _WIDENED
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+            ):
+                metric, bound = out.bind(path[2]), out.bind(float(value))
+                sub = f"id IN (SELECT record_id FROM record_metrics WHERE metric = {metric} AND value "
+                narrow = f"{sub}{_WIDENED[op]} {bound})"
+                if float(value) == value:
+                    same = f"{sub}{_RANGE[op]} {bound})"
+                    out.metrics.append(path[2])
+        if narrow is not None:
+            out.clauses.append(narrow)
+        if exact is not None:
+            exact = None if same is None else [*exact, same]
+    out.exact = exact
+    return out
+
+
+def inexact(conn: sa.Connection, metrics: list[str]) -> bool:
+    """Whether some record holds a number of one of ``metrics`` that a float cannot represent."""
+    if not metrics:
+        return False
+    names = {f"m{i}": name for i, name in enumerate(metrics)}
+    found = conn.execute(
+        sa.text(
+            f"SELECT 1 FROM record_metrics WHERE metric IN ({', '.join(':' + k for k in names)}) "
+            "AND value = :inf LIMIT 1"
+        ),
+        {**names, "inf": math.inf},
+    ).first()
+    return found is not None
 
 
 def order_by(sort: str | None, descending: bool, dialect: str) -> tuple[str, dict[str, Any]]:
@@ -151,4 +194,4 @@ def order_by(sort: str | None, descending: bool, dialect: str) -> tuple[str, dic
     return "ORDER BY " + ", ".join(f"{key}{direction}" for key in [*keys, "id"]), {"sort_path": value}
 
 
-__all__ = ["COLUMNS", "guards", "metric_entries", "order_by", "write_metrics"]
+__all__ = ["COLUMNS", "Guards", "guards", "inexact", "metric_entries", "order_by", "write_metrics"]

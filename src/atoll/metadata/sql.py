@@ -39,7 +39,7 @@ from atoll.errors import (
     NotFoundError,
 )
 from atoll.metadata._sqlfilter import never_array_roots, translate
-from atoll.metadata._sqlindex import guards, order_by, write_metrics
+from atoll.metadata._sqlindex import guards, inexact, order_by, write_metrics
 from atoll.metadata.base import Filter, MetadataStore, R, check_page, describe
 from atoll.metadata.migrations import ensure_schema
 
@@ -217,12 +217,17 @@ class SqlMetadataStore(MetadataStore):
             params["scope"] = scope
         if node is None:
             return " AND ".join(clauses), params, None, True
+        found = guards(node, self._dialect)
+        if found.exact is not None:
+            with self._read() as conn:
+                if not inexact(conn, found.metrics):  # the guards are the filter: SQL alone decides
+                    params.update(found.params)
+                    return " AND ".join(clauses + found.exact), params, None, True
         tr = translate(node, self._dialect, never_array_roots(kind))
         if tr.where is False:
             return None
-        extra, extra_params = guards(node, self._dialect)
-        clauses += extra
-        params.update(extra_params)
+        clauses += found.clauses
+        params.update(found.params)
         if tr.where is not True:
             clauses.append(str(tr.where))
         params.update(tr.params)

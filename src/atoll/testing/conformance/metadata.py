@@ -288,6 +288,13 @@ class MetadataStoreConformance:
         assert _names(store.list(ModelVersion, filter={"details.metrics.loss": 1})) == ["c"]
         store.create(ModelVersion(name="a", model="iris", details={"metrics": {"acc": [0.1, 2]}}))
         assert _names(store.list(ModelVersion, filter={"details.metrics.acc": {"$gte": 2}})) == ["a"]
+        # an int a float cannot hold stays exact: 2**53 + 1 > 2**53
+        store.create(ModelVersion(name="g", model="iris", details={"metrics": {"acc": 2**53 + 1}}))
+        assert _names(store.list(ModelVersion, filter={"details.metrics.acc": {"$gt": 2**53}})) == ["g"]
+        assert store.count(ModelVersion, filter={"details.metrics.acc": {"$gt": 2**53}}) == 1
+        # a numeric segment indexes an array, "01" as "1"
+        store.create(ModelVersion(name="h", model="iris", details={"metrics": [0.5, 0.75]}))
+        assert _names(store.list(ModelVersion, filter={"details.metrics.01": {"$gt": 0.7}})) == ["h"]
 
     def test_name_and_date_filters(self, store: MetadataStore) -> None:
         _seed(store)

@@ -65,7 +65,9 @@ def upgrade() -> None:
         ]
         if entries:
             bind.execute(
-                sa.text("INSERT INTO record_metrics (record_id, metric, value) VALUES (:id, :metric, :value)"),
+                sa.text(
+                    "INSERT INTO record_metrics (record_id, metric, value) VALUES (:id, :metric, :value)"
+                ),
                 entries,
             )
         last = rows[-1][0]
