@@ -1,7 +1,7 @@
 """``python -m bench [--quick] [--only SECTIONS]``: every benchmark, one table, bench/results.md.
 
-Sections: serving, batching, router, training, coldstart, metadata, growth, files,
-swarm. A section
+Sections: serving, batching, router, routerscale, training, coldstart, metadata,
+growth, files, swarm. A section
 that fails becomes a note in the table's output; the others still run.
 """
 
@@ -16,13 +16,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import batching_bench, files_bench, lifecycle, metadata_rows, serving, swarm_bench
+from bench import batching_bench, files_bench, lifecycle, metadata_rows, router_scale, serving, swarm_bench
 from bench import peers as peers_mod
 from bench.atoll_flow import AtollHome
 from bench.report import Report
 from bench.tools import ROOT, WORK, console, ensure_debian, say
 
-SECTIONS = ("serving", "batching", "router", "training", "coldstart", "metadata", "growth", "files", "swarm")
+SECTIONS = ("serving", "batching", "router", "routerscale", "training", "coldstart", "metadata", "growth", "files",
+            "swarm")
 BIG_MB = {False: 300, True: 50}
 
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     home = AtollHome() if needs_atoll else None
     try:
         peers = None
-        if only & {"serving", "batching", "coldstart"}:
+        if only & {"serving", "batching", "routerscale", "coldstart"}:
             peers = _guard(report, "peer venvs", peers_mod.setup)[1]
         if home is not None:
             say(f"Atoll on the local runtime in a throwaway ATOLL_HOME ({home.home})")
@@ -107,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                 _guard(report, f"remove {name}", partial(home.remove, name))
         if "batching" in only and peers is not None:
             _guard(report, "batching", lambda: batching_bench.batching(report, peers, args.quick))
+        if "routerscale" in only and peers is not None:
+            _guard(report, "routerscale", lambda: router_scale.router_scale(report, peers, args.quick))
         papermill = None
         if "training" in only and home is not None:
             papermill = _guard(report, "training", lambda: lifecycle.training(report, home, args.quick))[1]

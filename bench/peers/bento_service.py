@@ -21,7 +21,7 @@ BATCH = int(os.environ.get("BENCH_BATCH", "0"))
 LATENCY_MS = int(os.environ.get("BENCH_LATENCY_MS", "10"))
 
 
-@bentoml.service(workers=1)
+@bentoml.service(workers=1, logging={"access": {"enabled": False}})  # no access log, like Atoll
 class Iris:
     def __init__(self) -> None:
         with open(os.environ["BENCH_MODEL"], "rb") as handle:
