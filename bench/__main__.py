@@ -1,7 +1,7 @@
 """``python -m bench [--quick] [--only SECTIONS]``: every benchmark, one table, bench/results.md.
 
 Sections: serving, batching, router, routerscale, training, coldstart, metadata,
-growth, files, swarm. A section
+growth, files, filescale, swarm. A section
 that fails becomes a note in the table's output; the others still run.
 """
 
@@ -16,14 +16,23 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import batching_bench, files_bench, lifecycle, metadata_rows, router_scale, serving, swarm_bench
+from bench import (
+    batching_bench,
+    files_bench,
+    files_scale,
+    lifecycle,
+    metadata_rows,
+    router_scale,
+    serving,
+    swarm_bench,
+)
 from bench import peers as peers_mod
 from bench.atoll_flow import AtollHome
 from bench.report import Report
 from bench.tools import ROOT, WORK, console, ensure_debian, say
 
 SECTIONS = ("serving", "batching", "router", "routerscale", "training", "coldstart", "metadata", "growth", "files",
-            "swarm")
+            "filescale", "swarm")
 BIG_MB = {False: 300, True: 50}
 
 
@@ -123,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             _guard(report, "growth", lambda: metadata_rows.growth(report, args.quick))
         if "files" in only:
             _guard(report, "files", lambda: files_bench.files(report, args.quick))
+        if "filescale" in only:
+            _guard(report, "filescale", lambda: files_scale.files_scale(report, args.quick))
         if "swarm" in only:
             _guard(report, "swarm", lambda: swarm_bench.swarm_training(report, args.quick, papermill,
                                                                        args.swarm_build_base))
