@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import ValidationError as PydanticValidationError
@@ -112,13 +113,43 @@ def get_record(ctx: AtollContext, kind: type[R], name: str, scope: str = "") -> 
     return ctx.metadata.get(kind, name, scope)
 
 
+@dataclass(frozen=True)
+class Page:
+    """Which part of a listing to return, in which order.
+
+    Args:
+        limit: at most this many records (None: all).
+        offset: skip this many first (page ``k`` of size ``n``: ``offset=k*n, limit=n``).
+        sort: order by this field, a dotted path (``created_at``, ``name``,
+            ``details.metrics.acc``); None: creation order.
+        descending: reverse the order (``sort="created_at", descending=True``: newest first).
+    """
+
+    limit: int | None = None
+    offset: int = 0
+    sort: str | None = None
+    descending: bool = False
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments of :meth:`atoll.metadata.base.MetadataStore.list`."""
+        return {"limit": self.limit, "offset": self.offset, "sort": self.sort, "descending": self.descending}
+
+
 def list_records(
-    ctx: AtollContext, kind: type[R], scope: str | None = None, filter: Filter | None = None
+    ctx: AtollContext,
+    kind: type[R],
+    scope: str | None = None,
+    filter: Filter | None = None,
+    page: Page | None = None,
 ) -> list[R]:
-    """Records of ``kind`` within ``scope`` (every scope when None) matching ``filter``."""
+    """Records of ``kind`` within ``scope`` (every scope when None) matching ``filter``, the ``page`` asked.
+
+    Raises:
+        UsageError: malformed filter, sort field or page.
+    """
     if scope:
         validate_name(scope, "scope name")
-    return ctx.metadata.list(kind, scope=scope, filter=filter)
+    return ctx.metadata.list(kind, scope=scope, filter=filter, **(page or Page()).options())
 
 
 def remove_record(ctx: AtollContext, kind: type[R], name: str, scope: str, confirm: Confirm | None = None) -> R:
@@ -194,6 +225,7 @@ def remove_records(ctx: AtollContext, records: list[Record]) -> list[str]:
 
 __all__ = [
     "PROJECT_KINDS",
+    "Page",
     "and_filters",
     "build",
     "containers_or_none",

@@ -14,7 +14,7 @@ from atoll.api.context import AtollContext
 from atoll.api.datasets import get_dataset, publish, remove_artifact
 from atoll.files.lightweight import is_lightweight
 from atoll.api.models import get_model
-from atoll.api.records import Filter, and_filters, build, fresh_name
+from atoll.api.records import Filter, Page, and_filters, build, fresh_name, list_records
 from atoll.domain.names import validate_name
 from atoll.domain.records import ModelVersion, Training, utcnow
 from atoll.errors import UsageError
@@ -99,8 +99,9 @@ def list_versions(
     train: str | None = None,
     proj: str | None = None,
     filter: Filter | None = None,
+    page: Page | None = None,
 ) -> list[ModelVersion]:
-    """Versions, optionally of one model, from one dataset / training / project."""
+    """Versions, optionally of one model, from one dataset / training / project; ``page`` picks order and part."""
     if model is not None:
         validate_name(model, "model name")
     extra: dict[str, Any] = {}
@@ -110,7 +111,7 @@ def list_versions(
         extra["train.name"] = validate_name(train, "training name")
     if proj is not None:
         extra["train.proj"] = validate_name(proj, "project name")
-    return ctx.metadata.list(ModelVersion, scope=model, filter=and_filters(extra, filter))
+    return list_records(ctx, ModelVersion, model, and_filters(extra, filter), page)
 
 
 def update_version(

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from atoll.api.context import AtollContext
+from atoll.api.records import Page
 from atoll.cli.output import render, render_done
 from atoll.config import Config
 from atoll.domain.records import Record
@@ -37,6 +38,12 @@ PROJ_HELP = "Project (default: the project homed in the working dir, else projec
 ProjOption = Annotated[str | None, typer.Option("--proj", help=PROJ_HELP)]
 FilterOption = Annotated[str | None, typer.Option("--filter", help="MongoDB-style JSON query.")]
 ExpandOption = Annotated[bool, typer.Option("--expand", help="Show whole records.")]
+# Order and size of a listing (``list`` commands; see parse_page).
+LimitOption = Annotated[int | None, typer.Option("--limit", help="Show at most N records.")]
+SortOption = Annotated[
+    str | None, typer.Option("--sort", help="Order by this field, e.g. created_at, name, details.metrics.acc.")
+]
+DescOption = Annotated[bool, typer.Option("--desc", help="Reverse the order (--sort created_at --desc: newest first).")]
 
 
 @dataclass
@@ -140,6 +147,18 @@ def parse_filter(text: str | None) -> dict[str, Any] | None:
     return value
 
 
+def parse_page(limit: int | None, sort: str | None, desc: bool) -> Page:
+    """The ``--limit/--sort/--desc`` options of ``list`` commands.
+
+    Raises:
+        UsageError: ``--limit`` is not a positive number (exit 2); a bad ``--sort``
+            field is refused by the store the same way.
+    """
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be a positive number, not {limit}")
+    return Page(limit=limit, sort=sort, descending=desc)
+
+
 def render_removed(what: str, kind: str, record: Record) -> None:
     """Report the removal of a project-scoped record (``train rm``, ``depl rm``, ``bvers rm``)."""
     render_done(f"removed {what} {record.ref}", removed=kind, proj=record.scope, name=record.name)
@@ -163,9 +182,12 @@ def parse_kv(items: list[str] | None, option_name: str = "--env") -> dict[str, s
 __all__ = [
     "PROJ_HELP",
     "CliState",
+    "DescOption",
     "ExpandOption",
     "FilterOption",
+    "LimitOption",
     "ProjOption",
+    "SortOption",
     "confirm",
     "current_state",
     "get_context",
@@ -173,6 +195,7 @@ __all__ = [
     "parse_filter",
     "parse_json_option",
     "parse_kv",
+    "parse_page",
     "render",
     "render_done",
     "render_removed",

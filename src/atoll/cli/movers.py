@@ -5,7 +5,18 @@ from __future__ import annotations
 import typer
 
 from atoll.api import versions as api
-from atoll.cli.common import ExpandOption, get_context, parse_filter, parse_json_option, render, render_done
+from atoll.cli.common import (
+    DescOption,
+    ExpandOption,
+    LimitOption,
+    SortOption,
+    get_context,
+    parse_filter,
+    parse_json_option,
+    parse_page,
+    render,
+    render_done,
+)
 
 app = typer.Typer(help="Model versions.", no_args_is_help=True)
 
@@ -93,9 +104,12 @@ def list_(
     proj: str | None = typer.Option(None, "--proj", help="Only versions produced by trainings of this project."),
     filter_: str | None = typer.Option(None, "--filter", help="MongoDB-style JSON query, e.g. '{\"details.metrics.acc\": {\"$gt\": 0.9}}'."),
     expand: ExpandOption = False,
+    limit: LimitOption = None,
+    sort: SortOption = None,
+    desc: DescOption = False,
 ) -> None:
-    """List model versions."""
+    """List model versions (oldest first unless --sort/--desc say otherwise)."""
     records = api.list_versions(
-        get_context(ctx), model, dataset, train, proj, parse_filter(filter_)
+        get_context(ctx), model, dataset, train, proj, parse_filter(filter_), parse_page(limit, sort, desc)
     )
     render(records, kind="movers", expand=expand)

@@ -16,6 +16,7 @@ Filters are MongoDB-style queries over the record's JSON form (see
 from __future__ import annotations
 
 import builtins
+import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 
 from atoll._registry import Backend, Registry
 from atoll.domain.records import Record
+from atoll.errors import UsageError
 
 R = TypeVar("R", bound=Record)
 
@@ -78,16 +80,27 @@ class MetadataStore(ABC):
         scope: str | None = None,
         filter: Filter | None = None,
         limit: int | None = None,
+        offset: int = 0,
+        sort: str | None = None,
+        descending: bool = False,
     ) -> list[R]:
         """Records of a kind, optionally within one scope and matching a
-        MongoDB-style filter, oldest first.
+        MongoDB-style filter.
+
+        Order: by creation (oldest first) unless ``sort`` names a field (a
+        dotted path such as ``created_at``, ``name`` or ``details.metrics.acc``);
+        then by that field's value as :func:`sort_key` defines it, ties in
+        creation order. ``descending`` reverses the whole order (ties included).
+        ``offset`` records are skipped, then at most ``limit`` are returned
+        (``limit`` <= 0: none), so pages are ``offset=k*n, limit=n``.
 
         Raises:
-            UsageError: the filter is malformed (unknown operator, bad operand).
+            UsageError: the filter is malformed (unknown operator, bad operand),
+                the sort field is not a dotted path of names, or offset < 0.
         """
 
     def count(self, kind: type[Record], scope: str | None = None, filter: Filter | None = None) -> int:
-        """Number of records :meth:`list` would return."""
+        """Number of records :meth:`list` would return without a limit."""
         return len(self.list(kind, scope=scope, filter=filter))
 
     def exists(self, kind: type[Record], name: str, scope: str = "") -> bool:
@@ -136,6 +149,55 @@ class MetadataStore(ABC):
         from atoll.errors import UsageError
 
         return UsageError(f"the metadata store {type(self).__name__} cannot keep lightweight files")
+
+
+_SORT_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def sort_path(sort: str) -> tuple[str, ...]:
+    """The path of a ``sort`` field (``details.metrics.acc`` -> three names).
+
+    Raises:
+        UsageError: a segment is empty or not a name (digits would index
+            arrays, which backends cannot order alike).
+    """
+    parts = tuple(sort.split(".")) if isinstance(sort, str) else ()
+    if not parts or not all(_SORT_SEGMENT.fullmatch(part) for part in parts):
+        raise UsageError(f"invalid sort field {sort!r}: use a dotted path of names such as created_at")
+    return parts
+
+
+def sort_key(doc: Any, path: tuple[str, ...]) -> tuple[int, Any]:
+    """Where a record's JSON form sorts, the reference every backend follows.
+
+    The value at ``path`` (through objects only): missing or null first, then
+    booleans (false < true), numbers, strings (code-point order), then objects
+    and arrays (all equal to each other).
+    """
+    value = doc
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (1, value)
+    if isinstance(value, (int, float)):
+        return (2, value)
+    if isinstance(value, str):
+        return (3, value)
+    return (4, 0)
+
+
+def check_page(limit: int | None, offset: int) -> None:
+    """Reject a page that is not one.
+
+    Raises:
+        UsageError: ``limit`` is not an integer or None, or ``offset`` is not a non-negative integer.
+    """
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
+        raise UsageError(f"limit must be an integer, not {limit!r}")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise UsageError(f"offset must be a non-negative integer, not {offset!r}")
 
 
 KIND_LABELS: dict[str, str] = {

@@ -40,7 +40,8 @@ from atoll.errors import (
     NotFoundError,
 )
 from atoll.metadata._sqlfilter import never_array_roots, translate
-from atoll.metadata.base import Filter, MetadataStore, R, describe
+from atoll.metadata._sqlindex import guards, inexact, order_by, write_metrics
+from atoll.metadata.base import Filter, MetadataStore, R, check_page, describe
 from atoll.metadata.migrations import ensure_schema
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -89,12 +90,14 @@ class SqlMetadataStore(MetadataStore):
                 sa.text(
                     "INSERT INTO records (kind, scope, name, doc, revision, created_at, modified_at) "
                     f"VALUES (:kind, :scope, :name, {self._sql['new_doc']}, 1, :created, :modified) "
-                    "ON CONFLICT (kind, scope, name) DO NOTHING"
+                    "ON CONFLICT (kind, scope, name) DO NOTHING RETURNING id"
                 ),
                 {**_key(record), "doc": text, "created": doc["created_at"], "modified": doc["modified_at"]},
             )
-            if result.rowcount == 0:
+            record_id = result.scalar()
+            if record_id is None:
                 raise AlreadyExistsError(f"{describe(record.kind, record.name, record.scope)} already exists")
+            write_metrics(conn, record_id, doc)
         return type(record).model_validate_json(text)
 
     def get(self, kind: type[R], name: str, scope: str = "") -> R:
@@ -116,8 +119,9 @@ class SqlMetadataStore(MetadataStore):
         with self._write() as conn:
             result = conn.execute(
                 sa.text(
-                    f"UPDATE records SET doc = {self._sql['new_doc']}, revision = :new, modified_at = :modified "
-                    "WHERE kind = :kind AND scope = :scope AND name = :name AND revision = :old"
+                    f"UPDATE records SET doc = {self._sql['new_doc']}, revision = :new, modified_at = :modified, "
+                    "created_at = :created "
+                    "WHERE kind = :kind AND scope = :scope AND name = :name AND revision = :old RETURNING id"
                 ),
                 {
                     **_key(record),
@@ -125,9 +129,15 @@ class SqlMetadataStore(MetadataStore):
                     "new": stored.revision,
                     "old": record.revision,
                     "modified": doc["modified_at"],
+                    "created": doc[
+                        "created_at"
+                    ],  # the column must stay what the document says (index guards)
                 },
             )
-            if result.rowcount == 0:
+            record_id = result.scalar()
+            if record_id is not None:
+                write_metrics(conn, record_id, doc)
+            else:
                 current = conn.execute(
                     sa.text(
                         "SELECT revision FROM records WHERE kind = :kind AND scope = :scope AND name = :name"
@@ -145,12 +155,15 @@ class SqlMetadataStore(MetadataStore):
 
     def delete(self, kind: type[Record], name: str, scope: str = "") -> None:
         with self._write() as conn:
-            result = conn.execute(
-                sa.text("DELETE FROM records WHERE kind = :kind AND scope = :scope AND name = :name"),
+            record_id = conn.execute(
+                sa.text(
+                    "DELETE FROM records WHERE kind = :kind AND scope = :scope AND name = :name RETURNING id"
+                ),
                 {"kind": kind.kind, "scope": scope, "name": name},
-            )
-            if result.rowcount == 0:
+            ).scalar()
+            if record_id is None:
                 raise NotFoundError(f"{describe(kind, name, scope)} not found")
+            conn.execute(sa.text("DELETE FROM record_metrics WHERE record_id = :id"), {"id": record_id})
 
     def list(
         self,
@@ -158,17 +171,32 @@ class SqlMetadataStore(MetadataStore):
         scope: str | None = None,
         filter: Filter | None = None,
         limit: int | None = None,
+        offset: int = 0,
+        sort: str | None = None,
+        descending: bool = False,
     ) -> list[R]:
-        return [kind.model_validate_json(text) for text in self._select(kind, scope, filter, limit)]
+        check_page(limit, offset)
+        texts = self._select(kind, scope, filter, limit, offset, order_by(sort, descending, self._dialect))
+        return [kind.model_validate_json(text) for text in texts]
 
     def count(self, kind: type[Record], scope: str | None = None, filter: Filter | None = None) -> int:
-        if filter is not None:
-            return len(self._select(kind, scope, filter, None))
-        sql = "SELECT COUNT(*) FROM records WHERE kind = :kind" + (
-            " AND scope = :scope" if scope is not None else ""
-        )
+        query = self._query(kind, scope, filter)
+        if query is None:
+            return 0
+        where, params, node, exact = query
         with self._read() as conn:
-            return int(conn.execute(sa.text(sql), {"kind": kind.kind, "scope": scope}).scalar() or 0)
+            if exact:
+                return int(
+                    conn.execute(sa.text(f"SELECT COUNT(*) FROM records WHERE {where}"), params).scalar() or 0
+                )
+            # Rows SQL is sure of come back as NULL (nothing to send or parse); the others are checked here.
+            rows = conn.execute(
+                sa.text(
+                    f"SELECT CASE WHEN {node[1]} THEN NULL ELSE {self._sql['doc']} END FROM records WHERE {where}"
+                ),
+                params,
+            )
+            return sum(1 for (text,) in rows if text is None or evaluate(node[0], orjson.loads(text)))
 
     def close(self) -> None:
         self._engine.dispose()
@@ -214,36 +242,66 @@ class SqlMetadataStore(MetadataStore):
 
     # -- internals -----------------------------------------------------------
 
-    def _select(
-        self, kind: type[Record], scope: str | None, flt: Filter | None, limit: int | None
-    ) -> builtins.list[str]:
-        """JSON texts of the matching records, oldest first."""
+    def _query(
+        self, kind: type[Record], scope: str | None, flt: Filter | None
+    ) -> tuple[str, dict[str, Any], Any, bool] | None:
+        """``(where, params, (node, sure), exact)`` of a listing; None when nothing can match.
+
+        ``exact`` says SQL alone decides (no Python check, LIMIT and COUNT pushed down).
+        """
         node: Node | None = compile_filter(flt) if flt is not None else None
         clauses = ["kind = :kind"]
         params: dict[str, Any] = {"kind": kind.kind}
         if scope is not None:
             clauses.append("scope = :scope")
             params["scope"] = scope
-        exact = True  # whether SQL alone decides (no Python check, LIMIT pushed down)
-        if node is not None:
-            tr = translate(node, self._dialect, never_array_roots(kind))
-            if tr.where is False:
-                return []
-            if tr.where is not True:
-                clauses.append(str(tr.where))
-            # Rows SQL cannot decide are checked in Python: parsing a row with orjson is
-            # cheaper than making the database evaluate the (long) "sure" predicate again.
-            exact = tr.sure is True
-            params.update(tr.params)
-        if limit is not None and limit <= 0:
+        if node is None:
+            return " AND ".join(clauses), params, None, True
+        found = guards(node, self._dialect)
+        if found.exact is not None:
+            with self._read() as conn:
+                if not inexact(conn, found.metrics):  # the guards are the filter: SQL alone decides
+                    params.update(found.params)
+                    return " AND ".join(clauses + found.exact), params, None, True
+        tr = translate(node, self._dialect, never_array_roots(kind))
+        if tr.where is False:
+            return None
+        clauses += found.clauses
+        params.update(found.params)
+        if tr.where is not True:
+            clauses.append(str(tr.where))
+        params.update(tr.params)
+        # Rows SQL cannot decide are checked in Python: parsing a row with orjson is
+        # cheaper than making the database evaluate the (long) "sure" predicate again.
+        return " AND ".join(clauses), params, (node, tr.sure), tr.sure is True
+
+    def _select(
+        self,
+        kind: type[Record],
+        scope: str | None,
+        flt: Filter | None,
+        limit: int | None,
+        offset: int,
+        order: tuple[str, dict[str, Any]],
+    ) -> builtins.list[str]:
+        """JSON texts of the matching records, in ``order``, the page ``offset``/``limit``."""
+        query = self._query(kind, scope, flt)
+        if query is None or (limit is not None and limit <= 0):
             return []
-        sql = f"SELECT {self._sql['doc']} FROM records WHERE {' AND '.join(clauses)} ORDER BY id"
-        if limit is not None and exact:
-            sql += f" LIMIT {int(limit)}"
+        where, params, node, exact = query
+        sql = f"SELECT {self._sql['doc']} FROM records WHERE {where} {order[0]}"
+        params = {**params, **order[1]}
+        if exact and (limit is not None or offset):
+            everything = "-1" if self._dialect == "sqlite" else "ALL"
+            sql += f" LIMIT {everything if limit is None else int(limit)} OFFSET {int(offset)}"
+        skip = 0 if exact else offset
         out: builtins.list[str] = []
         with self._read() as conn:
             for (text,) in conn.execute(sa.text(sql), params):
-                if exact or (node is not None and evaluate(node, orjson.loads(text))):
+                if exact or evaluate(node[0], orjson.loads(text)):
+                    if skip:
+                        skip -= 1
+                        continue
                     out.append(text)
                     if limit is not None and len(out) >= limit:
                         break

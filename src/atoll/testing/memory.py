@@ -19,7 +19,7 @@ import orjson
 from atoll.domain.query import compile_filter, evaluate
 from atoll.domain.records import Record, utcnow
 from atoll.errors import AlreadyExistsError, ConflictError, NotFoundError
-from atoll.metadata.base import Filter, MetadataStore, R, describe
+from atoll.metadata.base import Filter, MetadataStore, R, check_page, describe, sort_key, sort_path
 
 
 class MemoryMetadataStore(MetadataStore):
@@ -70,19 +70,27 @@ class MemoryMetadataStore(MetadataStore):
         scope: str | None = None,
         filter: Filter | None = None,
         limit: int | None = None,
+        offset: int = 0,
+        sort: str | None = None,
+        descending: bool = False,
     ) -> list[R]:
         node = compile_filter(filter) if filter is not None else None
+        path = sort_path(sort) if sort is not None else None
+        check_page(limit, offset)
         with self._lock:
-            docs = [
+            docs = [  # dict order is creation order
                 doc
                 for (k, s, _), doc in self._docs.items()
                 if k == kind.kind
                 and (scope is None or s == scope)
                 and (node is None or evaluate(node, doc.data))
             ]
-        if limit is not None:
-            docs = docs[: max(limit, 0)]
-        return [kind.model_validate_json(doc.text) for doc in docs]
+        if descending:
+            docs.reverse()  # ties keep this (newest-first) order: Python's sort is stable
+        if path is not None:
+            docs.sort(key=lambda doc: sort_key(doc.data, path), reverse=descending)
+        end = None if limit is None else offset + max(limit, 0)
+        return [kind.model_validate_json(doc.text) for doc in docs[offset:end]]
 
     def put_blob(self, key: str, local_path: Path) -> tuple[int, str]:
         data = Path(local_path).read_bytes()
