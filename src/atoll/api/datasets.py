@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from atoll.api.context import AtollContext
 from atoll.api.models import get_model
-from atoll.api.records import Confirm, Filter, and_filters, build, fresh_name
+from atoll.api.records import Confirm, Filter, and_filters, build, drop_damaged, fresh_name
 from atoll.domain.names import validate_name
 from atoll.domain.records import ArtifactRecord, Dataset, FileSpec, ModelVersion, utcnow
 from atoll.errors import ConflictError, UsageError
@@ -145,6 +145,11 @@ def delete_dataset(ctx: AtollContext, model: str, name: str, confirm: Confirm | 
         NotFoundError: no such dataset.
         ConflictError: versions reference it and the removal was not confirmed.
     """
+    validate_name(model, "model name")
+    validate_name(name, "dataset name")
+    damaged = drop_damaged(ctx, Dataset, name, model)
+    if damaged is not None:
+        return damaged
     dataset = get_dataset(ctx, model, name)
     users = dataset_users(ctx, model, name)
     if users:

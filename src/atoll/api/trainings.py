@@ -21,7 +21,7 @@ from typing import Any
 from atoll.api.builds import get_build
 from atoll.api.context import AtollContext
 from atoll.api.projects import get_project, resolve_project_name
-from atoll.api.records import Filter, build, fresh_name, remove_record
+from atoll.api.records import Filter, build, drop_damaged, fresh_name, remove_record
 from atoll.containers.base import TaskSpec
 from atoll.domain.names import validate_name
 from atoll.domain.records import Dataset, ModelVersion, TaskState, Training
@@ -238,6 +238,10 @@ def remove_training(ctx: AtollContext, name: str, proj: str | None = None, force
     Raises:
         ConflictError: it is still running and ``force`` is not set.
     """
+    validate_name(name, "training name")
+    damaged = drop_damaged(ctx, Training, name, resolve_project_name(ctx, proj))
+    if damaged is not None:
+        return damaged
     record = get_training(ctx, name, proj)
     if not record.task.state.ended and not force:
         raise ConflictError(

@@ -13,7 +13,7 @@ from typing import Any
 from atoll.api.context import AtollContext
 from atoll.api.datasets import get_dataset, publish, remove_artifact
 from atoll.api.models import get_model
-from atoll.api.records import Filter, and_filters, build, fresh_name
+from atoll.api.records import Filter, and_filters, build, drop_damaged, fresh_name
 from atoll.domain.names import validate_name
 from atoll.domain.records import ModelVersion, Training, utcnow
 from atoll.errors import UsageError
@@ -140,6 +140,11 @@ def update_version(
 
 def delete_version(ctx: AtollContext, model: str, name: str) -> ModelVersion:
     """Remove a version and its files. Deployments keep their snapshot of it."""
+    validate_name(model, "model name")
+    validate_name(name, "model version name")
+    damaged = drop_damaged(ctx, ModelVersion, name, model)
+    if damaged is not None:
+        return damaged
     version = get_version(ctx, model, name)
     remove_artifact(ctx, version)
     return version

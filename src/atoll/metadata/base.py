@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from atoll._registry import Backend, Registry
 from atoll.domain.records import Record
+from atoll.errors import BackendError
 
 R = TypeVar("R", bound=Record)
 
@@ -95,8 +96,30 @@ class MetadataStore(ABC):
             return False
         return True
 
+    def damaged(self, kind: type[Record]) -> list[DamagedRecordError]:
+        """Stored records of ``kind`` that no longer read back (bad JSON, or a value that
+        no longer validates); :meth:`list` skips them, :meth:`delete` removes them.
+
+        A backend that cannot hold such a record returns an empty list (the default).
+        """
+        return []
+
     def close(self) -> None:
         """Release connections (idempotent)."""
+
+
+class DamagedRecordError(BackendError):
+    """A stored record cannot be read back: its JSON is broken or no longer validates.
+
+    Attributes:
+        kind, name, scope: the record's key. reason: why it does not read.
+    """
+
+    def __init__(self, kind: str, name: str, scope: str, reason: str) -> None:
+        super().__init__(
+            f"{describe(kind, name, scope)} is damaged ({reason}); remove it, or see `atoll check`"
+        )
+        self.kind, self.name, self.scope, self.reason = kind, name, scope, reason
 
 
 KIND_LABELS: dict[str, str] = {
