@@ -19,6 +19,7 @@ from deploy_helpers import fake_build, free_port, kill_all, processes_of, wait_f
 
 from atoll.api.context import AtollContext
 from atoll.api.islands import LocalRouterIsland
+from atoll.api.keys import new_key
 from atoll.config import load_config
 from atoll.containers.base import TaskSpec
 from atoll.containers.local import LocalContainerManager
@@ -31,8 +32,9 @@ from atoll.testing.memory_files import MemoryFileStore
 
 class Env:
     def __init__(self, home: Path, manager: LocalContainerManager, project: Project, build: BuildVersion,
-                 router: str) -> None:
+                 router: str, key: str) -> None:
         self.home, self.manager, self.project, self.build, self.router = home, manager, project, build, router
+        self.key = key
         self.logs: list[str] = []
 
     def spec(self, name: str, notebook: str = "echo.ipynb", replicas: int = 2, **extra: Any) -> TaskSpec:
@@ -48,7 +50,7 @@ class Env:
 
     def routed(self, name: str, body: str = "hi") -> httpx.Response:
         return httpx.post(f"{self.router}/predict", params={"project": self.project.name, "deploy": name},
-                          content=body, timeout=10)
+                          content=body, timeout=10, headers={"authorization": f"Bearer {self.key}"})
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +63,13 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     config = load_config(tmp)
     manager = LocalContainerManager(config, MemoryMetadataStore(), MemoryFileStore())
     project, build = fake_build(tmp / "build")
-    island = LocalRouterIsland(AtollContext(config, cwd=tmp))
+    ctx = AtollContext(config, cwd=tmp)
+    ctx.metadata.create(Project(name=project.name))
+    _record, key = new_key(ctx, project.name)  # the router requires a key by default
+    island = LocalRouterIsland(ctx)
     island.setup()
     try:
-        yield Env(home, manager, project, build, island.url)
+        yield Env(home, manager, project, build, island.url, key)
     finally:
         for entry in (home / "run" / "services" / project.name).glob("*"):
             if entry.is_dir():

@@ -29,6 +29,7 @@ def publish(
     compress: bool = False,
     skip_upload: bool = False,
     replace: bool = False,
+    follow_symlinks: bool = False,
 ) -> A:
     """Check and store the files of ``path``, then write ``record`` (create, or update with ``replace``).
 
@@ -51,7 +52,7 @@ def publish(
 
     return publish_artifact(
         ctx.metadata, ctx.files, record, src.resolve(), specs,
-        compress=compress, skip_upload=skip_upload, replace=replace,
+        compress=compress, skip_upload=skip_upload, replace=replace, follow_symlinks=follow_symlinks,
     )
 
 
@@ -72,6 +73,7 @@ def new_dataset(
     path: str | Path | None = None,
     compress: bool = False,
     skip_upload: bool = False,
+    follow_symlinks: bool = False,
 ) -> Dataset:
     """Upload a dataset of ``model`` from the directory ``path`` (random name when omitted).
 
@@ -83,7 +85,8 @@ def new_dataset(
     spec = get_model(ctx, model)
     name = fresh_name(ctx, Dataset, model, name)
     record = build(Dataset, name=name, model=model, details=details or {}, compressed=compress)
-    return publish(ctx, record, path, spec.data_files, compress=compress, skip_upload=skip_upload)
+    return publish(ctx, record, path, spec.data_files, compress=compress, skip_upload=skip_upload,
+                   follow_symlinks=follow_symlinks)
 
 
 def get_dataset(ctx: AtollContext, model: str, name: str) -> Dataset:
@@ -108,6 +111,7 @@ def update_dataset(
     path: str | Path | None = None,
     compress: bool | None = None,
     skip_upload: bool = False,
+    follow_symlinks: bool = False,
 ) -> Dataset:
     """Change the given fields; a new ``path`` replaces the stored files.
 
@@ -126,7 +130,8 @@ def update_dataset(
         return ctx.metadata.update(record)
     specs = get_model(ctx, model).data_files
     return publish(
-        ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True
+        ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True,
+        follow_symlinks=follow_symlinks,
     )
 
 

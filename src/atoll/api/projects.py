@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from atoll.api.context import AtollContext
+from atoll.api.keys import delete_project_keys
 from atoll.api.records import Confirm, Filter, build, containers_or_none, read_for_removal, remove_records
 from atoll.domain.names import validate_name
 from atoll.domain.records import BuildVersion, Deployment, Model, Project, Record, Training, utcnow
@@ -175,5 +176,6 @@ def delete_project(ctx: AtollContext, name: str | None = None, confirm: Confirm 
     removal.deployments = remove_records(ctx, depls)
     removal.trainings = remove_records(ctx, trains)
     removal.builds = remove_records(ctx, builds)
+    delete_project_keys(ctx, project_name)
     ctx.metadata.delete(Project, project_name)
     return removal

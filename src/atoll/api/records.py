@@ -28,6 +28,7 @@ Filter = dict[str, Any]
 
 # What the CLI calls each kind in messages.
 KIND_LABELS = {
+    "apikey": "API key",
     "model": "model",
     "project": "project",
     "ds": "dataset",
@@ -114,7 +115,8 @@ def drop_damaged(ctx: AtollContext, kind: type[R], name: str, scope: str = "") -
     if read_for_removal(ctx, kind, name, scope) is not None:
         return None
     ctx.metadata.delete(kind, name, scope)
-    return kind.model_construct(name=name, **({kind.scope_field: scope} if kind.scope_field else {}))
+    key: dict[str, Any] = {"name": name, **({kind.scope_field: scope} if kind.scope_field else {})}
+    return kind.model_construct(**key)
 
 
 def containers_or_none(ctx: AtollContext) -> Any:

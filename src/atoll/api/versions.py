@@ -65,6 +65,7 @@ def new_version(
     pretrained: str | None = None,
     compress: bool = False,
     skip_upload: bool = False,
+    follow_symlinks: bool = False,
 ) -> ModelVersion:
     """Upload a model version from ``path`` (random name when omitted).
 
@@ -77,7 +78,8 @@ def new_version(
     name = fresh_name(ctx, ModelVersion, model, name)
     fields = _snapshots(ctx, model, dataset, train, proj, pretrained)
     record = build(ModelVersion, name=name, model=model, details=details or {}, compressed=compress, **fields)
-    return publish(ctx, record, path, spec.model_files, compress=compress, skip_upload=skip_upload)
+    return publish(ctx, record, path, spec.model_files, compress=compress, skip_upload=skip_upload,
+                   follow_symlinks=follow_symlinks)
 
 
 def get_version(ctx: AtollContext, model: str, name: str) -> ModelVersion:
@@ -119,6 +121,7 @@ def update_version(
     pretrained: str | None = None,
     compress: bool | None = None,
     skip_upload: bool = False,
+    follow_symlinks: bool = False,
 ) -> ModelVersion:
     """Change the given fields; a new ``path`` replaces the stored files."""
     current = get_version(ctx, model, name)
@@ -135,7 +138,8 @@ def update_version(
     if path is None and not skip_upload:
         return ctx.metadata.update(record)
     specs = get_model(ctx, model).model_files
-    return publish(ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True)
+    return publish(ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True,
+                   follow_symlinks=follow_symlinks)
 
 
 def delete_version(ctx: AtollContext, model: str, name: str) -> ModelVersion:

@@ -38,6 +38,9 @@ PROJ_HELP = "Project (default: the project homed in the working dir, else projec
 ProjOption = Annotated[str | None, typer.Option("--proj", help=PROJ_HELP)]
 FilterOption = Annotated[str | None, typer.Option("--filter", help="MongoDB-style JSON query.")]
 ExpandOption = Annotated[bool, typer.Option("--expand", help="Show whole records.")]
+FollowOption = Annotated[
+    bool, typer.Option("--follow-symlinks", help="Store what symbolic links point to (refused by default).")
+]
 
 
 @dataclass
@@ -175,6 +178,7 @@ __all__ = [
     "CliState",
     "ExpandOption",
     "FilterOption",
+    "FollowOption",
     "ProjOption",
     "confirm",
     "current_state",

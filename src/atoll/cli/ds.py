@@ -8,6 +8,7 @@ from atoll.api import datasets as api
 from atoll.cli.common import (
     ExpandOption,
     FilterOption,
+    FollowOption,
     confirm,
     get_context,
     parse_filter,
@@ -28,13 +29,14 @@ def new(
     path: str | None = typer.Option(None, "--path", help="Directory holding the files."),
     compress: bool = typer.Option(False, "--compress", help="Store the files as one tar.gz."),
     skip_upload: bool = typer.Option(False, "--skip-upload", help="Record the dataset without storing files."),
+    follow_symlinks: FollowOption = False,
 ) -> None:
     """Upload a dataset."""
     render(
         api.new_dataset(
             get_context(ctx), model, name,
             details=parse_json_option(details, "--details", expect=dict),
-            path=path, compress=compress, skip_upload=skip_upload,
+            path=path, compress=compress, skip_upload=skip_upload, follow_symlinks=follow_symlinks,
         )
     )
 
@@ -48,13 +50,14 @@ def update(
     path: str | None = typer.Option(None, "--path", help="Directory whose files replace the stored ones."),
     compress: bool | None = typer.Option(None, "--compress/--no-compress", help="Store as one tar.gz (with --path)."),
     skip_upload: bool = typer.Option(False, "--skip-upload", help="Record the files without storing them."),
+    follow_symlinks: FollowOption = False,
 ) -> None:
     """Change a dataset (unspecified fields are kept)."""
     render(
         api.update_dataset(
             get_context(ctx), model, name,
             details=parse_json_option(details, "--details", expect=dict),
-            path=path, compress=compress, skip_upload=skip_upload,
+            path=path, compress=compress, skip_upload=skip_upload, follow_symlinks=follow_symlinks,
         )
     )
 

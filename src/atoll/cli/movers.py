@@ -5,7 +5,15 @@ from __future__ import annotations
 import typer
 
 from atoll.api import versions as api
-from atoll.cli.common import ExpandOption, get_context, parse_filter, parse_json_option, render, render_done
+from atoll.cli.common import (
+    ExpandOption,
+    FollowOption,
+    get_context,
+    parse_filter,
+    parse_json_option,
+    render,
+    render_done,
+)
 
 app = typer.Typer(help="Model versions.", no_args_is_help=True)
 
@@ -23,6 +31,7 @@ def new(
     pretrained: str | None = typer.Option(None, "--pretrained", help="MODEL:VERSION it was derived from."),
     compress: bool = typer.Option(False, "--compress", help="Store the files as one tar.gz."),
     skip_upload: bool = typer.Option(False, "--skip-upload", help="Record the version without storing files."),
+    follow_symlinks: FollowOption = False,
 ) -> None:
     """Upload a model version."""
     render(
@@ -30,7 +39,7 @@ def new(
             get_context(ctx), model, name,
             details=parse_json_option(details, "--details", expect=dict),
             path=path, dataset=dataset, train=train, proj=proj, pretrained=pretrained,
-            compress=compress, skip_upload=skip_upload,
+            compress=compress, skip_upload=skip_upload, follow_symlinks=follow_symlinks,
         )
     )
 
@@ -48,6 +57,7 @@ def update(
     pretrained: str | None = typer.Option(None, "--pretrained", help="MODEL:VERSION it was derived from."),
     compress: bool | None = typer.Option(None, "--compress/--no-compress", help="Store as one tar.gz (with --path)."),
     skip_upload: bool = typer.Option(False, "--skip-upload", help="Record the files without storing them."),
+    follow_symlinks: FollowOption = False,
 ) -> None:
     """Change a model version (unspecified fields are kept)."""
     render(
@@ -55,7 +65,7 @@ def update(
             get_context(ctx), model, name,
             details=parse_json_option(details, "--details", expect=dict),
             path=path, dataset=dataset, train=train, proj=proj, pretrained=pretrained,
-            compress=compress, skip_upload=skip_upload,
+            compress=compress, skip_upload=skip_upload, follow_symlinks=follow_symlinks,
         )
     )
 

@@ -243,7 +243,29 @@ class TreasureChest(Record):
     secret: str = ""
 
 
+class ApiKey(Record):
+    """A key that lets prediction requests through the router (see ``atoll key``).
+
+    Only an HMAC of the key is kept (``hash``, hidden from output); ``prefix``,
+    the key's first characters, identifies it in listings and logs.
+    """
+
+    kind: ClassVar[str] = "apikey"
+    scope_field: ClassVar[str | None] = "proj"
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"hash"})
+    proj: str
+    deploy: str | None = None  # None: every deployment of the project
+    expires_at: datetime | None = None
+    prefix: str
+    hash: str
+
+    @field_validator("proj", "deploy")
+    @classmethod
+    def _check_target(cls, value: str | None) -> str | None:
+        return value if value is None else validate_name(value, "API key target name")
+
+
 RECORD_TYPES: dict[str, type[Record]] = {
     cls.kind: cls
-    for cls in (Model, Project, BuildVersion, Dataset, Training, ModelVersion, Deployment, TreasureChest)
+    for cls in (Model, Project, BuildVersion, Dataset, Training, ModelVersion, Deployment, TreasureChest, ApiKey)
 }

@@ -123,6 +123,7 @@ class DamagedRecordError(BackendError):
 
 
 KIND_LABELS: dict[str, str] = {
+    "apikey": "API key",
     "bvers": "build version",
     "depl": "deployment",
     "ds": "dataset",
