@@ -18,6 +18,7 @@ from atoll.router.auth import Forbidden, KeyFileAuth, Unauthorized
 def test_a_key_is_returned_once_and_only_its_hash_is_kept(ctx: AtollContext) -> None:
     projects.new_project(ctx, "iris")
     record, key = keys.new_key(ctx, "iris", name="ci", deploy="svc", expires_days=1)
+    assert record.name == "ci" and key not in record.model_dump_json()
     assert key.startswith(keys.KEY_PREFIX) and len(key) > 40
     stored = ctx.metadata.get(ApiKey, "ci", "iris")
     assert key not in stored.model_dump_json()

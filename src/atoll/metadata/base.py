@@ -13,6 +13,7 @@ Filters are MongoDB-style queries over the record's JSON form (see
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -96,7 +97,7 @@ class MetadataStore(ABC):
             return False
         return True
 
-    def damaged(self, kind: type[Record]) -> list[DamagedRecordError]:
+    def damaged(self, kind: type[Record]) -> builtins.list[DamagedRecordError]:
         """Stored records of ``kind`` that no longer read back (bad JSON, or a value that
         no longer validates); :meth:`list` skips them, :meth:`delete` removes them.
 
