@@ -2,7 +2,7 @@
 
 Stored records are JSON documents read by every backend and every tool, so a
 value is refused *before* anything is saved when plain JSON cannot carry it
-faithfully: NaN and infinities (JSON has no such numbers; they would be saved
+faithfully: integers beyond 64 bits, NaN and infinities (JSON has no such numbers; they would be saved
 as ``null``), text that is not valid Unicode (a lone surrogate, e.g. from an
 argument that was not UTF-8), keys that are not strings, and nesting deeper
 than :data:`MAX_DEPTH` (which only an attacker or a bug produces, and which
@@ -18,6 +18,8 @@ from atoll.errors import ValidationError
 
 #: Deepest nesting of objects/arrays accepted in a JSON value.
 MAX_DEPTH = 64
+# Integers every store (SQLite INTEGER, PostgreSQL jsonb casts, orjson) holds exactly.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def check_text(text: str, what: str) -> str:
@@ -45,6 +47,8 @@ def check_json_value(value: Any, what: str, max_depth: int = MAX_DEPTH) -> Any:
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise ValidationError(f"{what}: {item} is not a JSON number (no NaN or Infinity)")
+        elif isinstance(item, int) and not isinstance(item, bool) and not _INT64_MIN <= item <= _INT64_MAX:
+            raise ValidationError(f"{what}: an integer of {item.bit_length()} bits is out of range (64-bit signed)")
         elif isinstance(item, (dict, list, tuple)):
             if depth >= max_depth:
                 raise ValidationError(f"{what}: nested deeper than {max_depth} levels")
