@@ -37,7 +37,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from atoll.config import Config
 from atoll.domain.records import TreasureChest
-from atoll.errors import ConfigError, NotFoundError
+from atoll.errors import BackendUnavailableError, ConfigError, NotFoundError
 from atoll.files.base import FILE_STORES, FileStore, get_file_store
 from atoll.files.lightweight import DEFAULT_MAX_MB, LightweightFileStore
 from atoll.metadata.base import MetadataStore, get_metadata_store
@@ -49,9 +49,35 @@ _NO_CREDENTIALS_SCHEMES = ("sqlite", "memory")
 # Metadata.
 
 
-def open_metadata_store(config: Config) -> MetadataStore:
-    """The configured metadata store, with the credentials of ``metadata.tchest`` in its URL."""
-    return get_metadata_store(metadata_url(config))
+def open_metadata_store(config: Config, *, allow_new: bool = False) -> MetadataStore:
+    """The configured metadata store, with the credentials of ``metadata.tchest`` in its URL.
+
+    Raises:
+        BackendUnavailableError: the SQLite file is missing while the local file
+            store holds files (it was lost, not never made: creating it empty
+            would orphan them all); ``allow_new`` (``atoll check --repair``) allows it.
+    """
+    url = metadata_url(config)
+    if not allow_new:
+        refuse_lost_sqlite(config, url)
+    return get_metadata_store(url)
+
+
+def refuse_lost_sqlite(config: Config, url: str) -> None:
+    """Raise when ``url`` names a SQLite file that is gone while the local file store has content."""
+    if not url.startswith("sqlite:///") or config.file_store.type != "local":
+        return  # a remote file store costs a request to list: `atoll check` looks there
+    database = Path(url.removeprefix("sqlite:///").split("?", 1)[0]).expanduser()
+    if not database.name or database.name == ":memory:" or database.exists():
+        return
+    root = config.file_store_path
+    held = sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) if root.is_dir() else []
+    if held:
+        raise BackendUnavailableError(
+            f"the metadata store {database} is missing but the file store {root} holds {', '.join(held)}: "
+            "restore the file from a backup, or run `atoll check` (and `atoll check --repair` to start "
+            "an empty store; the stored files are then reported as files without records)"
+        )
 
 
 def metadata_url(config: Config) -> str:

@@ -95,6 +95,8 @@ class DockerSection(_Section):
 class RouterSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=30080, ge=1, le=65535)
+    #: Require an API key (``atoll key new``) on every prediction; ``off`` only on a laptop.
+    auth: bool = True
 
 
 class WebServerSection(_Section):
@@ -155,6 +157,12 @@ class Config(_Section):
     @property
     def metadata_url(self) -> str:
         return self.metadata.url or f"sqlite:///{self.home / 'atoll.db'}"
+
+    @property
+    def router_keys_file(self) -> Path:
+        """The API keys file the router reads (written by ``atoll key new/rm``), in its own
+        directory so that a container can mount the directory and see every rewrite."""
+        return self.home / "run" / "router-keys" / "keys.json"
 
     @property
     def file_store_path(self) -> Path:

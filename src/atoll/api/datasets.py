@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from atoll.api.context import AtollContext
 from atoll.api.models import get_model
-from atoll.api.records import Confirm, Filter, and_filters, build, fresh_name
+from atoll.api.records import Confirm, Filter, and_filters, build, drop_damaged, fresh_name
 from atoll.domain.names import validate_name
 from atoll.domain.records import ArtifactRecord, Dataset, FileSpec, ModelVersion, utcnow
 from atoll.errors import ConflictError, UsageError
@@ -31,6 +31,7 @@ def publish(
     skip_upload: bool = False,
     replace: bool = False,
     lightweight: bool = False,
+    follow_symlinks: bool = False,
 ) -> A:
     """Check and store the files of ``path``, then write ``record`` (create, or update with ``replace``).
 
@@ -75,6 +76,7 @@ def new_dataset(
     compress: bool = False,
     skip_upload: bool = False,
     lightweight: bool = False,
+    follow_symlinks: bool = False,
 ) -> Dataset:
     """Upload a dataset of ``model`` from the directory ``path`` (random name when omitted).
 
@@ -89,7 +91,8 @@ def new_dataset(
     name = fresh_name(ctx, Dataset, model, name)
     record = build(Dataset, name=name, model=model, details=details or {}, compressed=compress)
     return publish(
-        ctx, record, path, spec.data_files, compress=compress, skip_upload=skip_upload, lightweight=lightweight
+        ctx, record, path, spec.data_files, compress=compress, skip_upload=skip_upload, lightweight=lightweight,
+        follow_symlinks=follow_symlinks,
     )
 
 
@@ -115,6 +118,7 @@ def update_dataset(
     path: str | Path | None = None,
     compress: bool | None = None,
     skip_upload: bool = False,
+    follow_symlinks: bool = False,
 ) -> Dataset:
     """Change the given fields; a new ``path`` replaces the stored files.
 
@@ -135,6 +139,7 @@ def update_dataset(
     return publish(
         ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True,
         lightweight=is_lightweight(record.store_key) and not skip_upload,  # an update stays where it was
+        follow_symlinks=follow_symlinks,
     )
 
 
@@ -153,6 +158,11 @@ def delete_dataset(ctx: AtollContext, model: str, name: str, confirm: Confirm | 
         NotFoundError: no such dataset.
         ConflictError: versions reference it and the removal was not confirmed.
     """
+    validate_name(model, "model name")
+    validate_name(name, "dataset name")
+    damaged = drop_damaged(ctx, Dataset, name, model)
+    if damaged is not None:
+        return damaged
     dataset = get_dataset(ctx, model, name)
     users = dataset_users(ctx, model, name)
     if users:

@@ -11,6 +11,7 @@ here through :class:`NativeIsland`.
 from __future__ import annotations
 
 import importlib
+import logging
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from atoll.api.context import AtollContext
+from atoll.api.keys import export_keys
 from atoll.config import atoll_home
 from atoll.containers._process import (
     kill_group,
@@ -32,6 +34,8 @@ from atoll.containers._process import (
 from atoll.containers.base import http_ok
 from atoll.errors import BackendUnavailableError, NotFoundError, UsageError
 from atoll.islands import ISLAND_CLASSES
+
+log = logging.getLogger(__name__)
 
 START_TIMEOUT = 30.0
 
@@ -123,10 +127,11 @@ class LocalRouterIsland(Island):
         router = self.ctx.config.router
         state_dir = atoll_home() / "run" / "deployments"
         state_dir.mkdir(parents=True, exist_ok=True)
+        auth = ["--keys-file", str(self.ctx.config.router_keys_file)] if router.auth else ["--auth", "off"]
         argv = [
             sys.executable, "-m", "atoll.router",
             "--host", router.host, "--port", str(router.port),
-            "--discovery", "local", "--state-dir", str(state_dir),
+            "--discovery", "local", "--state-dir", str(state_dir), *auth,
         ]
         with open(self._log_file, "ab") as out:
             proc = subprocess.Popen(
@@ -219,7 +224,18 @@ def get_island(ctx: AtollContext, name: str) -> Island:
 
 
 def setup_island(ctx: AtollContext, name: str) -> IslandStatus:
-    return get_island(ctx, name).setup()
+    island = get_island(ctx, name)
+    if name == "router":
+        _router_keys(ctx)
+    return island.setup()
+
+
+def _router_keys(ctx: AtollContext) -> None:
+    """Write the keys file a router about to start reads; warn when auth is off."""
+    if ctx.config.router.auth:
+        export_keys(ctx)
+    else:
+        log.warning("router.auth is off: anyone who reaches the router can call every deployment")
 
 
 def island_status(ctx: AtollContext, name: str) -> IslandStatus:
@@ -235,7 +251,7 @@ def ensure_router(ctx: AtollContext) -> IslandStatus | None:
     kinds = ISLANDS["router"]
     if ctx.config.container_manager.type not in kinds:
         return None
-    return get_island(ctx, "router").setup()
+    return setup_island(ctx, "router")
 
 
 __all__ = [

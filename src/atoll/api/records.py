@@ -29,6 +29,7 @@ Filter = dict[str, Any]
 
 # What the CLI calls each kind in messages.
 KIND_LABELS = {
+    "apikey": "API key",
     "model": "model",
     "project": "project",
     "ds": "dataset",
@@ -85,6 +86,38 @@ def fresh_name(ctx: AtollContext, kind: type[Record], scope: str = "", name: str
         if not ctx.metadata.exists(kind, candidate, scope):
             return candidate
     return random_name()  # astronomically unlikely; the store still enforces uniqueness
+
+
+def read_for_removal(ctx: AtollContext, kind: type[R], name: str, scope: str = "") -> R | None:
+    """The record, or None when it is damaged (logged): removal goes on by its key.
+
+    Raises:
+        NotFoundError: no such record.
+    """
+    from atoll.metadata.base import DamagedRecordError
+
+    try:
+        return ctx.metadata.get(kind, name, scope)
+    except DamagedRecordError as exc:
+        log.warning("removing %s", exc)
+        return None
+
+
+def drop_damaged(ctx: AtollContext, kind: type[R], name: str, scope: str = "") -> R | None:
+    """Remove the record when it is damaged (unreadable) and return a stand-in holding its key;
+    None when it reads fine (the caller then removes it the usual way).
+
+    A damaged record's files cannot be known from it: ``atoll check`` finds them
+    as files without a record afterwards.
+
+    Raises:
+        NotFoundError: no such record.
+    """
+    if read_for_removal(ctx, kind, name, scope) is not None:
+        return None
+    ctx.metadata.delete(kind, name, scope)
+    key: dict[str, Any] = {"name": name, **({kind.scope_field: scope} if kind.scope_field else {})}
+    return kind.model_construct(**key)
 
 
 def containers_or_none(ctx: AtollContext) -> Any:
@@ -163,6 +196,10 @@ def remove_record(ctx: AtollContext, kind: type[R], name: str, scope: str, confi
         NotFoundError: no such record.
         ConflictError: dependents exist and the removal was not confirmed.
     """
+    validate_name(name, f"{label(kind)} name")
+    damaged = drop_damaged(ctx, kind, name, scope)
+    if damaged is not None:
+        return damaged
     record = get_record(ctx, kind, name, scope)
     if isinstance(record, BuildVersion):
         _remove_build(ctx, record, confirm)
@@ -229,11 +266,13 @@ __all__ = [
     "and_filters",
     "build",
     "containers_or_none",
+    "drop_damaged",
     "fresh_name",
     "get_record",
     "label",
     "list_records",
     "parse_model",
+    "read_for_removal",
     "remove_record",
     "remove_records",
 ]

@@ -14,7 +14,7 @@ from atoll.api.context import AtollContext
 from atoll.api.datasets import get_dataset, publish, remove_artifact
 from atoll.files.lightweight import is_lightweight
 from atoll.api.models import get_model
-from atoll.api.records import Filter, Page, and_filters, build, fresh_name, list_records
+from atoll.api.records import Filter, Page, and_filters, build, drop_damaged, fresh_name, list_records
 from atoll.domain.names import validate_name
 from atoll.domain.records import ModelVersion, Training, utcnow
 from atoll.errors import UsageError
@@ -67,6 +67,7 @@ def new_version(
     compress: bool = False,
     skip_upload: bool = False,
     lightweight: bool = False,
+    follow_symlinks: bool = False,
 ) -> ModelVersion:
     """Upload a model version from ``path`` (random name when omitted).
 
@@ -82,7 +83,8 @@ def new_version(
     fields = _snapshots(ctx, model, dataset, train, proj, pretrained)
     record = build(ModelVersion, name=name, model=model, details=details or {}, compressed=compress, **fields)
     return publish(
-        ctx, record, path, spec.model_files, compress=compress, skip_upload=skip_upload, lightweight=lightweight
+        ctx, record, path, spec.model_files, compress=compress, skip_upload=skip_upload, lightweight=lightweight,
+        follow_symlinks=follow_symlinks,
     )
 
 
@@ -126,6 +128,7 @@ def update_version(
     pretrained: str | None = None,
     compress: bool | None = None,
     skip_upload: bool = False,
+    follow_symlinks: bool = False,
 ) -> ModelVersion:
     """Change the given fields; a new ``path`` replaces the stored files."""
     current = get_version(ctx, model, name)
@@ -145,11 +148,17 @@ def update_version(
     return publish(
         ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True,
         lightweight=is_lightweight(record.store_key) and not skip_upload,  # an update stays where it was
+        follow_symlinks=follow_symlinks,
     )
 
 
 def delete_version(ctx: AtollContext, model: str, name: str) -> ModelVersion:
     """Remove a version and its files. Deployments keep their snapshot of it."""
+    validate_name(model, "model name")
+    validate_name(name, "model version name")
+    damaged = drop_damaged(ctx, ModelVersion, name, model)
+    if damaged is not None:
+        return damaged
     version = get_version(ctx, model, name)
     remove_artifact(ctx, version)
     return version

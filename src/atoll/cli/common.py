@@ -28,6 +28,7 @@ from atoll.api.records import Page
 from atoll.cli.output import render, render_done
 from atoll.config import Config
 from atoll.domain.records import Record
+from atoll.domain.values import MAX_DEPTH, check_json_value
 from atoll.errors import UsageError
 
 OutputFormat = Literal["table", "json", "yaml"]
@@ -44,6 +45,9 @@ SortOption = Annotated[
     str | None, typer.Option("--sort", help="Order by this field, e.g. created_at, name, details.metrics.acc.")
 ]
 DescOption = Annotated[bool, typer.Option("--desc", help="Reverse the order (--sort created_at --desc: newest first).")]
+FollowOption = Annotated[
+    bool, typer.Option("--follow-symlinks", help="Store what symbolic links point to (refused by default).")
+]
 
 
 @dataclass
@@ -128,13 +132,22 @@ def parse_json_option(text: str | None, option_name: str, *, expect: type | None
     if text is None:
         return None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{option_name}: malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError:
+        raise UsageError(f"{option_name}: nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # NaN / Infinity (see _no_constant)
+        raise UsageError(f"{option_name}: {exc}") from None
+    check_json_value(value, option_name)
     if expect is not None and not isinstance(value, expect):
         wanted = {"dict": "an object", "list": "an array"}.get(expect.__name__, expect.__name__)
         raise UsageError(f"{option_name}: expected {wanted}, got {type(value).__name__}")
     return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (no NaN or Infinity)")
 
 
 def parse_filter(text: str | None) -> dict[str, Any] | None:
@@ -185,6 +198,7 @@ __all__ = [
     "DescOption",
     "ExpandOption",
     "FilterOption",
+    "FollowOption",
     "LimitOption",
     "ProjOption",
     "SortOption",

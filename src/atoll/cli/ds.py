@@ -8,6 +8,7 @@ from atoll.api import datasets as api
 from atoll.cli.common import (
     ExpandOption,
     FilterOption,
+    FollowOption,
     confirm,
     get_context,
     parse_filter,
@@ -31,6 +32,7 @@ def new(
     lightweight: bool = typer.Option(
         False, "--lightweight", help="Keep the (small) files in the metadata database, not the file store."
     ),
+    follow_symlinks: FollowOption = False,
 ) -> None:
     """Upload a dataset."""
     render(
@@ -38,6 +40,7 @@ def new(
             get_context(ctx), model, name,
             details=parse_json_option(details, "--details", expect=dict),
             path=path, compress=compress, skip_upload=skip_upload, lightweight=lightweight,
+            follow_symlinks=follow_symlinks,
         )
     )
 
@@ -51,13 +54,14 @@ def update(
     path: str | None = typer.Option(None, "--path", help="Directory whose files replace the stored ones."),
     compress: bool | None = typer.Option(None, "--compress/--no-compress", help="Store as one tar.gz (with --path)."),
     skip_upload: bool = typer.Option(False, "--skip-upload", help="Record the files without storing them."),
+    follow_symlinks: FollowOption = False,
 ) -> None:
     """Change a dataset (unspecified fields are kept)."""
     render(
         api.update_dataset(
             get_context(ctx), model, name,
             details=parse_json_option(details, "--details", expect=dict),
-            path=path, compress=compress, skip_upload=skip_upload,
+            path=path, compress=compress, skip_upload=skip_upload, follow_symlinks=follow_symlinks,
         )
     )
 

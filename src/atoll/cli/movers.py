@@ -8,6 +8,7 @@ from atoll.api import versions as api
 from atoll.cli.common import (
     DescOption,
     ExpandOption,
+    FollowOption,
     LimitOption,
     SortOption,
     get_context,
@@ -37,6 +38,7 @@ def new(
     lightweight: bool = typer.Option(
         False, "--lightweight", help="Keep the (small) files in the metadata database, not the file store."
     ),
+    follow_symlinks: FollowOption = False,
 ) -> None:
     """Upload a model version."""
     render(
@@ -45,6 +47,7 @@ def new(
             details=parse_json_option(details, "--details", expect=dict),
             path=path, dataset=dataset, train=train, proj=proj, pretrained=pretrained,
             compress=compress, skip_upload=skip_upload, lightweight=lightweight,
+            follow_symlinks=follow_symlinks,
         )
     )
 
@@ -62,6 +65,7 @@ def update(
     pretrained: str | None = typer.Option(None, "--pretrained", help="MODEL:VERSION it was derived from."),
     compress: bool | None = typer.Option(None, "--compress/--no-compress", help="Store as one tar.gz (with --path)."),
     skip_upload: bool = typer.Option(False, "--skip-upload", help="Record the files without storing them."),
+    follow_symlinks: FollowOption = False,
 ) -> None:
     """Change a model version (unspecified fields are kept)."""
     render(
@@ -69,7 +73,7 @@ def update(
             get_context(ctx), model, name,
             details=parse_json_option(details, "--details", expect=dict),
             path=path, dataset=dataset, train=train, proj=proj, pretrained=pretrained,
-            compress=compress, skip_upload=skip_upload,
+            compress=compress, skip_upload=skip_upload, follow_symlinks=follow_symlinks,
         )
     )
 

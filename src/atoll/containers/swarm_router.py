@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from docker import DockerClient
 
 START_TIMEOUT = 120.0
+#: Where the router container sees the API keys directory (bind-mounted read-only).
+KEYS_MOUNT = "/atoll/router-keys"
 
 
 class SwarmRouterIsland:
@@ -89,7 +91,8 @@ class SwarmRouterIsland:
             spec = current.attrs["Spec"]
             running_image = spec["TaskTemplate"]["ContainerSpec"]["Image"]
             published = [p.get("PublishedPort") for p in (spec.get("EndpointSpec") or {}).get("Ports") or []]
-            same = running_image == image and published == [self.config.router.port]
+            command = spec["TaskTemplate"]["ContainerSpec"].get("Command")
+            same = running_image == image and published == [self.config.router.port] and command == self._command()
             if same and wait_until(lambda: http_ok(f"{self.url}/health"), 30):
                 return self._state(True, "healthy", f"the router is already running at {self.url}")
             self.stop()
@@ -103,8 +106,10 @@ class SwarmRouterIsland:
         return self._state(True, "healthy", f"the router is running at {self.url}", time.monotonic() - started)
 
     def _create(self, image: str) -> None:
-        from docker.types import EndpointSpec, Healthcheck, RestartPolicy, ServiceMode
+        from docker.types import EndpointSpec, Healthcheck, Mount, RestartPolicy, ServiceMode
 
+        keys_dir = self.config.router_keys_file.parent
+        keys_dir.mkdir(parents=True, exist_ok=True)  # the file itself comes with `atoll key new`
         ns = self.config.container_manager.namespace
         network = ensure_network(self.client, self.config)
         hc = self.config.container_manager.healthcheck
@@ -112,11 +117,8 @@ class SwarmRouterIsland:
         with engine_errors(self.config, f"creating service {self.service_name}"):
             self.client.services.create(
                 image,
-                [
-                    "python", "-m", "atoll.router", "--host", "0.0.0.0", "--port", str(SERVICE_PORT),
-                    "--discovery", "dns", "--dns-pattern", f"tasks.{ns}-{{project}}-{{deployment}}",
-                    "--dns-port", str(SERVICE_PORT),
-                ],
+                self._command(),
+                mounts=[Mount(KEYS_MOUNT, str(keys_dir), type="bind", read_only=True)],
                 name=self.service_name,
                 labels=labels,
                 container_labels=labels,
@@ -130,6 +132,16 @@ class SwarmRouterIsland:
                 restart_policy=RestartPolicy(condition="any", delay=2 * NS),
                 stop_grace_period=5 * NS,
             )
+
+    def _command(self) -> list[str]:
+        ns = self.config.container_manager.namespace
+        keys = self.config.router_keys_file
+        auth = ["--keys-file", f"{KEYS_MOUNT}/{keys.name}"] if self.config.router.auth else ["--auth", "off"]
+        return [
+            "python", "-m", "atoll.router", "--host", "0.0.0.0", "--port", str(SERVICE_PORT),
+            "--discovery", "dns", "--dns-pattern", f"tasks.{ns}-{{project}}-{{deployment}}",
+            "--dns-port", str(SERVICE_PORT), *auth,
+        ]
 
     def _log_tail(self) -> str:
         try:

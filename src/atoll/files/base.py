@@ -27,11 +27,26 @@ from atoll.errors import UsageError
 
 
 def check_key(key: str) -> str:
-    """Refuse keys that could escape the store (absolute, ``..``, empty parts)."""
+    """Refuse keys that could escape the store (absolute, ``..``, empty parts) or that no
+    file system or object store can name (control characters, text that is not UTF-8)."""
     parts = key.split("/")
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    if (
+        not key
+        or key.startswith("/")
+        or any(p in ("", ".", "..") for p in parts)
+        or any(c < " " for c in key)
+        or not key.isprintable() and not _utf8(key)
+    ):
         raise UsageError(f"invalid file-store key {key!r}")
     return key
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class FileStore(ABC):

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from atoll._registry import Backend, Registry
 from atoll.domain.records import Record
-from atoll.errors import UsageError
+from atoll.errors import BackendError, UsageError
 
 R = TypeVar("R", bound=Record)
 
@@ -111,6 +111,14 @@ class MetadataStore(ABC):
         except NotFoundError:
             return False
         return True
+
+    def damaged(self, kind: type[Record]) -> builtins.list[DamagedRecordError]:
+        """Stored records of ``kind`` that no longer read back (bad JSON, or a value that
+        no longer validates); :meth:`list` skips them, :meth:`delete` removes them.
+
+        A backend that cannot hold such a record returns an empty list (the default).
+        """
+        return []
 
     def close(self) -> None:
         """Release connections (idempotent)."""
@@ -200,7 +208,22 @@ def check_page(limit: int | None, offset: int) -> None:
         raise UsageError(f"offset must be a non-negative integer, not {offset!r}")
 
 
+class DamagedRecordError(BackendError):
+    """A stored record cannot be read back: its JSON is broken or no longer validates.
+
+    Attributes:
+        kind, name, scope: the record's key. reason: why it does not read.
+    """
+
+    def __init__(self, kind: str, name: str, scope: str, reason: str) -> None:
+        super().__init__(
+            f"{describe(kind, name, scope)} is damaged ({reason}); remove it, or see `atoll check`"
+        )
+        self.kind, self.name, self.scope, self.reason = kind, name, scope, reason
+
+
 KIND_LABELS: dict[str, str] = {
+    "apikey": "API key",
     "bvers": "build version",
     "depl": "deployment",
     "ds": "dataset",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,11 +39,14 @@ from atoll.errors import (
     BackendUnavailableError,
     ConflictError,
     NotFoundError,
+    ValidationError,
 )
 from atoll.metadata._sqlfilter import never_array_roots, translate
 from atoll.metadata._sqlindex import guards, inexact, order_by, write_metrics
-from atoll.metadata.base import Filter, MetadataStore, R, check_page, describe
+from atoll.metadata.base import DamagedRecordError, Filter, MetadataStore, R, check_page, describe, sort_key, sort_path
 from atoll.metadata.migrations import ensure_schema
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_S = 10
@@ -84,7 +88,7 @@ class SqlMetadataStore(MetadataStore):
     def create(self, record: R) -> R:
         stored = record.model_copy(update={"revision": 1})
         doc = stored.model_dump(mode="json")
-        text = orjson.dumps(doc).decode()
+        text = _dumps(doc, record)
         with self._write() as conn:
             result = conn.execute(
                 sa.text(
@@ -110,12 +114,12 @@ class SqlMetadataStore(MetadataStore):
             ).scalar()
         if text is None:
             raise NotFoundError(f"{describe(kind, name, scope)} not found")
-        return kind.model_validate_json(text)
+        return _parse(kind, text, name, scope)
 
     def update(self, record: R) -> R:
         stored = record.model_copy(update={"revision": record.revision + 1, "modified_at": utcnow()})
         doc = stored.model_dump(mode="json")
-        text = orjson.dumps(doc).decode()
+        text = _dumps(doc, record)
         with self._write() as conn:
             result = conn.execute(
                 sa.text(
@@ -176,8 +180,34 @@ class SqlMetadataStore(MetadataStore):
         descending: bool = False,
     ) -> list[R]:
         check_page(limit, offset)
-        texts = self._select(kind, scope, filter, limit, offset, order_by(sort, descending, self._dialect))
-        return [kind.model_validate_json(text) for text in texts]
+        try:
+            texts = self._select(kind, scope, filter, limit, offset, order_by(sort, descending, self._dialect))
+        except BackendError as exc:
+            if "malformed JSON" not in str(exc):
+                raise
+            # SQLite's JSON functions stop at a damaged row: filter, order and page the readable rows in Python.
+            node = compile_filter(filter) if filter is not None else None
+            texts = [t for _s, _n, t in self._rows(kind, scope) if node is None or _matches(node, t)]
+            if sort is not None:
+                path = sort_path(sort)
+                texts.sort(key=lambda text: _sort_key_of(text, path), reverse=descending)
+            texts = texts[offset:] if limit is None else texts[offset:offset + limit]
+        out: builtins.list[R] = []
+        for text in texts:
+            try:
+                out.append(_parse(kind, text, *_key_in(kind, text)))
+            except DamagedRecordError as exc:  # one bad record must not hide the others
+                log.warning("skipped %s", exc)
+        return out
+
+    def damaged(self, kind: type[Record]) -> builtins.list[DamagedRecordError]:
+        found = []
+        for scope, name, text in self._rows(kind, None):
+            try:
+                _parse(kind, text, name, scope)
+            except DamagedRecordError as exc:
+                found.append(exc)
+        return found
 
     def count(self, kind: type[Record], scope: str | None = None, filter: Filter | None = None) -> int:
         query = self._query(kind, scope, filter)
@@ -307,6 +337,14 @@ class SqlMetadataStore(MetadataStore):
                         break
         return out
 
+    def _rows(self, kind: type[Record], scope: str | None) -> builtins.list[tuple[str, str, str]]:
+        """``(scope, name, JSON text)`` of every record of ``kind``, oldest first, unparsed."""
+        sql = f"SELECT scope, name, {self._sql['doc']} FROM records WHERE kind = :kind"
+        sql += " AND scope = :scope" if scope is not None else ""
+        with self._read() as conn:
+            rows = conn.execute(sa.text(sql + " ORDER BY id"), {"kind": kind.kind, "scope": scope})
+            return [(str(s), str(n), str(t)) for s, n, t in rows]
+
     @contextmanager
     def _translate(self) -> Iterator[None]:
         """Turn SQLAlchemy/driver errors into Atoll errors naming the (masked) URL."""
@@ -336,6 +374,41 @@ class SqlMetadataStore(MetadataStore):
                 conn.execution_options(atoll_begin="IMMEDIATE")
             with conn.begin():
                 yield conn
+
+
+def _dumps(doc: dict[str, Any], record: Record) -> str:
+    try:
+        return orjson.dumps(doc).decode()
+    except orjson.JSONEncodeError as exc:  # lone surrogates, too deep: refused before anything is saved
+        raise ValidationError(f"{describe(record.kind, record.name, record.scope)} cannot be stored: {exc}") from exc
+
+
+def _parse(kind: type[R], text: str, name: str, scope: str) -> R:
+    """The record in ``text``, or DamagedRecordError saying why it does not read."""
+    try:
+        return kind.model_validate_json(text)
+    except (ValueError, AtollError) as exc:  # pydantic's ValidationError is a ValueError
+        reason = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in reason[:3]) if reason else type(exc).__name__
+        raise DamagedRecordError(kind.kind, name, scope, detail) from exc
+
+
+def _key_in(kind: type[Record], text: str) -> tuple[str, str]:
+    """``(name, scope)`` as a damaged record's JSON still shows them (``?`` when unreadable)."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return "?", ""
+    if not isinstance(data, dict):
+        return "?", ""
+    return str(data.get("name", "?")), str(data.get(kind.scope_field, "")) if kind.scope_field else ""
+
+
+def _matches(node: Node, text: str) -> bool:
+    try:
+        return evaluate(node, orjson.loads(text))
+    except orjson.JSONDecodeError:
+        return True  # kept, so that parsing reports it as damaged
 
 
 def _key(record: Record) -> dict[str, str]:
@@ -395,3 +468,11 @@ def _make_engine(url: str, **options: Any) -> sa.Engine:
         conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('atoll_begin', 'DEFERRED')}")
 
     return engine
+
+
+def _sort_key_of(text: str, path: tuple[str, ...]) -> tuple[int, Any]:
+    """:func:`sort_key` of a stored JSON text; a damaged one sorts first (it is skipped afterwards)."""
+    try:
+        return sort_key(orjson.loads(text), path)
+    except orjson.JSONDecodeError:
+        return (0, 0)

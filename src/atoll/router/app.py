@@ -35,6 +35,7 @@ import orjson
 
 from atoll.domain.names import is_valid_name
 from atoll.errors import AtollError, UsageError
+from atoll.router.auth import KeyFileAuth, OpenAccess
 from atoll.router.discovery import Discovery, Replica
 from atoll.router.forward import (
     HOP_BY_HOP,
@@ -107,6 +108,7 @@ class Router:
         pool: the upstream connection pool (a default one when omitted).
         max_body: largest accepted request body, in bytes.
         down_for: seconds an unreachable replica is tried last.
+        auth: the API-key check (:mod:`atoll.router.auth`); none by default.
     """
 
     def __init__(
@@ -115,8 +117,10 @@ class Router:
         pool: Pool | None = None,
         max_body: int = 64 * 1024 * 1024,
         down_for: float = 3.0,
+        auth: KeyFileAuth | OpenAccess | None = None,
     ) -> None:
         self.discovery = discovery
+        self.auth = auth or OpenAccess()
         self.pool = pool or Pool()
         self.max_body = max_body
         self.down_for = down_for
@@ -163,6 +167,7 @@ class Router:
 
         try:
             key = parse_target(query)
+            headers = self.auth.check(key, headers)  # 401/403; never forwards Authorization
             replicas = self.discovery.cached(*key)
         except AtollError as exc:
             finish(*_error(exc.http_status, exc.message))
