@@ -135,7 +135,7 @@ def get_me_started(ctx: typer.Context) -> None:
 # Subjects, in help order; each module defines ``app = typer.Typer(...)``.
 # Modules written by other parts (train, depl...) are mounted once they exist.
 SUBJECTS.update({name: f"atoll.cli.{name}" for name in (
-    "model", "proj", "ds", "movers", "bvers", "train", "depl", "tchest", "config", "note", "isle", "image",
+    "model", "proj", "ds", "movers", "bvers", "train", "depl", "tchest", "config", "note", "isle", "image", "kube",
 )})
 
 

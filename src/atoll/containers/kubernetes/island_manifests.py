@@ -18,6 +18,7 @@ from atoll.config import Config
 from atoll.containers.kubernetes.objects import (
     SERVICE_PORT,
     Manifest,
+    exact_name,
     http_probes,
     labels,
     memory_quantity,
@@ -34,8 +35,9 @@ ISLAND_SECRET_DIR = "/run/secrets/atoll"
 DATA_DIR = "/data"
 
 
-def island_name(island: str) -> str:
-    return object_name("isle", island)
+def island_name(config: Config, island: str) -> str:
+    """``<namespace>-isle-<island>``: the name tasks reach it by, as on swarm (``task_store_config(in_network=True)``)."""
+    return exact_name(config.container_manager.namespace, "isle", island)
 
 
 def _island_labels(island: str) -> dict[str, str]:
@@ -67,7 +69,7 @@ def _secret_volume(secret_name: str) -> Manifest:
 def router_manifests(config: Config, image: str) -> list[Manifest]:
     """The router island: finds replicas as A records of ``depl-<proj>-<name>`` headless Services."""
     ns = config.container_manager.namespace
-    name = island_name("router")
+    name = island_name(config, "router")
     own = _island_labels("router")
     command = ["python", "-m", "atoll.router", "--host", "0.0.0.0", "--port", str(SERVICE_PORT),
                "--discovery", "dns", "--dns-pattern", f"depl-{{project}}-{{deployment}}.{ns}.svc.cluster.local",
@@ -94,7 +96,7 @@ def db_manifests(config: Config, image: str, password: str) -> list[Manifest]:
     and (re)applies the password from ``POSTGRES_PASSWORD_FILE`` on every start.
     """
     ns = config.container_manager.namespace
-    name = island_name("db")
+    name = island_name(config, "db")
     own = _island_labels("db")
     secret_name = object_name(name, "auth")
     mounts = [{"name": "data", "mountPath": DATA_DIR},
@@ -120,7 +122,7 @@ def db_manifests(config: Config, image: str, password: str) -> list[Manifest]:
 def files_manifests(config: Config, image: str, access_key: str, secret_key: str) -> list[Manifest]:
     """The S3 server on a PersistentVolumeClaim; its keys are a Secret file read by the entry point."""
     ns = config.container_manager.namespace
-    name = island_name("files")
+    name = island_name(config, "files")
     own = _island_labels("files")
     secret_name = object_name(name, "auth")
     claim: Manifest = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata(name, ns, own),

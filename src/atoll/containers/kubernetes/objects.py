@@ -239,8 +239,25 @@ __all__ = [
     "namespace_manifest",
     "object_name",
     "pinned_image",
+    "redacted",
     "resources",
     "secret",
     "selector",
     "service",
 ]
+
+
+REDACTED_NOTE = "atoll.io/redacted"
+
+
+def redacted(manifest: Manifest) -> Manifest:
+    """``manifest`` safe to print: a Secret's values emptied (its keys kept), anything else unchanged."""
+    if manifest.get("kind") != "Secret":
+        return manifest
+    out = dict(manifest, data={key: "" for key in manifest.get("data", {})})
+    out["metadata"] = dict(manifest["metadata"])
+    out["metadata"]["annotations"] = {
+        **manifest["metadata"].get("annotations", {}),
+        REDACTED_NOTE: "values not printed; atoll fills them from the stores' settings and treasure chests",
+    }
+    return out
