@@ -106,10 +106,14 @@ def test_training_job_runs_once_by_digest_and_fetches_inputs_first(kube_config: 
     fetch = pod["initContainers"][0]
     assert {m["name"]: m["readOnly"] for m in fetch["volumeMounts"]}["data"] is False
     assert {v["name"]: v for v in pod["volumes"]}["data"] == {"name": "data", "emptyDir": {}}
+    assert fetch["command"] == ["python", "-m", "atoll.runner", "fetch"]
+    assert {"name": "ATOLL_STAGING", "value": "fetch"} in fetch["env"]
     meta = manifests.meta_config_map(task_spec(**sample_inputs()), kube_config)
-    inputs = json.loads(meta["data"]["inputs.json"])
-    assert [d["name"] for d in inputs["datasets"]] == ["ds1"]
-    assert [v["name"] for v in inputs["versions"]] == ["mv1"]
+    assert json.loads(meta["data"]["datasets.iris-clf.ds1.json"])["name"] == "ds1"
+    assert json.loads(meta["data"]["versions.iris-clf.mv1.json"])["name"] == "mv1"
+    assert json.loads(meta["data"]["task.json"])["notebook"] == "train.ipynb"
+    items = {v["name"]: v for v in pod["volumes"]}["meta"]["configMap"]["items"]
+    assert {"key": "datasets.iris-clf.ds1.json", "path": "datasets/iris-clf.ds1.json"} in items
 
 
 def test_a_task_without_inputs_has_no_init_container(kube_config: Config) -> None:

@@ -52,9 +52,8 @@ SECRET_DIR = "/run/secrets/atoll"
 STORE_FILE = "store.json"
 JUPYTER_FILE = "jupyter_server_config.json"
 IDE_PORT = 8888
-INPUTS_FILE = "inputs.json"  # the datasets / model versions the fetch init container stages
-# The task contract's fetch entry point (issue 8: the task fetches its own inputs from the file store).
-FETCH_COMMAND = ["python", "-m", "atoll.task", "fetch"]
+# The runner's fetch step (fetch staging: the task fetches the inputs atoll/meta names).
+FETCH_COMMAND = ["python", "-m", "atoll.runner", "fetch"]
 TRAIN_COMMAND = ["python", "-m", "atoll.runner", "train"]
 SERVE_COMMAND = ["python", "-m", "atoll.runner", "serve"]
 
@@ -102,22 +101,34 @@ def _dump(value: Any) -> str:
 
 
 def meta_files(spec: TaskSpec) -> dict[str, str]:
-    """``/atoll/meta`` as ConfigMap data: the records given to the task and the inputs to fetch."""
-    files = {"project.json": _dump(spec.project), "build.json": _dump(spec.build)}
+    """``/atoll/meta`` as ``{relative path: JSON}``, as the task contract lays it out.
+
+    ``task.json`` says what to run; ``datasets/`` and ``versions/`` name the inputs
+    the fetch init container puts in ``/data`` and ``/model``.
+    """
+    files = {"project.json": _dump(spec.project), "build.json": _dump(spec.build),
+             "task.json": _dump({"kind": spec.kind, "name": spec.name, "notebook": spec.notebook,
+                                 "params": spec.params})}
     for key, value in spec.meta.items():
         files[f"{key}.json"] = _dump(value)
-    files[INPUTS_FILE] = orjson.dumps({
-        "datasets": [ds.public_dump() for ds in spec.datasets],
-        "versions": [mv.public_dump() for mv in spec.versions],
-    }, option=orjson.OPT_SORT_KEYS).decode()
+    for ds in spec.datasets:
+        files[f"datasets/{ds.model}.{ds.name}.json"] = _dump(ds)
+    for mv in spec.versions:
+        files[f"versions/{mv.model}.{mv.name}.json"] = _dump(mv)
     return files
+
+
+def _config_key(path: str) -> str:
+    # ConfigMap keys are flat; the volume's items put them back in their subdirectories.
+    return path.replace("/", ".")
 
 
 def meta_config_map(spec: TaskSpec, config: Config, generation: str | None = None) -> Manifest:
     objects = task_objects(spec)
     extra = {LABEL_GENERATION: generation} if generation else {}
+    files = {_config_key(path): text for path, text in meta_files(spec).items()}
     return config_map(objects.meta_config(generation), config.container_manager.namespace,
-                      dict(objects.labels, **extra), meta_files(spec))
+                      dict(objects.labels, **extra), files)
 
 
 def store_secret(spec: TaskSpec, config: Config, store_config: dict[str, Any] | None = None) -> Manifest:
@@ -150,7 +161,8 @@ def _env(values: dict[str, str]) -> list[Manifest]:
 
 def _task_env(spec: TaskSpec, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(spec.env)
-    env.update({"ATOLL_TASK_DIR": "/", "ATOLL_STORE_CONFIG": f"{SECRET_DIR}/{STORE_FILE}", "PYTHONUNBUFFERED": "1"})
+    env.update({"ATOLL_TASK_DIR": "/", "ATOLL_STORE_CONFIG": f"{SECRET_DIR}/{STORE_FILE}", "ATOLL_STAGING": "fetch",
+                "PYTHONUNBUFFERED": "1"})
     env.update(extra or {})
     return env
 
@@ -170,7 +182,8 @@ def pod_spec(spec: TaskSpec, config: Config, command: list[str], *, generation: 
     model_volume, model_sub = _input_volume(config, objects, "model")
     secret_items = [{"key": STORE_FILE, "path": STORE_FILE}]
     volumes: list[Manifest] = [
-        {"name": "meta", "configMap": {"name": objects.meta_config(generation)}},
+        {"name": "meta", "configMap": {"name": objects.meta_config(generation), "items": [
+            {"key": _config_key(path), "path": path} for path in meta_files(spec)]}},
         {"name": "secrets", "projected": {"defaultMode": 0o400, "sources": [
             {"secret": {"name": objects.store_secret, "items": secret_items}},
             *([{"secret": {"name": extra_secret[0], "items": [{"key": extra_secret[1], "path": extra_secret[1]}]}}]
@@ -178,6 +191,7 @@ def pod_spec(spec: TaskSpec, config: Config, command: list[str], *, generation: 
         ]}},
         data_volume,
         model_volume,
+        {"name": "scratch", "emptyDir": {}},  # /atoll/tmp: what a training publishes from
     ]
     common_mounts = [_mount("meta", "/atoll/meta", True), _mount("secrets", SECRET_DIR, True)]
     container: Manifest = {
@@ -187,7 +201,7 @@ def pod_spec(spec: TaskSpec, config: Config, command: list[str], *, generation: 
         "workingDir": "/app",
         "env": _env(_task_env(spec, env)),
         "volumeMounts": [*common_mounts, _mount("data", "/data", True, data_sub),
-                         _mount("model", "/model", True, model_sub)],
+                         _mount("model", "/model", True, model_sub), _mount("scratch", "/atoll/tmp", False)],
         "securityContext": {"allowPrivilegeEscalation": False},
     }
     if ports:
