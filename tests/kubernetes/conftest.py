@@ -35,3 +35,58 @@ def sample_inputs() -> dict[str, Any]:
     dataset = Dataset(name="ds1", model="iris-clf", files=files)
     version = ModelVersion(name="mv1", model="iris-clf", files=files)
     return {"datasets": [dataset], "versions": [version]}
+
+
+# ---------------------------------------------------------------- the emulated cluster
+
+import time  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from atoll.containers.kubernetes.client import KubeClient  # noqa: E402
+from atoll.testing.kube_api import EmulatedCluster  # noqa: E402
+from atoll.testing.kube_control import Outcome, ScriptedKubelet, TestController  # noqa: E402
+
+
+@dataclass
+class Cluster:
+    """An emulated cluster, its control plane and a config pointing at it."""
+
+    emulated: EmulatedCluster
+    controller: TestController
+    kubelet: ScriptedKubelet
+    config: Config
+    kube: KubeClient
+
+    def outcome(self, rule: Callable[[dict[str, Any]], Outcome]) -> None:
+        self.kubelet.rule = rule
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "the condition") -> Any:
+    """Poll ``check`` until it returns something truthy (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout:g}s")
+
+
+@pytest.fixture
+def cluster(kube_config: Config, tmp_path: Path) -> Iterator[Cluster]:
+    from kubernetes import config as kube_loader
+
+    with EmulatedCluster() as emulated:
+        path = emulated.kubeconfig(tmp_path)
+        kube_config.container_manager.kubernetes.kubeconfig = str(path)
+        kube_config.container_manager.api_timeout = 10
+        kubelet = ScriptedKubelet(set_log=emulated.api.set_pod_log)
+        with TestController(kube_loader.new_client_from_config(str(path)), kubelet) as controller:
+            kube = KubeClient(kube_config)
+            try:
+                yield Cluster(emulated, controller, kubelet, kube_config, kube)
+            finally:
+                kube.close()
+            assert not controller.errors, controller.errors

@@ -48,6 +48,10 @@ import orjson
 import yaml
 
 _NAMESPACES = "/api/v1/namespaces"
+RESOURCES = (
+    "v1/pods", "v1/services", "v1/secrets", "v1/configmaps", "v1/persistentvolumeclaims", "batch/v1/jobs",
+    "apps/v1/deployments", "apps/v1/statefulsets", "autoscaling/v2/horizontalpodautoscalers",
+)
 _DONE_PHASES = ("Succeeded", "Failed")
 _FOLLOW_LIMIT = 600.0  # seconds a followed log stream may stay open
 
@@ -89,6 +93,8 @@ class AtollEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         self.namespaces: set[str] = set()
         self.pod_logs: dict[tuple[str, str], str] = {}
         self._versions = itertools.count(1)
+        for resource in RESOURCES:  # kmock answers 404 to listing a resource it has never seen
+            self.resources[resource] = {}
 
     def set_pod_log(self, namespace: str, pod: str, text: str) -> None:
         """What ``GET pods/<pod>/log`` answers (replaced, not appended; thread-safe by assignment)."""
@@ -265,14 +271,14 @@ class EmulatedCluster:
         path.chmod(0o600)
         return path
 
-    def calls(self, method: str | None = None, path_part: str = "") -> list[tuple[str, str, Any]]:
-        """``(method, path, body)`` of the requests served so far, filtered."""
+    def calls(self, method: str | None = None, path_part: str = "") -> list[tuple[str, str, Any, dict[str, str]]]:
+        """``(method, path, body, query)`` of the requests served so far, filtered."""
         out = []
         for request in list(self.api._requests):
             path = str(request.url.path)
             verb = str(getattr(request.method, "value", request.method))
             if (method is None or verb == method) and path_part in path:
-                out.append((verb, path, request.data))
+                out.append((verb, path, request.data, dict(request.params or {})))
         return out
 
     def objects(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
