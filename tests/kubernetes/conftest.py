@@ -27,7 +27,7 @@ def task_spec(kind: str = "train", name: str = "t1", **extra: Any) -> TaskSpec:
     project = Project(name="iris")
     build = BuildVersion(name="v1", proj="iris", container_manager="swarm", digest=DIGEST)
     return TaskSpec(kind=kind, project=project, build=build, name=name,  # type: ignore[arg-type]
-                    notebook="train.ipynb", store_config=STORE, **extra)
+                    notebook="train.ipynb", **{"store_config": STORE, **extra})
 
 
 def sample_inputs() -> dict[str, Any]:

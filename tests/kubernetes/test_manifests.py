@@ -111,7 +111,6 @@ def test_training_job_runs_once_by_digest_and_fetches_inputs_first(kube_config: 
     meta = manifests.meta_config_map(task_spec(**sample_inputs()), kube_config)
     assert json.loads(meta["data"]["datasets.iris-clf.ds1.json"])["name"] == "ds1"
     assert json.loads(meta["data"]["versions.iris-clf.mv1.json"])["name"] == "mv1"
-    assert json.loads(meta["data"]["task.json"])["notebook"] == "train.ipynb"
     items = {v["name"]: v for v in pod["volumes"]}["meta"]["configMap"]["items"]
     assert {"key": "datasets.iris-clf.ds1.json", "path": "datasets/iris-clf.ds1.json"} in items
 

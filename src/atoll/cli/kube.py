@@ -82,7 +82,7 @@ def render_train(
                 for model, ds in (parse_ref(ref, "--dataset", "dataset") for ref in dataset or [])]
     versions = [atoll.metadata.get(ModelVersion, v, model)
                 for model, v in (parse_ref(ref, "--pretrained", "version") for ref in pretrained or [])]
-    spec = _spec(atoll, "train", proj, name, tag, notebook=notebook, params=values, env=envs, datasets=datasets,
+    spec = _spec(atoll, "train", proj, name, tag, notebook=notebook, env=envs, datasets=datasets,
                  versions=versions, profile=_profile(config, config.container_manager.train_profile, "train_profile"))
     record = build_record(Training, name=name, proj=spec.project.name, notebook=notebook, params=values,
                           env_keys=sorted(envs), bvers=spec.build, datasets=datasets,
@@ -116,7 +116,7 @@ def render_depl(
     values = parse_json_option(params, "--params", expect=dict) or {}
     envs = check_env(parse_kv(env, "--env"))
     versions = resolve_versions(atoll, movers)
-    spec = _spec(atoll, "deploy", proj, name, tag, notebook=notebook, params=values, env=envs, versions=versions,
+    spec = _spec(atoll, "deploy", proj, name, tag, notebook=notebook, env=envs, versions=versions,
                  replicas=n_tasks, port=port,
                  profile=_profile(config, config.container_manager.deploy_profile, "deploy_profile"))
     record = build_record(Deployment, name=name, proj=spec.project.name, notebook=notebook, params=values,

@@ -103,12 +103,11 @@ def _dump(value: Any) -> str:
 def meta_files(spec: TaskSpec) -> dict[str, str]:
     """``/atoll/meta`` as ``{relative path: JSON}``, as the task contract lays it out.
 
-    ``task.json`` says what to run; ``datasets/`` and ``versions/`` name the inputs
-    the fetch init container puts in ``/data`` and ``/model``.
+    The training / deployment record (``spec.meta``) says what to run and with which
+    parameters; ``datasets/`` and ``versions/`` name the inputs the fetch init
+    container puts in ``/data`` and ``/model``.
     """
-    files = {"project.json": _dump(spec.project), "build.json": _dump(spec.build),
-             "task.json": _dump({"kind": spec.kind, "name": spec.name, "notebook": spec.notebook,
-                                 "params": spec.params})}
+    files = {"project.json": _dump(spec.project), "build.json": _dump(spec.build)}
     for key, value in spec.meta.items():
         files[f"{key}.json"] = _dump(value)
     for ds in spec.datasets:
