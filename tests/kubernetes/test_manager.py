@@ -92,3 +92,22 @@ def test_a_new_deployment_that_fails_leaves_nothing(manager: KubernetesContainer
     with pytest.raises(ExecutionError, match="ImagePullBackOff"):
         manager.deploy(spec(), timeout=20, log=lambda line: None)
     assert cluster.emulated.objects("deployments") == [] and cluster.emulated.objects("pods") == []
+
+
+def test_the_pull_secret_comes_from_a_treasure_chest(manager: KubernetesContainerManager, cluster: Cluster) -> None:
+    import base64
+    import json
+
+    from atoll.credentials import encrypt
+    from atoll.domain.records import TreasureChest
+
+    manager.metadata.create(TreasureChest(name="registry", user="puller", secret=encrypt("pull-pw")))
+    cluster.config.container_manager.kubernetes.image_pull_secret = "registry"
+    manager.start_task(task_spec())
+    secret = next(s for s in cluster.emulated.objects("secrets") if s["metadata"]["name"] == "registry-registry")
+    assert secret["type"] == "kubernetes.io/dockerconfigjson"
+    auths = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))["auths"]
+    assert auths["registry.example:5000"]["password"] == "pull-pw"
+    job = cluster.emulated.objects("jobs")[0]
+    assert job["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "registry-registry"}]
+    assert "pull-pw" not in json.dumps(job)

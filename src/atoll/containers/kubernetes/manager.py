@@ -33,7 +33,8 @@ from atoll.containers.base import (
 from atoll.containers.kubernetes.client import KubeClient
 from atoll.containers.kubernetes.ide import KubeIde
 from atoll.containers.kubernetes.jobs import KubeTrainings
-from atoll.containers.kubernetes.objects import pinned_image
+from atoll.containers.kubernetes.manifests import pull_secret_name
+from atoll.containers.kubernetes.objects import image_pull_secret, pinned_image
 from atoll.containers.kubernetes.rollouts import KubeDeployments
 from atoll.containers.kubernetes.stores import cluster_store_config
 from atoll.domain.records import BuildVersion
@@ -91,7 +92,20 @@ class KubernetesContainerManager(ContainerManager):
 
         return cluster_store_config(self.config, dict(spec.store_config), in_network)
 
+    def _ensure_pull_secret(self) -> None:
+        """The ``kubernetes.image_pull_secret`` chest as a dockerconfigjson Secret the pods refer to."""
+        chest = self.config.container_manager.kubernetes.image_pull_secret
+        if not chest:
+            return
+        from atoll.credentials import open_chest
+
+        user, password = open_chest(self.metadata, chest, "container_manager.kubernetes.image_pull_secret")
+        self.kube.ensure_namespace()
+        self.kube.apply(image_pull_secret(pull_secret_name(chest), self.kube.namespace,
+                                          str(self.config.docker.target_registry), user, password))
+
     def _for_cluster(self, spec: TaskSpec, store_config: dict[str, Any] | None = None) -> TaskSpec:
+        self._ensure_pull_secret()
         if self.config.container_manager.staging == "host":
             raise UsageError("container_manager.staging: host cannot work on Kubernetes (pods do not see this "
                              "host's files); unset it or set fetch")
