@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from atoll.errors import ConfigError
@@ -64,6 +64,20 @@ class HealthcheckSection(_Section):
     start_period: float = 60
 
 
+class AutoScale(_Section):
+    """Horizontal autoscaling of a deployment (Kubernetes: a HorizontalPodAutoscaler)."""
+
+    min_replicas: int = Field(default=1, ge=1)
+    max_replicas: int = Field(ge=1)
+    target_cpu: int = Field(default=80, ge=1, le=100)  # % of the cpu request
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoScale:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("max_replicas must be >= min_replicas")
+        return self
+
+
 class ResourceProfile(_Section):
     """Requests/limits of a task: cpu in cores, memory in MB, gpu count."""
 
@@ -72,6 +86,40 @@ class ResourceProfile(_Section):
     memory_request: int | None = None
     memory_limit: int | None = None
     gpu: int = 0
+    auto_scale: AutoScale | None = None
+
+    @model_validator(mode="after")
+    def _scaling_needs_cpu_request(self) -> ResourceProfile:
+        # CPU utilisation is measured against the request: without one the autoscaler never acts.
+        if self.auto_scale is not None and self.cpu_request is None:
+            raise ValueError("auto_scale needs cpu_request (utilisation is a share of the request)")
+        return self
+
+
+class NfsVolume(_Section):
+    server: str
+    path: str
+
+
+class KubernetesSection(_Section):
+    """How the ``kubernetes`` manager reaches its cluster and what it creates there.
+
+    ``kubeconfig``/``context`` pick the cluster (the usual ``~/.kube/config`` and
+    its current context when unset; the pod's service account when Atoll runs
+    inside the cluster). Tasks run in ``container_manager.namespace``.
+    """
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    in_cluster: bool = False
+    create_namespace: bool = True
+    storage_class: str | None = None  # of the islands' volume claims (cluster default when unset)
+    nfs: NfsVolume | None = None  # inputs staged on this NFS export instead of an emptyDir
+    inputs_claim: str | None = None  # ... or on this existing PersistentVolumeClaim
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    image_pull_secret: str | None = None  # treasure chest holding the registry's user/password
+    job_ttl_seconds: int = Field(default=3600, ge=0)  # ttlSecondsAfterFinished of training Jobs
+    island_volume_mb: int = Field(default=10240, ge=1)  # size of the db/files islands' claims
 
 
 class ContainerManagerSection(_Section):
@@ -83,6 +131,7 @@ class ContainerManagerSection(_Section):
     train_profile: str | None = None
     deploy_profile: str | None = None
     ide_profile: str | None = None
+    kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
 
 
 class DockerSection(_Section):

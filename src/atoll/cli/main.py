@@ -137,7 +137,7 @@ def get_me_started(ctx: typer.Context) -> None:
 # Modules written by other parts (train, depl...) are mounted once they exist.
 SUBJECTS.update({name: f"atoll.cli.{name}" for name in (
     "model", "proj", "ds", "movers", "bvers", "train", "depl", "tchest", "key", "check", "config", "note", "isle",
-    "image", "migrate", "ui",
+    "image", "migrate", "ui", "kube",
 )})
 
 

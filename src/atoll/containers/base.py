@@ -185,6 +185,10 @@ class ContainerManager(ABC):
 MANAGERS: Registry[ContainerManager] = Registry(
     "container manager",
     {
+        "kube": Backend("atoll.containers.kubernetes.manager:KubernetesContainerManager",
+                        "pip install 'atoll[kubernetes]'"),
+        "kubernetes": Backend("atoll.containers.kubernetes.manager:KubernetesContainerManager",
+                              "pip install 'atoll[kubernetes]'"),
         "local": Backend("atoll.containers.local:LocalContainerManager"),
         "swarm": Backend("atoll.containers.swarm:SwarmContainerManager", "pip install 'atoll[docker]'"),
     },
