@@ -32,12 +32,15 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from pydantic import ValidationError as PydanticValidationError
 
 from atoll.config import mask_url
 from atoll.domain.query import And, Cond, Node, Not, compile_filter, evaluate
@@ -50,7 +53,16 @@ from atoll.errors import (
     ConflictError,
     NotFoundError,
 )
-from atoll.metadata.base import Filter, MetadataStore, R, describe
+from atoll.metadata.base import (
+    DamagedRecordError,
+    Filter,
+    MetadataStore,
+    R,
+    check_page,
+    describe,
+    sort_key,
+    sort_path,
+)
 
 try:
     import pymongo
@@ -65,6 +77,7 @@ except ImportError as exc:  # pragma: no cover - reported by the registry with t
     raise ImportError(f"the mongodb metadata store needs pymongo (pip install 'atoll[mongo]'): {exc}") from exc
 
 DEFAULT_DATABASE = "atoll"
+log = logging.getLogger(__name__)
 COUNTERS = "atoll_counters"
 BLOBS = "atoll_blobs"
 BLOB_CHUNK = 255 * 1024
@@ -169,8 +182,42 @@ class MongoMetadataStore(MetadataStore):
         scope: str | None = None,
         filter: Filter | None = None,
         limit: int | None = None,
+        offset: int = 0,
+        sort: str | None = None,
+        descending: bool = False,
     ) -> builtins.list[R]:
-        return [kind.model_validate(doc) for doc in self._select(kind, scope, filter, limit)]
+        check_page(limit, offset)
+        end = None if limit is None else offset + max(limit, 0)
+        if sort is None:
+            docs = self._select(kind, scope, filter, end, descending=descending)[offset:]
+        else:
+            # BSON orders types differently from Atoll's reference (booleans after strings, arrays
+            # after objects), so the order is decided here, over the matching documents only.
+            path = sort_path(sort)
+            docs = self._select(kind, scope, filter, None, descending=descending)
+            docs.sort(key=lambda doc: sort_key(doc, path), reverse=descending)
+            docs = docs[offset:end]
+        out: builtins.list[R] = []
+        for doc in docs:
+            try:
+                out.append(kind.model_validate(doc))
+            except PydanticValidationError as exc:  # one bad record must not hide the others
+                log.warning("skipped %s", self._damaged(kind, doc, exc))
+        return out
+
+    def damaged(self, kind: type[Record]) -> builtins.list[DamagedRecordError]:
+        found = []
+        for doc in self._select(kind, None, None, None):
+            try:
+                kind.model_validate(doc)
+            except PydanticValidationError as exc:
+                found.append(self._damaged(kind, doc, exc))
+        return found
+
+    @staticmethod
+    def _damaged(kind: type[Record], doc: dict[str, Any], exc: PydanticValidationError) -> DamagedRecordError:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return DamagedRecordError(kind.kind, str(doc.get("name", "?")), str(doc.get("scope", "")), reason)
 
     def count(self, kind: type[Record], scope: str | None = None, filter: Filter | None = None) -> int:
         if filter is not None:
@@ -245,7 +292,8 @@ class MongoMetadataStore(MetadataStore):
         return int(counter["seq"])
 
     def _select(
-        self, kind: type[Record], scope: str | None, flt: Filter | None, limit: int | None
+        self, kind: type[Record], scope: str | None, flt: Filter | None, limit: int | None,
+        descending: bool = False,
     ) -> builtins.list[dict[str, Any]]:
         node: Node | None = compile_filter(flt) if flt is not None else None
         if limit is not None and limit <= 0:
@@ -262,7 +310,7 @@ class MongoMetadataStore(MetadataStore):
             query = {"$and": [{"scope": scope}, query]} if query else {"scope": scope}
         out: builtins.list[dict[str, Any]] = []
         with self._translate(f"list {kind.kind}"):
-            cursor = self._collection(kind.kind).find(query, {"doc": 1}).sort("_id", 1)
+            cursor = self._collection(kind.kind).find(query, {"doc": 1}).sort("_id", -1 if descending else 1)
             if limit is not None and sure:
                 cursor = cursor.limit(limit)
             for found in cursor:
