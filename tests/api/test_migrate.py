@@ -33,7 +33,7 @@ def laptop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AtollCon
     """The embedded default (SQLite + local files in ATOLL_HOME) with a model, datasets and versions."""
     monkeypatch.setenv("ATOLL_HOME", str(tmp_path / "home"))
     ctx = AtollContext(config=Config(), cwd=tmp_path)
-    models.new_model(ctx, "iris", model_files=[{"name": "clf.pkl", "required": True}])
+    models.new_model(ctx, "iris", model_files=[{"name": "clf.pkl", "required": True}, {"name": "notes.txt"}])
     for i, acc in enumerate([0.95, 0.5, 0.99]):
         src = tmp_path / f"v{i}"
         src.mkdir()
@@ -86,7 +86,7 @@ def test_everything_moves_to_mongodb_and_artifactory_and_answers_the_same(
     report = migrate(laptop, mongo_url, _to_files(artifactory))
     assert report.verified and not report.resumed
     assert report.records == {"model": 1, "project": 0, "bvers": 0, "ds": 1, "train": 0, "movers": 3,
-                              "depl": 0, "tchest": 1}
+                              "depl": 0, "tchest": 1, "apikey": 0}
     assert report.copied_files == report.files == 6  # v0: 2 files, v1: 1 archive, v2: 2 lightweight, d1: 1
     stored = {path for repo, path in artifactory.files}
     assert not any(p.startswith("lightweight/") for p in stored)  # lightweight files went to MongoDB
