@@ -1,6 +1,6 @@
 """``python -m bench [--quick] [--only SECTIONS]``: every benchmark, one table, bench/results.md.
 
-Sections: serving, router, training, coldstart, metadata, files, swarm. A section
+Sections: serving, router, training, coldstart, metadata, files, lightweight, swarm. A section
 that fails becomes a note in the table's output; the others still run.
 """
 
@@ -15,13 +15,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import files_bench, lifecycle, metadata_rows, serving, swarm_bench
+from bench import files_bench, lifecycle, lightweight_bench, metadata_rows, serving, swarm_bench
 from bench import peers as peers_mod
 from bench.atoll_flow import AtollHome
 from bench.report import Report
 from bench.tools import ROOT, WORK, console, ensure_debian, say
 
-SECTIONS = ("serving", "router", "training", "coldstart", "metadata", "files", "swarm")
+SECTIONS = ("serving", "router", "training", "coldstart", "metadata", "files", "lightweight", "swarm")
 BIG_MB = {False: 300, True: 50}
 
 
@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             _guard(report, "metadata", lambda: metadata_rows.metadata(report, args.quick))
         if "files" in only:
             _guard(report, "files", lambda: files_bench.files(report, args.quick))
+        if "lightweight" in only:
+            _guard(report, "lightweight", lambda: lightweight_bench.lightweight(report, args.quick))
         if "swarm" in only:
             _guard(report, "swarm", lambda: swarm_bench.swarm_training(report, args.quick, papermill,
                                                                        args.swarm_build_base))
