@@ -36,11 +36,10 @@ from atoll.errors import (
     AtollError,
     BackendError,
     BackendUnavailableError,
-    ConflictError,
     NotFoundError,
 )
 from atoll.metadata._sqlfilter import never_array_roots, translate
-from atoll.metadata.base import Filter, MetadataStore, R, describe
+from atoll.metadata.base import Filter, MetadataStore, R, describe, stale_write
 from atoll.metadata.migrations import ensure_schema
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -134,13 +133,9 @@ class SqlMetadataStore(MetadataStore):
                     ),
                     _key(record),
                 ).scalar()
-                what = describe(record.kind, record.name, record.scope)
                 if current is None:
-                    raise NotFoundError(f"{what} not found")
-                raise ConflictError(
-                    f"{what} was changed by someone else (stored revision {current}, "
-                    f"yours {record.revision}); read it again and retry"
-                )
+                    raise NotFoundError(f"{describe(record.kind, record.name, record.scope)} not found")
+                raise stale_write(record, int(current))
         return type(record).model_validate_json(text)
 
     def delete(self, kind: type[Record], name: str, scope: str = "") -> None:
