@@ -1,7 +1,7 @@
 """``python -m bench [--quick] [--only SECTIONS]``: every benchmark, one table, bench/results.md.
 
 Sections: serving, batching, router, routerscale, training, coldstart, metadata,
-growth, files, filescale, swarm, ui. A section
+growth, files, filescale, lightweight, swarm, ui. A section
 that fails becomes a note in the table's output; the others still run.
 """
 
@@ -21,6 +21,7 @@ from bench import (
     files_bench,
     files_scale,
     lifecycle,
+    lightweight_bench,
     metadata_rows,
     router_scale,
     serving,
@@ -33,7 +34,7 @@ from bench.report import Report
 from bench.tools import ROOT, WORK, console, ensure_debian, say
 
 SECTIONS = ("serving", "batching", "router", "routerscale", "training", "coldstart", "metadata", "growth", "files",
-            "filescale", "swarm", "ui")
+            "filescale", "lightweight", "swarm", "ui")
 BIG_MB = {False: 300, True: 50}
 
 
@@ -137,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             _guard(report, "files", lambda: files_bench.files(report, args.quick))
         if "filescale" in only:
             _guard(report, "filescale", lambda: files_scale.files_scale(report, args.quick))
+        if "lightweight" in only:
+            _guard(report, "lightweight", lambda: lightweight_bench.lightweight(report, args.quick))
         if "swarm" in only:
             _guard(report, "swarm", lambda: swarm_bench.swarm_training(report, args.quick, papermill,
                                                                        args.swarm_build_base))

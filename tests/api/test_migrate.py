@@ -53,7 +53,7 @@ def laptop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AtollCon
 @pytest.fixture
 def artifactory() -> Iterator[ArtifactoryServer]:
     with ArtifactoryServer(users={"ann": "s3cret"}) as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 @pytest.fixture

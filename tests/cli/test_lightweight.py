@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 
-
-
 def _files_under(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) if root.exists() else []
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from atoll.errors import BackendError, BackendUnavailableError, NotFoundError
+from atoll.files.artifactory import ArtifactoryFileStore
 from atoll.files.base import FileStore, get_file_store
 from atoll.testing._repository_server import RepositoryServer
 from atoll.testing.artifactory_server import ArtifactoryServer
@@ -25,7 +26,7 @@ FAST = {"backoff": 0.01, "timeout": 5}
 
 
 def _open(kind: str, server: RepositoryServer, **options: object) -> FileStore:
-    base = server.base_url  # type: ignore[attr-defined]
+    base = server.base_url
     settings: dict[str, object] = {"url": base, "repository": "atoll", "user": "ann", "password": "s3cret"}
     settings.update(FAST)
     settings.update(options)
@@ -35,13 +36,13 @@ def _open(kind: str, server: RepositoryServer, **options: object) -> FileStore:
 @pytest.fixture
 def artifactory() -> Iterator[ArtifactoryServer]:
     with ArtifactoryServer(users=USERS, tokens=("AKCp-key",)) as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 @pytest.fixture
 def nexus() -> Iterator[NexusServer]:
     with NexusServer(users=USERS, tokens=("nx-token",)) as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 class TestArtifactoryFileStore(FileStoreConformance):
@@ -169,7 +170,7 @@ def test_bad_credentials_are_one_line_naming_the_repository(
     with pytest.raises(BackendError) as info:
         store.upload(_file(tmp_path, b"x"), "k")
     assert str(info.value) == (
-        f"cannot upload k: {kind} repository 'atoll' at {server.base_url} "  # type: ignore[attr-defined]
+        f"cannot upload k: {kind} repository 'atoll' at {server.base_url} "
         "refused the credentials (HTTP 401)"
     )
     assert "wrong" not in str(info.value)
@@ -262,5 +263,6 @@ def test_settings_reach_the_store_from_the_config(tmp_path: Path, monkeypatch: p
     type_, options = file_store_settings(config, MemoryMetadataStore())
     assert type_ == "artifactory"
     store = get_file_store(type_, **options)
-    assert store.url == "https://repo.example.com/artifactory"  # type: ignore[attr-defined]
-    assert store.repository == "ml"  # type: ignore[attr-defined]
+    assert isinstance(store, ArtifactoryFileStore)
+    assert store.url == "https://repo.example.com/artifactory"
+    assert store.repository == "ml"

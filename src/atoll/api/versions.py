@@ -12,12 +12,12 @@ from typing import Any
 
 from atoll.api.context import AtollContext
 from atoll.api.datasets import get_dataset, publish, remove_artifact
-from atoll.files.lightweight import is_lightweight
 from atoll.api.models import get_model
 from atoll.api.records import Filter, Page, and_filters, build, drop_damaged, fresh_name, list_records
 from atoll.domain.names import validate_name
 from atoll.domain.records import ModelVersion, Training, utcnow
 from atoll.errors import UsageError
+from atoll.files.lightweight import is_lightweight
 
 
 def parse_pretrained(ref: str) -> tuple[str, str]:

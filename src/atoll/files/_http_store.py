@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Self
 
 from atoll.config import mask_url
 from atoll.errors import BackendError, BackendUnavailableError, ConfigError, NotFoundError, UsageError
@@ -52,7 +52,7 @@ class Checksums:
     """sha256, sha1 and md5 of a local file, read once in chunks."""
 
     def __init__(self, path: Path) -> None:
-        sha256, sha1, md5 = hashlib.sha256(), hashlib.sha1(), hashlib.md5()  # noqa: S324 - wire checksums
+        sha256, sha1, md5 = hashlib.sha256(), hashlib.sha1(), hashlib.md5()
         size = 0
         with open(path, "rb") as handle:
             while chunk := handle.read(CHUNK):
@@ -327,10 +327,10 @@ class _Attempt:
     def __init__(self) -> None:
         self.error: BaseException | None = None
 
-    def __enter__(self) -> _Attempt:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> bool:
+    def __exit__(self, exc_type: object, exc: BaseException | None, _tb: object) -> bool:
         if isinstance(exc, (httpx.TransportError, _ServerError, _Truncated)):
             self.error = exc
             return True

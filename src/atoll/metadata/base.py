@@ -242,6 +242,16 @@ def describe(kind: type[Record] | str, name: str, scope: str = "") -> str:
     return f"{KIND_LABELS.get(kind_name, kind_name)} {ref!r}"
 
 
+def stale_write(record: Record, stored_revision: int) -> Exception:
+    """The ConflictError every backend raises when ``record`` is older than what is stored."""
+    from atoll.errors import ConflictError
+
+    return ConflictError(
+        f"{describe(record.kind, record.name, record.scope)} was changed by someone else "
+        f"(stored revision {stored_revision}, yours {record.revision}); read it again and retry"
+    )
+
+
 STORES: Registry[MetadataStore] = Registry(
     "metadata store",
     {

@@ -50,7 +50,6 @@ from atoll.errors import (
     AtollError,
     BackendError,
     BackendUnavailableError,
-    ConflictError,
     NotFoundError,
 )
 from atoll.metadata.base import (
@@ -62,6 +61,7 @@ from atoll.metadata.base import (
     describe,
     sort_key,
     sort_path,
+    stale_write,
 )
 
 try:
@@ -164,10 +164,7 @@ class MongoMetadataStore(MetadataStore):
                 current = coll.find_one({"scope": record.scope, "name": record.name}, {"revision": 1})
                 if current is None:
                     raise NotFoundError(f"{what} not found")
-                raise ConflictError(
-                    f"{what} was changed by someone else (stored revision {current['revision']}, "
-                    f"yours {record.revision}); read it again and retry"
-                )
+                raise stale_write(record, int(current["revision"]))
         return type(record).model_validate(doc)
 
     def delete(self, kind: type[Record], name: str, scope: str = "") -> None:

@@ -37,13 +37,22 @@ from atoll.errors import (
     AtollError,
     BackendError,
     BackendUnavailableError,
-    ConflictError,
     NotFoundError,
     ValidationError,
 )
 from atoll.metadata._sqlfilter import never_array_roots, translate
 from atoll.metadata._sqlindex import guards, inexact, order_by, write_metrics
-from atoll.metadata.base import DamagedRecordError, Filter, MetadataStore, R, check_page, describe, sort_key, sort_path
+from atoll.metadata.base import (
+    DamagedRecordError,
+    Filter,
+    MetadataStore,
+    R,
+    check_page,
+    describe,
+    sort_key,
+    sort_path,
+    stale_write,
+)
 from atoll.metadata.migrations import ensure_schema
 
 log = logging.getLogger(__name__)
@@ -148,13 +157,9 @@ class SqlMetadataStore(MetadataStore):
                     ),
                     _key(record),
                 ).scalar()
-                what = describe(record.kind, record.name, record.scope)
                 if current is None:
-                    raise NotFoundError(f"{what} not found")
-                raise ConflictError(
-                    f"{what} was changed by someone else (stored revision {current}, "
-                    f"yours {record.revision}); read it again and retry"
-                )
+                    raise NotFoundError(f"{describe(record.kind, record.name, record.scope)} not found")
+                raise stale_write(record, int(current))
         return type(record).model_validate_json(text)
 
     def delete(self, kind: type[Record], name: str, scope: str = "") -> None:

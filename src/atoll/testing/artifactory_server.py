@@ -77,7 +77,7 @@ class ArtifactoryServer(RepositoryServer):
                         data
                         for data in self.files.values()
                         if (sha256 and self.sha256(data) == sha256)
-                        or (sha1 and hashlib.sha1(data).hexdigest() == sha1)  # noqa: S324
+                        or (sha1 and hashlib.sha1(data).hexdigest() == sha1)
                     ),
                     None,
                 )
@@ -130,7 +130,7 @@ class ArtifactoryServer(RepositoryServer):
                     "uri": "/" + rel,
                     "size": len(data),
                     "folder": False,
-                    "sha1": hashlib.sha1(data).hexdigest(),  # noqa: S324
+                    "sha1": hashlib.sha1(data).hexdigest(),
                     "sha2": self.sha256(data),
                 }
             )
@@ -140,8 +140,8 @@ class ArtifactoryServer(RepositoryServer):
 def _checksum_headers(data: bytes) -> dict[str, str]:
     return {
         "X-Checksum-Sha256": hashlib.sha256(data).hexdigest(),
-        "X-Checksum-Sha1": hashlib.sha1(data).hexdigest(),  # noqa: S324
-        "X-Checksum-Md5": hashlib.md5(data).hexdigest(),  # noqa: S324
+        "X-Checksum-Sha1": hashlib.sha1(data).hexdigest(),
+        "X-Checksum-Md5": hashlib.md5(data).hexdigest(),
     }
 
 

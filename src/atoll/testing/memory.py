@@ -18,8 +18,8 @@ import orjson
 
 from atoll.domain.query import compile_filter, evaluate
 from atoll.domain.records import Record, utcnow
-from atoll.errors import AlreadyExistsError, ConflictError, NotFoundError
-from atoll.metadata.base import Filter, MetadataStore, R, check_page, describe, sort_key, sort_path
+from atoll.errors import AlreadyExistsError, NotFoundError
+from atoll.metadata.base import Filter, MetadataStore, R, check_page, describe, sort_key, sort_path, stale_write
 
 
 class MemoryMetadataStore(MetadataStore):
@@ -54,7 +54,7 @@ class MemoryMetadataStore(MetadataStore):
             if stored is None:
                 raise NotFoundError(f"{describe(record.kind, record.name, record.scope)} not found")
             if stored.revision != record.revision:
-                raise ConflictError(_conflict(record, stored.revision))
+                raise stale_write(record, stored.revision)
             doc = _Doc(record.model_copy(update={"revision": record.revision + 1, "modified_at": utcnow()}))
             self._docs[key] = doc
         return type(record).model_validate_json(doc.text)
@@ -123,10 +123,3 @@ class _Doc:
         self.text = orjson.dumps(record.model_dump(mode="json"))
         self.data: dict[str, Any] = orjson.loads(self.text)
         self.revision = record.revision
-
-
-def _conflict(record: Record, stored_revision: int) -> str:
-    return (
-        f"{describe(record.kind, record.name, record.scope)} was changed by someone else "
-        f"(stored revision {stored_revision}, yours {record.revision}); read it again and retry"
-    )
