@@ -68,7 +68,8 @@ def test_the_page_lists_replicas_with_health_and_the_served_version(client: Test
 
 
 def test_the_test_prediction_form_answers_setosa(client: TestClient, replica: str) -> None:
-    page = client.post("/proj/iris/depl/iris-svc/predict", data={"body": "[5.1, 3.5, 1.4, 0.2]"})
+    page = client.post("/proj/iris/depl/iris-svc/predict", data={"body": "[5.1, 3.5, 1.4, 0.2]"},
+                       headers={"Origin": "http://127.0.0.1:30090"})  # what a browser sends from the form
     assert page.status_code == 200
     assert "HTTP 200" in page.text and "setosa" in page.text and f"{replica}/predict" in page.text
     refused = client.post("/proj/iris/depl/iris-svc/predict", data={"body": '{"rows": 1}'},
