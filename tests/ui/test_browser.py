@@ -179,6 +179,7 @@ def test_notebook_output_cannot_run_script_in_the_ui_origin(page: Any, ui: Ui) -
     assert page.evaluate("document.getElementById('notebook').contentDocument") is None  # opaque origin
     assert page.evaluate("typeof window.pwned") == "undefined"
     assert page.title() == title != "pwned"
+    assert page.errors == []  # nothing was even attempted: no blocked script, no blocked image
 
 
 def test_the_test_prediction_form_answers_setosa(page: Any, ui: Ui) -> None:
