@@ -8,7 +8,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook, new_output
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from starlette.testclient import TestClient
 
 from atoll.api.context import AtollContext
@@ -59,7 +59,7 @@ def executed_notebook() -> str:
     nb = new_notebook()
     cell = new_code_cell("display(HTML(...))")
     cell.outputs = [new_output("display_data", data={"text/html": HOSTILE_HTML, "text/plain": "<HTML>"})]
-    nb.cells = [cell, new_code_cell("print('accuracy', 0.97)", outputs=[
+    nb.cells = [new_markdown_cell("# Iris run\nTrained *today* <script>top.pwned = 3</script>"), cell, new_code_cell("print('accuracy', 0.97)", outputs=[
         new_output("stream", name="stdout", text="accuracy 0.97\n")])]
     return nbformat.writes(nb)
 

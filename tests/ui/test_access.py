@@ -52,7 +52,7 @@ def test_every_page_carries_the_security_headers(client: TestClient, path: str) 
     assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
     assert answer.headers["x-frame-options"] == "DENY"
     assert answer.headers["x-content-type-options"] == "nosniff"
-    assert answer.headers["referrer-policy"] == "no-referrer"
+    assert answer.headers["referrer-policy"] == "same-origin"
 
 
 def test_refusals_carry_the_security_headers_too(anonymous: TestClient) -> None:

@@ -161,6 +161,9 @@ def test_the_live_training_view_advances_without_a_reload(page: Any, ui: Ui) -> 
             break
         page.wait_for_timeout(300)
     assert page.locator("#live").get_attribute("data-ended") == "true", f"the training did not end: {seen}"
+    final = float(page.locator("#progress").evaluate("el => el.value"))  # the tick that ended it set both
+    if final != seen[-1]:
+        seen.append(final)
     assert page.locator('#live [data-field="state"]').inner_text() == "FINISHED"
     assert seen[-1] == 1.0 and len(seen) >= 3 and seen == sorted(seen), seen
     assert page.evaluate("window.atollMarker") == "same page"  # updated in place, never reloaded
@@ -176,6 +179,7 @@ def test_notebook_output_cannot_run_script_in_the_ui_origin(page: Any, ui: Ui) -
     assert page.evaluate("document.getElementById('notebook').contentDocument") is None  # opaque origin
     assert page.evaluate("typeof window.pwned") == "undefined"
     assert page.title() == title != "pwned"
+    assert page.errors == []  # nothing was even attempted: no blocked script, no blocked image
 
 
 def test_the_test_prediction_form_answers_setosa(page: Any, ui: Ui) -> None:

@@ -98,6 +98,7 @@ def test_the_executed_notebook_is_sanitised_and_served_in_a_sandbox(client: Test
     assert "accuracy 0.97" in answer.text
     assert not re.search(r"<img[^>]*onerror", answer.text, re.IGNORECASE)  # only as escaped text
     assert "&lt;script&gt;parent.document.title" in answer.text
+    assert '<h1 id="Iris-run">Iris run' in answer.text and "<em>today</em> &lt;script&gt;top.pwned" in answer.text
     missing = client.get("/proj/iris/train/second/notebook")
     assert missing.status_code == 404 and "no executed notebook" in missing.text
 

@@ -135,7 +135,7 @@ def version(ctx: AtollContext, model: str, name: str) -> dict[str, Any]:
         "dataset": {"model": record.dataset.model, "name": record.dataset.name,
                     "files": [f.model_dump() for f in record.dataset.files]} if record.dataset else None,
         "training": {"proj": train.proj, "name": train.name, "notebook": train.notebook,
-                     "state": train.task.state.value, "build": train.bvers.name} if train else None,
+                     "state_when_published": train.task.state.value, "build": train.bvers.name} if train else None,
         "parameters": train.params if train else {},
         "pretrained": record.pretrained,
         "deployments": [{"proj": d.proj, "name": d.name, "state": d.task.state.value} for d in serving],

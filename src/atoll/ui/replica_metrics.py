@@ -84,17 +84,22 @@ def _quantile(buckets: dict[float, float], q: float) -> float | None:
 
 
 def summarize(current: Sample, previous: Sample | None) -> dict[str, Any]:
-    """Rates and latency over the interval since ``previous`` (since start when there is none)."""
+    """Rates and latency over the interval since ``previous`` (since start when there is none,
+    and latency since start when the interval saw no request)."""
     base = previous if previous is not None and current.requests >= previous.requests else Sample(0.0)
     elapsed = current.at - base.at if previous is not None else None
     requests = current.requests - base.requests
+    rate = requests / elapsed if elapsed else None
+    error_rate = (current.errors - base.errors) / elapsed if elapsed else None
+    if requests <= 0:  # a quiet interval: latency since the replica started rather than none
+        base, requests = Sample(0.0), current.requests
     buckets = {le: n - base.buckets.get(le, 0.0) for le, n in current.buckets.items()}
     p50, p99 = _quantile(buckets, 0.5), _quantile(buckets, 0.99)
     return {
         "requests_total": current.requests,
         "errors_total": current.errors,
-        "request_rate": requests / elapsed if elapsed else None,
-        "error_rate": (current.errors - base.errors) / elapsed if elapsed else None,
+        "request_rate": rate,
+        "error_rate": error_rate,
         "latency_mean_ms": (current.seconds - base.seconds) / requests * 1000 if requests > 0 else None,
         "latency_p50_ms": p50 * 1000 if p50 is not None else None,
         "latency_p99_ms": p99 * 1000 if p99 is not None else None,

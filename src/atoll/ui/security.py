@@ -9,7 +9,7 @@ without a token, 403 with a wrong one. Tokens are compared in constant time.
 
 Every response carries a strict Content-Security-Policy (``default-src
 'self'``, no framing), ``X-Content-Type-Options: nosniff`` and
-``Referrer-Policy: no-referrer``. A route may set its own policy (the
+
 executed notebook is served with ``sandbox``: see :data:`SANDBOX_CSP`).
 """
 
@@ -41,7 +41,7 @@ HEADERS = {
     "content-security-policy": PAGE_CSP,
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",  # "no-referrer" would make Chromium send "Origin: null" on our own POSTs
     "cache-control": "no-store",
 }
 

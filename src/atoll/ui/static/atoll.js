@@ -59,8 +59,12 @@ function watchTraffic(section) {
   function fill(root, figures) {
     root.querySelectorAll("[data-metric]").forEach(function (cell) {
       var key = cell.dataset.metric;
-      var unit = key.indexOf("_ms") > 0 ? "ms" : "";
-      cell.textContent = fmt(figures[key], unit);
+      var value = figures[key];
+      if (/_total$/.test(key) && value !== null && value !== undefined) {
+        cell.textContent = String(Math.round(value));
+      } else {
+        cell.textContent = fmt(value, key.indexOf("_ms") > 0 ? "ms" : "");
+      }
     });
   }
   function tick() {
