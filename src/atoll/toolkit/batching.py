@@ -133,18 +133,24 @@ class Batcher:
         elif len(self._queue) >= self.config.max_size and self._full is not None:
             _wake(self._full)
         watcher = loop.create_task(_disconnect(receive))
+        watcher.add_done_callback(lambda _: self._leave(request))
         try:
-            await asyncio.wait((request.future, watcher), return_when=asyncio.FIRST_COMPLETED)
-        finally:
+            return await request.future
+        except asyncio.CancelledError:
             if watcher.done() and not watcher.cancelled():
-                watcher.exception()  # retrieved, so a failed receive is not logged as unhandled
+                watcher.exception()  # retrieved: a receive that failed counts as a disconnect, not a crash
+                raise ClientDisconnected("the client closed the connection") from None
+            raise  # the handler itself was cancelled (server shutdown)
+        finally:
             watcher.cancel()
-        if not request.future.done():
-            request.future.cancel()  # the worker drops its result if the batch is running
-            if request in self._queue:  # not dispatched yet: it must not count towards a full batch
-                self._queue.remove(request)
-            raise ClientDisconnected("the client closed the connection")
-        return request.future.result()
+
+    def _leave(self, request: _Request) -> None:
+        """The client went away (or the watcher ended): drop its request unless it was answered."""
+        if request.future.done():
+            return
+        request.future.cancel()  # the worker drops its result if the batch is running
+        if request in self._queue:  # not dispatched yet: it must not count towards a full batch
+            self._queue.remove(request)
 
     async def _run(self) -> None:
         """Dispatch batches until the queue is empty, then end (the next submit starts a new run)."""
