@@ -1,7 +1,7 @@
 """``python -m bench [--quick] [--only SECTIONS]``: every benchmark, one table, bench/results.md.
 
 Sections: serving, batching, router, routerscale, training, coldstart, metadata,
-growth, files, filescale, lightweight, swarm, ui. A section
+growth, depllist, files, filescale, lightweight, swarm, ui. A section
 that fails becomes a note in the table's output; the others still run.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 
 from bench import (
     batching_bench,
+    depl_list,
     files_bench,
     files_scale,
     lifecycle,
@@ -33,8 +34,8 @@ from bench.atoll_flow import AtollHome
 from bench.report import Report
 from bench.tools import ROOT, WORK, console, ensure_debian, say
 
-SECTIONS = ("serving", "batching", "router", "routerscale", "training", "coldstart", "metadata", "growth", "files",
-            "filescale", "lightweight", "swarm", "ui")
+SECTIONS = ("serving", "batching", "router", "routerscale", "training", "coldstart", "metadata", "growth",
+            "depllist", "files", "filescale", "lightweight", "swarm", "ui")
 BIG_MB = {False: 300, True: 50}
 
 
@@ -134,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             _guard(report, "ui", lambda: ui_bench.ui(report, args.quick))
         if "growth" in only:
             _guard(report, "growth", lambda: metadata_rows.growth(report, args.quick))
+        if "depllist" in only:
+            _guard(report, "depllist", lambda: depl_list.depl_list(report, args.quick))
         if "files" in only:
             _guard(report, "files", lambda: files_bench.files(report, args.quick))
         if "filescale" in only:

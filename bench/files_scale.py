@@ -18,7 +18,7 @@ from atoll.domain.records import FileSpec
 from atoll.files.base import FileStore
 from atoll.files.local import LocalFileStore
 from atoll.metadata.base import get_metadata_store
-from bench.files_bench import _make_blob, _start_s3, _store_round, _timed
+from bench.files_bench import _make_blob, _store_round, _timed, start_s3_store
 from bench.report import Report, Row
 from bench.tools import WORK, fmt, say
 
@@ -48,17 +48,11 @@ def files_scale(report: Report, quick: bool) -> None:
     _make_small(base / f"scale-small-{count}", count)
     metadata = get_metadata_store(f"sqlite:///{run_dir / 'meta.db'}")
     stores: dict[str, FileStore] = {"local": LocalFileStore(run_dir / "store")}
-    s3_proc = None
+    s3_proc, s3_store = start_s3_store(run_dir, report)
+    if s3_store is not None:
+        stores["s3 (rclone)"] = s3_store
     times: dict[str, float] = {}
     try:
-        try:
-            from atoll.files.s3 import S3FileStore
-
-            s3_proc, creds = _start_s3(run_dir / "s3")
-            stores["s3 (rclone)"] = S3FileStore(creds["url"], bucket="bench", access_key=creds["access_key"],
-                                                secret_key=creds["secret_key"])
-        except Exception as exc:  # noqa: BLE001 - S3 rows are optional
-            report.note(f"S3 scale rows skipped: {exc}")
         for case, (src, specs) in cases.items():
             for label, store in stores.items():
                 say(f"files at scale: {case} through {label}")

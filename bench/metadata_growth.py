@@ -203,8 +203,8 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
     for backend in sorted({r["backend"] for r in rows}):
         mine = sorted((r for r in rows if r["backend"] == backend), key=lambda r: r["versions"])
         xs = [r["versions"] for r in mine]
-        for query, marker in zip((*QUERIES, "full list ms/1000 rows"), "osd^"):
-            ax.plot(xs, [r[query] for r in mine], styles.get(backend, ":"), marker=marker,
+        for i, (query, marker) in enumerate(zip((*QUERIES, "1% filter", "full list ms/1000 rows"), "osdv^")):
+            ax.plot(xs, [r[query] for r in mine], styles.get(backend, ":"), marker=marker, color=f"C{i}",
                     label=f"{backend}: {query}")
     ax.axhline(TARGET_MS, color="red", linewidth=0.8, label="target (100 ms)")
     ax.set_xscale("log")

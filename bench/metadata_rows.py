@@ -55,6 +55,8 @@ def growth(report: Report, quick: bool) -> None:
             what = f"{row['matches']:,} matches" if query != "first page" else "100 newest"
             report.add(Row(f"metadata {label} {n:,} versions: {query}", fmt(row[query], "ms"), what, None,
                            "<= 100 ms" if top else "(none)", row[query] <= metadata_growth.TARGET_MS if top else None))
+        report.add(Row(f"metadata {label} {n:,} versions: 1% filter", fmt(row["1% filter"], "ms"),
+                       "~1% of the versions", None, "(none)", None))
         report.add(Row(f"metadata {label} {n:,} versions: full list", fmt(row["full list ms/1000 rows"], "ms"),
                        f"per 1,000 rows ({row['full list rows']:,} listed)", None, "(none)", None))
     chart = ROOT / "bench" / "metadata_growth.png"

@@ -37,7 +37,9 @@ def main() -> None:
     with open(out / "rf.pkl", "wb") as handle:
         pickle.dump(forest, handle)
     shutil.rmtree(out / "mlflow-model-rf", ignore_errors=True)
-    mlflow.sklearn.save_model(forest, str(out / "mlflow-model-rf"), input_example=measures.to_numpy()[:1])
+    # MLflow stores sklearn models with skops, which asks to trust the tree type by name: we made this file.
+    mlflow.sklearn.save_model(forest, str(out / "mlflow-model-rf"), input_example=measures.to_numpy()[:1],
+                              skops_trusted_types=["sklearn.tree._tree.Tree"])
     print("saved", out)
 
 

@@ -292,13 +292,18 @@ class LazyModelServer(_PredictServer):
     def _gauges(self) -> dict[str, tuple[str, float]]:
         return {"models_loaded": ("Model versions held in memory.", len(self._models))}
 
+    async def _body_and_version(self, scope: Scope, receive: Receive) -> tuple[str, str]:
+        """The request body and the loaded version it asks for (``model:version``), now most recently used."""
+        body = (await read_body(receive)).decode()
+        key = await self._ensure(_version_param(scope["query_string"]))
+        self._models.move_to_end(key)
+        return body, key
+
     async def _predict(self, scope: Scope, receive: Receive, send: Send) -> int:
         try:
-            body = (await read_body(receive)).decode()
-            key = await self._ensure(_version_param(scope["query_string"]))
+            body, key = await self._body_and_version(scope, receive)
         except Exception as exc:  # noqa: BLE001 - load errors become answers too
             return await self._fail(send, exc, "loading a model version")
-        self._models.move_to_end(key)
         model, meta, metadata = self._models[key]
         try:
             result = self.predict_func(body, model, meta)
@@ -312,11 +317,9 @@ class LazyModelServer(_PredictServer):
 
     async def _predict_batched(self, scope: Scope, receive: Receive, send: Send) -> int:
         try:
-            body = (await read_body(receive)).decode()
-            key = await self._ensure(_version_param(scope["query_string"]))
+            body, key = await self._body_and_version(scope, receive)
         except Exception as exc:  # noqa: BLE001 - load errors become answers too
             return await self._fail(send, exc, "loading a model version")
-        self._models.move_to_end(key)
         entry = self._models[key]
         known = self._batchers.get(key)
         if known is None or known[0] is not entry:  # first use, or the version was (re)loaded

@@ -339,7 +339,7 @@ class MetadataStoreConformance:
             "a",
             "c",
         ]
-        page = {"filter": flt, "sort": "details.metrics.acc", "limit": 2}
+        page: dict[str, Any] = {"filter": flt, "sort": "details.metrics.acc", "limit": 2}
         assert _names(store.list(ModelVersion, offset=1, **page)) == ["b", "a"]
         assert _names(store.list(ModelVersion, offset=1, descending=True, **page)) == ["a", "b"]
         assert _names(store.list(ModelVersion, offset=3, **page)) == ["c"]
@@ -348,7 +348,7 @@ class MetadataStoreConformance:
 
     def test_newest_first_pages(self, store: MetadataStore) -> None:
         _seed(store)
-        newest = {"sort": "created_at", "descending": True}
+        newest: dict[str, Any] = {"sort": "created_at", "descending": True}
         assert _names(store.list(ModelVersion, limit=2, **newest)) == ["f", "e"]
         assert _names(store.list(ModelVersion, limit=2, offset=2, **newest)) == ["d", "c"]
         assert _names(store.list(ModelVersion, offset=4, **newest)) == ["b", "a"]
