@@ -28,6 +28,12 @@ from support.processes import kill_all, processes_of
 
 FIGURES: list[tuple[str, str, str]] = []
 
+PUBLISH_CELL = """import pickle
+from atoll.toolkit import Publisher, tmp_path
+with open(tmp_path('clf.pkl'), 'wb') as f:
+    pickle.dump({'model': True}, f)
+Publisher()()"""
+
 
 @pytest.fixture
 def figure() -> Any:
@@ -93,8 +99,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         app / "wait.ipynb",
         [
             "import os, time\nfor _ in range(1200):\n    if os.path.exists(go):\n        break\n    time.sleep(0.1)",
-            "import pickle\nfrom atoll.toolkit import Publisher, tmp_path\n"
-            "with open(tmp_path('clf.pkl'), 'wb') as f:\n    pickle.dump({'model': True}, f)\nPublisher()()",
+            PUBLISH_CELL,
         ],
         params="go = ''",
     )

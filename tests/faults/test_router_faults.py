@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +11,8 @@ import orjson
 import pytest
 
 from atoll.api.keys import KEY_PREFIX, key_hash
+from router.router_helpers import healthy, start_replica, start_router, write_state
 from support.processes import ServerProcess
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "router"))
-from router_helpers import healthy, start_replica, start_router, write_state  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
