@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 from atoll.api import models, projects
 from atoll.api.context import AtollContext
@@ -24,6 +22,7 @@ from atoll.config import load_config
 from atoll.containers.local_build import _write_kernelspec
 from atoll.domain.records import BuildVersion, TaskState, Training
 from atoll.runner import KERNEL_NAME
+from runtime.deploy_helpers import write_notebook
 from support.processes import kill_all, processes_of
 
 FIGURES: list[tuple[str, str, str]] = []
@@ -54,17 +53,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(f"| {'fault':<{width}} | measured | target |")
     for fault, measured, target in FIGURES:
         terminalreporter.write_line(f"| {fault:<{width}} | {measured} | {target} |")
-
-
-def write_notebook(path: Path, cells: list[str], params: str = "") -> None:
-    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    if params:
-        first = new_code_cell(params)
-        first.metadata["tags"] = ["parameters"]
-        nb.cells.append(first)
-    nb.cells.extend(new_code_cell(c) for c in cells)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(path))
 
 
 @dataclass
