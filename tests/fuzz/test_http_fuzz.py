@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import random
 import socket
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
 from atoll.api.keys import KEY_PREFIX, key_hash
+from router.router_helpers import healthy, start_replica, start_router, write_state
 from support.processes import ServerProcess
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "router"))
-from router_helpers import healthy, start_replica, start_router, write_state  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

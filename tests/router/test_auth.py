@@ -168,3 +168,13 @@ def test_auth_on_without_a_keys_file_refuses_to_start_and_off_warns(tmp_path: Pa
         assert "WARNING: auth is off" in router.log.read_text()
     finally:
         router.stop()
+
+
+def test_the_swarm_router_reads_the_keys_file_from_its_read_only_mount(tmp_path: Path) -> None:
+    from atoll.config import Config
+    from atoll.containers.swarm_router import KEYS_MOUNT, SwarmRouterIsland
+
+    on = SwarmRouterIsland(Config())._command()
+    assert on[-2:] == ["--keys-file", f"{KEYS_MOUNT}/keys.json"]
+    off = SwarmRouterIsland(Config.model_validate({"router": {"auth": "off"}}))._command()
+    assert off[-2:] == ["--auth", "off"]
