@@ -193,14 +193,17 @@ class KubeClient:
         """
         from kubernetes.client.exceptions import ApiException
 
+        allowed = self.config.container_manager.kubernetes.create_namespace
         with self.errors(f"reading namespace {self.namespace}"):
             try:
                 self.call("CoreV1Api", "read_namespace", self.namespace)
                 return
             except ApiException as exc:
+                if exc.status == 403 and not allowed:
+                    return  # a namespaced Role cannot read namespaces: trust the setting
                 if exc.status != 404:
                     raise
-        if not self.config.container_manager.kubernetes.create_namespace:
+        if not allowed:
             raise ConfigError(f"namespace {self.namespace} does not exist (create it, or set "
                               "container_manager.kubernetes.create_namespace: true)")
         with self.errors(f"creating namespace {self.namespace}"):
