@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cluster, sample_inputs, task_spec, wait_for
 
 from atoll.config import Config, ResourceProfile
 from atoll.containers.kubernetes.client import KubeClient
@@ -28,6 +27,7 @@ from atoll.containers.kubernetes.rollouts import KubeDeployments
 from atoll.testing.kube_api import EmulatedCluster
 from atoll.testing.kube_control import TestController
 from atoll.testing.kube_docker import LABEL, DockerKubelet
+from conftest import Cluster, sample_inputs, task_spec, wait_for
 
 pytestmark = pytest.mark.docker
 PYTHON_IMAGE = os.environ.get("ATOLL_PYTHON_IMAGE", "python:3.11-slim")
@@ -113,6 +113,23 @@ def image_spec(docker_client: Any, kind: str = "train", name: str = "t1", **extr
     return spec
 
 
+def apply_all(cluster: Cluster, docs: list[dict[str, Any]]) -> None:
+    """Create Atoll's objects as the manager would (after a test replaced a command)."""
+    cluster.kube.ensure_namespace()
+    for doc in docs:
+        cluster.kube.apply(doc)
+
+
+def run_training(cluster: Cluster) -> tuple[Any, str]:
+    """Wait for training iris:t1 to end; its status and log."""
+    trainings = KubeTrainings(cluster.kube, cluster.config)
+    status = wait_for(lambda: (s := trainings.status("iris", "t1")) and not s.running and s, timeout=120,
+                      what="the training's end")
+    log = "\n".join(trainings.logs("iris", "t1"))
+    trainings.discard("iris", "t1")
+    return status, log
+
+
 def test_a_training_pod_runs_init_container_secret_config_and_empty_dir(docker_cluster: Cluster,
                                                                          docker_client: Any) -> None:
     spec = image_spec(docker_client, **sample_inputs())
@@ -120,14 +137,8 @@ def test_a_training_pod_runs_init_container_secret_config_and_empty_dir(docker_c
     pod = docs[-1]["spec"]["template"]["spec"]
     pod["initContainers"][0]["command"] = ["python", "-c", FETCH]  # the runner is not in python:3.11-slim
     pod["containers"][0]["command"] = ["python", "-c", TRAIN]
-    kube = docker_cluster.kube
-    kube.ensure_namespace()
-    for doc in docs:
-        kube.apply(doc)
-    trainings = KubeTrainings(kube, docker_cluster.config)
-    status = wait_for(lambda: (s := trainings.status("iris", "t1")) and not s.running and s, timeout=120,
-                      what="the training pod's end")
-    log = "\n".join(trainings.logs("iris", "t1"))
+    apply_all(docker_cluster, docs)
+    status, log = run_training(docker_cluster)
     assert (status.exit_code, status.error) == (0, None), log
     assert "store db:5432/atoll" in log
     assert "project iris dataset ds1" in log
@@ -135,17 +146,13 @@ def test_a_training_pod_runs_init_container_secret_config_and_empty_dir(docker_c
     assert "staging fetch cwd /app" in log
     assert "data read-only True" in log
     assert "secret mode 0o400" in log
-    trainings.discard("iris", "t1")
 
 
 def test_the_real_fetch_step_fails_without_atoll_in_the_image(docker_cluster: Cluster, docker_client: Any) -> None:
-    trainings = KubeTrainings(docker_cluster.kube, docker_cluster.config)
-    trainings.start(image_spec(docker_client, **sample_inputs()))
-    status = wait_for(lambda: (s := trainings.status("iris", "t1")) and not s.running and s, timeout=120,
-                      what="the training's end")
+    KubeTrainings(docker_cluster.kube, docker_cluster.config).start(image_spec(docker_client, **sample_inputs()))
+    status, log = run_training(docker_cluster)
     assert status.error == "fetching the inputs failed: exit code 1"
-    assert "No module named" in "\n".join(trainings.logs("iris", "t1"))
-    trainings.discard("iris", "t1")
+    assert "No module named" in log
 
 
 def test_a_container_over_its_memory_limit_is_oom_killed(docker_cluster: Cluster, docker_client: Any) -> None:
@@ -153,15 +160,9 @@ def test_a_container_over_its_memory_limit_is_oom_killed(docker_cluster: Cluster
     docs = training_manifests(spec, docker_cluster.config)
     docs[-1]["spec"]["template"]["spec"]["containers"][0]["command"] = [
         "python", "-c", "chunks = [bytearray(8 << 20) for _ in range(64)]"]
-    kube = docker_cluster.kube
-    kube.ensure_namespace()
-    for doc in docs:
-        kube.apply(doc)
-    trainings = KubeTrainings(kube, docker_cluster.config)
-    status = wait_for(lambda: (s := trainings.status("iris", "t1")) and not s.running and s, timeout=120,
-                      what="the training's end")
+    apply_all(docker_cluster, docs)
+    status, _ = run_training(docker_cluster)
     assert status.error == "killed: out of memory (limit 32Mi)"
-    trainings.discard("iris", "t1")
 
 
 def test_a_deployment_pod_gets_ready_through_its_probe_and_answers(docker_cluster: Cluster,
@@ -171,9 +172,7 @@ def test_a_deployment_pod_gets_ready_through_its_probe_and_answers(docker_cluste
     for doc in docs:  # the objects Atoll applies, with a stand-in server for the runner (not in python:3.11-slim)
         if doc["kind"] == "Deployment":
             doc["spec"]["template"]["spec"]["containers"][0]["command"] = ["python", "-c", SERVE]
-    docker_cluster.kube.ensure_namespace()
-    for doc in docs:
-        docker_cluster.kube.apply(doc)
+    apply_all(docker_cluster, docs)
     view = wait_for(lambda: (v := deployments.rollout("iris", "online", "g1")).state != "running" and v,
                     timeout=120, what="the roll-out")
     assert view.state == "done", view

@@ -38,7 +38,7 @@ app.add_typer(render_app, name="render")
 
 EnvOption = Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for the task (repeatable).")]
 TagOption = Annotated[str, typer.Option("--tag", help="Build version to run.")]
-RENDER_TOKEN = "<generated-at-start>"  # noqa: S105 - a placeholder: the IDE's real token is made when it starts
+RENDER_TOKEN = "<generated-at-start>"
 
 
 def _emit(docs: list[Manifest]) -> None:
