@@ -180,6 +180,8 @@ def test_a_deployment_pod_gets_ready_through_its_probe_and_answers(docker_cluste
     assert replica.healthy and replica.url
     with urllib.request.urlopen(f"{replica.url}/health", timeout=10) as answer:
         assert answer.status == 200 and answer.read().decode() == replica.name
-    assert "[depl-iris-online-" in next(iter(deployments.logs("iris", "online")))
+    # The kubelet copies container logs periodically: wait for the line rather than race it.
+    line = wait_for(lambda: next(iter(deployments.logs("iris", "online")), None), what="the replica's log")
+    assert line == f"[{replica.name}] serving"
     deployments.discard("iris", "online")
     assert json.dumps(docker_cluster.emulated.objects("pods")) == "[]"
