@@ -39,14 +39,14 @@ def sample_inputs() -> dict[str, Any]:
 
 # ---------------------------------------------------------------- the emulated cluster
 
-import time  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
-from atoll.containers.kubernetes.client import KubeClient  # noqa: E402
-from atoll.testing.kube_api import EmulatedCluster  # noqa: E402
-from atoll.testing.kube_control import Outcome, ScriptedKubelet, TestController  # noqa: E402
+from atoll.containers.kubernetes.client import KubeClient
+from atoll.testing.kube_api import EmulatedCluster
+from atoll.testing.kube_control import Outcome, ScriptedKubelet, TestController
 
 
 @dataclass

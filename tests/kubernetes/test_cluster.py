@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Cluster, sample_inputs, task_spec, wait_for
 
 from atoll.config import AutoScale, ResourceProfile
 from atoll.containers.kubernetes.client import KubeClient
@@ -18,6 +17,7 @@ from atoll.containers.kubernetes.ide import KubeIde
 from atoll.containers.kubernetes.jobs import KubeTrainings
 from atoll.containers.kubernetes.rollouts import KubeDeployments
 from atoll.errors import BackendUnavailableError, ConfigError, NotFoundError
+from conftest import Cluster, sample_inputs, task_spec, wait_for
 
 KINDS = ("jobs", "pods", "deployments", "services", "secrets", "configmaps", "horizontalpodautoscalers")
 
@@ -123,7 +123,7 @@ def test_a_redeploy_that_never_gets_ready_is_rolled_back(cluster: Cluster) -> No
 def test_a_redeploy_whose_image_cannot_be_pulled_fails_fast(cluster: Cluster) -> None:
     _deploy(cluster, "g1")
     cluster.outcome(lambda pod: "image-pull" if pod["metadata"]["labels"]["atoll.io/generation"] == "g2" else "ready")
-    deployments, view = _deploy(cluster, "g2", timeout=60)
+    _, view = _deploy(cluster, "g2", timeout=60)
     assert view.state == "failed" and "ImagePullBackOff" in (view.error or "")
     assert len([r for r in view.replicas if r.healthy]) == 2  # the old pods kept serving
 

@@ -18,13 +18,12 @@ from atoll.containers import base
 if not hasattr(base, "Rollout"):  # pragma: no cover - removed once merged onto the refactored base
     pytest.skip("needs the container base of issue 8 (primitives + Rollout)", allow_module_level=True)
 
-from conftest import STORE, Cluster, task_spec, wait_for  # noqa: E402
-
-from atoll.config import Config  # noqa: E402
-from atoll.containers.kubernetes.manager import KubernetesContainerManager  # noqa: E402
-from atoll.errors import ConfigError, ExecutionError, NotFoundError  # noqa: E402
-from atoll.testing.memory import MemoryMetadataStore  # noqa: E402
-from atoll.testing.memory_files import MemoryFileStore  # noqa: E402
+from atoll.config import Config
+from atoll.containers.kubernetes.manager import KubernetesContainerManager
+from atoll.errors import ConfigError, ExecutionError, NotFoundError
+from atoll.testing.memory import MemoryMetadataStore
+from atoll.testing.memory_files import MemoryFileStore
+from conftest import STORE, Cluster, task_spec, wait_for
 
 
 @pytest.fixture
@@ -99,6 +98,7 @@ def test_the_pull_secret_comes_from_a_treasure_chest(manager: KubernetesContaine
     import json
 
     from atoll.credentials import encrypt
+
     from atoll.domain.records import TreasureChest
 
     manager.metadata.create(TreasureChest(name="registry", user="puller", secret=encrypt("pull-pw")))

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DIGEST, sample_inputs
 
 from atoll.api.context import AtollContext
 from atoll.config import load_config
 from atoll.domain.records import BuildVersion, Model, Project, Training
+from conftest import DIGEST, sample_inputs
 
 ATOLL = Path(sys.executable).parent / "atoll"
 

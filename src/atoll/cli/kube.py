@@ -8,6 +8,7 @@ empty values: Atoll fills them from the stores' settings and treasure chests.
 
 from __future__ import annotations
 
+import json
 import sys
 from enum import Enum
 from typing import Annotated, Any
@@ -37,11 +38,13 @@ app.add_typer(render_app, name="render")
 
 EnvOption = Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for the task (repeatable).")]
 TagOption = Annotated[str, typer.Option("--tag", help="Build version to run.")]
-RENDER_TOKEN = "<generated-at-start>"  # noqa: S105 - a placeholder: the IDE's real token is made when it starts
+RENDER_TOKEN = "<generated-at-start>"
 
 
 def _emit(docs: list[Manifest]) -> None:
-    sys.stdout.write(yaml.safe_dump_all([redacted(doc) for doc in docs], sort_keys=False))
+    # A JSON round trip unshares repeated parts (probes, mounts), so the YAML has no anchors.
+    plain = [json.loads(json.dumps(redacted(doc))) for doc in docs]
+    sys.stdout.write(yaml.safe_dump_all(plain, sort_keys=False))
 
 
 def _profile(config: Config, key: str | None, setting: str) -> ResourceProfile | None:

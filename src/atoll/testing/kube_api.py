@@ -94,7 +94,7 @@ class AtollEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         self.pod_logs: dict[tuple[str, str], str] = {}
         self._versions = itertools.count(1)
         for resource in RESOURCES:  # kmock answers 404 to listing a resource it has never seen
-            self.resources[resource] = {}
+            self.resources[resource] = {}  # type: ignore[assignment]  # kmock's documented way
 
     def set_pod_log(self, namespace: str, pod: str, text: str) -> None:
         """What ``GET pods/<pod>/log`` answers (replaced, not appended; thread-safe by assignment)."""
@@ -169,7 +169,7 @@ class AtollEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         return aiohttp.web.json_response(raw)
 
     async def _serve_list(self, request: Any) -> Any:
-        listing = await super()._serve_list(request)
+        listing: dict[str, Any] = dict(await super()._serve_list(request))  # type: ignore[arg-type]
         selector = request.params.get("labelSelector")
         listing["items"] = [o for o in listing["items"] if matches(selector, o.get("metadata", {}).get("labels"))]
         listing["metadata"] = {"resourceVersion": str(next(self._versions))}

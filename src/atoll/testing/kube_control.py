@@ -41,10 +41,10 @@ class Kubelet(ABC):
     def sync(self, pod: Pod) -> dict[str, Any] | None:
         """The pod's new ``status`` (None when unchanged)."""
 
-    def forget(self, pod: Pod) -> None:  # noqa: B027 - optional hook
+    def forget(self, pod: Pod) -> None:
         """The pod was deleted: stop what runs for it."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Stop everything still running."""
 
 
@@ -232,7 +232,7 @@ class TestController:
             "spec": template["spec"],
             "status": {"phase": "Pending"},
         }
-        self.core.create_namespaced_pod(meta["namespace"], pod)
+        self.core.create_namespaced_pod(meta["namespace"], pod)  # type: ignore[arg-type]  # the client takes dicts too
 
     def _job(self, job: dict[str, Any], pods: list[Pod]) -> None:
         meta = job["metadata"]
@@ -284,7 +284,7 @@ class TestController:
             for pod in old:
                 self._delete_pod(pod)
         elif old and len(ready_new) + len(ready_old) > replicas:  # maxUnavailable 0: keep `replicas` ready
-            self._delete_pod(sorted(old, key=_ready)[0])
+            self._delete_pod(min(old, key=_ready))
         status = {"observedGeneration": meta.get("generation", 1), "replicas": len(pods),
                   "updatedReplicas": len(new), "readyReplicas": len(ready_new) + len(ready_old),
                   "availableReplicas": len(ready_new) + len(ready_old)}

@@ -126,7 +126,7 @@ class KubeClient:
                     return None
                 raise
 
-    def list(self, kind: str, selector: str) -> list[Manifest]:
+    def find(self, kind: str, selector: str) -> list[Manifest]:
         api, method = self._method(kind, "list")
         with self.errors(f"listing {kind}s ({selector})"):
             return list(self.raw(api, method, self.namespace, label_selector=selector)["items"])
@@ -172,7 +172,7 @@ class KubeClient:
     def delete_selected(self, selector: str, keep: Callable[[Manifest], bool] | None = None) -> None:
         """Delete every object of Atoll's kinds matching ``selector`` (except what ``keep`` keeps)."""
         for kind in REMOVAL_ORDER:
-            for obj in self.list(kind, selector):
+            for obj in self.find(kind, selector):
                 if keep is None or not keep(obj):
                     self.delete(kind, obj["metadata"]["name"])
 
@@ -180,7 +180,7 @@ class KubeClient:
         """Wait until nothing of ``kind`` matches ``selector`` (foreground deletion finishing)."""
         deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
         while time.monotonic() < deadline:
-            if not self.list(kind, selector):
+            if not self.find(kind, selector):
                 return True
             time.sleep(0.1)
         return False
@@ -193,14 +193,17 @@ class KubeClient:
         """
         from kubernetes.client.exceptions import ApiException
 
+        allowed = self.config.container_manager.kubernetes.create_namespace
         with self.errors(f"reading namespace {self.namespace}"):
             try:
                 self.call("CoreV1Api", "read_namespace", self.namespace)
                 return
             except ApiException as exc:
+                if exc.status == 403 and not allowed:
+                    return  # a namespaced Role cannot read namespaces: trust the setting
                 if exc.status != 404:
                     raise
-        if not self.config.container_manager.kubernetes.create_namespace:
+        if not allowed:
             raise ConfigError(f"namespace {self.namespace} does not exist (create it, or set "
                               "container_manager.kubernetes.create_namespace: true)")
         with self.errors(f"creating namespace {self.namespace}"):
@@ -214,7 +217,7 @@ class KubeClient:
 
     def pods(self, selector: str) -> list[Manifest]:
         """Pods matching ``selector``, oldest first."""
-        return sorted(self.list("Pod", selector), key=lambda p: p["metadata"].get("creationTimestamp") or "")
+        return sorted(self.find("Pod", selector), key=lambda p: p["metadata"].get("creationTimestamp") or "")
 
     def pod_log(self, pod: str, tail: int | None = None) -> str:
         """What the pod's task container printed ("" before it started)."""

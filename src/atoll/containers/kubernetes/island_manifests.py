@@ -99,7 +99,7 @@ def db_manifests(config: Config, image: str, password: str) -> list[Manifest]:
     name = island_name(config, "db")
     own = _island_labels("db")
     secret_name = object_name(name, "auth")
-    mounts = [{"name": "data", "mountPath": DATA_DIR},
+    mounts: list[Manifest] = [{"name": "data", "mountPath": DATA_DIR},
               {"name": "secrets", "mountPath": ISLAND_SECRET_DIR, "readOnly": True}]
     container = _container("db", pinned_image(image, "the db island image"), None, DB_PORT, mounts)
     container["env"] = [{"name": "POSTGRES_PASSWORD_FILE", "value": f"{ISLAND_SECRET_DIR}/password"},
@@ -127,7 +127,7 @@ def files_manifests(config: Config, image: str, access_key: str, secret_key: str
     secret_name = object_name(name, "auth")
     claim: Manifest = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata(name, ns, own),
                        "spec": _claim_spec(config)}
-    mounts = [{"name": "data", "mountPath": DATA_DIR},
+    mounts: list[Manifest] = [{"name": "data", "mountPath": DATA_DIR},
               {"name": "secrets", "mountPath": ISLAND_SECRET_DIR, "readOnly": True}]
     container = _container("files", pinned_image(image, "the files island image"), None, FILES_PORT, mounts)
     container["env"] = [{"name": "ATOLL_FILES_KEYS_FILE", "value": f"{ISLAND_SECRET_DIR}/keys"},

@@ -148,16 +148,20 @@ class KubernetesContainerManager(ContainerManager):
         self.trainings.start(self._for_cluster(spec, staged.store_config))
 
     def task_status(self, task_id: str) -> TaskStatus:
-        return self.trainings.status(*split_task_id(task_id))
+        project, name = split_task_id(task_id)
+        return self.trainings.status(project, name)
 
     def task_logs(self, task_id: str, follow: bool = False) -> Iterator[str]:
-        return self.trainings.logs(*split_task_id(task_id), follow=follow)
+        project, name = split_task_id(task_id)
+        return self.trainings.logs(project, name, follow=follow)
 
     def stop_task(self, task_id: str) -> None:
-        self.trainings.stop(*split_task_id(task_id))
+        project, name = split_task_id(task_id)
+        self.trainings.stop(project, name)
 
     def discard_task(self, task_id: str) -> None:
-        self.trainings.discard(*split_task_id(task_id))
+        project, name = split_task_id(task_id)
+        self.trainings.discard(project, name)
 
     # Deployments
 

@@ -132,7 +132,7 @@ class KubeDeployments:
         previous = notes.pop(PREVIOUS_TEMPLATE, None)
         if previous is None:
             raise BackendError(f"deployment {project}:{name} has no previous template to roll back to")
-        body = {"apiVersion": "apps/v1", "kind": "Deployment",
+        body: dict[str, Any] = {"apiVersion": "apps/v1", "kind": "Deployment",
                 "metadata": {k: v for k, v in depl["metadata"].items() if k in ("name", "namespace", "labels")},
                 "spec": dict(depl["spec"], template=json.loads(previous))}
         body["metadata"]["annotations"] = {k: v for k, v in notes.items() if k not in (ROLLOUT_STARTED, ROLLOUT_TIMEOUT)}
@@ -141,7 +141,7 @@ class KubeDeployments:
 
     def keep_only(self, project: str, name: str, generation: str) -> None:
         """Remove the ConfigMaps of every other generation (once ``generation`` serves)."""
-        for config_map in self.kube.list("ConfigMap", selector("deploy", project, name)):
+        for config_map in self.kube.find("ConfigMap", selector("deploy", project, name)):
             own = _generation(config_map)
             if own is not None and own != generation:
                 self.kube.delete("ConfigMap", config_map["metadata"]["name"])
@@ -171,4 +171,4 @@ class KubeDeployments:
                     yield f"[{pod_name}] {line}"
 
 
-__all__ = ["RolloutView", "KubeDeployments"]
+__all__ = ["KubeDeployments", "RolloutView"]
