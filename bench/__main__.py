@@ -1,6 +1,7 @@
 """``python -m bench [--quick] [--only SECTIONS]``: every benchmark, one table, bench/results.md.
 
-Sections: serving, router, training, coldstart, metadata, files, swarm. A section
+Sections: serving, batching, router, routerscale, training, coldstart, metadata,
+growth, depllist, files, filescale, lightweight, swarm, ui. A section
 that fails becomes a note in the table's output; the others still run.
 """
 
@@ -15,13 +16,26 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import files_bench, lifecycle, metadata_rows, serving, swarm_bench
+from bench import (
+    batching_bench,
+    depl_list,
+    files_bench,
+    files_scale,
+    lifecycle,
+    lightweight_bench,
+    metadata_rows,
+    router_scale,
+    serving,
+    swarm_bench,
+    ui_bench,
+)
 from bench import peers as peers_mod
 from bench.atoll_flow import AtollHome
 from bench.report import Report
 from bench.tools import ROOT, WORK, console, ensure_debian, say
 
-SECTIONS = ("serving", "router", "training", "coldstart", "metadata", "files", "swarm")
+SECTIONS = ("serving", "batching", "router", "routerscale", "training", "coldstart", "metadata", "growth",
+            "depllist", "files", "filescale", "lightweight", "swarm", "ui")
 BIG_MB = {False: 300, True: 50}
 
 
@@ -78,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     home = AtollHome() if needs_atoll else None
     try:
         peers = None
-        if only & {"serving", "coldstart"}:
+        if only & {"serving", "batching", "routerscale", "coldstart"}:
             peers = _guard(report, "peer venvs", peers_mod.setup)[1]
         if home is not None:
             say(f"Atoll on the local runtime in a throwaway ATOLL_HOME ({home.home})")
@@ -104,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
                     _guard(report, "router", lambda: serving.router(report, home, args.quick))
             for name in sorted(home.deployments):
                 _guard(report, f"remove {name}", partial(home.remove, name))
+        if "batching" in only and peers is not None:
+            _guard(report, "batching", lambda: batching_bench.batching(report, peers, args.quick))
+        if "routerscale" in only and peers is not None:
+            _guard(report, "routerscale", lambda: router_scale.router_scale(report, peers, args.quick))
         papermill = None
         if "training" in only and home is not None:
             papermill = _guard(report, "training", lambda: lifecycle.training(report, home, args.quick))[1]
@@ -113,8 +131,18 @@ def main(argv: list[str] | None = None) -> int:
                                                                      mb if big else 0, peers))
         if "metadata" in only:
             _guard(report, "metadata", lambda: metadata_rows.metadata(report, args.quick))
+        if "ui" in only:
+            _guard(report, "ui", lambda: ui_bench.ui(report, args.quick))
+        if "growth" in only:
+            _guard(report, "growth", lambda: metadata_rows.growth(report, args.quick))
+        if "depllist" in only:
+            _guard(report, "depllist", lambda: depl_list.depl_list(report, args.quick))
         if "files" in only:
             _guard(report, "files", lambda: files_bench.files(report, args.quick))
+        if "filescale" in only:
+            _guard(report, "filescale", lambda: files_scale.files_scale(report, args.quick))
+        if "lightweight" in only:
+            _guard(report, "lightweight", lambda: lightweight_bench.lightweight(report, args.quick))
         if "swarm" in only:
             _guard(report, "swarm", lambda: swarm_bench.swarm_training(report, args.quick, papermill,
                                                                        args.swarm_build_base))

@@ -85,6 +85,19 @@ def _start_s3(root: Path) -> tuple[Proc, dict[str, str]]:
     return proc, {"url": f"http://127.0.0.1:{port}", "access_key": access, "secret_key": secret}
 
 
+def start_s3_store(run_dir: Path, report: Report) -> tuple[Proc | None, FileStore | None]:
+    """``rclone serve s3`` under ``run_dir`` and an S3FileStore on it; (None, None) with a note when it cannot run."""
+    try:
+        from atoll.files.s3 import S3FileStore
+
+        proc, creds = _start_s3(run_dir / "s3")
+    except Exception as exc:  # noqa: BLE001 - S3 rows are optional
+        report.note(f"S3 rows skipped: {exc}")
+        return None, None
+    store = S3FileStore(creds["url"], bucket="bench", access_key=creds["access_key"], secret_key=creds["secret_key"])
+    return proc, store
+
+
 def _settle() -> None:
     """Flush every dirty page first (untimed), so no contender's fsync pays for another's writes.
 
@@ -136,16 +149,10 @@ def files(report: Report, quick: bool) -> None:
         "local": LocalFileStore(run_dir / "store"),
         "local fsync=False": LocalFileStore(run_dir / "store-nofsync", fsync=False),
     }
-    s3_proc = None
+    s3_proc, s3_store = start_s3_store(run_dir, report)
+    if s3_store is not None:
+        stores["s3 (rclone)"] = s3_store
     try:
-        try:
-            from atoll.files.s3 import S3FileStore
-
-            s3_proc, creds = _start_s3(run_dir / "s3")
-            stores["s3 (rclone)"] = S3FileStore(creds["url"], bucket="bench", access_key=creds["access_key"],
-                                                secret_key=creds["secret_key"])
-        except Exception as exc:  # noqa: BLE001 - S3 rows are optional
-            report.note(f"S3 rows skipped: {exc}")
         (src_small := run_dir / "warm").mkdir()
         (src_small / "blob.bin").write_bytes(b"warm-up")
         for i, store in enumerate(stores.values()):  # schema and bucket creation, imports: not timed

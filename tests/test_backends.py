@@ -20,6 +20,7 @@ from atoll.backends import (
 from atoll.config import Config
 from atoll.domain.records import Model, TreasureChest
 from atoll.errors import ConfigError
+from atoll.files.lightweight import LightweightFileStore
 from atoll.files.local import LocalFileStore
 from atoll.metadata.base import get_metadata_store
 from atoll.task.stores import open_task_stores
@@ -39,7 +40,7 @@ def test_default_config_opens_sqlite_and_local_files_in_home(home: Path) -> None
     metadata = open_metadata_store(config)
     try:
         files = open_file_store(config, metadata)
-        assert isinstance(files, LocalFileStore)
+        assert isinstance(files, LightweightFileStore) and isinstance(files.files, LocalFileStore)
         assert files.root == home / "files"
         assert (home / "atoll.db").exists()
     finally:
@@ -86,10 +87,11 @@ def test_unknown_chest_is_a_config_error_naming_the_setting(home: Path) -> None:
         file_store_settings(config, MemoryMetadataStore())
 
 
-@pytest.mark.parametrize("type_", ["artifactory", "nexus"])
+@pytest.mark.parametrize("type_", ["cassandra", "gcs"])
 def test_unknown_file_store_type_is_a_config_error_naming_the_supported_ones(home: Path, type_: str) -> None:
     config = _config(file_store={"type": type_, "url": "http://127.0.0.1:8082", "repository": "r"})
-    with pytest.raises(ConfigError, match=f"unknown file store '{type_}'; supported: local, memory, s3"):
+    supported = "artifactory, local, memory, nexus, s3"
+    with pytest.raises(ConfigError, match=f"unknown file store '{type_}'; supported: {supported}"):
         file_store_settings(config, MemoryMetadataStore())
     with pytest.raises(ConfigError, match=f"unknown file store '{type_}'"):
         task_store_config(config, MemoryMetadataStore())

@@ -22,7 +22,8 @@ import uvicorn
 _ATOLL_WORDS = ("atoll", "OnlinePredict", "LazyModelServer")
 
 
-def load_predict(model: str, notebook: str) -> Any:
+def load_predict(model: str, notebook: str, whole: bool = False) -> Any:
+    """The notebook's ``predict`` (``whole``: the namespace its cells defined) with ``clf`` unpickled."""
     with open(model, "rb") as handle:
         namespace: dict[str, Any] = {"clf": pickle.load(handle), "__name__": "__main__"}
     with open(notebook) as handle:
@@ -31,7 +32,7 @@ def load_predict(model: str, notebook: str) -> Any:
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         if cell["cell_type"] == "code" and not any(w in source for w in _ATOLL_WORDS):
             exec(compile(source, notebook, "exec"), namespace)  # noqa: S102 - the example notebook
-    return namespace["predict"]
+    return namespace if whole else namespace["predict"]
 
 
 def make_app(predict: Any) -> Any:

@@ -3,7 +3,9 @@
 The same fit as examples/iris/notebooks/train.ipynb (SVC, C=1.0, linear
 kernel, plain rows without feature names), written twice: ``clf.pkl`` for the
 floor app, and an MLflow model directory (``mlflow.sklearn.save_model``) for
-``mlflow models serve``.
+``mlflow models serve``. Also a RandomForest of 10 trees (``rf.pkl``,
+``mlflow-model-rf``), the model of DESIGN §8 whose per-call cost batching
+spreads over the rows of a batch.
 
     python train_peer.py DATASET_DIR OUT_DIR
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import mlflow.sklearn
 import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.svm import SVC
 
 
@@ -30,6 +33,13 @@ def main() -> None:
         pickle.dump(clf, handle)
     shutil.rmtree(out / "mlflow-model", ignore_errors=True)
     mlflow.sklearn.save_model(clf, str(out / "mlflow-model"), input_example=measures.to_numpy()[:1])
+    forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(measures.to_numpy(), species.to_numpy())
+    with open(out / "rf.pkl", "wb") as handle:
+        pickle.dump(forest, handle)
+    shutil.rmtree(out / "mlflow-model-rf", ignore_errors=True)
+    # MLflow stores sklearn models with skops, which asks to trust the tree type by name: we made this file.
+    mlflow.sklearn.save_model(forest, str(out / "mlflow-model-rf"), input_example=measures.to_numpy()[:1],
+                              skops_trusted_types=["sklearn.tree._tree.Tree"])
     print("saved", out)
 
 

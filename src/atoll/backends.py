@@ -14,6 +14,8 @@ File-store options passed to the backends (``get_file_store(type, **options)``):
 
     local        root
     s3           url, bucket, region, user, password   (user/password: access key id / secret key)
+    artifactory  url, repository, use_ssl, check_certificate, ca_bundle, user, password
+    nexus        (the same; a chest with an empty user holds an API key / token)
     memory       (none; tests)
 
 A backend registered as a plug-in (``FILE_STORES.register``) receives every
@@ -35,8 +37,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from atoll.config import Config
 from atoll.credentials import home_store, open_chest, read_home_chest
-from atoll.errors import ConfigError
+from atoll.errors import BackendUnavailableError, ConfigError, NotFoundError
 from atoll.files.base import FILE_STORES, FileStore, get_file_store
+from atoll.files.lightweight import LightweightFileStore
 from atoll.metadata.base import MetadataStore, get_metadata_store
 
 # The schema of the settings handed to a task is the task contract's; re-exported here.
@@ -56,9 +59,35 @@ FILES_SERVICE_PORT = 9000
 # Metadata.
 
 
-def open_metadata_store(config: Config) -> MetadataStore:
-    """The configured metadata store, with the credentials of ``metadata.tchest`` in its URL."""
-    return get_metadata_store(metadata_url(config))
+def open_metadata_store(config: Config, *, allow_new: bool = False) -> MetadataStore:
+    """The configured metadata store, with the credentials of ``metadata.tchest`` in its URL.
+
+    Raises:
+        BackendUnavailableError: the SQLite file is missing while the local file
+            store holds files (it was lost, not never made: creating it empty
+            would orphan them all); ``allow_new`` (``atoll check --repair``) allows it.
+    """
+    url = metadata_url(config)
+    if not allow_new:
+        refuse_lost_sqlite(config, url)
+    return get_metadata_store(url)
+
+
+def refuse_lost_sqlite(config: Config, url: str) -> None:
+    """Raise when ``url`` names a SQLite file that is gone while the local file store has content."""
+    if not url.startswith("sqlite:///") or config.file_store.type != "local":
+        return  # a remote file store costs a request to list: `atoll check` looks there
+    database = Path(url.removeprefix("sqlite:///").split("?", 1)[0]).expanduser()
+    if not database.name or database.name == ":memory:" or database.exists():
+        return
+    root = config.file_store_path
+    held = sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) if root.is_dir() else []
+    if held:
+        raise BackendUnavailableError(
+            f"the metadata store {database} is missing but the file store {root} holds {', '.join(held)}: "
+            "restore the file from a backup, or run `atoll check` (and `atoll check --repair` to start "
+            "an empty store; the stored files are then reported as files without records)"
+        )
 
 
 def metadata_url(config: Config) -> str:
@@ -99,9 +128,12 @@ def with_credentials(url: str, user: str, password: str) -> str:
 
 
 def open_file_store(config: Config, metadata: MetadataStore) -> FileStore:
-    """The configured file store, logged in with ``file_store.tchest`` when set."""
+    """The configured file store, logged in with ``file_store.tchest`` when set.
+
+    Wrapped so that lightweight files (``lightweight/`` keys) go to ``metadata``.
+    """
     type_, options = file_store_settings(config, metadata)
-    return _get_file_store(type_, options)
+    return LightweightFileStore(_get_file_store(type_, options), metadata, config.metadata.lightweight_max_mb)
 
 
 def _get_file_store(type_: str, options: dict[str, Any]) -> FileStore:
@@ -130,6 +162,11 @@ def file_store_settings(config: Config, metadata: MetadataStore) -> tuple[str, d
         FILE_STORES.load(type_)  # raises ConfigError: unknown file store, naming the supported ones
     if type_ == "s3":
         options = {"url": section.url, "bucket": section.bucket, "region": section.region}
+    elif type_ in ("artifactory", "nexus"):
+        options = {
+            "url": section.url, "repository": section.repository, "use_ssl": section.use_ssl,
+            "check_certificate": section.check_certificate, "ca_bundle": section.ca_bundle,
+        }
     else:  # a plug-in backend: give it everything that is set
         options = {
             key: value
@@ -211,4 +248,4 @@ def task_store_config(config: Config, metadata: MetadataStore, *, in_network: bo
         url = native_metadata_url(config, in_network=True)
     if in_network and config.file_store.native:
         type_, options = native_file_store_settings(config, in_network=True)
-    return store_settings(url, type_, options)
+    return store_settings(url, type_, options, lightweight_max_mb=config.metadata.lightweight_max_mb)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from atoll.errors import ConfigError
@@ -37,6 +37,8 @@ class MetadataSection(_Section):
     url: str | None = None
     native: bool = False
     tchest: str | None = None
+    # Files up to this size may be kept in the metadata database (--lightweight).
+    lightweight_max_mb: float = Field(default=16, gt=0)
 
 
 class FileStoreSection(_Section):
@@ -48,6 +50,11 @@ class FileStoreSection(_Section):
     region: str = "us-east-1"
     native: bool = False
     tchest: str | None = None
+    # Artifactory / Nexus: scheme for a url given as host:port, TLS checks. The
+    # tchest holds user/password, or an API key/token with an empty user.
+    use_ssl: bool = False
+    check_certificate: bool = True
+    ca_bundle: str | None = None
 
 
 class HealthcheckSection(_Section):
@@ -55,6 +62,20 @@ class HealthcheckSection(_Section):
     timeout: float = 2
     retries: int = 3
     start_period: float = 60
+
+
+class AutoScale(_Section):
+    """Horizontal autoscaling of a deployment (Kubernetes: a HorizontalPodAutoscaler)."""
+
+    min_replicas: int = Field(default=1, ge=1)
+    max_replicas: int = Field(ge=1)
+    target_cpu: int = Field(default=80, ge=1, le=100)  # % of the cpu request
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoScale:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("max_replicas must be >= min_replicas")
+        return self
 
 
 class ResourceProfile(_Section):
@@ -65,6 +86,40 @@ class ResourceProfile(_Section):
     memory_request: int | None = None
     memory_limit: int | None = None
     gpu: int = 0
+    auto_scale: AutoScale | None = None
+
+    @model_validator(mode="after")
+    def _scaling_needs_cpu_request(self) -> ResourceProfile:
+        # CPU utilisation is measured against the request: without one the autoscaler never acts.
+        if self.auto_scale is not None and self.cpu_request is None:
+            raise ValueError("auto_scale needs cpu_request (utilisation is a share of the request)")
+        return self
+
+
+class NfsVolume(_Section):
+    server: str
+    path: str
+
+
+class KubernetesSection(_Section):
+    """How the ``kubernetes`` manager reaches its cluster and what it creates there.
+
+    ``kubeconfig``/``context`` pick the cluster (the usual ``~/.kube/config`` and
+    its current context when unset; the pod's service account when Atoll runs
+    inside the cluster). Tasks run in ``container_manager.namespace``.
+    """
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    in_cluster: bool = False
+    create_namespace: bool = True
+    storage_class: str | None = None  # of the islands' volume claims (cluster default when unset)
+    nfs: NfsVolume | None = None  # inputs staged on this NFS export instead of an emptyDir
+    inputs_claim: str | None = None  # ... or on this existing PersistentVolumeClaim
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    image_pull_secret: str | None = None  # treasure chest holding the registry's user/password
+    job_ttl_seconds: int = Field(default=3600, ge=0)  # ttlSecondsAfterFinished of training Jobs
+    island_volume_mb: int = Field(default=10240, ge=1)  # size of the db/files islands' claims
 
 
 class ContainerManagerSection(_Section):
@@ -79,6 +134,7 @@ class ContainerManagerSection(_Section):
     train_profile: str | None = None
     deploy_profile: str | None = None
     ide_profile: str | None = None
+    kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
 
     def profile(self, task: Literal["train", "deploy", "ide"]) -> ResourceProfile | None:
         """The resource profile that ``<task>_profile`` names; None when it names none.
@@ -108,6 +164,15 @@ class DockerSection(_Section):
 class RouterSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=30080, ge=1, le=65535)
+    #: Require an API key (``atoll key new``) on every prediction; ``off`` only on a laptop.
+    auth: bool = True
+
+
+class UiSection(_Section):
+    """Where ``atoll ui`` and the ui island listen (loopback unless configured)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=30090, ge=0, le=65535)
 
 
 class IdeSection(_Section):
@@ -143,6 +208,7 @@ class Config(_Section):
     docker: DockerSection = Field(default_factory=DockerSection)
     router: RouterSection = Field(default_factory=RouterSection)
     ide: IdeSection = Field(default_factory=IdeSection)
+    ui: UiSection = Field(default_factory=UiSection)
     islands: IslandsSection = Field(default_factory=IslandsSection)
 
     _home: Path | None = PrivateAttr(default=None)
@@ -155,6 +221,12 @@ class Config(_Section):
     @property
     def metadata_url(self) -> str:
         return self.metadata.url or f"sqlite:///{self.home / 'atoll.db'}"
+
+    @property
+    def router_keys_file(self) -> Path:
+        """The API keys file the router reads (written by ``atoll key new/rm``), in its own
+        directory so that a container can mount the directory and see every rewrite."""
+        return self.home / "run" / "router-keys" / "keys.json"
 
     @property
     def file_store_path(self) -> Path:

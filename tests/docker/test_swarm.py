@@ -48,8 +48,9 @@ def write_notebook(path: Path, cells: list[str]) -> None:
     nbformat.write(nb, str(path))
 
 
-def post(url: str, body: bytes = ROW, timeout: float = 30) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, method="POST")
+def post(url: str, body: bytes = ROW, timeout: float = 30, key: str = "") -> tuple[int, bytes]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             return answer.status, answer.read()
@@ -78,6 +79,7 @@ class SwarmIris:
     project: str
     router_port: int
     staging: str = "host"
+    key: str = ""  # API key of the project (the router requires one)
     timings: dict[str, float] = field(default_factory=dict)
 
     def router_url(self, deploy: str) -> str:
@@ -113,7 +115,7 @@ def _cleanup(client: DockerClient, namespace: str, project: str, deploys: list[s
 def iris(swarm_client: DockerClient, python_image: str, tmp_path_factory: pytest.TempPathFactory,
          request: pytest.FixtureRequest) -> Iterator[SwarmIris]:
     """Model, dataset, project (iris + test notebooks), a swarm build and the finished training ``first``."""
-    from atoll.api import builds, datasets, models, projects, trainings
+    from atoll.api import builds, datasets, keys, models, projects, trainings
     from atoll.api.context import AtollContext
     from atoll.config import load_config
 
@@ -146,6 +148,7 @@ def iris(swarm_client: DockerClient, python_image: str, tmp_path_factory: pytest
     try:
         models.new_model(ctx, "iris-clf", "iris classifier", model_files=MODEL_FILES, data_files=DATA_FILES)
         projects.new_project(ctx, project, models=["iris-clf"], home_dir=str(project_dir))
+        state.key = keys.new_key(ctx, project)[1]
         datasets.new_dataset(ctx, "iris-clf", "iris", path=project_dir / "datasets" / "iris")
         started = time.monotonic()
         builds.build_project(ctx, project, source="home", log=lambda _line: None)
@@ -231,10 +234,10 @@ def test_two_replicas_predict_setosa_through_the_router(served: SwarmIris) -> No
     assert len(running) == 2
     assert deployments.availability(served.ctx, "svc", served.project) == (2, 2)
     for _ in range(6):
-        status, body = post(served.router_url("svc"))
+        status, body = post(served.router_url("svc"), key=served.key)
         assert status == 200, body
         assert b"setosa" in body
-    status, body = post(served.router_url("nope"))
+    status, body = post(served.router_url("nope"), key=served.key)
     assert status == 404 and b"nope" in body
     logs = list(deployments.deployment_logs(served.ctx, "svc", served.project))
     assert all(isinstance(line, str) for line in logs)
@@ -254,7 +257,7 @@ def test_a_broken_redeploy_rolls_back_and_the_old_replicas_keep_serving(served: 
     assert "this model does not load" in str(failure.value) + failure.value.log_tail
     service = served.client.services.get(served.service("svc"))
     assert service.attrs["Spec"]["Labels"]["io.atoll.generation"] == before
-    status, body = post(served.router_url("svc"))
+    status, body = post(served.router_url("svc"), key=served.key)
     assert status == 200 and b"setosa" in body
     record = deployments.get_deployment(served.ctx, "svc", served.project)
     assert record.notebook == "notebooks/predict.ipynb"
@@ -284,7 +287,7 @@ def test_depl_rm_leaves_no_service_container_or_secret(served: SwarmIris) -> Non
     labels = ["io.atoll.name=svc", f"io.atoll.namespace={served.namespace}"]
     assert served.client.secrets.list(filters={"label": labels}) == []
     assert not (served.home / "tasks" / served.project / "deploy" / "svc").exists()
-    status, _ = post(served.router_url("svc"))
+    status, _ = post(served.router_url("svc"), key=served.key)
     assert status == 404
 
 

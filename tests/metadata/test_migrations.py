@@ -10,7 +10,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from atoll.domain.records import Model
+from atoll.domain.records import Model, ModelVersion
 from atoll.errors import BackendError
 from atoll.metadata import migrations
 from atoll.metadata.base import get_metadata_store
@@ -18,20 +18,30 @@ from atoll.metadata.sql import _make_engine
 
 
 def _old_store(url: str) -> None:
-    """What release 0001 left behind: the table, one record, no (kind, scope) index."""
+    """What release 0001 left behind: the table, two records, no (kind, scope) index."""
     engine = _make_engine(url)
     try:
         with engine.connect() as conn, conn.begin():
             migrations.upgrade(conn, "0001")
-            doc = Model(name="iris", desc="old", revision=1).model_dump(mode="json")
             new_doc = "CAST(:doc AS jsonb)" if conn.dialect.name == "postgresql" else ":doc"
-            conn.execute(
-                sa.text(
-                    "INSERT INTO records (kind, scope, name, doc, revision, created_at, modified_at) "
-                    f"VALUES ('model', '', 'iris', {new_doc}, 1, :c, :c)"
-                ),
-                {"doc": orjson.dumps(doc).decode(), "c": doc["created_at"]},
-            )
+            for record in (
+                Model(name="iris", desc="old", revision=1),
+                ModelVersion(name="v1", model="iris", details={"metrics": {"acc": 0.93}}, revision=1),
+            ):
+                doc = record.model_dump(mode="json")
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO records (kind, scope, name, doc, revision, created_at, modified_at) "
+                        f"VALUES (:kind, :scope, :name, {new_doc}, 1, :c, :c)"
+                    ),
+                    {
+                        "kind": record.kind,
+                        "scope": record.scope,
+                        "name": record.name,
+                        "doc": orjson.dumps(doc).decode(),
+                        "c": doc["created_at"],
+                    },
+                )
         with engine.connect() as conn:
             assert migrations.stored_revision(conn) == "0001"
             assert "ix_records_kind_scope" not in _indexes(conn)
@@ -49,13 +59,19 @@ def _check_upgraded_on_open(url: str) -> None:
         assert store.get(Model, "iris").desc == "old"
         store.create(Model(name="wine"))
         assert [m.name for m in store.list(Model)] == ["iris", "wine"]
+        # the metric index was filled for the version stored before it existed
+        assert [v.name for v in store.list(ModelVersion, filter={"details.metrics.acc": {"$gt": 0.9}})] == [
+            "v1"
+        ]
     finally:
         store.close()
     engine = _make_engine(url)
     try:
         with engine.connect() as conn:
-            assert migrations.stored_revision(conn) == migrations.HEAD == "0002"
-            assert "ix_records_kind_scope" in _indexes(conn)
+            assert migrations.stored_revision(conn) == migrations.HEAD == "0004"
+            assert {"ix_records_kind_scope", "ix_records_kind_created", "ix_records_kind_name"} <= _indexes(
+                conn
+            )
     finally:
         engine.dispose()
 

@@ -84,7 +84,10 @@ def healthy(process: ServerProcess) -> dict[str, object]:
     return {"name": process.name, "url": process.url, "pid": process.proc.pid, "state": "healthy"}
 
 
-def start_router(tmp: Path, state_dir: Path, name: str = "router") -> ServerProcess:
+def start_router(
+    tmp: Path, state_dir: Path, name: str = "router", auth: tuple[str, ...] = ("--auth", "off")
+) -> ServerProcess:
+    """A router on a free port; routing tests run it without keys (``auth`` gives --keys-file to test them)."""
     port = free_port()
     argv = [
         sys.executable,
@@ -102,6 +105,7 @@ def start_router(tmp: Path, state_dir: Path, name: str = "router") -> ServerProc
         "0.2",
         "--max-body",
         str(1024 * 1024),
+        *auth,
     ]
     return ServerProcess(tmp, name, argv, {}, port)
 

@@ -183,3 +183,14 @@ def test_require_dataset_and_version_stage_on_demand(world: dict) -> None:
     Publisher()(version_name="v1")
     assert Path(require_version("v1"), "clf.pkl").read_bytes() == b"v1"
     assert require_version("v1") == model_path(version="v1")  # staging again is harmless
+
+
+def test_lightweight_publisher_keeps_the_model_in_the_database(world: dict) -> None:
+    _in_ide(world)
+    Path(tmp_path("clf.pkl")).write_bytes(b"small-model")
+    version = Publisher(lightweight=True)(version_name="light")
+    assert version["store_key"].startswith("lightweight/versions/iris-clf/light/")
+    assert world["metadata"].list_blobs(version["store_key"]) == [version["store_key"] + "clf.pkl"]
+    assert world["files"].files.list("versions/") == []  # the file store was not used
+    task_stores.cache_clear()
+    assert Path(require_version("light"), "clf.pkl").read_bytes() == b"small-model"  # fetched, checksum checked

@@ -102,7 +102,46 @@ class Metrics:
         return ("\n".join(lines) + "\n").encode()
 
 
+class SizeHistogram:
+    """A histogram of small counts (batch sizes), rendered on its own.
+
+    Args:
+        name: metric name without prefix (``batch_size``).
+        help_text: the ``# HELP`` line.
+        bounds: bucket upper bounds.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        help_text: str,
+        bounds: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    ) -> None:
+        self.name = name
+        self.help_text = help_text
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0
+
+    def observe(self, size: int) -> None:
+        """Record one observation."""
+        self.counts[bisect_left(self.bounds, size)] += 1
+        self.total += size
+
+    def render(self, prefix: str) -> bytes:
+        """The histogram in Prometheus text format."""
+        n = f"{prefix}_{self.name}"
+        lines = [f"# HELP {n} {self.help_text}", f"# TYPE {n} histogram"]
+        cumulative = 0
+        for bound, count in zip(self.bounds, self.counts):
+            cumulative += count
+            lines.append(f'{n}_bucket{{le="{bound}"}} {cumulative}')
+        cumulative += self.counts[-1]
+        lines += [f'{n}_bucket{{le="+Inf"}} {cumulative}', f"{n}_sum {self.total}", f"{n}_count {cumulative}"]
+        return ("\n".join(lines) + "\n").encode()
+
+
 #: Content type of the Prometheus text format.
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
-__all__ = ["BUCKETS", "CONTENT_TYPE", "Metrics"]
+__all__ = ["BUCKETS", "CONTENT_TYPE", "Metrics", "SizeHistogram"]

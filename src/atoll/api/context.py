@@ -46,6 +46,14 @@ class AtollContext:
 
         return get_container_manager(self.config, self.metadata, self.files)
 
+    def use_metadata(self, store: MetadataStore) -> None:
+        """Use ``store`` as the metadata store from now on (``atoll check --repair`` opens
+        one that may be created empty); the one opened before, if any, is closed."""
+        previous = self.__dict__.pop("metadata", None)
+        if previous is not None and previous is not store:
+            previous.close()
+        self.__dict__["metadata"] = store
+
     def close(self) -> None:
         for name in ("files", "metadata"):
             backend = self.__dict__.pop(name, None)

@@ -17,6 +17,7 @@ from atoll.api.records import (
     Filter,
     and_filters,
     build,
+    drop_damaged,
     fresh_name,
     remove_artifact,
     require_confirmation,
@@ -24,6 +25,7 @@ from atoll.api.records import (
 from atoll.domain.names import validate_name
 from atoll.domain.records import ArtifactRecord, Dataset, FileSpec, ModelVersion, utcnow
 from atoll.errors import UsageError
+from atoll.files.lightweight import is_lightweight
 
 A = TypeVar("A", bound=ArtifactRecord)
 
@@ -37,6 +39,8 @@ def publish(
     compress: bool = False,
     skip_upload: bool = False,
     replace: bool = False,
+    lightweight: bool = False,
+    follow_symlinks: bool = False,
 ) -> A:
     """Check and store the files of ``path``, then write ``record`` (create, or update with ``replace``).
 
@@ -59,7 +63,7 @@ def publish(
 
     return publish_artifact(
         ctx.metadata, ctx.files, record, src.resolve(), specs,
-        compress=compress, skip_upload=skip_upload, replace=replace,
+        compress=compress, skip_upload=skip_upload, replace=replace, lightweight=lightweight,
     )
 
 
@@ -71,8 +75,12 @@ def new_dataset(
     path: str | Path | None = None,
     compress: bool = False,
     skip_upload: bool = False,
+    lightweight: bool = False,
+    follow_symlinks: bool = False,
 ) -> Dataset:
     """Upload a dataset of ``model`` from the directory ``path`` (random name when omitted).
+
+    ``lightweight`` keeps the files in the metadata database (small files only).
 
     Raises:
         NotFoundError: no such model.
@@ -82,7 +90,10 @@ def new_dataset(
     spec = get_model(ctx, model)
     name = fresh_name(ctx, Dataset, model, name)
     record = build(Dataset, name=name, model=model, details=details or {}, compressed=compress)
-    return publish(ctx, record, path, spec.data_files, compress=compress, skip_upload=skip_upload)
+    return publish(
+        ctx, record, path, spec.data_files, compress=compress, skip_upload=skip_upload, lightweight=lightweight,
+        follow_symlinks=follow_symlinks,
+    )
 
 
 def get_dataset(ctx: AtollContext, model: str, name: str) -> Dataset:
@@ -107,6 +118,7 @@ def update_dataset(
     path: str | Path | None = None,
     compress: bool | None = None,
     skip_upload: bool = False,
+    follow_symlinks: bool = False,
 ) -> Dataset:
     """Change the given fields; a new ``path`` replaces the stored files.
 
@@ -125,7 +137,9 @@ def update_dataset(
         return ctx.metadata.update(record)
     specs = get_model(ctx, model).data_files
     return publish(
-        ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True
+        ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True,
+        lightweight=is_lightweight(record.store_key) and not skip_upload,  # an update stays where it was
+        follow_symlinks=follow_symlinks,
     )
 
 
@@ -144,6 +158,11 @@ def delete_dataset(ctx: AtollContext, model: str, name: str, confirm: Confirm | 
         NotFoundError: no such dataset.
         ConflictError: versions reference it and the removal was not confirmed.
     """
+    validate_name(model, "model name")
+    validate_name(name, "dataset name")
+    damaged = drop_damaged(ctx, Dataset, name, model)
+    if damaged is not None:
+        return damaged
     dataset = get_dataset(ctx, model, name)
     users = dataset_users(ctx, model, name)
     if users:

@@ -6,9 +6,14 @@ abstraction, picked by name × container manager through its registry).
 
 from __future__ import annotations
 
+import logging
+
 from atoll.api.context import AtollContext
+from atoll.api.keys import export_keys
 from atoll.containers.base import LogSink
 from atoll.islands import Island, IslandStatus, get_island, island_available, island_names
+
+log = logging.getLogger(__name__)
 
 
 def island(ctx: AtollContext, name: str) -> Island:
@@ -32,7 +37,18 @@ def build_island(ctx: AtollContext, name: str, log: LogSink) -> IslandStatus:
 
 
 def setup_island(ctx: AtollContext, name: str) -> IslandStatus:
-    return island(ctx, name).setup()
+    found = island(ctx, name)
+    if name == "router":
+        _router_keys(ctx)
+    return found.setup()
+
+
+def _router_keys(ctx: AtollContext) -> None:
+    """Write the keys file a router about to start reads; warn when auth is off."""
+    if ctx.config.router.auth:
+        export_keys(ctx)
+    else:
+        log.warning("router.auth is off: anyone who reaches the router can call every deployment")
 
 
 def island_status(ctx: AtollContext, name: str) -> IslandStatus:

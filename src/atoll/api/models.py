@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from atoll.api.context import AtollContext
-from atoll.api.records import Confirm, Filter, build, parse_model, remove_artifact, require_confirmation
+from atoll.api.records import (
+    Confirm,
+    Filter,
+    build,
+    parse_model,
+    read_for_removal,
+    remove_artifact,
+    require_confirmation,
+)
 from atoll.domain.names import validate_name
 from atoll.domain.records import Dataset, FileSpec, Model, ModelVersion, Project, utcnow
 from atoll.errors import ValidationError
@@ -132,7 +140,8 @@ def delete_model(ctx: AtollContext, name: str, confirm: Confirm | None = None) -
         ConflictError: it has dependents and ``confirm`` did not agree (the
             message names the projects and counts the datasets and versions).
     """
-    get_model(ctx, name)
+    validate_name(name, "model name")
+    read_for_removal(ctx, Model, name)  # a damaged model is removed by its name like a sound one
     deps = model_dependents(ctx, name)
     if deps.projects or deps.datasets or deps.versions:
         parts = []

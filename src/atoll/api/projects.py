@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from atoll.api.context import AtollContext
-from atoll.api.records import Confirm, Filter, build, containers_or_none, remove_records
+from atoll.api.keys import delete_project_keys
+from atoll.api.records import Confirm, Filter, build, containers_or_none, read_for_removal, remove_records
 from atoll.domain.names import validate_name
 from atoll.domain.records import BuildVersion, Deployment, Model, Project, Record, Training, utcnow
 from atoll.errors import ConflictError, NotFoundError, UsageError
@@ -155,23 +156,26 @@ def delete_project(ctx: AtollContext, name: str | None = None, confirm: Confirm 
         ConflictError: it has builds, trainings or deployments and the removal
             was not confirmed.
     """
-    project = get_project(ctx, name)
-    depls: list[Record] = list(ctx.metadata.list(Deployment, scope=project.name))
-    trains: list[Record] = list(ctx.metadata.list(Training, scope=project.name))
-    builds: list[Record] = list(ctx.metadata.list(BuildVersion, scope=project.name))
+    project_name = resolve_project_name(ctx, name)
+    validate_name(project_name, "project name")
+    read_for_removal(ctx, Project, project_name)  # a damaged project is removed by its name too
+    depls: list[Record] = list(ctx.metadata.list(Deployment, scope=project_name))
+    trains: list[Record] = list(ctx.metadata.list(Training, scope=project_name))
+    builds: list[Record] = list(ctx.metadata.list(BuildVersion, scope=project_name))
     if depls or trains or builds:
         summary = (
-            f"project {project.name} has {len(depls)} deployment(s), {len(trains)} training(s) "
+            f"project {project_name} has {len(depls)} deployment(s), {len(trains)} training(s) "
             f"and {len(builds)} build(s)"
         )
         if confirm is None or not confirm(f"{summary}. Stop and remove them all?"):
             raise ConflictError(f"{summary} (confirm, or use --skip-questions to remove them with it)")
-    removal = ProjectRemoval(project=project.name)
+    removal = ProjectRemoval(project=project_name)
     manager = containers_or_none(ctx)
     if manager is not None:
-        manager.stop_ide(project.name)
+        manager.stop_ide(project_name)
     removal.deployments = remove_records(ctx, depls)
     removal.trainings = remove_records(ctx, trains)
     removal.builds = remove_records(ctx, builds)
-    ctx.metadata.delete(Project, project.name)
+    delete_project_keys(ctx, project_name)
+    ctx.metadata.delete(Project, project_name)
     return removal

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import ValidationError as PydanticValidationError
@@ -28,6 +29,7 @@ Filter = dict[str, Any]
 
 # What the CLI calls each kind in messages.
 KIND_LABELS = {
+    "apikey": "API key",
     "model": "model",
     "project": "project",
     "ds": "dataset",
@@ -96,6 +98,38 @@ def require_confirmation(confirm: Confirm | None, question: str, refusal: str) -
         raise ConflictError(refusal)
 
 
+def read_for_removal(ctx: AtollContext, kind: type[R], name: str, scope: str = "") -> R | None:
+    """The record, or None when it is damaged (logged): removal goes on by its key.
+
+    Raises:
+        NotFoundError: no such record.
+    """
+    from atoll.metadata.base import DamagedRecordError
+
+    try:
+        return ctx.metadata.get(kind, name, scope)
+    except DamagedRecordError as exc:
+        log.warning("removing %s", exc)
+        return None
+
+
+def drop_damaged(ctx: AtollContext, kind: type[R], name: str, scope: str = "") -> R | None:
+    """Remove the record when it is damaged (unreadable) and return a stand-in holding its key;
+    None when it reads fine (the caller then removes it the usual way).
+
+    A damaged record's files cannot be known from it: ``atoll check`` finds them
+    as files without a record afterwards.
+
+    Raises:
+        NotFoundError: no such record.
+    """
+    if read_for_removal(ctx, kind, name, scope) is not None:
+        return None
+    ctx.metadata.delete(kind, name, scope)
+    key: dict[str, Any] = {"name": name, **({kind.scope_field: scope} if kind.scope_field else {})}
+    return kind.model_construct(**key)
+
+
 def containers_or_none(ctx: AtollContext) -> Any:
     """The container manager, or None when its backend cannot be loaded.
 
@@ -122,13 +156,43 @@ def get_record(ctx: AtollContext, kind: type[R], name: str, scope: str = "") -> 
     return ctx.metadata.get(kind, name, scope)
 
 
+@dataclass(frozen=True)
+class Page:
+    """Which part of a listing to return, in which order.
+
+    Args:
+        limit: at most this many records (None: all).
+        offset: skip this many first (page ``k`` of size ``n``: ``offset=k*n, limit=n``).
+        sort: order by this field, a dotted path (``created_at``, ``name``,
+            ``details.metrics.acc``); None: creation order.
+        descending: reverse the order (``sort="created_at", descending=True``: newest first).
+    """
+
+    limit: int | None = None
+    offset: int = 0
+    sort: str | None = None
+    descending: bool = False
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments of :meth:`atoll.metadata.base.MetadataStore.list`."""
+        return {"limit": self.limit, "offset": self.offset, "sort": self.sort, "descending": self.descending}
+
+
 def list_records(
-    ctx: AtollContext, kind: type[R], scope: str | None = None, filter: Filter | None = None
+    ctx: AtollContext,
+    kind: type[R],
+    scope: str | None = None,
+    filter: Filter | None = None,
+    page: Page | None = None,
 ) -> list[R]:
-    """Records of ``kind`` within ``scope`` (every scope when None) matching ``filter``."""
+    """Records of ``kind`` within ``scope`` (every scope when None) matching ``filter``, the ``page`` asked.
+
+    Raises:
+        UsageError: malformed filter, sort field or page.
+    """
     if scope:
         validate_name(scope, "scope name")
-    return ctx.metadata.list(kind, scope=scope, filter=filter)
+    return ctx.metadata.list(kind, scope=scope, filter=filter, **(page or Page()).options())
 
 
 def remove_record(ctx: AtollContext, kind: type[R], name: str, scope: str, confirm: Confirm | None = None) -> R:
@@ -142,6 +206,10 @@ def remove_record(ctx: AtollContext, kind: type[R], name: str, scope: str, confi
         NotFoundError: no such record.
         ConflictError: dependents exist and the removal was not confirmed.
     """
+    validate_name(name, f"{label(kind)} name")
+    damaged = drop_damaged(ctx, kind, name, scope)
+    if damaged is not None:
+        return damaged
     record = get_record(ctx, kind, name, scope)
     if isinstance(record, BuildVersion):
         _remove_build(ctx, record, confirm)
@@ -214,14 +282,17 @@ def remove_artifact(ctx: AtollContext, record: ArtifactRecord) -> None:
 
 __all__ = [
     "PROJECT_KINDS",
+    "Page",
     "and_filters",
     "build",
     "containers_or_none",
+    "drop_damaged",
     "fresh_name",
     "get_record",
     "label",
     "list_records",
     "parse_model",
+    "read_for_removal",
     "remove_artifact",
     "remove_record",
     "remove_records",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from atoll.api.context import AtollContext
-from atoll.api.records import Confirm, Filter, build
+from atoll.api.records import Confirm, Filter, build, drop_damaged
 from atoll.domain.names import validate_name
 from atoll.domain.records import TreasureChest, utcnow
 from atoll.errors import ConflictError, UsageError
@@ -114,6 +114,10 @@ def open_tchest(ctx: AtollContext, name: str) -> tuple[str, str]:
 
 def delete_tchest(ctx: AtollContext, name: str, confirm: Confirm | None = None) -> TreasureChest:
     """Remove a chest; refuses while the configuration refers to it, unless confirmed."""
+    validate_name(name, "treasure chest name")
+    damaged = drop_damaged(ctx, TreasureChest, name)
+    if damaged is not None:
+        return damaged
     record = get_tchest(ctx, name)
     users = [
         section

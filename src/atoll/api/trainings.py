@@ -10,6 +10,7 @@ by :func:`reconcile`, which every read goes through, and recorded FAILED.
 
 from __future__ import annotations
 
+import json
 import queue
 import re
 import threading
@@ -21,7 +22,7 @@ from typing import Any
 from atoll.api.builds import get_build
 from atoll.api.context import AtollContext
 from atoll.api.projects import get_project, resolve_project_name
-from atoll.api.records import Filter, build, fresh_name, remove_record
+from atoll.api.records import Filter, build, drop_damaged, fresh_name, remove_record
 from atoll.containers.base import TaskSpec
 from atoll.domain.names import validate_name
 from atoll.domain.records import Dataset, ModelVersion, TaskState, Training
@@ -58,16 +59,49 @@ def _check_env(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _check_notebook(build_location: str | None, notebook: str) -> str:
-    """The notebook path, relative to the project root, checked against the build's files."""
+def _check_notebook(build_location: str | None, notebook: str, params: dict[str, Any] | None = None) -> str:
+    """The notebook path, relative to the project root, checked against the build's files.
+
+    Where the build's files are on this machine (local builds), the notebook is
+    read before any record exists: it must be a Jupyter notebook, and given
+    ``params`` it must have a cell tagged ``parameters`` (papermill would
+    otherwise run it with its defaults and only warn).
+    """
     rel = Path(notebook)
     if rel.is_absolute() or ".." in rel.parts or not rel.parts:
         raise UsageError(f"--nb {notebook}: give a path relative to the project root")
     if rel.suffix != ".ipynb":
         raise UsageError(f"--nb {notebook}: not a notebook (.ipynb)")
-    if build_location is not None and not (Path(build_location) / "app" / rel).is_file():
-        raise NotFoundError(f"notebook {notebook} is not part of the build (rebuild after adding it?)")
+    if build_location is not None:
+        path = Path(build_location) / "app" / rel
+        if not path.is_file():
+            raise NotFoundError(f"notebook {notebook} is not part of the build (rebuild after adding it?)")
+        cells = _notebook_cells(path, notebook)
+        if params and not any("parameters" in _tags(cell) for cell in cells):
+            raise UsageError(
+                f"--params: notebook {notebook} has no cell tagged 'parameters' to receive them "
+                "(tag one in Jupyter: View > Cell Toolbar > Tags)"
+            )
     return rel.as_posix()
+
+
+def _notebook_cells(path: Path, notebook: str) -> list[Any]:
+    """The cells of a notebook file; UsageError when it is not one."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise UsageError(f"--nb {notebook}: not a Jupyter notebook (not JSON: {str(exc)[:80]})") from None
+    except OSError as exc:
+        raise UsageError(f"--nb {notebook}: cannot read it: {exc.strerror}") from exc
+    if not (isinstance(data, dict) and isinstance(data.get("cells"), list) and isinstance(data.get("nbformat"), int)):
+        raise UsageError(f"--nb {notebook}: not a Jupyter notebook (no 'cells' and 'nbformat')")
+    return data["cells"]
+
+
+def _tags(cell: Any) -> list[Any]:
+    meta = cell.get("metadata") if isinstance(cell, dict) else None
+    tags = meta.get("tags") if isinstance(meta, dict) else None
+    return tags if isinstance(tags, list) else []
 
 
 def new_training(
@@ -98,7 +132,7 @@ def new_training(
         raise UsageError("--params must be a JSON object")
     env = _check_env(dict(env or {}))
     bvers = get_build(ctx, project.name, tag)
-    notebook = _check_notebook(bvers.location if bvers.container_manager == "local" else None, notebook)
+    notebook = _check_notebook(bvers.location if bvers.container_manager == "local" else None, notebook, params)
     ds_records = []
     for ref in datasets or []:
         model, ds = parse_ref(ref, "--dataset", "dataset")
@@ -237,6 +271,10 @@ def remove_training(ctx: AtollContext, name: str, proj: str | None = None, force
     Raises:
         ConflictError: it is still running and ``force`` is not set.
     """
+    validate_name(name, "training name")
+    damaged = drop_damaged(ctx, Training, name, resolve_project_name(ctx, proj))
+    if damaged is not None:
+        return damaged
     record = get_training(ctx, name, proj)
     if not record.task.state.ended and not force:
         raise ConflictError(

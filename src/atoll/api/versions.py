@@ -13,10 +13,11 @@ from typing import Any
 from atoll.api.context import AtollContext
 from atoll.api.datasets import get_dataset, publish, remove_artifact
 from atoll.api.models import get_model
-from atoll.api.records import Filter, and_filters, build, fresh_name
+from atoll.api.records import Filter, Page, and_filters, build, drop_damaged, fresh_name, list_records
 from atoll.domain.names import validate_name
 from atoll.domain.records import ModelVersion, Training, utcnow
 from atoll.errors import UsageError
+from atoll.files.lightweight import is_lightweight
 
 
 def parse_pretrained(ref: str) -> tuple[str, str]:
@@ -65,8 +66,12 @@ def new_version(
     pretrained: str | None = None,
     compress: bool = False,
     skip_upload: bool = False,
+    lightweight: bool = False,
+    follow_symlinks: bool = False,
 ) -> ModelVersion:
     """Upload a model version from ``path`` (random name when omitted).
+
+    ``lightweight`` keeps the files in the metadata database (small files only).
 
     Raises:
         NotFoundError: the model, dataset, training or pretrained version does not exist.
@@ -77,7 +82,10 @@ def new_version(
     name = fresh_name(ctx, ModelVersion, model, name)
     fields = _snapshots(ctx, model, dataset, train, proj, pretrained)
     record = build(ModelVersion, name=name, model=model, details=details or {}, compressed=compress, **fields)
-    return publish(ctx, record, path, spec.model_files, compress=compress, skip_upload=skip_upload)
+    return publish(
+        ctx, record, path, spec.model_files, compress=compress, skip_upload=skip_upload, lightweight=lightweight,
+        follow_symlinks=follow_symlinks,
+    )
 
 
 def get_version(ctx: AtollContext, model: str, name: str) -> ModelVersion:
@@ -93,8 +101,9 @@ def list_versions(
     train: str | None = None,
     proj: str | None = None,
     filter: Filter | None = None,
+    page: Page | None = None,
 ) -> list[ModelVersion]:
-    """Versions, optionally of one model, from one dataset / training / project."""
+    """Versions, optionally of one model, from one dataset / training / project; ``page`` picks order and part."""
     if model is not None:
         validate_name(model, "model name")
     extra: dict[str, Any] = {}
@@ -104,7 +113,7 @@ def list_versions(
         extra["train.name"] = validate_name(train, "training name")
     if proj is not None:
         extra["train.proj"] = validate_name(proj, "project name")
-    return ctx.metadata.list(ModelVersion, scope=model, filter=and_filters(extra, filter))
+    return list_records(ctx, ModelVersion, model, and_filters(extra, filter), page)
 
 
 def update_version(
@@ -119,6 +128,7 @@ def update_version(
     pretrained: str | None = None,
     compress: bool | None = None,
     skip_upload: bool = False,
+    follow_symlinks: bool = False,
 ) -> ModelVersion:
     """Change the given fields; a new ``path`` replaces the stored files."""
     current = get_version(ctx, model, name)
@@ -135,11 +145,20 @@ def update_version(
     if path is None and not skip_upload:
         return ctx.metadata.update(record)
     specs = get_model(ctx, model).model_files
-    return publish(ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True)
+    return publish(
+        ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True,
+        lightweight=is_lightweight(record.store_key) and not skip_upload,  # an update stays where it was
+        follow_symlinks=follow_symlinks,
+    )
 
 
 def delete_version(ctx: AtollContext, model: str, name: str) -> ModelVersion:
     """Remove a version and its files. Deployments keep their snapshot of it."""
+    validate_name(model, "model name")
+    validate_name(name, "model version name")
+    damaged = drop_damaged(ctx, ModelVersion, name, model)
+    if damaged is not None:
+        return damaged
     version = get_version(ctx, model, name)
     remove_artifact(ctx, version)
     return version

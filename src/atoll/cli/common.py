@@ -23,10 +23,11 @@ from typing import Annotated, Any
 import typer
 
 from atoll.api.context import AtollContext
-from atoll.api.records import label
+from atoll.api.records import Page, label
 from atoll.cli.output import render, render_done
 from atoll.cli.state import CliState, current_state, set_state
 from atoll.domain.records import Record
+from atoll.domain.values import MAX_DEPTH, check_json_value
 from atoll.errors import UsageError
 
 PROJ_HELP = "Project (default: the project homed in the working dir, else project.working_project)."
@@ -35,6 +36,15 @@ PROJ_HELP = "Project (default: the project homed in the working dir, else projec
 ProjOption = Annotated[str | None, typer.Option("--proj", help=PROJ_HELP)]
 FilterOption = Annotated[str | None, typer.Option("--filter", help="MongoDB-style JSON query.")]
 ExpandOption = Annotated[bool, typer.Option("--expand", help="Show whole records.")]
+# Order and size of a listing (``list`` commands; see parse_page).
+LimitOption = Annotated[int | None, typer.Option("--limit", help="Show at most N records.")]
+SortOption = Annotated[
+    str | None, typer.Option("--sort", help="Order by this field, e.g. created_at, name, details.metrics.acc.")
+]
+DescOption = Annotated[bool, typer.Option("--desc", help="Reverse the order (--sort created_at --desc: newest first).")]
+FollowOption = Annotated[
+    bool, typer.Option("--follow-symlinks", help="Store what symbolic links point to (refused by default).")
+]
 
 
 def _root_state(typer_ctx: typer.Context | None) -> CliState:
@@ -90,13 +100,22 @@ def parse_json_option(text: str | None, option_name: str, *, expect: type | None
     if text is None:
         return None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{option_name}: malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError:
+        raise UsageError(f"{option_name}: nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # NaN / Infinity (see _no_constant)
+        raise UsageError(f"{option_name}: {exc}") from None
+    check_json_value(value, option_name)
     if expect is not None and not isinstance(value, expect):
         wanted = {"dict": "an object", "list": "an array"}.get(expect.__name__, expect.__name__)
         raise UsageError(f"{option_name}: expected {wanted}, got {type(value).__name__}")
     return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (no NaN or Infinity)")
 
 
 def parse_filter(text: str | None) -> dict[str, Any] | None:
@@ -107,6 +126,18 @@ def parse_filter(text: str | None) -> dict[str, Any] | None:
     """
     value: dict[str, Any] | None = parse_json_option(text, "--filter", expect=dict)
     return value
+
+
+def parse_page(limit: int | None, sort: str | None, desc: bool) -> Page:
+    """The ``--limit/--sort/--desc`` options of ``list`` commands.
+
+    Raises:
+        UsageError: ``--limit`` is not a positive number (exit 2); a bad ``--sort``
+            field is refused by the store the same way.
+    """
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be a positive number, not {limit}")
+    return Page(limit=limit, sort=sort, descending=desc)
 
 
 def render_removed(record: Record) -> None:
@@ -136,9 +167,13 @@ def parse_kv(items: list[str] | None, option_name: str = "--env") -> dict[str, s
 __all__ = [
     "PROJ_HELP",
     "CliState",
+    "DescOption",
     "ExpandOption",
     "FilterOption",
+    "FollowOption",
+    "LimitOption",
     "ProjOption",
+    "SortOption",
     "confirm",
     "current_state",
     "get_context",
@@ -146,6 +181,7 @@ __all__ = [
     "parse_filter",
     "parse_json_option",
     "parse_kv",
+    "parse_page",
     "print_err",
     "render",
     "render_done",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from atoll.api import datasets as api
-from atoll.cli.common import confirm, get_context, parse_json_option, render
+from atoll.cli.common import FollowOption, confirm, get_context, parse_json_option, render
 from atoll.cli.records import add_record_commands, option
 
 app = typer.Typer(help="Datasets for training models.", no_args_is_help=True)
@@ -20,13 +20,18 @@ def new(
     path: str | None = typer.Option(None, "--path", help="Directory holding the files."),
     compress: bool = typer.Option(False, "--compress", help="Store the files as one tar.gz."),
     skip_upload: bool = typer.Option(False, "--skip-upload", help="Record the dataset without storing files."),
+    lightweight: bool = typer.Option(
+        False, "--lightweight", help="Keep the (small) files in the metadata database, not the file store."
+    ),
+    follow_symlinks: FollowOption = False,
 ) -> None:
     """Upload a dataset."""
     render(
         api.new_dataset(
             get_context(ctx), model, name,
             details=parse_json_option(details, "--details", expect=dict),
-            path=path, compress=compress, skip_upload=skip_upload,
+            path=path, compress=compress, skip_upload=skip_upload, lightweight=lightweight,
+            follow_symlinks=follow_symlinks,
         )
     )
 
@@ -40,13 +45,14 @@ def update(
     path: str | None = typer.Option(None, "--path", help="Directory whose files replace the stored ones."),
     compress: bool | None = typer.Option(None, "--compress/--no-compress", help="Store as one tar.gz (with --path)."),
     skip_upload: bool = typer.Option(False, "--skip-upload", help="Record the files without storing them."),
+    follow_symlinks: FollowOption = False,
 ) -> None:
     """Change a dataset (unspecified fields are kept)."""
     render(
         api.update_dataset(
             get_context(ctx), model, name,
             details=parse_json_option(details, "--details", expect=dict),
-            path=path, compress=compress, skip_upload=skip_upload,
+            path=path, compress=compress, skip_upload=skip_upload, follow_symlinks=follow_symlinks,
         )
     )
 

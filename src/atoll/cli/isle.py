@@ -1,4 +1,4 @@
-"""``atoll isle <name> build|setup|status|stop``: the services Atoll runs (router, db, files, registry)."""
+"""``atoll isle <name> build|setup|status|stop``: the services Atoll runs (router, db, files, registry, ui)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from atoll.api import islands as api
 from atoll.cli.common import get_context, render
 
-app = typer.Typer(help="Islands: services Atoll runs next to the tasks (router, db, files, registry).", no_args_is_help=True)
+app = typer.Typer(help="Islands: services Atoll runs next to the tasks (router, db, files, registry, ui).", no_args_is_help=True)
 
 
 class Action(str, Enum):

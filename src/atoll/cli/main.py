@@ -23,6 +23,7 @@ import typer
 from atoll import __version__
 from atoll.cli.common import CliState, current_state, render, set_state
 from atoll.cli.lazy import SUBJECTS, LazyGroup
+from atoll.domain.values import check_text
 from atoll.errors import AtollError
 
 try:  # Typer >= 0.20 vendors click
@@ -135,7 +136,8 @@ def get_me_started(ctx: typer.Context) -> None:
 # Subjects, in help order; each module defines ``app = typer.Typer(...)``.
 # Modules written by other parts (train, depl...) are mounted once they exist.
 SUBJECTS.update({name: f"atoll.cli.{name}" for name in (
-    "model", "proj", "ds", "movers", "bvers", "train", "depl", "tchest", "config", "note", "isle", "image",
+    "model", "proj", "ds", "movers", "bvers", "train", "depl", "tchest", "key", "check", "config", "note", "isle",
+    "image", "migrate", "ui", "kube",
 )})
 
 
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     code = 0
     try:
+        for arg in args:  # undecodable bytes arrive as lone surrogates: refuse them before any use
+            check_text(arg, f"argument {arg.encode('utf-8', 'backslashreplace').decode()!r}")
         rv = command.main(args=args, prog_name="atoll", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
     except NoArgsIsHelpError as exc:

@@ -7,8 +7,17 @@ from typing import Annotated
 import typer
 
 from atoll.api import versions as api
-from atoll.cli.common import get_context, parse_json_option, render
-from atoll.cli.records import add_record_commands, option
+from atoll.cli.common import (
+    DescOption,
+    FollowOption,
+    LimitOption,
+    SortOption,
+    get_context,
+    parse_json_option,
+    parse_page,
+    render,
+)
+from atoll.cli.records import Option, add_record_commands, option
 
 app = typer.Typer(help="Model versions.", no_args_is_help=True)
 
@@ -41,6 +50,10 @@ def new(
     pretrained: PretrainedOption = None,
     compress: bool = typer.Option(False, "--compress", help="Store the files as one tar.gz."),
     skip_upload: bool = typer.Option(False, "--skip-upload", help="Record the version without storing files."),
+    lightweight: bool = typer.Option(
+        False, "--lightweight", help="Keep the (small) files in the metadata database, not the file store."
+    ),
+    follow_symlinks: FollowOption = False,
 ) -> None:
     """Upload a model version."""
     render(
@@ -48,7 +61,8 @@ def new(
             get_context(ctx), model, name,
             details=parse_json_option(details, "--details", expect=dict),
             path=path, dataset=dataset, train=train, proj=proj, pretrained=pretrained,
-            compress=compress, skip_upload=skip_upload,
+            compress=compress, skip_upload=skip_upload, lightweight=lightweight,
+            follow_symlinks=follow_symlinks,
         )
     )
 
@@ -66,6 +80,7 @@ def update(
     pretrained: PretrainedOption = None,
     compress: bool | None = typer.Option(None, "--compress/--no-compress", help="Store as one tar.gz (with --path)."),
     skip_upload: bool = typer.Option(False, "--skip-upload", help="Record the files without storing them."),
+    follow_symlinks: FollowOption = False,
 ) -> None:
     """Change a model version (unspecified fields are kept)."""
     render(
@@ -73,7 +88,7 @@ def update(
             get_context(ctx), model, name,
             details=parse_json_option(details, "--details", expect=dict),
             path=path, dataset=dataset, train=train, proj=proj, pretrained=pretrained,
-            compress=compress, skip_upload=skip_upload,
+            compress=compress, skip_upload=skip_upload, follow_symlinks=follow_symlinks,
         )
     )
 
@@ -90,9 +105,9 @@ add_record_commands(
         lambda atoll, name, model: api.delete_version(atoll, model, name),
     ),
     list_=(
-        "List model versions.",
-        lambda atoll, filter_, model, dataset, train, proj: api.list_versions(
-            atoll, model, dataset, train, proj, filter_
+        "List model versions (oldest first unless --sort/--desc say otherwise).",
+        lambda atoll, filter_, model, dataset, train, proj, limit, sort, desc: api.list_versions(
+            atoll, model, dataset, train, proj, filter_, parse_page(limit, sort, desc)
         ),
     ),
     kind="movers",
@@ -101,6 +116,9 @@ add_record_commands(
         option("dataset", str | None, "--dataset", default=None, text=DATASET_FILTER_HELP),
         option("train", str | None, "--train", default=None, text="Only versions produced by this training."),
         option("proj", str | None, "--proj", default=None, text=PROJ_FILTER_HELP),
+        Option("limit", LimitOption, None),
+        Option("sort", SortOption, None),
+        Option("desc", DescOption, False),
     ],
     filter_example='{"details.metrics.acc": {"$gt": 0.9}}',
 )

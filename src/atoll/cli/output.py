@@ -36,6 +36,7 @@ DEFAULT_COLUMNS: dict[str, list[str]] = {
     "train": ["proj", "name", "notebook", "task.state", "task.progress", "bvers", "created_at"],
     "depl": ["proj", "name", "notebook", "n_tasks", "task.state", "bvers", "created_at"],
     "tchest": ["name", "desc", "user", "modified_at"],
+    "apikey": ["name", "proj", "deploy", "prefix", "expires_at", "created_at"],
 }
 
 

@@ -435,6 +435,10 @@ class ContainerManager(ABC):
 MANAGERS: Registry[ContainerManager] = Registry(
     "container manager",
     {
+        "kube": Backend("atoll.containers.kubernetes.manager:KubernetesContainerManager",
+                        "pip install 'atoll[kubernetes]'"),
+        "kubernetes": Backend("atoll.containers.kubernetes.manager:KubernetesContainerManager",
+                              "pip install 'atoll[kubernetes]'"),
         "local": Backend("atoll.containers.local:LocalContainerManager"),
         "memory": Backend("atoll.testing.memory_containers:MemoryContainerManager"),
         "swarm": Backend("atoll.containers.swarm:SwarmContainerManager", "pip install 'atoll[docker]'"),

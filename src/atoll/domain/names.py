@@ -7,7 +7,8 @@ import secrets
 
 from atoll.errors import InvalidNameError
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# \Z, not $: "$" also matches before a final newline, which let "abc\n" through.
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
 
 _ADJECTIVES = (
     "amber", "bold", "brisk", "calm", "clever", "crisp", "eager", "fancy", "gentle", "happy",
@@ -23,7 +24,7 @@ _NOUNS = (
 
 def is_valid_name(name: str) -> bool:
     """True when ``name`` is DNS-safe: a-z, 0-9, '-', 1-63 chars, no leading dash."""
-    return bool(NAME_PATTERN.match(name)) and not name.endswith("-")
+    return bool(NAME_PATTERN.fullmatch(name)) and not name.endswith("-")
 
 
 def validate_name(name: str, what: str = "name") -> str:

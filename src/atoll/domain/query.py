@@ -31,10 +31,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from atoll.domain.values import check_json_value
 from atoll.errors import UsageError
 
 FIELD_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$regex", "$not")
 LOGICAL_OPERATORS = ("$and", "$or", "$nor", "$not")
+#: Deepest nesting of a filter's objects and arrays (a ``$not`` costs two levels).
+MAX_FILTER_DEPTH = 32
 _REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
 
 
@@ -100,8 +103,15 @@ def compile_filter(flt: Any) -> Node:
     """Validate a filter and turn it into a small tree of Cond/And/Or/Not.
 
     Raises:
-        UsageError: unknown operator, bad operand or malformed structure.
+        UsageError: unknown operator, bad operand or malformed structure, or
+            nested deeper than :data:`MAX_FILTER_DEPTH` (checked first, without
+            recursion, so no filter can exhaust a stack here or in a database).
     """
+    check_json_value(flt, "filter", max_depth=MAX_FILTER_DEPTH)
+    return _compile(flt)
+
+
+def _compile(flt: Any) -> Node:
     if not isinstance(flt, dict):
         raise UsageError(f"a filter must be a JSON object, got {_show(flt)}")
     children: list[Node] = []
@@ -117,14 +127,14 @@ def compile_filter(flt: Any) -> Node:
 
 def _compile_logical(op: str, value: Any) -> Node:
     if op == "$not":
-        return Not(compile_filter(value))
+        return Not(_compile(value))
     if op not in ("$and", "$or", "$nor"):
         raise UsageError(
             f"unknown operator {op} (supported: {', '.join(LOGICAL_OPERATORS)} at the top level)"
         )
     if not isinstance(value, list) or not value:
         raise UsageError(f"{op} needs a non-empty list of filters, got {_show(value)}")
-    subs = tuple(compile_filter(item) for item in value)
+    subs = tuple(_compile(item) for item in value)
     if op == "$and":
         return And(subs)
     if op == "$or":

@@ -15,11 +15,24 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from atoll.domain.names import validate_name
+from atoll.domain.values import check_json_value, check_text
+from atoll.errors import ValidationError as AtollValidationError
+
+
+def _plain_json(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return check_json_value(value, "value")
+    except AtollValidationError as exc:  # pydantic reports ValueErrors with the field's location
+        raise ValueError(exc.message.removeprefix("value: ")) from None
+
+
+#: ``details`` / ``params``: free-form, but plain JSON (no NaN, no lone surrogate, bounded depth).
+JsonDict = Annotated[dict[str, Any], AfterValidator(_plain_json)]
 
 
 def utcnow() -> datetime:
@@ -77,11 +90,18 @@ class FileSpec(_Strict):
     name: str = Field(min_length=1)
     desc: str = ""
     required: bool = False
-    max_mb: float = Field(default=64, gt=0)
+    max_mb: float = Field(default=64, gt=0, allow_inf_nan=False)
+
+    @field_validator("name", "desc")
+    @classmethod
+    def _valid_text(cls, value: str) -> str:
+        return check_text(value, "file spec")
 
     @field_validator("name")
     @classmethod
     def _plain_file_name(cls, value: str) -> str:
+        if "\0" in value or "\n" in value or "\r" in value:
+            raise ValueError(f"file name {value!r} must not hold NUL or line breaks")
         if "/" in value or "\\" in value or value in {".", ".."}:
             raise ValueError(f"file name {value!r} must be a plain file name, not a path")
         return value
@@ -126,7 +146,7 @@ class BuildVersion(Record):
     digest: str | None = None  # what tasks run
     location: str | None = None  # local runtime: build directory
     env_hash: str | None = None  # local runtime: requirements hash
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: JsonDict = Field(default_factory=dict)
 
     @property
     def tag(self) -> str:
@@ -138,7 +158,7 @@ class ArtifactRecord(Record):
 
     scope_field: ClassVar[str | None] = "model"
     model: str
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: JsonDict = Field(default_factory=dict)
     stored: bool = True
     compressed: bool = False
     files: list[StoredFile] = Field(default_factory=list)
@@ -177,7 +197,7 @@ class Training(Record):
     scope_field: ClassVar[str | None] = "proj"
     proj: str
     notebook: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: JsonDict = Field(default_factory=dict)
     env_keys: list[str] = Field(default_factory=list)  # values are not recorded
     bvers: BuildVersion  # snapshot
     datasets: list[Dataset] = Field(default_factory=list)  # snapshots
@@ -186,7 +206,7 @@ class Training(Record):
     container_manager: str = "local"
     task_id: str | None = None  # pid / container id
     output_notebook: str | None = None  # file-store key of the executed notebook
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: JsonDict = Field(default_factory=dict)
 
 
 class ModelVersion(ArtifactRecord):
@@ -201,7 +221,7 @@ class Deployment(Record):
     scope_field: ClassVar[str | None] = "proj"
     proj: str
     notebook: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: JsonDict = Field(default_factory=dict)
     env_keys: list[str] = Field(default_factory=list)
     n_tasks: int = Field(default=1, ge=1)
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -209,7 +229,7 @@ class Deployment(Record):
     movers: list[ModelVersion] = Field(default_factory=list)  # snapshots
     container_manager: str = "local"
     task: Task = Field(default_factory=Task)
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: JsonDict = Field(default_factory=dict)
 
 
 class TreasureChest(Record):
@@ -218,12 +238,34 @@ class TreasureChest(Record):
     kind: ClassVar[str] = "tchest"
     secret_fields: ClassVar[frozenset[str]] = frozenset({"secret"})
     desc: str = ""
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: JsonDict = Field(default_factory=dict)
     user: str = ""
     secret: str = ""
 
 
+class ApiKey(Record):
+    """A key that lets prediction requests through the router (see ``atoll key``).
+
+    Only an HMAC of the key is kept (``hash``, hidden from output); ``prefix``,
+    the key's first characters, identifies it in listings and logs.
+    """
+
+    kind: ClassVar[str] = "apikey"
+    scope_field: ClassVar[str | None] = "proj"
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"hash"})
+    proj: str
+    deploy: str | None = None  # None: every deployment of the project
+    expires_at: datetime | None = None
+    prefix: str
+    hash: str
+
+    @field_validator("proj", "deploy")
+    @classmethod
+    def _check_target(cls, value: str | None) -> str | None:
+        return value if value is None else validate_name(value, "API key target name")
+
+
 RECORD_TYPES: dict[str, type[Record]] = {
     cls.kind: cls
-    for cls in (Model, Project, BuildVersion, Dataset, Training, ModelVersion, Deployment, TreasureChest)
+    for cls in (Model, Project, BuildVersion, Dataset, Training, ModelVersion, Deployment, TreasureChest, ApiKey)
 }

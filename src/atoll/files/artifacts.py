@@ -32,6 +32,8 @@ from typing import IO, TypeVar
 from atoll.domain.records import ArtifactRecord, FileSpec, StoredFile, utcnow
 from atoll.errors import AlreadyExistsError, AtollError, NotFoundError, UsageError, ValidationError
 from atoll.files.base import FileStore, sha256_of
+from atoll.files.lightweight import PREFIX as LIGHTWEIGHT_PREFIX
+from atoll.files.lightweight import LightweightFileStore
 from atoll.metadata.base import MetadataStore, describe
 
 log = logging.getLogger(__name__)
@@ -61,17 +63,24 @@ def key_root(record: ArtifactRecord) -> str:
 # Checking.
 
 
-def check_files(specs: Sequence[FileSpec], src_dir: Path, *, compress: bool) -> list[Path]:
+def check_files(
+    specs: Sequence[FileSpec], src_dir: Path, *, compress: bool, follow_symlinks: bool = False
+) -> list[Path]:
     """Check a directory against file specs; return the files to store, sorted.
 
-    Files the specs do not name are kept. Subdirectories are allowed only
-    when the artifact is compressed (they go into the archive).
+    When the specs name any file, a top-level file they do not name is refused
+    (nothing unexpected is stored); with no specs every file is kept.
+    Subdirectories are allowed only when the artifact is compressed (they go
+    into the archive). Symbolic links are refused unless ``follow_symlinks``
+    (then what a link to a file points to is stored; links to directories are
+    always refused): a link in a dataset directory must not smuggle a file
+    from elsewhere (``/etc/passwd``) into the store.
 
     Raises:
         NotFoundError: ``src_dir`` does not exist or is not a directory.
         ValidationError: a required file is missing, a file is over its
-            ``max_mb``, a subdirectory without ``compress``, a special file,
-            or no file at all.
+            ``max_mb``, an undeclared file, a symbolic link, a subdirectory
+            without ``compress``, a special file, or no file at all.
     """
     src_dir = Path(src_dir)
     if not src_dir.exists():
@@ -85,13 +94,20 @@ def check_files(specs: Sequence[FileSpec], src_dir: Path, *, compress: bool) -> 
         raise ValidationError(f"required file{plural} missing from {src_dir}: {', '.join(missing)}")
     files: list[Path] = []
     for entry in sorted(src_dir.iterdir()):
+        if entry.is_symlink() and (entry.is_dir() or not follow_symlinks):
+            raise _link_error(entry)
+        if entry.is_file() and by_name and entry.name not in by_name:
+            raise ValidationError(
+                f"{entry.name} is not declared by the model's file specs ({', '.join(sorted(by_name))}); "
+                "remove it or declare it"
+            )
         if entry.is_dir():
             if not compress:
                 raise ValidationError(
                     f"{entry} is a directory: only plain files can be stored, "
                     "unless the files are compressed into an archive"
                 )
-            files.extend(_walk_files(entry))
+            files.extend(_walk_files(entry, follow_symlinks))
         elif entry.is_file():
             spec = by_name.get(entry.name)
             size = entry.stat().st_size
@@ -107,15 +123,25 @@ def check_files(specs: Sequence[FileSpec], src_dir: Path, *, compress: bool) -> 
     return files
 
 
-def _walk_files(directory: Path) -> list[Path]:
+def _link_error(path: Path) -> ValidationError:
+    if path.is_dir():
+        return ValidationError(f"{path} is a link to a directory; copy its files instead")
+    return ValidationError(
+        f"{path} is a symbolic link (to {os.readlink(path)}); copy the file, or use --follow-symlinks"
+    )
+
+
+def _walk_files(directory: Path, follow_symlinks: bool) -> list[Path]:
     out: list[Path] = []
     for root, dirnames, filenames in os.walk(directory):
         for name in dirnames:
             if os.path.islink(os.path.join(root, name)):
-                raise ValidationError(f"{Path(root, name)} is a link to a directory; copy its files instead")
+                raise _link_error(Path(root, name))
         dirnames.sort()
         for name in sorted(filenames):
             path = Path(root, name)
+            if path.is_symlink() and not follow_symlinks:
+                raise _link_error(path)
             if not path.is_file():
                 raise ValidationError(f"{path} is not a regular file")
             out.append(path)
@@ -135,6 +161,8 @@ def publish_artifact(
     compress: bool = False,
     skip_upload: bool = False,
     replace: bool = False,
+    lightweight: bool = False,
+    follow_symlinks: bool = False,
 ) -> A:
     """Store the files of ``src_dir`` and then record them; all or nothing.
 
@@ -145,6 +173,10 @@ def publish_artifact(
         skip_upload: record names and checksums only (``stored=False``).
         replace: update an existing record of that name (its old files are
             deleted once the new record is written) instead of refusing.
+        lightweight: keep the files in the metadata database (keys under
+            ``lightweight/``, see :mod:`atoll.files.lightweight`); each file
+            must be within ``metadata.lightweight_max_mb``.
+        follow_symlinks: store what symbolic links to files point to (refused otherwise).
 
     Returns:
         The record as stored.
@@ -153,11 +185,16 @@ def publish_artifact(
         NotFoundError / ValidationError: see :func:`check_files`.
         AlreadyExistsError: a record of that name exists (and not ``replace``);
             raised before anything is uploaded.
+        UsageError: ``lightweight`` with ``skip_upload``, or with a file store
+            that cannot send files to the metadata store.
         BackendError: the file or metadata store failed (nothing is left behind).
     """
     src_dir = Path(src_dir)
-    paths = check_files(specs, src_dir, compress=compress)
+    paths = check_files(specs, src_dir, compress=compress, follow_symlinks=follow_symlinks)
     root = key_root(record)
+    if lightweight:
+        _check_lightweight(files, paths, skip_upload=skip_upload, compress=compress)
+        root = LIGHTWEIGHT_PREFIX + root
     existing = _find(metadata, record)
     if existing is not None and not replace:
         raise AlreadyExistsError(f"{_label(record)} already exists")
@@ -195,6 +232,17 @@ def publish_artifact(
         raise
     _forget_old_files(files, existing)
     return result
+
+
+def _check_lightweight(files: FileStore, paths: list[Path], *, skip_upload: bool, compress: bool) -> None:
+    """Refuse a lightweight publish that cannot succeed, before anything is stored."""
+    if skip_upload:
+        raise UsageError("--lightweight stores the files in the metadata database; it cannot skip the upload")
+    if not isinstance(files, LightweightFileStore):
+        raise UsageError(f"the file store {files!r} cannot keep lightweight files (open it from the configuration)")
+    if not compress:  # an archive is checked once built, when it is stored
+        for path in paths:
+            files.check_size(path)
 
 
 def _find(metadata: MetadataStore, record: A) -> A | None:

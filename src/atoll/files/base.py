@@ -6,6 +6,8 @@ A file store maps keys (``/``-separated, no leading slash, e.g.
 
     local         LocalFileStore (directory under ATOLL_HOME; embedded default)
     s3            S3FileStore (AWS, MinIO, Ceph, the native files island)
+    artifactory   ArtifactoryFileStore (a JFrog Artifactory repository)
+    nexus         NexusFileStore (a Nexus 3 raw hosted repository)
     memory        MemoryFileStore (tests)
 
 Backends implement five primitives; directory transfer, prefix deletion and
@@ -36,11 +38,26 @@ def sha256_of(handle: BinaryIO) -> Any:
 
 
 def check_key(key: str) -> str:
-    """Refuse keys that could escape the store (absolute, ``..``, empty parts)."""
+    """Refuse keys that could escape the store (absolute, ``..``, empty parts) or that no
+    file system or object store can name (control characters, text that is not UTF-8)."""
     parts = key.split("/")
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    if (
+        not key
+        or key.startswith("/")
+        or any(p in ("", ".", "..") for p in parts)
+        or any(c < " " for c in key)
+        or not key.isprintable() and not _utf8(key)
+    ):
         raise UsageError(f"invalid file-store key {key!r}")
     return key
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class FileStore(ABC):
@@ -116,8 +133,10 @@ class FileStore(ABC):
 FILE_STORES: Registry[FileStore] = Registry(
     "file store",
     {
+        "artifactory": Backend("atoll.files.artifactory:ArtifactoryFileStore", "pip install 'atoll[artifactory]'"),
         "local": Backend("atoll.files.local:LocalFileStore"),
         "memory": Backend("atoll.testing.memory_files:MemoryFileStore"),
+        "nexus": Backend("atoll.files.nexus:NexusFileStore", "pip install 'atoll[nexus]'"),
         "s3": Backend("atoll.files.s3:S3FileStore", "pip install 'atoll[s3]'"),
     },
 )

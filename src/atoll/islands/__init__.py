@@ -5,6 +5,7 @@ One abstraction, :class:`~atoll.islands.base.Island`; which class runs island
 :data:`ISLANDS` (an :mod:`atoll._registry` table: import path + install hint)::
 
     router     a local process (local) | the swarm service <ns>-router (swarm)
+    ui         the web UI (``atoll ui``) as a local process (local)
     db         PostgreSQL, the metadata store when metadata.native      } swarm services
     files      an S3 server, the file store when file_store.native      } (also from the
     registry   a Docker registry, for docker.target_registry on loopback } local runtime)
@@ -14,7 +15,7 @@ swarm container manager, so they are registered for ``local`` too. Another
 manager adds its runners with entries of its own, e.g.::
 
     ISLANDS.register(island_key("router", "kube"),
-                     Backend("atoll.containers.kubernetes.islands:KubeRouterIsland", "pip install 'atoll[kube]'"))
+                     Backend("atoll.containers.kubernetes.islands:KubeRouterIsland", "pip install 'atoll[kubernetes]'"))
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ ISLANDS: Registry[Island] = Registry(
     {
         island_key("router", "local"): Backend("atoll.islands.router:LocalRouterIsland"),
         island_key("router", "swarm"): Backend("atoll.islands.router:SwarmRouterIsland", _DOCKER),
+        island_key("ui", "local"): Backend("atoll.islands.ui:LocalUiIsland", "pip install 'atoll[ui]'"),
         **{island_key(name, manager): backend for name, backend in _SWARM_SERVICES.items()
            for manager in ("local", "swarm")},
     },

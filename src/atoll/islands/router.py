@@ -37,6 +37,13 @@ from atoll.islands.base import Island, IslandStatus
 from atoll.islands.swarm import SwarmServiceIsland
 
 START_TIMEOUT = 30.0
+#: Where the swarm router sees the API keys directory (bind-mounted read-only).
+KEYS_MOUNT = "/atoll/router-keys"
+
+
+def _auth_options(auth: bool, keys_file: Path) -> list[str]:
+    """The router's API-key options: the keys file to check against, or ``--auth off``."""
+    return ["--keys-file", str(keys_file)] if auth else ["--auth", "off"]
 
 
 class LocalRouterIsland(Island):
@@ -87,7 +94,8 @@ class LocalRouterIsland(Island):
         argv = [
             sys.executable, "-m", "atoll.router",
             "--host", router.host, "--port", str(router.port),
-            "--discovery", "local", "--state-dir", str(state_dir),
+            "--discovery", "local", "--state-dir", str(state_dir), *_auth_options(self.config.router.auth,
+                                                                                 self.config.router_keys_file),
         ]
         with open(self._log_file, "ab") as out:
             proc = subprocess.Popen(
@@ -144,11 +152,19 @@ class SwarmRouterIsland(SwarmServiceIsland):
         return http_ok(f"{self.url}/health")
 
     def command(self) -> list[str]:
+        keys = Path(KEYS_MOUNT) / self.config.router_keys_file.name
         return [
             "python", "-m", "atoll.router", "--host", "0.0.0.0", "--port", str(SERVICE_PORT),
             "--discovery", "dns", "--dns-pattern", f"tasks.{self.namespace}-{{project}}-{{deployment}}",
-            "--dns-port", str(SERVICE_PORT),
+            "--dns-port", str(SERVICE_PORT), *_auth_options(self.config.router.auth, keys),
         ]
+
+    def bind_mounts(self) -> list[tuple[str, str]]:
+        # The keys directory, read-only: `atoll key new/rm` rewrite the file in it and the router
+        # re-reads it. A bind mount reaches the node Atoll runs on only (single-node swarm).
+        keys_dir = self.config.router_keys_file.parent
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        return [(KEYS_MOUNT, str(keys_dir))]
 
     def healthcheck(self) -> Any:
         return service_healthcheck(self.config)

@@ -110,6 +110,10 @@ class SwarmServiceIsland(Island):
         """The service's command (None: the image's entrypoint)."""
         return None
 
+    def bind_mounts(self) -> list[tuple[str, str]]:
+        """Read-only bind mounts ``(container path, host path)`` the service needs (none by default)."""
+        return []
+
     def healthcheck(self) -> Any:
         """A ``docker.types.Healthcheck`` (None: the image's own HEALTHCHECK)."""
         return None
@@ -247,11 +251,12 @@ class SwarmServiceIsland(Island):
         return get_or_none(self.config, f"inspecting service {name}", lambda: self.client.services.get(name))
 
     def _runs(self, service: Any, image: str) -> bool:
-        """True when the service runs ``image`` and is published on the configured port."""
+        """True when the service runs ``image`` with its command and is published on the configured port."""
         spec = service.attrs.get("Spec") or {}
         running = str(spec["TaskTemplate"]["ContainerSpec"]["Image"]).split("@", 1)[0]
         published = [p.get("PublishedPort") for p in (spec.get("EndpointSpec") or {}).get("Ports") or []]
-        return running == image and published == [self.port]
+        command = spec["TaskTemplate"]["ContainerSpec"].get("Command")
+        return running == image and published == [self.port] and command == self.command()
 
     def _create(self, image: str) -> None:
         from docker.types import EndpointSpec, Mount, RestartPolicy, SecretReference, ServiceMode
@@ -268,6 +273,7 @@ class SwarmServiceIsland(Island):
         if self.volume_name and self.data_path:
             ensure_volume(self.client, self.config, self.volume_name, labels)
             mounts.append(Mount(self.data_path, self.volume_name, type="volume"))
+        mounts += [Mount(target, source, type="bind", read_only=True) for target, source in self.bind_mounts()]
         network = ensure_network(self.client, self.config)
         with engine_errors(self.config, f"creating service {self.service_name}"):
             self.client.services.create(

@@ -96,7 +96,9 @@ class SqliteJson(_Json):
     }
 
     def path_value(self, parts: tuple[str, ...]) -> Any:
-        if any('"' in part for part in parts):
+        # A quote would end the path segment and SQLite reads a NUL as the end of the path:
+        # such paths are evaluated in Python instead.
+        if any('"' in part or "\0" in part for part in parts):
             return None
         return "$" + "".join(f'."{part}"' for part in parts)
 

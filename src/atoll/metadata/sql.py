@@ -17,6 +17,8 @@ instead of failing halfway when another process writes too.
 from __future__ import annotations
 
 import builtins
+import hashlib
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,12 +37,25 @@ from atoll.errors import (
     AtollError,
     BackendError,
     BackendUnavailableError,
-    ConflictError,
     NotFoundError,
+    ValidationError,
 )
 from atoll.metadata._sqlfilter import never_array_roots, translate
-from atoll.metadata.base import Filter, MetadataStore, R, describe
+from atoll.metadata._sqlindex import guards, inexact, order_by, write_metrics
+from atoll.metadata.base import (
+    DamagedRecordError,
+    Filter,
+    MetadataStore,
+    R,
+    check_page,
+    describe,
+    sort_key,
+    sort_path,
+    stale_write,
+)
 from atoll.metadata.migrations import ensure_schema
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_S = 10
@@ -82,18 +97,20 @@ class SqlMetadataStore(MetadataStore):
     def create(self, record: R) -> R:
         stored = record.model_copy(update={"revision": 1})
         doc = stored.model_dump(mode="json")
-        text = orjson.dumps(doc).decode()
+        text = _dumps(doc, record)
         with self._write() as conn:
             result = conn.execute(
                 sa.text(
                     "INSERT INTO records (kind, scope, name, doc, revision, created_at, modified_at) "
                     f"VALUES (:kind, :scope, :name, {self._sql['new_doc']}, 1, :created, :modified) "
-                    "ON CONFLICT (kind, scope, name) DO NOTHING"
+                    "ON CONFLICT (kind, scope, name) DO NOTHING RETURNING id"
                 ),
                 {**_key(record), "doc": text, "created": doc["created_at"], "modified": doc["modified_at"]},
             )
-            if result.rowcount == 0:
+            record_id = result.scalar()
+            if record_id is None:
                 raise AlreadyExistsError(f"{describe(record.kind, record.name, record.scope)} already exists")
+            write_metrics(conn, record_id, doc)
         return type(record).model_validate_json(text)
 
     def get(self, kind: type[R], name: str, scope: str = "") -> R:
@@ -106,17 +123,18 @@ class SqlMetadataStore(MetadataStore):
             ).scalar()
         if text is None:
             raise NotFoundError(f"{describe(kind, name, scope)} not found")
-        return kind.model_validate_json(text)
+        return _parse(kind, text, name, scope)
 
     def update(self, record: R) -> R:
         stored = record.model_copy(update={"revision": record.revision + 1, "modified_at": utcnow()})
         doc = stored.model_dump(mode="json")
-        text = orjson.dumps(doc).decode()
+        text = _dumps(doc, record)
         with self._write() as conn:
             result = conn.execute(
                 sa.text(
-                    f"UPDATE records SET doc = {self._sql['new_doc']}, revision = :new, modified_at = :modified "
-                    "WHERE kind = :kind AND scope = :scope AND name = :name AND revision = :old"
+                    f"UPDATE records SET doc = {self._sql['new_doc']}, revision = :new, modified_at = :modified, "
+                    "created_at = :created "
+                    "WHERE kind = :kind AND scope = :scope AND name = :name AND revision = :old RETURNING id"
                 ),
                 {
                     **_key(record),
@@ -124,32 +142,37 @@ class SqlMetadataStore(MetadataStore):
                     "new": stored.revision,
                     "old": record.revision,
                     "modified": doc["modified_at"],
+                    "created": doc[
+                        "created_at"
+                    ],  # the column must stay what the document says (index guards)
                 },
             )
-            if result.rowcount == 0:
+            record_id = result.scalar()
+            if record_id is not None:
+                write_metrics(conn, record_id, doc)
+            else:
                 current = conn.execute(
                     sa.text(
                         "SELECT revision FROM records WHERE kind = :kind AND scope = :scope AND name = :name"
                     ),
                     _key(record),
                 ).scalar()
-                what = describe(record.kind, record.name, record.scope)
                 if current is None:
-                    raise NotFoundError(f"{what} not found")
-                raise ConflictError(
-                    f"{what} was changed by someone else (stored revision {current}, "
-                    f"yours {record.revision}); read it again and retry"
-                )
+                    raise NotFoundError(f"{describe(record.kind, record.name, record.scope)} not found")
+                raise stale_write(record, int(current))
         return type(record).model_validate_json(text)
 
     def delete(self, kind: type[Record], name: str, scope: str = "") -> None:
         with self._write() as conn:
-            result = conn.execute(
-                sa.text("DELETE FROM records WHERE kind = :kind AND scope = :scope AND name = :name"),
+            record_id = conn.execute(
+                sa.text(
+                    "DELETE FROM records WHERE kind = :kind AND scope = :scope AND name = :name RETURNING id"
+                ),
                 {"kind": kind.kind, "scope": scope, "name": name},
-            )
-            if result.rowcount == 0:
+            ).scalar()
+            if record_id is None:
                 raise NotFoundError(f"{describe(kind, name, scope)} not found")
+            conn.execute(sa.text("DELETE FROM record_metrics WHERE record_id = :id"), {"id": record_id})
 
     def list(
         self,
@@ -157,57 +180,175 @@ class SqlMetadataStore(MetadataStore):
         scope: str | None = None,
         filter: Filter | None = None,
         limit: int | None = None,
+        offset: int = 0,
+        sort: str | None = None,
+        descending: bool = False,
     ) -> list[R]:
-        return [kind.model_validate_json(text) for text in self._select(kind, scope, filter, limit)]
+        check_page(limit, offset)
+        try:
+            texts = self._select(kind, scope, filter, limit, offset, order_by(sort, descending, self._dialect))
+        except BackendError as exc:
+            if "malformed JSON" not in str(exc):
+                raise
+            # SQLite's JSON functions stop at a damaged row: filter, order and page the readable rows in Python.
+            node = compile_filter(filter) if filter is not None else None
+            texts = [t for _s, _n, t in self._rows(kind, scope) if node is None or _matches(node, t)]
+            if sort is not None:
+                path = sort_path(sort)
+                texts.sort(key=lambda text: _sort_key_of(text, path), reverse=descending)
+            texts = texts[offset:] if limit is None else texts[offset:offset + limit]
+        out: builtins.list[R] = []
+        for text in texts:
+            try:
+                out.append(_parse(kind, text, *_key_in(kind, text)))
+            except DamagedRecordError as exc:  # one bad record must not hide the others
+                log.warning("skipped %s", exc)
+        return out
+
+    def damaged(self, kind: type[Record]) -> builtins.list[DamagedRecordError]:
+        found = []
+        for scope, name, text in self._rows(kind, None):
+            try:
+                _parse(kind, text, name, scope)
+            except DamagedRecordError as exc:
+                found.append(exc)
+        return found
 
     def count(self, kind: type[Record], scope: str | None = None, filter: Filter | None = None) -> int:
-        if filter is not None:
-            return len(self._select(kind, scope, filter, None))
-        sql = "SELECT COUNT(*) FROM records WHERE kind = :kind" + (
-            " AND scope = :scope" if scope is not None else ""
-        )
+        query = self._query(kind, scope, filter)
+        if query is None:
+            return 0
+        where, params, node, exact = query
         with self._read() as conn:
-            return int(conn.execute(sa.text(sql), {"kind": kind.kind, "scope": scope}).scalar() or 0)
+            if exact:
+                return int(
+                    conn.execute(sa.text(f"SELECT COUNT(*) FROM records WHERE {where}"), params).scalar() or 0
+                )
+            # Rows SQL is sure of come back as NULL (nothing to send or parse); the others are checked here.
+            rows = conn.execute(
+                sa.text(
+                    f"SELECT CASE WHEN {node[1]} THEN NULL ELSE {self._sql['doc']} END FROM records WHERE {where}"
+                ),
+                params,
+            )
+            return sum(1 for (text,) in rows if text is None or evaluate(node[0], orjson.loads(text)))
 
     def close(self) -> None:
         self._engine.dispose()
 
+    # -- lightweight blobs (table ``blobs``, migration 0003) ---------------------
+
+    def put_blob(self, key: str, local_path: Path) -> tuple[int, str]:
+        data = Path(local_path).read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        with self._write() as conn:  # one statement in one transaction: old or new, never a mix
+            conn.execute(
+                sa.text(
+                    "INSERT INTO blobs (key, data, size, sha256, modified_at) "
+                    "VALUES (:key, :data, :size, :sha256, :modified) "
+                    "ON CONFLICT (key) DO UPDATE SET data = excluded.data, size = excluded.size, "
+                    "sha256 = excluded.sha256, modified_at = excluded.modified_at"
+                ),
+                {"key": key, "data": data, "size": len(data), "sha256": digest, "modified": utcnow().isoformat()},
+            )
+        return len(data), digest
+
+    def get_blob(self, key: str) -> bytes:
+        with self._read() as conn:
+            row = conn.execute(sa.text("SELECT data, sha256 FROM blobs WHERE key = :key"), {"key": key}).first()
+        if row is None:
+            raise NotFoundError(f"no blob {key!r} in the metadata store at {self._where}")
+        data = bytes(row[0])
+        if hashlib.sha256(data).hexdigest() != row[1]:
+            raise BackendError(f"blob {key!r} in {self._where} is corrupt (checksum mismatch)")
+        return data
+
+    def delete_blob(self, key: str) -> None:
+        with self._write() as conn:
+            conn.execute(sa.text("DELETE FROM blobs WHERE key = :key"), {"key": key})
+
+    def list_blobs(self, prefix: str = "") -> builtins.list[str]:
+        with self._read() as conn:
+            keys = conn.execute(
+                sa.text("SELECT key FROM blobs WHERE substr(key, 1, :n) = :prefix"),
+                {"n": len(prefix), "prefix": prefix},
+            ).scalars()
+            return sorted(str(k) for k in keys)
+
     # -- internals -----------------------------------------------------------
 
-    def _select(
-        self, kind: type[Record], scope: str | None, flt: Filter | None, limit: int | None
-    ) -> builtins.list[str]:
-        """JSON texts of the matching records, oldest first."""
+    def _query(
+        self, kind: type[Record], scope: str | None, flt: Filter | None
+    ) -> tuple[str, dict[str, Any], Any, bool] | None:
+        """``(where, params, (node, sure), exact)`` of a listing; None when nothing can match.
+
+        ``exact`` says SQL alone decides (no Python check, LIMIT and COUNT pushed down).
+        """
         node: Node | None = compile_filter(flt) if flt is not None else None
         clauses = ["kind = :kind"]
         params: dict[str, Any] = {"kind": kind.kind}
         if scope is not None:
             clauses.append("scope = :scope")
             params["scope"] = scope
-        exact = True  # whether SQL alone decides (no Python check, LIMIT pushed down)
-        if node is not None:
-            tr = translate(node, self._dialect, never_array_roots(kind))
-            if tr.where is False:
-                return []
-            if tr.where is not True:
-                clauses.append(str(tr.where))
-            # Rows SQL cannot decide are checked in Python: parsing a row with orjson is
-            # cheaper than making the database evaluate the (long) "sure" predicate again.
-            exact = tr.sure is True
-            params.update(tr.params)
-        if limit is not None and limit <= 0:
+        if node is None:
+            return " AND ".join(clauses), params, None, True
+        found = guards(node, self._dialect)
+        if found.exact is not None:
+            with self._read() as conn:
+                if not inexact(conn, found.metrics):  # the guards are the filter: SQL alone decides
+                    params.update(found.params)
+                    return " AND ".join(clauses + found.exact), params, None, True
+        tr = translate(node, self._dialect, never_array_roots(kind))
+        if tr.where is False:
+            return None
+        clauses += found.clauses
+        params.update(found.params)
+        if tr.where is not True:
+            clauses.append(str(tr.where))
+        params.update(tr.params)
+        # Rows SQL cannot decide are checked in Python: parsing a row with orjson is
+        # cheaper than making the database evaluate the (long) "sure" predicate again.
+        return " AND ".join(clauses), params, (node, tr.sure), tr.sure is True
+
+    def _select(
+        self,
+        kind: type[Record],
+        scope: str | None,
+        flt: Filter | None,
+        limit: int | None,
+        offset: int,
+        order: tuple[str, dict[str, Any]],
+    ) -> builtins.list[str]:
+        """JSON texts of the matching records, in ``order``, the page ``offset``/``limit``."""
+        query = self._query(kind, scope, flt)
+        if query is None or (limit is not None and limit <= 0):
             return []
-        sql = f"SELECT {self._sql['doc']} FROM records WHERE {' AND '.join(clauses)} ORDER BY id"
-        if limit is not None and exact:
-            sql += f" LIMIT {int(limit)}"
+        where, params, node, exact = query
+        sql = f"SELECT {self._sql['doc']} FROM records WHERE {where} {order[0]}"
+        params = {**params, **order[1]}
+        if exact and (limit is not None or offset):
+            everything = "-1" if self._dialect == "sqlite" else "ALL"
+            sql += f" LIMIT {everything if limit is None else int(limit)} OFFSET {int(offset)}"
+        skip = 0 if exact else offset
         out: builtins.list[str] = []
         with self._read() as conn:
             for (text,) in conn.execute(sa.text(sql), params):
-                if exact or (node is not None and evaluate(node, orjson.loads(text))):
+                if exact or evaluate(node[0], orjson.loads(text)):
+                    if skip:
+                        skip -= 1
+                        continue
                     out.append(text)
                     if limit is not None and len(out) >= limit:
                         break
         return out
+
+    def _rows(self, kind: type[Record], scope: str | None) -> builtins.list[tuple[str, str, str]]:
+        """``(scope, name, JSON text)`` of every record of ``kind``, oldest first, unparsed."""
+        sql = f"SELECT scope, name, {self._sql['doc']} FROM records WHERE kind = :kind"
+        sql += " AND scope = :scope" if scope is not None else ""
+        with self._read() as conn:
+            rows = conn.execute(sa.text(sql + " ORDER BY id"), {"kind": kind.kind, "scope": scope})
+            return [(str(s), str(n), str(t)) for s, n, t in rows]
 
     @contextmanager
     def _translate(self) -> Iterator[None]:
@@ -238,6 +379,41 @@ class SqlMetadataStore(MetadataStore):
                 conn.execution_options(atoll_begin="IMMEDIATE")
             with conn.begin():
                 yield conn
+
+
+def _dumps(doc: dict[str, Any], record: Record) -> str:
+    try:
+        return orjson.dumps(doc).decode()
+    except orjson.JSONEncodeError as exc:  # lone surrogates, too deep: refused before anything is saved
+        raise ValidationError(f"{describe(record.kind, record.name, record.scope)} cannot be stored: {exc}") from exc
+
+
+def _parse(kind: type[R], text: str, name: str, scope: str) -> R:
+    """The record in ``text``, or DamagedRecordError saying why it does not read."""
+    try:
+        return kind.model_validate_json(text)
+    except (ValueError, AtollError) as exc:  # pydantic's ValidationError is a ValueError
+        reason = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in reason[:3]) if reason else type(exc).__name__
+        raise DamagedRecordError(kind.kind, name, scope, detail) from exc
+
+
+def _key_in(kind: type[Record], text: str) -> tuple[str, str]:
+    """``(name, scope)`` as a damaged record's JSON still shows them (``?`` when unreadable)."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return "?", ""
+    if not isinstance(data, dict):
+        return "?", ""
+    return str(data.get("name", "?")), str(data.get(kind.scope_field, "")) if kind.scope_field else ""
+
+
+def _matches(node: Node, text: str) -> bool:
+    try:
+        return evaluate(node, orjson.loads(text))
+    except orjson.JSONDecodeError:
+        return True  # kept, so that parsing reports it as damaged
 
 
 def _key(record: Record) -> dict[str, str]:
@@ -297,3 +473,11 @@ def _make_engine(url: str, **options: Any) -> sa.Engine:
         conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('atoll_begin', 'DEFERRED')}")
 
     return engine
+
+
+def _sort_key_of(text: str, path: tuple[str, ...]) -> tuple[int, Any]:
+    """:func:`sort_key` of a stored JSON text; a damaged one sorts first (it is skipped afterwards)."""
+    try:
+        return sort_key(orjson.loads(text), path)
+    except orjson.JSONDecodeError:
+        return (0, 0)

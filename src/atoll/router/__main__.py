@@ -10,8 +10,9 @@ from typing import Any
 from atoll._http.asgi import run_app
 from atoll._http.client import Pool
 from atoll._http.server import HttpServer
-from atoll.errors import AtollError
+from atoll.errors import AtollError, ConfigError
 from atoll.router.app import Router
+from atoll.router.auth import KeyFileAuth, OpenAccess
 from atoll.router.discovery import DISCOVERIES, get_discovery
 
 
@@ -50,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="raw",
         help="HTTP server: the built-in raw one (fastest) or uvicorn with the ASGI app",
     )
+    parser.add_argument(
+        "--keys-file", help="API keys file written by `atoll key new/rm` (required unless --auth off)"
+    )
+    parser.add_argument(
+        "--auth", choices=("on", "off"), default="on",
+        help="require 'Authorization: Bearer <key>' (default: on; off lets anyone through)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="log level (default: WARNING)")
     return parser
 
@@ -61,6 +69,21 @@ def discovery_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"pattern": args.dns_pattern, "port": args.dns_port, "ttl": args.dns_ttl}
 
 
+def make_auth(args: argparse.Namespace) -> KeyFileAuth | OpenAccess:
+    """The API-key check the options ask for; ``--auth off`` warns on stderr.
+
+    Raises:
+        ConfigError: auth is on but no keys file is given.
+    """
+    if args.auth == "off":
+        print("atoll router: WARNING: auth is off: anyone who reaches this router can call every "
+              "deployment (router.auth: on and `atoll key new` to require API keys)", file=sys.stderr)
+        return OpenAccess()
+    if not args.keys_file:
+        raise ConfigError("auth is on: give --keys-file (written by `atoll key new`), or --auth off")
+    return KeyFileAuth(args.keys_file)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; return the exit code."""
     args = build_parser().parse_args(argv)
@@ -70,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         discovery = get_discovery(args.discovery, **discovery_options(args))
         pool = Pool(connect_timeout=args.connect_timeout, timeout=args.timeout)
-        router = Router(discovery, pool, max_body=args.max_body)
+        router = Router(discovery, pool, max_body=args.max_body, auth=make_auth(args))
         if args.server == "uvicorn":
             run_app(router.app, host=args.host, port=args.port)
         else:

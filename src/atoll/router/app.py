@@ -40,6 +40,7 @@ from atoll._http.metrics import CONTENT_TYPE, Metrics
 from atoll._http.proxy import Proxy
 from atoll.domain.names import is_valid_name
 from atoll.errors import AtollError, UsageError
+from atoll.router.auth import KeyFileAuth, OpenAccess
 from atoll.router.discovery import Discovery, Replica
 
 _FORWARDED = ("/predict", "/update")
@@ -100,6 +101,7 @@ class Router:
         pool: the upstream connection pool (a default one when omitted).
         max_body: largest accepted request body, in bytes.
         down_for: seconds an unreachable replica is tried last.
+        auth: the API-key check (:mod:`atoll.router.auth`); none by default.
     """
 
     def __init__(
@@ -108,8 +110,10 @@ class Router:
         pool: Pool | None = None,
         max_body: int = 64 * 1024 * 1024,
         down_for: float = 3.0,
+        auth: KeyFileAuth | OpenAccess | None = None,
     ) -> None:
         self.discovery = discovery
+        self.auth = auth or OpenAccess()
         self.max_body = max_body
         self.metrics = Metrics("atoll_router", _FORWARDED)
         self.proxy = Proxy(_explain, pool, down_for, self.metrics)
@@ -156,6 +160,7 @@ class Router:
 
         try:
             key = parse_target(query)
+            headers = self.auth.check(key, headers)  # 401/403; never forwards Authorization
             replicas = self.discovery.cached(*key)
         except AtollError as exc:
             finish(*error_answer(exc.http_status, exc.message))

@@ -5,7 +5,7 @@ included) as a secret: a 0600 file locally, a Docker/Kubernetes secret in a
 container, found through the path in ``ATOLL_STORE_CONFIG``. The schema::
 
     {"version": 1,
-     "metadata": {"url": "<metadata store URL>"},
+     "metadata": {"url": "<metadata store URL>", "lightweight_max_mb": 16},
      "file_store": {"type": "<file store type>", "options": {...}}}
 
 :func:`store_settings` builds it (off-board, from the resolved
@@ -31,11 +31,13 @@ if TYPE_CHECKING:
 STORE_CONFIG_VERSION = 1
 
 
-def store_settings(metadata_url: str, file_store_type: str, file_store_options: dict[str, Any]) -> dict[str, Any]:
+def store_settings(
+    metadata_url: str, file_store_type: str, file_store_options: dict[str, Any], *, lightweight_max_mb: float = 16
+) -> dict[str, Any]:
     """The JSON-ready store settings of a task (see the module docstring)."""
     return {
         "version": STORE_CONFIG_VERSION,
-        "metadata": {"url": metadata_url},
+        "metadata": {"url": metadata_url, "lightweight_max_mb": lightweight_max_mb},
         "file_store": {"type": file_store_type, "options": dict(file_store_options)},
     }
 
@@ -69,6 +71,7 @@ def open_task_stores(store_config: dict[str, Any]) -> tuple[MetadataStore, FileS
         ConfigError: the settings are malformed or from another Atoll version.
     """
     from atoll.files.base import get_file_store
+    from atoll.files.lightweight import DEFAULT_MAX_MB, LightweightFileStore
     from atoll.metadata.base import get_metadata_store
 
     try:
@@ -82,6 +85,7 @@ def open_task_stores(store_config: dict[str, Any]) -> tuple[MetadataStore, FileS
         raise ConfigError(f"the task's store settings have version {version!r}; this Atoll reads {STORE_CONFIG_VERSION}")
     if not isinstance(url, str) or not isinstance(type_, str):
         raise ConfigError("the task's store settings are malformed (metadata.url and file_store.type must be text)")
+    max_mb = store_config["metadata"].get("lightweight_max_mb", DEFAULT_MAX_MB)
     metadata = get_metadata_store(url)
     try:
         try:
@@ -91,7 +95,7 @@ def open_task_stores(store_config: dict[str, Any]) -> tuple[MetadataStore, FileS
     except BaseException:
         metadata.close()
         raise
-    return metadata, files
+    return metadata, LightweightFileStore(files, metadata, max_mb)
 
 
 @lru_cache(maxsize=1)

@@ -8,15 +8,18 @@ the reference every other backend is checked against.
 
 from __future__ import annotations
 
+import builtins
+import hashlib
 import threading
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from atoll.domain.query import compile_filter, evaluate
 from atoll.domain.records import Record, utcnow
-from atoll.errors import AlreadyExistsError, ConflictError, NotFoundError
-from atoll.metadata.base import Filter, MetadataStore, R, describe
+from atoll.errors import AlreadyExistsError, NotFoundError
+from atoll.metadata.base import Filter, MetadataStore, R, check_page, describe, sort_key, sort_path, stale_write
 
 
 class MemoryMetadataStore(MetadataStore):
@@ -26,6 +29,7 @@ class MemoryMetadataStore(MetadataStore):
         self.url = url
         self._lock = threading.Lock()
         self._docs: dict[tuple[str, str, str], _Doc] = {}
+        self._blobs: dict[str, bytes] = {}
 
     def create(self, record: R) -> R:
         key = (record.kind, record.scope, record.name)
@@ -50,7 +54,7 @@ class MemoryMetadataStore(MetadataStore):
             if stored is None:
                 raise NotFoundError(f"{describe(record.kind, record.name, record.scope)} not found")
             if stored.revision != record.revision:
-                raise ConflictError(_conflict(record, stored.revision))
+                raise stale_write(record, stored.revision)
             doc = _Doc(record.model_copy(update={"revision": record.revision + 1, "modified_at": utcnow()}))
             self._docs[key] = doc
         return type(record).model_validate_json(doc.text)
@@ -66,19 +70,48 @@ class MemoryMetadataStore(MetadataStore):
         scope: str | None = None,
         filter: Filter | None = None,
         limit: int | None = None,
+        offset: int = 0,
+        sort: str | None = None,
+        descending: bool = False,
     ) -> list[R]:
         node = compile_filter(filter) if filter is not None else None
+        path = sort_path(sort) if sort is not None else None
+        check_page(limit, offset)
         with self._lock:
-            docs = [
+            docs = [  # dict order is creation order
                 doc
                 for (k, s, _), doc in self._docs.items()
                 if k == kind.kind
                 and (scope is None or s == scope)
                 and (node is None or evaluate(node, doc.data))
             ]
-        if limit is not None:
-            docs = docs[: max(limit, 0)]
-        return [kind.model_validate_json(doc.text) for doc in docs]
+        if descending:
+            docs.reverse()  # ties keep this (newest-first) order: Python's sort is stable
+        if path is not None:
+            docs.sort(key=lambda doc: sort_key(doc.data, path), reverse=descending)
+        end = None if limit is None else offset + max(limit, 0)
+        return [kind.model_validate_json(doc.text) for doc in docs[offset:end]]
+
+    def put_blob(self, key: str, local_path: Path) -> tuple[int, str]:
+        data = Path(local_path).read_bytes()
+        with self._lock:
+            self._blobs[key] = data
+        return len(data), hashlib.sha256(data).hexdigest()
+
+    def get_blob(self, key: str) -> bytes:
+        with self._lock:
+            data = self._blobs.get(key)
+        if data is None:
+            raise NotFoundError(f"no blob {key!r} in the metadata store")
+        return data
+
+    def delete_blob(self, key: str) -> None:
+        with self._lock:
+            self._blobs.pop(key, None)
+
+    def list_blobs(self, prefix: str = "") -> builtins.list[str]:
+        with self._lock:
+            return sorted(k for k in self._blobs if k.startswith(prefix))
 
 
 class _Doc:
@@ -90,10 +123,3 @@ class _Doc:
         self.text = orjson.dumps(record.model_dump(mode="json"))
         self.data: dict[str, Any] = orjson.loads(self.text)
         self.revision = record.revision
-
-
-def _conflict(record: Record, stored_revision: int) -> str:
-    return (
-        f"{describe(record.kind, record.name, record.scope)} was changed by someone else "
-        f"(stored revision {stored_revision}, yours {record.revision}); read it again and retry"
-    )

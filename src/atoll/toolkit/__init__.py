@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "BatchConfig": "atoll.toolkit.batching",
     "LazyModelServer": "atoll.toolkit.serving",
     "OnlinePredict": "atoll.toolkit.serving",
     "Publisher": "atoll.toolkit.publisher",
@@ -28,6 +29,7 @@ _EXPORTS = {
 }
 
 __all__ = [  # the keys of _EXPORTS, spelled out for static tools
+    "BatchConfig",
     "LazyModelServer",
     "OnlinePredict",
     "Publisher",

@@ -34,7 +34,15 @@ from atoll.toolkit.requirements import default_model
 
 
 class Publisher:
-    """Publishes the files in ``tmp_path()`` as a model version (see the module doc)."""
+    """Publishes the files in ``tmp_path()`` as a model version (see the module doc).
+
+    Args:
+        lightweight: keep the (small) files in the metadata database instead
+            of the file store, so serving loads them without the file manager.
+    """
+
+    def __init__(self, lightweight: bool = False) -> None:
+        self.lightweight = lightweight
 
     def __call__(
         self,
@@ -89,7 +97,8 @@ class Publisher:
             pretrained=pretrained,
         )
         published = publish_artifact(
-            metadata, files, record, Path(tmp_path()), spec.model_files, compress=compress
+            metadata, files, record, Path(tmp_path()), spec.model_files, compress=compress,
+            lightweight=self.lightweight,
         )
         if not in_training:
             from atoll.task.staging import stage_artifact

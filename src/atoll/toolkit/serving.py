@@ -45,10 +45,11 @@ from atoll._http.asgi import (
     send_bytes,
     send_error,
 )
-from atoll._http.metrics import CONTENT_TYPE, Metrics
+from atoll._http.metrics import CONTENT_TYPE, Metrics, SizeHistogram
 from atoll.domain.names import is_valid_name
 from atoll.errors import AtollError, NotFoundError, UsageError
 from atoll.toolkit import paths
+from atoll.toolkit.batching import CLIENT_CLOSED, BatchConfig, Batcher, ClientDisconnected
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ class _PredictServer:
         self.replica = replica_name()
         self.metrics = Metrics("atoll", ("/predict", "/update"))
         self._last_log = 0.0
+        self.batch_sizes = SizeHistogram("batch_size", "Requests per call of the batch function.")
+        self.batching = False
         self._routes: dict[str, tuple[str, Handler, bool]] = {
             "/predict": ("POST", self._predict, True),
             "/health": ("GET", self._health, False),
@@ -122,7 +125,31 @@ class _PredictServer:
         return status
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> int:
-        await send_bytes(send, 200, self.metrics.render(self._gauges()), CONTENT_TYPE)
+        text = self.metrics.render(self._gauges())
+        if self.batching:
+            text += self.batch_sizes.render(self.metrics.prefix)
+        await send_bytes(send, 200, text, CONTENT_TYPE)
+        return 200
+
+    def _batching(self, config: BatchConfig, handler: Handler) -> None:
+        """Route ``POST /predict`` to the batched handler (the unbatched one stays untouched)."""
+        if not isinstance(config, BatchConfig):
+            raise UsageError(f"batch must be a BatchConfig, not {type(config).__name__}")
+        self.batching = True
+        self._routes["/predict"] = ("POST", handler, True)
+
+    async def _answer_batched(
+        self, batcher: Batcher, body: str, receive: Receive, send: Send, metadata: Any
+    ) -> int:
+        """Wait for this body's result from ``batcher`` and answer it."""
+        try:
+            result = await batcher.submit(body, receive)
+            payload = dumps({"result": result, "metadata": metadata} if self.enrich else result)
+        except ClientDisconnected:
+            return CLIENT_CLOSED
+        except Exception as exc:  # noqa: BLE001 - user code: any error becomes an answer
+            return await self._fail(send, exc, "predict")
+        await send_bytes(send, 200, payload)
         return 200
 
     def _gauges(self) -> dict[str, tuple[str, float]]:
@@ -170,15 +197,30 @@ class OnlinePredict(_PredictServer):
             be ``async``. Raise ``ValueError`` for bad input (-> 400).
         enrich: wrap the result as ``{"result": ..., "metadata": {...}}``; when
             False the answer is the bare result.
+        batch: gather concurrent requests (see :mod:`atoll.toolkit.batching`);
+            ``predict_func`` then takes a list of bodies and returns a list of
+            results, one per body, in order.
     """
 
-    def __init__(self, predict_func: Callable[[str], Any], enrich: bool = True) -> None:
+    def __init__(
+        self, predict_func: Callable[..., Any], enrich: bool = True, batch: BatchConfig | None = None
+    ) -> None:
         super().__init__(enrich)
         if not callable(predict_func):
             raise UsageError("OnlinePredict needs a function taking the request body")
         self.predict_func = predict_func
         self._is_async = inspect.iscoroutinefunction(predict_func)
         self.metadata = {"model_version": _staged_version_name(), "replica": self.replica}
+        if batch is not None:
+            self._batching(batch, self._predict_batched)
+            self._batcher = Batcher(batch, predict_func, self.batch_sizes)
+
+    async def _predict_batched(self, scope: Scope, receive: Receive, send: Send) -> int:
+        try:
+            body = (await read_body(receive)).decode()
+        except Exception as exc:  # noqa: BLE001
+            return await self._fail(send, exc, "predict")
+        return await self._answer_batched(self._batcher, body, receive, send, self.metadata)
 
     async def _predict(self, scope: Scope, receive: Receive, send: Send) -> int:
         try:
@@ -210,14 +252,17 @@ class LazyModelServer(_PredictServer):
             thread so the server keeps answering while it loads.
         max_models: how many loaded versions to keep.
         enrich: wrap results with metadata (see :class:`OnlinePredict`).
+        batch: gather concurrent requests for the same version into one call of
+            ``predict_func(bodies: list[str], model, meta) -> list``.
     """
 
     def __init__(
         self,
-        predict_func: Callable[[str, Any, dict[str, Any]], Any],
+        predict_func: Callable[..., Any],
         load_model_func: Callable[[str, dict[str, Any]], Any],
         max_models: int = 4,
         enrich: bool = True,
+        batch: BatchConfig | None = None,
     ) -> None:
         super().__init__(enrich)
         if not callable(predict_func) or not callable(load_model_func):
@@ -234,6 +279,10 @@ class LazyModelServer(_PredictServer):
         self._aliases: dict[str, str] = {}  # query value as sent -> "model:version"
         self._loading: dict[str, asyncio.Future[None]] = {}
         self._default: str | None = None
+        self._batch = batch or BatchConfig()
+        self._batchers: dict[str, tuple[Any, Batcher]] = {}  # key -> (loaded entry it calls, batcher)
+        if batch is not None:
+            self._batching(batch, self._predict_batched)
 
     @property
     def loaded(self) -> list[str]:
@@ -243,13 +292,18 @@ class LazyModelServer(_PredictServer):
     def _gauges(self) -> dict[str, tuple[str, float]]:
         return {"models_loaded": ("Model versions held in memory.", len(self._models))}
 
+    async def _body_and_version(self, scope: Scope, receive: Receive) -> tuple[str, str]:
+        """The request body and the loaded version it asks for (``model:version``), now most recently used."""
+        body = (await read_body(receive)).decode()
+        key = await self._ensure(_version_param(scope["query_string"]))
+        self._models.move_to_end(key)
+        return body, key
+
     async def _predict(self, scope: Scope, receive: Receive, send: Send) -> int:
         try:
-            body = (await read_body(receive)).decode()
-            key = await self._ensure(_version_param(scope["query_string"]))
+            body, key = await self._body_and_version(scope, receive)
         except Exception as exc:  # noqa: BLE001 - load errors become answers too
             return await self._fail(send, exc, "loading a model version")
-        self._models.move_to_end(key)
         model, meta, metadata = self._models[key]
         try:
             result = self.predict_func(body, model, meta)
@@ -260,6 +314,20 @@ class LazyModelServer(_PredictServer):
             return await self._fail(send, exc, "predict")
         await send_bytes(send, 200, payload)
         return 200
+
+    async def _predict_batched(self, scope: Scope, receive: Receive, send: Send) -> int:
+        try:
+            body, key = await self._body_and_version(scope, receive)
+        except Exception as exc:  # noqa: BLE001 - load errors become answers too
+            return await self._fail(send, exc, "loading a model version")
+        entry = self._models[key]
+        known = self._batchers.get(key)
+        if known is None or known[0] is not entry:  # first use, or the version was (re)loaded
+            if len(self._batchers) > 2 * self.max_models:  # forget batchers of evicted versions
+                self._batchers = {k: v for k, v in self._batchers.items() if k in self._models}
+            batcher = Batcher(self._batch, self.predict_func, self.batch_sizes, args=entry[:2])
+            known = self._batchers[key] = (entry, batcher)
+        return await self._answer_batched(known[1], body, receive, send, entry[2])
 
     async def _update(self, scope: Scope, receive: Receive, send: Send) -> int:
         try:
@@ -363,4 +431,4 @@ def _version_param(query_string: bytes) -> str | None:
     return None
 
 
-__all__ = ["LazyModelServer", "OnlinePredict", "replica_name"]
+__all__ = ["BatchConfig", "LazyModelServer", "OnlinePredict", "replica_name"]

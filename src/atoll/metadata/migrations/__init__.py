@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from atoll.errors import BackendError
 
-HEAD = "0002"
-REVISIONS = ("0001", "0002")
+HEAD = "0004"
+REVISIONS = ("0001", "0002", "0003", "0004")
 VERSION_TABLE = "atoll_alembic_version"
 _ADVISORY_LOCK_KEY = 0x61746F6C  # "atol"
 

@@ -15,8 +15,10 @@ must answer identically (and that :func:`atoll.domain.query.matches` answers).
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +26,7 @@ import pytest
 from atoll.domain.query import matches
 from atoll.domain.records import BuildVersion, Model, ModelVersion, Project, Training
 from atoll.errors import AlreadyExistsError, ConflictError, NotFoundError, UsageError
-from atoll.metadata.base import MetadataStore, get_metadata_store
+from atoll.metadata.base import MetadataStore, get_metadata_store, sort_key, sort_path
 
 # name -> (model, details, stored). Creation order is the order below.
 FILTER_DOCS: list[tuple[str, str, dict[str, Any], bool]] = [
@@ -106,6 +108,21 @@ FILTER_CASES: list[tuple[dict[str, Any], list[str]]] = [
     ),
 ]
 
+# (sort field, descending, expected names) over FILTER_DOCS: missing/null first, then
+# booleans, numbers, strings (code-point order), objects and arrays; ties in creation order.
+SORT_CASES: list[tuple[str, bool, list[str]]] = [
+    ("details.metrics.acc", False, ["d", "e", "b", "a", "c", "f"]),  # d's metrics is an array: no value
+    ("details.metrics.acc", True, ["f", "c", "a", "b", "e", "d"]),
+    ("details.author", False, ["e", "f", "a", "c", "b", "d"]),  # "Ann" < "Carl" < "bob"
+    ("details.ok", False, ["d", "e", "f", "b", "a", "c"]),  # false < true < the number 1
+    ("details.epochs", False, ["d", "e", "f", "a", "b", "c"]),  # 10 ties 10.0; the string "10" last
+    ("details.epochs", True, ["c", "b", "a", "f", "e", "d"]),  # the whole order reversed, ties too
+    ("details.tags", False, ["d", "e", "f", "a", "b", "c"]),  # arrays tie with each other
+    ("name", True, ["f", "e", "d", "c", "b", "a"]),
+    ("created_at", False, ["a", "b", "c", "d", "e", "f"]),
+    ("created_at", True, ["f", "e", "d", "c", "b", "a"]),
+]
+
 MALFORMED_FILTERS: list[Any] = [
     {"a": {"$foo": 1}},
     {"$foo": []},
@@ -123,6 +140,11 @@ MALFORMED_FILTERS: list[Any] = [
     {"a": {"$not": 5}},
     {"a..b": 1},
     ["a"],
+    # Server-side code and expressions are never passed on (MongoDB would run them).
+    {"$where": "this.name == 'a'"},
+    {"$expr": {"$gt": ["$a", 1]}},
+    {"a": {"$function": {"body": "function() { return true }", "args": [], "lang": "js"}}},
+    {"a": {"$elemMatch": {"$gt": 1}}},
 ]
 
 
@@ -260,6 +282,90 @@ class MetadataStoreConformance:
         assert _names(store.list(ModelVersion, scope="iris", filter={"details.author": None})) == ["f"]
         assert _names(store.list(ModelVersion, scope="wine", filter={"stored": True})) == []
 
+    def test_metric_filters_follow_updates_and_deletes(self, store: MetadataStore) -> None:
+        _seed(store)
+        flt = {"details.metrics.acc": {"$gt": 0.9}}
+        b = store.get(ModelVersion, "b", scope="iris")
+        store.update(b.model_copy(update={"details": {"metrics": {"acc": 0.91}}}))
+        c = store.get(ModelVersion, "c", scope="iris")
+        store.update(c.model_copy(update={"details": {"metrics": {"loss": 1}}}))
+        store.delete(ModelVersion, "a", scope="iris")
+        assert _names(store.list(ModelVersion, filter=flt)) == ["b", "d"]
+        assert store.count(ModelVersion, filter=flt) == 2
+        assert _names(store.list(ModelVersion, filter={"details.metrics.loss": 1})) == ["c"]
+        store.create(ModelVersion(name="a", model="iris", details={"metrics": {"acc": [0.1, 2]}}))
+        assert _names(store.list(ModelVersion, filter={"details.metrics.acc": {"$gte": 2}})) == ["a"]
+        # an int a float cannot hold stays exact: 2**53 + 1 > 2**53
+        store.create(ModelVersion(name="g", model="iris", details={"metrics": {"acc": 2**53 + 1}}))
+        assert _names(store.list(ModelVersion, filter={"details.metrics.acc": {"$gt": 2**53}})) == ["g"]
+        assert store.count(ModelVersion, filter={"details.metrics.acc": {"$gt": 2**53}}) == 1
+        # a numeric segment indexes an array, "01" as "1"
+        store.create(ModelVersion(name="h", model="iris", details={"metrics": [0.5, 0.75]}))
+        assert _names(store.list(ModelVersion, filter={"details.metrics.01": {"$gt": 0.7}})) == ["h"]
+
+    def test_name_and_date_filters(self, store: MetadataStore) -> None:
+        _seed(store)
+        every = store.list(ModelVersion)
+        third = every[2].model_dump(mode="json")["created_at"]
+        newer = _names(store.list(ModelVersion, filter={"created_at": {"$gt": third}}))
+        assert newer == [r.name for r in every if r.model_dump(mode="json")["created_at"] > third]
+        assert _names(store.list(ModelVersion, filter={"name": "c"})) == ["c"]
+        assert _names(store.list(ModelVersion, filter={"name": {"$in": ["f", "a"]}, "model": "iris"})) == [
+            "a",
+            "f",
+        ]
+
+    # -- order and pages -------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        ("sort", "descending", "expected"), SORT_CASES, ids=[f"{s}-{d}" for s, d, _ in SORT_CASES]
+    )
+    def test_sort_table(self, store: MetadataStore, sort: str, descending: bool, expected: list[str]) -> None:
+        _seed(store)
+        docs = [r.model_dump(mode="json") for r in store.list(ModelVersion)]
+        path = sort_path(sort)
+        reference = sorted(
+            docs[::-1] if descending else docs, key=lambda d: sort_key(d, path), reverse=descending
+        )
+        assert [d["name"] for d in reference] == expected  # the reference agrees
+        assert _names(store.list(ModelVersion, sort=sort, descending=descending)) == expected
+
+    def test_pages_of_a_sorted_filtered_list(self, store: MetadataStore) -> None:
+        _seed(store)
+        flt = {"details.metrics.acc": {"$gt": 0.4}}  # a, b, c, and d through its array: Python-checked rows
+        assert _names(store.list(ModelVersion, filter=flt, sort="details.metrics.acc")) == [
+            "d",
+            "b",
+            "a",
+            "c",
+        ]
+        page: dict[str, Any] = {"filter": flt, "sort": "details.metrics.acc", "limit": 2}
+        assert _names(store.list(ModelVersion, offset=1, **page)) == ["b", "a"]
+        assert _names(store.list(ModelVersion, offset=1, descending=True, **page)) == ["a", "b"]
+        assert _names(store.list(ModelVersion, offset=3, **page)) == ["c"]
+        assert _names(store.list(ModelVersion, offset=9, **page)) == []
+        assert store.count(ModelVersion, filter=flt) == 4
+
+    def test_newest_first_pages(self, store: MetadataStore) -> None:
+        _seed(store)
+        newest: dict[str, Any] = {"sort": "created_at", "descending": True}
+        assert _names(store.list(ModelVersion, limit=2, **newest)) == ["f", "e"]
+        assert _names(store.list(ModelVersion, limit=2, offset=2, **newest)) == ["d", "c"]
+        assert _names(store.list(ModelVersion, offset=4, **newest)) == ["b", "a"]
+        assert _names(store.list(ModelVersion, descending=True, limit=1)) == ["f"]  # creation order reversed
+        assert _names(store.list(ModelVersion, scope="iris", sort="name", descending=True, limit=2)) == [
+            "f",
+            "d",
+        ]
+        assert _names(store.list(ModelVersion, limit=0)) == []
+
+    @pytest.mark.parametrize(
+        "page", [{"sort": "details..acc"}, {"sort": "details.tags.0"}, {"offset": -1}, {"sort": ""}]
+    )
+    def test_bad_pages_are_usage_errors(self, store: MetadataStore, page: dict[str, Any]) -> None:
+        with pytest.raises(UsageError):
+            store.list(ModelVersion, **page)
+
     @pytest.mark.parametrize("flt", MALFORMED_FILTERS, ids=[str(f) for f in MALFORMED_FILTERS])
     def test_malformed_filter_is_a_usage_error(self, store: MetadataStore, flt: Any) -> None:
         store.create(Model(name="iris"))
@@ -288,6 +394,36 @@ class MetadataStoreConformance:
             t.join(timeout=60)
         assert sorted(results) == ["created"] + ["exists"] * 7
         assert len(store.list(Model)) == 1
+
+
+class BlobConformance:
+    """For stores that keep lightweight files (``put_blob`` and friends)."""
+
+    def test_blobs_round_trip_replace_list_and_delete(self, store: MetadataStore, tmp_path: Path) -> None:
+        data = bytes(range(256)) * 3000  # 768 kB: several chunks where a backend chunks
+        src = tmp_path / "clf.pkl"
+        src.write_bytes(data)
+        assert store.put_blob("lightweight/versions/iris/v1/x/clf.pkl", src) == (
+            len(data), hashlib.sha256(data).hexdigest()
+        )
+        assert store.get_blob("lightweight/versions/iris/v1/x/clf.pkl") == data
+        src.write_bytes(b"")
+        store.put_blob("lightweight/versions/iris/v1/x/empty", src)
+        src.write_bytes(b"new")
+        store.put_blob("lightweight/versions/iris/v1/x/clf.pkl", src)
+        assert store.get_blob("lightweight/versions/iris/v1/x/clf.pkl") == b"new"
+        assert store.get_blob("lightweight/versions/iris/v1/x/empty") == b""
+        store.put_blob("lightweight/datasets/iris/d1/y/a.csv", src)
+        assert store.list_blobs("lightweight/versions/") == [
+            "lightweight/versions/iris/v1/x/clf.pkl", "lightweight/versions/iris/v1/x/empty"
+        ]
+        assert len(store.list_blobs()) == 3
+        store.delete_blob("lightweight/versions/iris/v1/x/clf.pkl")
+        store.delete_blob("lightweight/versions/iris/v1/x/clf.pkl")  # again: not an error
+        with pytest.raises(NotFoundError, match="clf.pkl"):
+            store.get_blob("lightweight/versions/iris/v1/x/clf.pkl")
+        assert store.list_blobs("lightweight/versions/") == ["lightweight/versions/iris/v1/x/empty"]
+        assert store.list(Model) == []  # blobs are not records
 
 
 def create_in_process(url: str, names: list[str], barrier: Any, results: Any) -> None:

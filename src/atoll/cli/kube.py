@@ -1,0 +1,181 @@
+"""``atoll kube render train|depl|note|isle|rbac``: the exact manifests, as YAML, without a cluster.
+
+For GitOps users and reviews: the options are those of the real command; the
+records (project, build, datasets, model versions) are read from the metadata
+store, nothing is recorded or started. Secrets are printed with their keys and
+empty values: Atoll fills them from the stores' settings and treasure chests.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from atoll.api.builds import get_build
+from atoll.api.context import AtollContext
+from atoll.api.deployments import DEFAULT_TIMEOUT, check_env, check_notebook, resolve_versions
+from atoll.api.ide import resolve_datasets
+from atoll.api.projects import get_project
+from atoll.api.records import build as build_record
+from atoll.api.trainings import parse_ref
+from atoll.cli.common import ProjOption, get_context, parse_json_option, parse_kv
+from atoll.config import Config, ResourceProfile
+from atoll.containers.base import TaskSpec
+from atoll.containers.kubernetes import island_manifests, manifests
+from atoll.containers.kubernetes.objects import Manifest, namespace_manifest, redacted
+from atoll.domain.names import validate_name
+from atoll.domain.records import Dataset, Deployment, ModelVersion, Training
+from atoll.errors import UsageError
+
+app = typer.Typer(help="Kubernetes: print the manifests Atoll would apply (no cluster needed).", no_args_is_help=True)
+render_app = typer.Typer(help="Print the exact manifests of a task or island as YAML.", no_args_is_help=True)
+app.add_typer(render_app, name="render")
+
+EnvOption = Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for the task (repeatable).")]
+TagOption = Annotated[str, typer.Option("--tag", help="Build version to run.")]
+RENDER_TOKEN = "<generated-at-start>"
+
+
+def _emit(docs: list[Manifest]) -> None:
+    # A JSON round trip unshares repeated parts (probes, mounts), so the YAML has no anchors.
+    plain = [json.loads(json.dumps(redacted(doc))) for doc in docs]
+    sys.stdout.write(yaml.safe_dump_all(plain, sort_keys=False))
+
+
+def _profile(config: Config, key: str | None, setting: str) -> ResourceProfile | None:
+    if key is None:
+        return None
+    try:
+        return config.container_manager.resource_profiles[key]
+    except KeyError as exc:
+        raise UsageError(f"container_manager.{setting} {key!r} is not a resource profile") from exc
+
+
+def _spec(atoll: AtollContext, kind: str, proj: str | None, name: str, tag: str, **fields: Any) -> TaskSpec:
+    project = get_project(atoll, proj)
+    bvers = get_build(atoll, project.name, tag)
+    return TaskSpec(kind=kind, project=project, build=bvers, name=name, **fields)  # type: ignore[arg-type]
+
+
+@render_app.command("train")
+def render_train(
+    ctx: typer.Context,
+    proj: ProjOption = None,
+    notebook: str = typer.Option(..., "--nb", "--notebook", help="Training notebook, relative to the project root."),
+    name: str = typer.Option(..., "--name", help="Training name."),
+    params: str | None = typer.Option(None, "--params", help="Notebook parameters as a JSON object."),
+    tag: TagOption = "latest",
+    env: EnvOption = None,
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="MODEL:DATASET to stage (repeatable).")] = None,
+    pretrained: Annotated[list[str] | None, typer.Option("--pretrained", help="MODEL:VERSION (repeatable).")] = None,
+) -> None:
+    """The Job of `atoll train new` (with its Secret and ConfigMap)."""
+    atoll = get_context(ctx)
+    config = atoll.config
+    name = validate_name(name, "training name")
+    notebook = check_notebook(notebook)
+    values = parse_json_option(params, "--params", expect=dict) or {}
+    envs = check_env(parse_kv(env, "--env"))
+    datasets = [atoll.metadata.get(Dataset, ds, model)
+                for model, ds in (parse_ref(ref, "--dataset", "dataset") for ref in dataset or [])]
+    versions = [atoll.metadata.get(ModelVersion, v, model)
+                for model, v in (parse_ref(ref, "--pretrained", "version") for ref in pretrained or [])]
+    spec = _spec(atoll, "train", proj, name, tag, notebook=notebook, env=envs, datasets=datasets,
+                 versions=versions, profile=_profile(config, config.container_manager.train_profile, "train_profile"))
+    record = build_record(Training, name=name, proj=spec.project.name, notebook=notebook, params=values,
+                          env_keys=sorted(envs), bvers=spec.build, datasets=datasets,
+                          pretrained=[v.ref for v in versions], container_manager="kubernetes")
+    spec.meta = {"training": record.public_dump()}
+    _emit(manifests.training_manifests(spec, config))
+
+
+@render_app.command("depl")
+def render_depl(
+    ctx: typer.Context,
+    proj: ProjOption = None,
+    name: str = typer.Option(..., "--name", help="Deployment name."),
+    notebook: str = typer.Option(..., "--nb", "--notebook", help="Prediction notebook, relative to the project root."),
+    params: str | None = typer.Option(None, "--params", help="Notebook parameters as a JSON object."),
+    tag: TagOption = "latest",
+    n_tasks: int = typer.Option(1, "-n", "--n-tasks", help="Number of replicas."),
+    port: int | None = typer.Option(None, "--port", help="Also expose the replicas on this NodePort/LoadBalancer port."),
+    env: EnvOption = None,
+    movers: Annotated[list[str] | None, typer.Option("--movers", help="MODEL:VERSION to stage (repeatable).")] = None,
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help="Seconds the new pods have to get ready."),
+    generation: str = typer.Option("g1", "--generation", help="Rollout label of the pod template."),
+) -> None:
+    """The Deployment, Services and autoscaler of `atoll depl new`."""
+    atoll = get_context(ctx)
+    config = atoll.config
+    if n_tasks < 1:
+        raise UsageError(f"-n/--n-tasks must be a positive integer, not {n_tasks}")
+    name = validate_name(name, "deployment name")
+    notebook = check_notebook(notebook)
+    values = parse_json_option(params, "--params", expect=dict) or {}
+    envs = check_env(parse_kv(env, "--env"))
+    versions = resolve_versions(atoll, movers)
+    spec = _spec(atoll, "deploy", proj, name, tag, notebook=notebook, env=envs, versions=versions,
+                 replicas=n_tasks, port=port,
+                 profile=_profile(config, config.container_manager.deploy_profile, "deploy_profile"))
+    record = build_record(Deployment, name=name, proj=spec.project.name, notebook=notebook, params=values,
+                          env_keys=sorted(envs), n_tasks=n_tasks, port=port, bvers=spec.build, movers=versions,
+                          container_manager="kubernetes")
+    spec.meta = {"deployment": record.public_dump()}
+    _emit(manifests.deployment_manifests(spec, config, validate_name(generation, "generation"), timeout))
+
+
+@render_app.command("note")
+def render_note(
+    ctx: typer.Context,
+    proj: ProjOption = None,
+    tag: TagOption = "latest",
+    port: int | None = typer.Option(None, "--port", help="NodePort to expose Jupyter on (else ClusterIP)."),
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="MODEL:DATASET to stage (repeatable).")] = None,
+    movers: Annotated[list[str] | None, typer.Option("--movers", help="MODEL:VERSION to stage (repeatable).")] = None,
+    env: EnvOption = None,
+) -> None:
+    """The Pod, Service and token Secret of `atoll note`."""
+    atoll = get_context(ctx)
+    spec = _spec(atoll, "ide", proj, "ide", tag, env=check_env(parse_kv(env, "--env")),
+                 datasets=resolve_datasets(atoll, dataset), versions=resolve_versions(atoll, movers), port=port)
+    _emit(manifests.ide_manifests(spec, atoll.config, RENDER_TOKEN))
+
+
+class Island(str, Enum):
+    router = "router"
+    db = "db"
+    files = "files"
+
+
+@render_app.command("isle")
+def render_isle(
+    ctx: typer.Context,
+    island: Annotated[Island, typer.Argument(help="router | db | files")],
+    image: str = typer.Option(..., "--image", help="The island image as pushed: REGISTRY/REPO@sha256:DIGEST."),
+) -> None:
+    """The objects of `atoll isle <island> setup` on Kubernetes."""
+    config = get_context(ctx).config
+    if island is Island.router:
+        docs = island_manifests.router_manifests(config, image)
+    elif island is Island.db:
+        docs = island_manifests.db_manifests(config, image, password="")
+    else:
+        docs = island_manifests.files_manifests(config, image, access_key="", secret_key="")
+    _emit(docs)
+
+
+@render_app.command("rbac")
+def render_rbac(
+    ctx: typer.Context,
+    account: str = typer.Option("atoll", "--account", help="ServiceAccount (and Role) name."),
+    with_namespace: bool = typer.Option(False, "--with-namespace", help="Also print the Namespace."),
+) -> None:
+    """The Namespace, ServiceAccount, Role and RoleBinding Atoll needs in container_manager.namespace."""
+    namespace = get_context(ctx).config.container_manager.namespace
+    docs = [namespace_manifest(namespace)] if with_namespace else []
+    _emit(docs + island_manifests.rbac_manifests(namespace, validate_name(account, "account name")))

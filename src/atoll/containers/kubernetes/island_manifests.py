@@ -1,0 +1,189 @@
+"""Manifests of the native islands on Kubernetes and the RBAC Atoll needs (pure functions).
+
+Islands::
+
+    router   Deployment (python -m atoll.router, DNS discovery of the deployments'
+             headless Services) + Service of ``kubernetes.service_type``
+    db       PostgreSQL StatefulSet + its volume claim + Secret (password file) + Service
+    files    S3 server (rclone serve s3) Deployment + PersistentVolumeClaim + Secret + Service
+
+Island images are the ones Atoll builds for swarm, pushed to
+``docker.target_registry`` and referred to by digest. Credentials come from
+the islands' treasure chests and reach the pods only as Secret files.
+"""
+
+from __future__ import annotations
+
+from atoll.config import Config
+from atoll.containers.kubernetes.objects import (
+    SERVICE_PORT,
+    Manifest,
+    exact_name,
+    http_probes,
+    labels,
+    memory_quantity,
+    metadata,
+    object_name,
+    pinned_image,
+    secret,
+    service,
+)
+
+DB_PORT = 5432
+FILES_PORT = 9000
+ISLAND_SECRET_DIR = "/run/secrets/atoll"
+DATA_DIR = "/data"
+
+
+def island_name(config: Config, island: str) -> str:
+    """``<namespace>-isle-<island>``: the name tasks reach it by, as on swarm (``task_store_config(in_network=True)``)."""
+    return exact_name(config.container_manager.namespace, "isle", island)
+
+
+def _island_labels(island: str) -> dict[str, str]:
+    return labels("island", None, island)
+
+
+def _claim_spec(config: Config) -> Manifest:
+    kube = config.container_manager.kubernetes
+    spec: Manifest = {"accessModes": ["ReadWriteOnce"],
+                      "resources": {"requests": {"storage": memory_quantity(kube.island_volume_mb)}}}
+    if kube.storage_class:
+        spec["storageClassName"] = kube.storage_class
+    return spec
+
+
+def _container(name: str, image: str, command: list[str] | None, port: int, mounts: list[Manifest]) -> Manifest:
+    container: Manifest = {"name": name, "image": image}
+    if command:  # else the image's entry point (the db and files islands' own scripts)
+        container["command"] = command
+    return container | {
+            "ports": [{"name": "tcp" if name == "db" else "http", "containerPort": port, "protocol": "TCP"}],
+            "volumeMounts": mounts, "securityContext": {"allowPrivilegeEscalation": False}}
+
+
+def _secret_volume(secret_name: str) -> Manifest:
+    return {"name": "secrets", "secret": {"secretName": secret_name, "defaultMode": 0o400}}
+
+
+def router_manifests(config: Config, image: str) -> list[Manifest]:
+    """The router island: finds replicas as A records of ``depl-<proj>-<name>`` headless Services."""
+    ns = config.container_manager.namespace
+    name = island_name(config, "router")
+    own = _island_labels("router")
+    command = ["python", "-m", "atoll.router", "--host", "0.0.0.0", "--port", str(SERVICE_PORT),
+               "--discovery", "dns", "--dns-pattern", f"depl-{{project}}-{{deployment}}.{ns}.svc.cluster.local",
+               "--dns-port", str(SERVICE_PORT)]
+    container = _container("router", pinned_image(image, "the router island image"), command, SERVICE_PORT, [])
+    container.update(http_probes(config.container_manager.healthcheck))
+    deployment: Manifest = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(name, ns, own),
+        "spec": {"replicas": 1, "selector": {"matchLabels": own},
+                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                 "template": {"metadata": {"labels": own}, "spec": {"containers": [container],
+                                                                    "enableServiceLinks": False}}},
+    }
+    kind = config.container_manager.kubernetes.service_type
+    node_port = config.router.port if kind == "NodePort" and 30000 <= config.router.port <= 32767 else None
+    port = SERVICE_PORT if kind != "LoadBalancer" else config.router.port
+    return [deployment, service(name, ns, own, own, port=port, service_type=kind, node_port=node_port)]
+
+
+def db_manifests(config: Config, image: str, password: str) -> list[Manifest]:
+    """PostgreSQL as a one-replica StatefulSet; the ``atoll`` user's password is a Secret file.
+
+    The image's entry point (``db-entrypoint.sh``) initialises ``PGDATA`` on the claim
+    and (re)applies the password from ``POSTGRES_PASSWORD_FILE`` on every start.
+    """
+    ns = config.container_manager.namespace
+    name = island_name(config, "db")
+    own = _island_labels("db")
+    secret_name = object_name(name, "auth")
+    mounts: list[Manifest] = [{"name": "data", "mountPath": DATA_DIR},
+              {"name": "secrets", "mountPath": ISLAND_SECRET_DIR, "readOnly": True}]
+    container = _container("db", pinned_image(image, "the db island image"), None, DB_PORT, mounts)
+    container["env"] = [{"name": "POSTGRES_PASSWORD_FILE", "value": f"{ISLAND_SECRET_DIR}/password"},
+                        {"name": "PGDATA", "value": f"{DATA_DIR}/pgdata"}]
+    container["readinessProbe"] = {"tcpSocket": {"port": "tcp"}, "periodSeconds": 2}
+    statefulset: Manifest = {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": metadata(name, ns, own),
+        "spec": {
+            "serviceName": name, "replicas": 1, "selector": {"matchLabels": own},
+            "template": {"metadata": {"labels": own},
+                         "spec": {"containers": [container], "volumes": [_secret_volume(secret_name)],
+                                  "enableServiceLinks": False}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": own}, "spec": _claim_spec(config)}],
+        },
+    }
+    return [secret(secret_name, ns, own, {"password": password.encode()}), statefulset,
+            service(name, ns, own, own, port=DB_PORT, target="tcp")]
+
+
+def files_manifests(config: Config, image: str, access_key: str, secret_key: str) -> list[Manifest]:
+    """The S3 server on a PersistentVolumeClaim; its keys are a Secret file read by the entry point."""
+    ns = config.container_manager.namespace
+    name = island_name(config, "files")
+    own = _island_labels("files")
+    secret_name = object_name(name, "auth")
+    claim: Manifest = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata(name, ns, own),
+                       "spec": _claim_spec(config)}
+    mounts: list[Manifest] = [{"name": "data", "mountPath": DATA_DIR},
+              {"name": "secrets", "mountPath": ISLAND_SECRET_DIR, "readOnly": True}]
+    container = _container("files", pinned_image(image, "the files island image"), None, FILES_PORT, mounts)
+    container["env"] = [{"name": "ATOLL_FILES_KEYS_FILE", "value": f"{ISLAND_SECRET_DIR}/keys"},
+                        {"name": "ATOLL_FILES_DATA", "value": DATA_DIR}]
+    container["readinessProbe"] = {"tcpSocket": {"port": "http"}, "periodSeconds": 2}
+    deployment: Manifest = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(name, ns, own),
+        # One writer on a ReadWriteOnce claim: replace the pod, never run two.
+        "spec": {"replicas": 1, "selector": {"matchLabels": own}, "strategy": {"type": "Recreate"},
+                 "template": {"metadata": {"labels": own}, "spec": {
+                     "containers": [container], "enableServiceLinks": False,
+                     "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": name}},
+                                 _secret_volume(secret_name)]}}},
+    }
+    keys = f"{access_key},{secret_key}".encode()
+    return [secret(secret_name, ns, own, {"keys": keys}), claim, deployment,
+            service(name, ns, own, own, port=FILES_PORT)]
+
+
+RBAC_RULES: list[Manifest] = [
+    {"apiGroups": [""], "resources": ["pods", "services", "secrets", "configmaps", "persistentvolumeclaims"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create", "delete"]},
+    {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "replicasets"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"],
+     "verbs": ["get", "list", "create", "update", "patch", "delete"]},
+]
+
+
+def rbac_manifests(namespace: str, account: str = "atoll") -> list[Manifest]:
+    """ServiceAccount + Role + RoleBinding: what Atoll needs in its namespace, nothing cluster-wide.
+
+    (Creating the namespace itself needs a cluster-level grant; create it beforehand
+    and set ``kubernetes.create_namespace: false`` instead.)
+    """
+    own = {"app.kubernetes.io/managed-by": "atoll"}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(account, namespace, own)},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": metadata(account, namespace, own),
+         "rules": RBAC_RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": metadata(account, namespace, own),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+         "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]},
+    ]
+
+
+__all__ = [
+    "DB_PORT",
+    "FILES_PORT",
+    "RBAC_RULES",
+    "db_manifests",
+    "files_manifests",
+    "island_name",
+    "rbac_manifests",
+    "router_manifests",
+]

@@ -1,0 +1,357 @@
+"""A test kubelet that really runs the pods of the emulated cluster on the local Docker engine.
+
+It implements what Atoll's pods use, no more:
+
+- init containers, run in order to completion before the task container;
+- ``command`` (the entry point), ``workingDir``, ``env`` (values and the pod's
+  name through ``fieldRef: metadata.name``), ``resources.limits.memory``;
+- volumes: ``emptyDir``, ``configMap`` (with ``items``), ``secret`` and
+  ``projected`` secrets (file mode from ``defaultMode``), mounted read-only
+  where the manifest says so, ``subPath`` included;
+- readiness probes (``httpGet``, ``tcpSocket``) against the container's
+  address on Docker's bridge; ``restartPolicy: Always`` restarts an exited
+  container (counted in ``restartCount``);
+- the container's log, copied to the emulator's ``pods/<name>/log``.
+
+Images: a ``repo@sha256:<id>`` that no local tag carries is resolved to the
+local image with that id — the stand-in for a registry pull (no registry
+runs in these tests); an image that cannot be found reports
+``ImagePullBackOff`` as a node would. Not supported (the pod fails with the
+reason): NFS and PersistentVolumeClaim volumes, liveness/startup probes (not
+evaluated), GPUs, pod networking beyond the default bridge.
+
+Containers are named ``<prefix>-<pod>-<container>`` and labelled with the
+prefix; :meth:`DockerKubelet.close` removes exactly those.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from atoll.testing.kube_control import Kubelet, Pod
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+LABEL = "io.atoll.test-kubelet"
+LOG_EVERY = 0.3  # seconds between two copies of a container's log
+
+
+def _mem_bytes(quantity: str) -> int:
+    units = {"Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3, "K": 1000, "M": 1000 ** 2, "G": 1000 ** 3}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return int(float(quantity[: -len(suffix)]) * factor)
+    return int(quantity)
+
+
+class _PodRun:
+    """One pod's containers and what the kubelet knows of them."""
+
+    def __init__(self, pod: Pod) -> None:
+        self.pod = pod
+        self.name = pod["metadata"]["name"]
+        self.phase = "Pending"
+        self.init_statuses: list[dict[str, Any]] = []
+        self.waiting: tuple[str, str] | None = None  # (reason, message)
+        self.failure: tuple[str, str] | None = None  # pod-level (reason, message)
+        self.main_id: str | None = None
+        self.restarts = 0
+        self.ready = False
+        self.next_probe = 0.0
+        self.next_log = 0.0
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+
+class DockerKubelet(Kubelet):
+    """Runs the emulated cluster's pods as Docker containers (see the module docstring).
+
+    Args:
+        client: the Docker engine.
+        read_object: ``(kind, namespace, name) -> dict | None`` for ConfigMaps and Secrets.
+        set_log: where pod logs go (the emulator's ``set_pod_log``).
+        workdir: host directory for volumes (removed by :meth:`close`).
+        prefix: container name prefix, unique per test run.
+    """
+
+    def __init__(self, client: DockerClient, read_object: Callable[[str, str, str], dict[str, Any] | None],
+                 set_log: Callable[[str, str, str], None], workdir: Path, prefix: str) -> None:
+        self.client = client
+        self.read_object = read_object
+        self.set_log = set_log
+        self.workdir = workdir
+        self.prefix = prefix
+        self.runs: dict[str, _PodRun] = {}
+
+    # ------------------------------------------------------------------ Kubelet
+
+    def sync(self, pod: Pod) -> dict[str, Any] | None:
+        uid = pod["metadata"]["uid"]
+        run = self.runs.get(uid)
+        if run is None:
+            run = self.runs[uid] = _PodRun(pod)
+            run.thread = threading.Thread(target=self._start, args=(run,), name=f"kubelet-{run.name}", daemon=True)
+            run.thread.start()
+        with run.lock:
+            self._observe(run)
+            status = self._status(run)
+        current = pod.get("status") or {}
+        return None if all(current.get(k) == v for k, v in status.items()) else status
+
+    def forget(self, pod: Pod) -> None:
+        run = self.runs.pop(pod["metadata"]["uid"], None)
+        if run is not None:
+            self._remove(run)
+
+    def close(self) -> None:
+        for uid in list(self.runs):
+            self._remove(self.runs.pop(uid))
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ starting
+
+    def _container_name(self, run: _PodRun, container: str) -> str:
+        return f"{self.prefix}-{run.name}-{container}"[:128]
+
+    def _image(self, ref: str) -> str | None:
+        from docker.errors import ImageNotFound
+
+        for candidate in (ref, ref.partition("@")[2]):
+            if not candidate:
+                continue
+            try:
+                return str(self.client.images.get(candidate).id)
+            except ImageNotFound:
+                continue
+        return None
+
+    def _volume_dirs(self, run: _PodRun) -> dict[str, Path]:
+        """Host directories standing for the pod's volumes (unsupported kinds raise ValueError)."""
+        namespace = run.pod["metadata"]["namespace"]
+        root = self.workdir / run.pod["metadata"]["uid"]
+        dirs: dict[str, Path] = {}
+        for volume in run.pod["spec"].get("volumes") or []:
+            path = root / volume["name"]
+            path.mkdir(parents=True, exist_ok=True)
+            if "emptyDir" in volume:
+                path.chmod(0o777)
+            elif "configMap" in volume:
+                self._write(path, self._data("ConfigMap", namespace, volume["configMap"]), 0o644)
+            elif "secret" in volume:
+                source = {"name": volume["secret"]["secretName"], "items": volume["secret"].get("items")}
+                self._write(path, self._data("Secret", namespace, source), volume["secret"].get("defaultMode", 0o644))
+            elif "projected" in volume:
+                mode = volume["projected"].get("defaultMode", 0o644)
+                for source in volume["projected"]["sources"]:
+                    kind = "Secret" if "secret" in source else "ConfigMap"
+                    self._write(path, self._data(kind, namespace, source.get("secret") or source["configMap"]), mode)
+            else:
+                raise ValueError(f"volume {volume['name']}: only emptyDir, configMap, secret and projected "
+                                 "volumes run on the test kubelet")
+            dirs[volume["name"]] = path
+        return dirs
+
+    def _data(self, kind: str, namespace: str, source: dict[str, Any]) -> dict[str, bytes]:
+        obj = self.read_object(kind, namespace, source["name"])
+        if obj is None:
+            raise LookupError(f"{kind} {source['name']} not found")
+        raw = obj.get("data") or {}
+        values = {k: base64.b64decode(v) if kind == "Secret" else str(v).encode() for k, v in raw.items()}
+        items = source.get("items")
+        return {item["path"]: values[item["key"]] for item in items} if items else values
+
+    @staticmethod
+    def _write(directory: Path, files: dict[str, bytes], mode: int) -> None:
+        for relative, content in files.items():
+            target = directory / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+            target.chmod(mode)  # as the kubelet sets it (0400 for the store settings)
+
+    def _run_args(self, run: _PodRun, container: dict[str, Any], dirs: dict[str, Path], image: str) -> dict[str, Any]:
+        binds: dict[str, dict[str, str]] = {}
+        for mount in container.get("volumeMounts") or []:
+            host = dirs[mount["name"]] / mount["subPath"] if mount.get("subPath") else dirs[mount["name"]]
+            host.mkdir(parents=True, exist_ok=True)
+            binds[str(host)] = {"bind": mount["mountPath"], "mode": "ro" if mount.get("readOnly") else "rw"}
+        env = {}
+        for item in container.get("env") or []:
+            if "value" in item:
+                env[item["name"]] = item["value"]
+            elif (item.get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath") == "metadata.name":
+                env[item["name"]] = run.name
+        args: dict[str, Any] = {
+            "image": image, "name": self._container_name(run, container["name"]), "detach": True,
+            "environment": env, "volumes": binds, "labels": {LABEL: self.prefix},
+            "working_dir": container.get("workingDir"),
+        }
+        if container.get("command"):
+            args["entrypoint"] = container["command"]
+        if container.get("args"):
+            args["command"] = container["args"]
+        memory = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+        if memory:
+            args["mem_limit"] = args["memswap_limit"] = _mem_bytes(memory)
+        return args
+
+    def _start(self, run: _PodRun) -> None:
+        from docker.errors import DockerException
+
+        spec = run.pod["spec"]
+        try:
+            dirs = self._volume_dirs(run)
+        except (ValueError, LookupError) as exc:
+            with run.lock:
+                run.waiting = ("CreateContainerConfigError", str(exc))
+            return
+        images = {c["name"]: self._image(c["image"]) for c in [*spec.get("initContainers", []), *spec["containers"]]}
+        missing = [name for name, image in images.items() if image is None]
+        if missing:
+            with run.lock:
+                run.waiting = ("ImagePullBackOff", f"Back-off pulling image of container {missing[0]}")
+            return
+        try:
+            for init in spec.get("initContainers") or []:
+                container = self.client.containers.run(**self._run_args(run, init, dirs, str(images[init["name"]])))
+                code = int(container.wait(timeout=600).get("StatusCode", 1))
+                self._copy_log(run, container)
+                with run.lock:
+                    run.init_statuses.append({"name": init["name"], "image": init["image"], "imageID": "",
+                                              "ready": code == 0, "restartCount": 0, "state": {"terminated": {
+                                                  "exitCode": code, "reason": "Completed" if code == 0 else "Error"}}})
+                    if code != 0:
+                        run.phase = "Failed"
+                        return
+            main = spec["containers"][0]
+            container = self.client.containers.run(**self._run_args(run, main, dirs, str(images[main["name"]])))
+            with run.lock:
+                run.main_id = container.id
+                run.phase = "Running"
+        except DockerException as exc:
+            with run.lock:
+                run.failure = ("StartError", str(exc).splitlines()[0])
+
+    # ------------------------------------------------------------------ observing
+
+    def _copy_log(self, run: _PodRun, container: Any) -> None:
+        text = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+        self.set_log(run.pod["metadata"]["namespace"], run.name, text)
+
+    def _observe(self, run: _PodRun) -> None:
+        from docker.errors import DockerException
+
+        if run.main_id is None or run.phase in ("Succeeded", "Failed"):
+            return
+        try:
+            container = self.client.containers.get(run.main_id)
+        except DockerException:
+            return
+        now = time.monotonic()
+        if now >= run.next_log:
+            run.next_log = now + LOG_EVERY
+            self._copy_log(run, container)
+        state = container.attrs["State"]
+        if state["Status"] == "exited":
+            self._copy_log(run, container)
+            if run.pod["spec"].get("restartPolicy") == "Always":
+                run.restarts += 1
+                run.ready = False
+                container.restart()
+                return
+            run.phase = "Succeeded" if state["ExitCode"] == 0 else "Failed"
+            run.ready = False
+            return
+        probe = run.pod["spec"]["containers"][0].get("readinessProbe")
+        if probe is None:
+            run.ready = state["Status"] == "running"
+        elif now >= run.next_probe:
+            run.next_probe = now + float(probe.get("periodSeconds", 10))
+            run.ready = self._probe(run, container, probe)
+
+    def _port(self, run: _PodRun, port: Any) -> int:
+        if isinstance(port, int):
+            return port
+        for item in run.pod["spec"]["containers"][0].get("ports") or []:
+            if item.get("name") == port:
+                return int(item["containerPort"])
+        raise ValueError(f"unknown port {port!r}")
+
+    def _probe(self, run: _PodRun, container: Any, probe: dict[str, Any]) -> bool:
+        host = self.address_of(container.attrs)
+        if not host:
+            return False
+        timeout = float(probe.get("timeoutSeconds", 1))
+        if "httpGet" in probe:
+            url = f"http://{host}:{self._port(run, probe['httpGet']['port'])}{probe['httpGet'].get('path', '/')}"
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as answer:
+                    return 200 <= answer.status < 400
+            except (urllib.error.URLError, OSError):
+                return False
+        try:
+            with socket.create_connection((host, self._port(run, probe["tcpSocket"]["port"])), timeout=timeout):
+                return True
+        except OSError:
+            return False
+
+    def _status(self, run: _PodRun) -> dict[str, Any]:
+        pod = run.pod
+        main = pod["spec"]["containers"][0]
+        status: dict[str, Any] = {"phase": run.phase}
+        if run.init_statuses:
+            status["initContainerStatuses"] = list(run.init_statuses)
+        if run.failure is not None:
+            status.update(phase="Failed", reason=run.failure[0], message=run.failure[1])
+            return status
+        base = {"name": main["name"], "image": main["image"], "imageID": "", "restartCount": run.restarts}
+        if run.waiting is not None:
+            status["containerStatuses"] = [dict(base, ready=False, state={"waiting": {
+                "reason": run.waiting[0], "message": run.waiting[1]}})]
+            return status
+        if run.main_id is None:
+            return status
+        attrs = self.client.containers.get(run.main_id).attrs
+        state = attrs["State"]
+        if run.phase in ("Succeeded", "Failed"):
+            reason = "OOMKilled" if state.get("OOMKilled") else ("Completed" if state["ExitCode"] == 0 else "Error")
+            status["containerStatuses"] = [dict(base, ready=False, state={"terminated": {
+                "exitCode": state["ExitCode"], "reason": reason}})]
+            return status
+        flag = "True" if run.ready else "False"
+        status.update(podIP=self.address_of(attrs), conditions=[{"type": "Ready", "status": flag},
+                                                                 {"type": "ContainersReady", "status": flag}])
+        status["containerStatuses"] = [dict(base, ready=run.ready, state={"running": {
+            "startedAt": state.get("StartedAt", "")[:19] + "Z"}})]
+        return status
+
+    @staticmethod
+    def address_of(attrs: dict[str, Any]) -> str:
+        return str(attrs["NetworkSettings"].get("IPAddress") or "")
+
+    def _remove(self, run: _PodRun) -> None:
+        from docker.errors import DockerException
+
+        spec = run.pod["spec"]
+        names = [self._container_name(run, c["name"]) for c in [*spec.get("initContainers", []), *spec["containers"]]]
+        for attempt in range(2):  # again after a start in progress finished: it may have created one more
+            for name in names:
+                try:
+                    self.client.containers.get(name).remove(force=True)
+                except DockerException:
+                    pass
+            if attempt == 0 and run.thread is not None:
+                run.thread.join(60)
+        shutil.rmtree(self.workdir / run.pod["metadata"]["uid"], ignore_errors=True)
+
+
+__all__ = ["LABEL", "DockerKubelet"]

@@ -1,0 +1,251 @@
+"""What each page shows, as JSON-ready dicts gathered through the Python API.
+
+One function per page; :mod:`atoll.ui.app` renders the dict with a template
+or answers it as JSON, so a script sees exactly what a person sees. Nothing
+here writes except :func:`predict` (the test-prediction form), and no page
+ever shows a treasure chest's secret.
+"""
+
+from __future__ import annotations
+
+import collections
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from atoll.api import datasets as datasets_api
+from atoll.api import deployments as deployments_api
+from atoll.api import models as models_api
+from atoll.api import projects as projects_api
+from atoll.api import tchests as tchests_api
+from atoll.api import trainings as trainings_api
+from atoll.api import versions as versions_api
+from atoll.api.context import AtollContext
+from atoll.api.records import list_records
+from atoll.domain.query import parse_filter
+from atoll.domain.records import BuildVersion, Deployment, ModelVersion, Training
+from atoll.errors import AtollError, BackendUnavailableError, NotFoundError
+from atoll.ui.paging import Page, VersionRows, metric_names, sort_rows
+
+LOG_TAIL = 60
+PREDICT_TIMEOUT = 30.0
+MAX_PREDICT_BODY = 1_000_000
+
+
+def _states(records: list[Training] | list[Deployment]) -> dict[str, int]:
+    return dict(collections.Counter(r.task.state.value for r in records))
+
+
+def projects(ctx: AtollContext, page: Page) -> dict[str, Any]:
+    """Every project with its builds, trainings and deployments at a glance."""
+    rows = []
+    for project in projects_api.list_projects(ctx):
+        builds = list_records(ctx, BuildVersion, project.name)
+        trainings = list_records(ctx, Training, project.name)
+        deployments = list_records(ctx, Deployment, project.name)
+        rows.append({
+            "name": project.name,
+            "desc": project.desc,
+            "models": project.models,
+            "builds": [b.name for b in builds],
+            "trainings": _states(trainings),
+            "deployments": [{"name": d.name, "state": d.task.state.value, "n_tasks": d.n_tasks} for d in deployments],
+        })
+    return {"projects": page.of(rows)}
+
+
+def project(ctx: AtollContext, name: str) -> dict[str, Any]:
+    """One project: its builds, trainings (state, progress) and deployments."""
+    record = projects_api.get_project(ctx, name)
+    return {
+        "project": record.public_dump(),
+        "builds": [
+            {"tag": b.name, "built_from": b.built_from, "created_at": b.created_at.isoformat(),
+             "code_hash": b.code_hash[:12], "git_commit": b.git_commit, "digest": b.digest}
+            for b in list_records(ctx, BuildVersion, record.name)
+        ],
+        "trainings": [
+            {"name": t.name, "notebook": t.notebook, "state": t.task.state.value, "progress": t.task.progress,
+             "created_at": t.created_at.isoformat()}
+            for t in trainings_api.list_trainings(ctx, record.name)
+        ],
+        "deployments": [
+            {"name": d.name, "state": d.task.state.value, "n_tasks": d.n_tasks,
+             "movers": [v.ref for v in d.movers]}
+            for d in deployments_api.list_deployments(ctx, record.name)
+        ],
+    }
+
+
+def models(ctx: AtollContext) -> dict[str, Any]:
+    """Every model with how many versions and datasets it has."""
+    store = ctx.metadata
+    return {"models": [
+        {"name": m.name, "desc": m.desc, "versions": store.count(ModelVersion, scope=m.name),
+         "model_files": [f.name for f in m.model_files], "data_files": [f.name for f in m.data_files]}
+        for m in models_api.list_models(ctx)
+    ]}
+
+
+def model_versions(
+    ctx: AtollContext,
+    rows_cache: VersionRows,
+    model: str,
+    page: Page,
+    filter_text: str = "",
+    sort: str = "created_at",
+    descending: bool = True,
+) -> dict[str, Any]:
+    """A model and one page of its versions (filtered, sorted), with the metric columns.
+
+    Raises:
+        UsageError: a malformed filter or an unknown sort key.
+    """
+    record = models_api.get_model(ctx, model)
+    flt = parse_filter(filter_text) if filter_text.strip() else None
+    rows = sort_rows(rows_cache.rows(ctx, record.name, flt), sort, descending)
+    return {
+        "model": record.public_dump(),
+        "filter": filter_text,
+        "sort": sort,
+        "order": "desc" if descending else "asc",
+        "metrics": metric_names(rows),
+        "versions": page.of(rows),
+    }
+
+
+def _deployments_serving(ctx: AtollContext, version: ModelVersion) -> list[Deployment]:
+    candidates = list_records(ctx, Deployment, None, {"movers.name": version.name})
+    return [d for d in candidates if any(v.model == version.model and v.name == version.name for v in d.movers)]
+
+
+def version(ctx: AtollContext, model: str, name: str) -> dict[str, Any]:
+    """One version: files, dataset, training, parameters, pretrained parent and deployments serving it."""
+    record = versions_api.get_version(ctx, model, name)
+    serving = _deployments_serving(ctx, record)
+    train = record.train
+    return {
+        "version": {
+            "model": record.model, "name": record.name, "created_at": record.created_at.isoformat(),
+            "details": record.details, "stored": record.stored, "compressed": record.compressed,
+            "store_key": record.store_key,
+        },
+        "files": [f.model_dump() for f in record.files],
+        "dataset": {"model": record.dataset.model, "name": record.dataset.name,
+                    "files": [f.model_dump() for f in record.dataset.files]} if record.dataset else None,
+        "training": {"proj": train.proj, "name": train.name, "notebook": train.notebook,
+                     "state_when_published": train.task.state.value, "build": train.bvers.name} if train else None,
+        "parameters": train.params if train else {},
+        "pretrained": record.pretrained,
+        "deployments": [{"proj": d.proj, "name": d.name, "state": d.task.state.value} for d in serving],
+    }
+
+
+def dataset(ctx: AtollContext, model: str, name: str) -> dict[str, Any]:
+    """One dataset: its files and the versions trained on it."""
+    record = datasets_api.get_dataset(ctx, model, name)
+    made = versions_api.list_versions(ctx, model, dataset=name)
+    return {
+        "dataset": {"model": record.model, "name": record.name, "created_at": record.created_at.isoformat(),
+                    "details": record.details, "compressed": record.compressed, "stored": record.stored},
+        "files": [f.model_dump() for f in record.files],
+        "versions": [v.name for v in made],
+    }
+
+
+def datasets(ctx: AtollContext, page: Page) -> dict[str, Any]:
+    """Every dataset of every model."""
+    rows = [
+        {"model": d.model, "name": d.name, "files": len(d.files), "size": sum(f.size for f in d.files),
+         "created_at": d.created_at.isoformat(), "compressed": d.compressed}
+        for d in datasets_api.list_datasets(ctx)
+    ]
+    return {"datasets": page.of(rows)}
+
+
+def chests(ctx: AtollContext) -> dict[str, Any]:
+    """Treasure chests: names, users and descriptions, never the secret."""
+    return {"chests": [
+        {"name": c.name, "user": c.user, "desc": c.desc, "created_at": c.created_at.isoformat()}
+        for c in tchests_api.list_tchests(ctx)
+    ]}
+
+
+def _log_tail(ctx: AtollContext, record: Training) -> list[str]:
+    if not record.task_id:
+        return []
+    try:
+        return list(collections.deque(trainings_api.training_logs(ctx, record.name, record.proj), maxlen=LOG_TAIL))
+    except NotFoundError:
+        return []
+
+
+def training(ctx: AtollContext, proj: str, name: str) -> dict[str, Any]:
+    """One training: state, progress, parameters, log tail, and what it produced."""
+    record = trainings_api.get_training(ctx, name, proj)
+    produced = versions_api.list_versions(ctx, proj=record.proj, train=record.name)
+    return {
+        "training": {
+            "proj": record.proj, "name": record.name, "notebook": record.notebook,
+            "created_at": record.created_at.isoformat(), "build": record.bvers.name,
+            "datasets": [d.ref for d in record.datasets], "pretrained": record.pretrained,
+            "env_keys": record.env_keys,
+        },
+        "task": record.task.model_dump(mode="json"),
+        "ended": record.task.state.ended,
+        "parameters": record.params,
+        "log_tail": [line.rstrip("\n") for line in _log_tail(ctx, record)],
+        "has_notebook": bool(record.output_notebook),
+        "versions": [v.ref for v in produced],
+    }
+
+
+def deployment(ctx: AtollContext, proj: str, name: str) -> dict[str, Any]:
+    """One deployment: replicas and their health, the versions it serves, where it answers."""
+    info = deployments_api.deployment_info(ctx, name, proj)
+    return {
+        "deployment": {
+            "proj": info["proj"], "name": info["name"], "notebook": info["notebook"],
+            "n_tasks": info["n_tasks"], "state": info["task"]["state"], "build": info["bvers"]["name"],
+            "created_at": info["created_at"], "availability": info["availability"],
+            "router_url": info["router_url"], "balanced_url": info.get("balanced_url"),
+        },
+        "replicas": info["replicas"],
+        "movers": [{"model": v["model"], "name": v["name"]} for v in info["movers"]],
+    }
+
+
+def predict(ctx: AtollContext, proj: str, name: str, body: bytes, model_version: str = "") -> dict[str, Any]:
+    """Send ``body`` to the deployment through the router (a healthy replica when the router is down).
+
+    Returns the answer's status, content type and text; a refused prediction
+    (400 from the notebook) is an answer, not an error.
+
+    Raises:
+        BackendUnavailableError: neither the router nor a replica answered.
+    """
+    if len(body) > MAX_PREDICT_BODY:
+        raise AtollError(f"the test body is larger than {MAX_PREDICT_BODY:,} bytes")
+    info = deployments_api.deployment_info(ctx, name, proj)
+    suffix = f"&model_version={urllib.parse.quote(model_version)}" if model_version else ""
+    targets = [info["router_url"] + suffix]
+    targets += [f"{r['url']}/predict" + (f"?{suffix[1:]}" if suffix else "")
+                for r in info["replicas"] if r.get("url") and r.get("state") == "healthy"]
+    failures = []
+    for url in targets:
+        request = urllib.request.Request(url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=PREDICT_TIMEOUT) as answer:
+                return _answer(url, answer.status, answer.headers.get("content-type", ""), answer.read())
+        except urllib.error.HTTPError as exc:
+            return _answer(url, exc.code, exc.headers.get("content-type", ""), exc.read())
+        except (urllib.error.URLError, OSError) as exc:
+            failures.append(f"{url.split('?')[0]}: {getattr(exc, 'reason', exc)}")
+    raise BackendUnavailableError("no answer from the router or a replica: " + "; ".join(failures or ["no replica"]))
+
+
+def _answer(url: str, status: int, content_type: str, data: bytes) -> dict[str, Any]:
+    return {"url": url.split("?")[0], "status": status, "content_type": content_type,
+            "text": data.decode("utf-8", "replace")}

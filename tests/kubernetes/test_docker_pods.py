@@ -1,0 +1,187 @@
+"""Atoll's pods really run: the emulated cluster's test kubelet runs them on the local Docker engine.
+
+Marked ``docker``: skipped where no engine answers, failed instead with
+``ATOLL_REQUIRE_DOCKER=1``. Containers are named after a per-test prefix and
+removed by exact name. The image is ``python:3.11-slim`` referred to as
+``registry.example:5000/python@<image id>`` (the test kubelet resolves a digest
+to the local image with that id: no registry runs here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from atoll.config import Config, ResourceProfile
+from atoll.containers.kubernetes.client import KubeClient
+from atoll.containers.kubernetes.jobs import KubeTrainings
+from atoll.containers.kubernetes.manifests import deployment_manifests, training_manifests
+from atoll.containers.kubernetes.rollouts import KubeDeployments
+from atoll.testing.kube_api import EmulatedCluster
+from atoll.testing.kube_control import TestController
+from atoll.testing.kube_docker import LABEL, DockerKubelet
+from conftest import Cluster, sample_inputs, task_spec, wait_for
+
+pytestmark = pytest.mark.docker
+PYTHON_IMAGE = os.environ.get("ATOLL_PYTHON_IMAGE", "python:3.11-slim")
+
+# The training's task container: prove what the pod sees (secret file, meta, fetched input, env, read-only /data).
+TRAIN = """
+import json, os, pathlib
+store = json.loads(pathlib.Path(os.environ["ATOLL_STORE_CONFIG"]).read_text())
+project = json.loads(pathlib.Path("/atoll/meta/project.json").read_text())
+dataset = json.loads(pathlib.Path("/atoll/meta/datasets/iris-clf.ds1.json").read_text())
+print("store", store["metadata"]["url"].split("@")[-1])
+print("project", project["name"], "dataset", dataset["name"])
+print("fetched", pathlib.Path("/data/iris-clf.ds1/measures.csv").read_text().strip())
+print("staging", os.environ["ATOLL_STAGING"], "cwd", os.getcwd())
+try:
+    pathlib.Path("/data/x").write_text("no")
+except OSError as exc:
+    print("data read-only", exc.errno == 30)
+print("secret mode", oct(os.stat(os.environ["ATOLL_STORE_CONFIG"]).st_mode & 0o777))
+"""
+FETCH = ("import os, pathlib; d = pathlib.Path('/data/iris-clf.ds1'); d.mkdir(parents=True); "
+         "(d / 'measures.csv').write_text('5.1,3.5'); print('fetch done')")
+SERVE = """
+import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/health" else 404); self.end_headers()
+        self.wfile.write(os.environ["ATOLL_REPLICA"].encode())
+    def log_message(self, *args): pass
+print("serving", flush=True)
+http.server.HTTPServer(("0.0.0.0", int(os.environ["ATOLL_PORT"])), H).serve_forever()
+"""
+
+
+@pytest.fixture(scope="module")
+def docker_client() -> Iterator[Any]:
+    try:
+        from docker import from_env
+
+        client = from_env(timeout=60)
+        client.ping()
+        client.images.get(PYTHON_IMAGE)
+    except Exception as exc:  # noqa: BLE001 - any reason the engine or image is not usable
+        message = f"Docker engine or {PYTHON_IMAGE} not available: {exc}"
+        if os.environ.get("ATOLL_REQUIRE_DOCKER") == "1":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def docker_cluster(kube_config: Config, tmp_path: Path, docker_client: Any) -> Iterator[Cluster]:
+    from kubernetes import config as kube_loader
+
+    prefix = f"atoll-kubelet-{secrets.token_hex(4)}"
+    with EmulatedCluster() as emulated:
+        path = emulated.kubeconfig(tmp_path)
+        kube_config.container_manager.kubernetes.kubeconfig = str(path)
+        kube_config.container_manager.api_timeout = 60
+        reader = KubeClient(kube_config)
+
+        def read_object(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+            return reader.read(kind, name)
+
+        kubelet = DockerKubelet(docker_client, read_object, emulated.api.set_pod_log, tmp_path / "volumes", prefix)
+        try:
+            with TestController(kube_loader.new_client_from_config(str(path)), kubelet) as controller:
+                kube = KubeClient(kube_config)
+                yield Cluster(emulated, controller, kubelet, kube_config, kube)  # type: ignore[arg-type]
+                kube.close()
+        finally:
+            reader.close()
+            left = docker_client.containers.list(all=True, filters={"label": f"{LABEL}={prefix}"})
+            for container in left:
+                container.remove(force=True)
+            assert not left, [c.name for c in left]
+
+
+def image_spec(docker_client: Any, kind: str = "train", name: str = "t1", **extra: Any) -> Any:
+    spec = task_spec(kind, name, **extra)
+    spec.build.digest = f"registry.example:5000/python@{docker_client.images.get(PYTHON_IMAGE).id}"
+    return spec
+
+
+def apply_all(cluster: Cluster, docs: list[dict[str, Any]]) -> None:
+    """Create Atoll's objects as the manager would (after a test replaced a command)."""
+    cluster.kube.ensure_namespace()
+    for doc in docs:
+        cluster.kube.apply(doc)
+
+
+def run_training(cluster: Cluster) -> tuple[Any, str]:
+    """Wait for training iris:t1 to end; its status and log."""
+    trainings = KubeTrainings(cluster.kube, cluster.config)
+    status = wait_for(lambda: (s := trainings.status("iris", "t1")) and not s.running and s, timeout=120,
+                      what="the training's end")
+    log = "\n".join(trainings.logs("iris", "t1"))
+    trainings.discard("iris", "t1")
+    return status, log
+
+
+def test_a_training_pod_runs_init_container_secret_config_and_empty_dir(docker_cluster: Cluster,
+                                                                         docker_client: Any) -> None:
+    spec = image_spec(docker_client, **sample_inputs())
+    docs = training_manifests(spec, docker_cluster.config)
+    pod = docs[-1]["spec"]["template"]["spec"]
+    pod["initContainers"][0]["command"] = ["python", "-c", FETCH]  # the runner is not in python:3.11-slim
+    pod["containers"][0]["command"] = ["python", "-c", TRAIN]
+    apply_all(docker_cluster, docs)
+    status, log = run_training(docker_cluster)
+    assert (status.exit_code, status.error) == (0, None), log
+    assert "store db:5432/atoll" in log
+    assert "project iris dataset ds1" in log
+    assert "fetched 5.1,3.5" in log
+    assert "staging fetch cwd /app" in log
+    assert "data read-only True" in log
+    assert "secret mode 0o400" in log
+
+
+def test_the_real_fetch_step_fails_without_atoll_in_the_image(docker_cluster: Cluster, docker_client: Any) -> None:
+    KubeTrainings(docker_cluster.kube, docker_cluster.config).start(image_spec(docker_client, **sample_inputs()))
+    status, log = run_training(docker_cluster)
+    assert status.error == "fetching the inputs failed: exit code 1"
+    assert "No module named" in log
+
+
+def test_a_container_over_its_memory_limit_is_oom_killed(docker_cluster: Cluster, docker_client: Any) -> None:
+    spec = image_spec(docker_client, profile=ResourceProfile(memory_limit=32))
+    docs = training_manifests(spec, docker_cluster.config)
+    docs[-1]["spec"]["template"]["spec"]["containers"][0]["command"] = [
+        "python", "-c", "chunks = [bytearray(8 << 20) for _ in range(64)]"]
+    apply_all(docker_cluster, docs)
+    status, _ = run_training(docker_cluster)
+    assert status.error == "killed: out of memory (limit 32Mi)"
+
+
+def test_a_deployment_pod_gets_ready_through_its_probe_and_answers(docker_cluster: Cluster,
+                                                                    docker_client: Any) -> None:
+    deployments = KubeDeployments(docker_cluster.kube, docker_cluster.config)
+    docs = deployment_manifests(image_spec(docker_client, "deploy", "online"), docker_cluster.config, "g1", 60)
+    for doc in docs:  # the objects Atoll applies, with a stand-in server for the runner (not in python:3.11-slim)
+        if doc["kind"] == "Deployment":
+            doc["spec"]["template"]["spec"]["containers"][0]["command"] = ["python", "-c", SERVE]
+    apply_all(docker_cluster, docs)
+    view = wait_for(lambda: (v := deployments.rollout("iris", "online", "g1")).state != "running" and v,
+                    timeout=120, what="the roll-out")
+    assert view.state == "done", view
+    [replica] = deployments.status("iris", "online")
+    assert replica.healthy and replica.url
+    with urllib.request.urlopen(f"{replica.url}/health", timeout=10) as answer:
+        assert answer.status == 200 and answer.read().decode() == replica.name
+    # The kubelet copies container logs periodically: wait for the line rather than race it.
+    line = wait_for(lambda: next(iter(deployments.logs("iris", "online")), None), what="the replica's log")
+    assert line == f"[{replica.name}] serving"
+    deployments.discard("iris", "online")
+    assert json.dumps(docker_cluster.emulated.objects("pods")) == "[]"
