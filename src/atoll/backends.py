@@ -32,12 +32,13 @@ are defined in this module, which the islands import (never the reverse).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from atoll.config import Config
 from atoll.credentials import home_store, open_chest, read_home_chest
-from atoll.errors import BackendUnavailableError, ConfigError, NotFoundError
+from atoll.errors import BackendUnavailableError, ConfigError
 from atoll.files.base import FILE_STORES, FileStore, get_file_store
 from atoll.files.lightweight import LightweightFileStore
 from atoll.metadata.base import MetadataStore, get_metadata_store
