@@ -19,7 +19,7 @@ import pytest
 from atoll.api import models, projects
 from atoll.api.context import AtollContext
 from atoll.config import load_config
-from atoll.containers.local_build import _write_kernelspec
+from atoll.containers.local.build import _write_kernelspec
 from atoll.domain.records import BuildVersion, TaskState, Training
 from atoll.runner import KERNEL_NAME
 from runtime.deploy_helpers import write_notebook

@@ -22,7 +22,7 @@ from support.processes import ServerProcess, wait_for
 # Echoes the names of the request headers it received: shows what the router forwarded.
 HEADERS_REPLICA = """
 import orjson
-from atoll.toolkit.asgi import lifespan, read_body, run_app
+from atoll._http.asgi import lifespan, read_body, run_app
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
@@ -172,9 +172,9 @@ def test_auth_on_without_a_keys_file_refuses_to_start_and_off_warns(tmp_path: Pa
 
 def test_the_swarm_router_reads_the_keys_file_from_its_read_only_mount(tmp_path: Path) -> None:
     from atoll.config import Config
-    from atoll.containers.swarm_router import KEYS_MOUNT, SwarmRouterIsland
+    from atoll.islands.router import KEYS_MOUNT, SwarmRouterIsland
 
-    on = SwarmRouterIsland(Config())._command()
+    on = SwarmRouterIsland(Config()).command()
     assert on[-2:] == ["--keys-file", f"{KEYS_MOUNT}/keys.json"]
-    off = SwarmRouterIsland(Config.model_validate({"router": {"auth": "off"}}))._command()
+    off = SwarmRouterIsland(Config.model_validate({"router": {"auth": "off"}})).command()
     assert off[-2:] == ["--auth", "off"]

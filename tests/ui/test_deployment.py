@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from atoll.api.context import AtollContext
 from atoll.containers.base import ReplicaStatus
-from atoll.toolkit.metrics import Metrics
+from atoll._http.metrics import Metrics
 from atoll.ui.replica_metrics import parse_prometheus, sample_of, summarize
 from ui.conftest import json_of
 

@@ -31,6 +31,7 @@ import orjson
 
 from atoll.api.context import AtollContext
 from atoll.api.records import Filter, build, fresh_name
+from atoll.credentials import load_key
 from atoll.domain.names import validate_name
 from atoll.domain.records import ApiKey, Project, utcnow
 from atoll.errors import BackendError, UsageError
@@ -44,8 +45,6 @@ MAX_EXPIRY_DAYS = 3650
 
 
 def _pepper() -> bytes:
-    from atoll.secrets import load_key  # the one use of the installation's key here
-
     return hmac.new(load_key(), b"atoll router api keys v1", hashlib.sha256).digest()
 
 

@@ -1,6 +1,6 @@
 """Request rate, error rate and latency of a deployment, from its replicas' ``GET /metrics``.
 
-Replicas expose Prometheus text (:mod:`atoll.toolkit.metrics`, prefix
+Replicas expose Prometheus text (:mod:`atoll._http.metrics`, prefix
 ``atoll``): ``atoll_requests_total{route,status}``, ``atoll_errors_total``
 and the histogram ``atoll_request_duration_seconds`` of ``/predict``. Rates
 need two scrapes, so :class:`MetricsScraper` keeps each replica's previous
