@@ -9,6 +9,7 @@ import pytest
 
 from atoll.api.context import AtollContext
 from atoll.config import Config
+from atoll.files.lightweight import LightweightFileStore
 from atoll.testing.memory import MemoryMetadataStore
 from atoll.testing.memory_containers import MemoryContainerManager
 from atoll.testing.memory_files import MemoryFileStore
@@ -25,7 +26,8 @@ def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AtollContext:
     context = AtollContext(config=config, cwd=work)
     # Opened through the registries, as a configured context would; recorded removals in .calls.
     assert isinstance(context.metadata, MemoryMetadataStore)
-    assert isinstance(context.files, MemoryFileStore)
+    assert isinstance(context.files, LightweightFileStore)  # small --lightweight files go to the metadata store
+    assert isinstance(context.files.files, MemoryFileStore)
     assert isinstance(context.containers, MemoryContainerManager)
     return context
 

@@ -17,7 +17,7 @@ from atoll.containers.kubernetes.ide import KubeIde
 from atoll.containers.kubernetes.jobs import KubeTrainings
 from atoll.containers.kubernetes.rollouts import KubeDeployments
 from atoll.errors import BackendUnavailableError, ConfigError, NotFoundError
-from conftest import Cluster, sample_inputs, task_spec, wait_for
+from kube_helpers import Cluster, sample_inputs, task_spec, wait_for
 
 KINDS = ("jobs", "pods", "deployments", "services", "secrets", "configmaps", "horizontalpodautoscalers")
 

@@ -27,7 +27,7 @@ from atoll.containers.kubernetes.rollouts import KubeDeployments
 from atoll.testing.kube_api import EmulatedCluster
 from atoll.testing.kube_control import TestController
 from atoll.testing.kube_docker import LABEL, DockerKubelet
-from conftest import Cluster, sample_inputs, task_spec, wait_for
+from kube_helpers import Cluster, sample_inputs, task_spec, wait_for
 
 pytestmark = pytest.mark.docker
 PYTHON_IMAGE = os.environ.get("ATOLL_PYTHON_IMAGE", "python:3.11-slim")

@@ -17,7 +17,7 @@ from atoll.containers.kubernetes.manager import KubernetesContainerManager
 from atoll.errors import ConfigError, ExecutionError, NotFoundError
 from atoll.testing.memory import MemoryMetadataStore
 from atoll.testing.memory_files import MemoryFileStore
-from conftest import STORE, Cluster, task_spec, wait_for
+from kube_helpers import STORE, Cluster, task_spec, wait_for
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from atoll.containers.kubernetes import island_manifests as islands
 from atoll.containers.kubernetes import manifests
 from atoll.containers.kubernetes.objects import image_pull_secret, namespace_manifest
 from atoll.errors import UsageError, ValidationError
-from conftest import DIGEST, STORE, sample_inputs, task_spec
+from kube_helpers import DIGEST, STORE, sample_inputs, task_spec
 
 VERSIONS = ("1.30.0", "1.37.0")
 PROFILE = ResourceProfile(cpu_request=0.5, cpu_limit=2, memory_request=256, memory_limit=1024, gpu=1,

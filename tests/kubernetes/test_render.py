@@ -13,7 +13,7 @@ import yaml
 from atoll.api.context import AtollContext
 from atoll.config import load_config
 from atoll.domain.records import BuildVersion, Model, Project, Training
-from conftest import DIGEST, sample_inputs
+from kube_helpers import DIGEST, sample_inputs
 
 ATOLL = Path(sys.executable).parent / "atoll"
 

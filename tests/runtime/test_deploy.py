@@ -94,12 +94,6 @@ def svc(env: Env) -> str:
     return "svc"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: the --port balancer (containers/local_balancer.py, moving to atoll._http) forwards the "
-    "replica's date header and uvicorn adds its own; fix: drop b'date' (and b'server') from the answer's "
-    "headers like the router's _DROP_FROM_ANSWER does",
-)
 def test_the_balancer_answers_with_one_date_header(env: Env, svc: str) -> None:
     port = env.status(svc)["port"]
     answer = httpx.post(f"http://127.0.0.1:{port}/predict", content="x", timeout=10)

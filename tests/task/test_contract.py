@@ -84,6 +84,6 @@ def test_store_settings_round_trip_through_the_secret_file(tmp_path: Path, monke
     monkeypatch.setenv(STORE_CONFIG_ENV, str(layout.store_file))
     assert read_store_config() == settings
     metadata, files = open_task_stores(read_store_config())
-    assert isinstance(metadata, MemoryMetadataStore) and isinstance(files, MemoryFileStore)
+    assert isinstance(metadata, MemoryMetadataStore) and isinstance(files.files, MemoryFileStore)
     with pytest.raises(ConfigError, match="version"):
         open_task_stores({**settings, "version": 99})

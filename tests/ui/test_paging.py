@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
@@ -12,6 +13,7 @@ from starlette.testclient import TestClient
 from atoll.api.context import AtollContext
 from atoll.config import Config
 from atoll.domain.records import Model, ModelVersion
+from atoll.metadata._sqlindex import write_metrics
 from atoll.metadata.base import get_metadata_store
 from atoll.ui.app import create_app
 from ui.conftest import TOKEN, json_of
@@ -36,6 +38,9 @@ def big_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with engine.begin() as conn:  # the store's own table, filled in bulk: creating one by one takes ~10 s
         conn.execute(sa.text("INSERT INTO records (kind, scope, name, doc, revision, created_at, modified_at) "
                              "VALUES (:kind, :scope, :name, :doc, 1, :created, :modified)"), rows)
+        # ...and its metrics index, as the store keeps it for every record it writes.
+        for record_id, doc in conn.execute(sa.text("SELECT id, doc FROM records WHERE kind = 'movers'")).all():
+            write_metrics(conn, record_id, orjson.loads(doc))
     engine.dispose()
     store.close()
     yield url

@@ -35,14 +35,17 @@ try:
         ConnectionClosedError,
         ConnectTimeoutError,
         EndpointConnectionError,
+        IncompleteReadError,
         NoCredentialsError,
         ReadTimeoutError,
+        ResponseStreamingError,
     )
 except ImportError as exc:  # reported by the registry, which names ``exc.name`` and the install hint
     raise ImportError(f"the s3 file store needs boto3 (pip install 'atoll[s3]'): {exc}", name=exc.name) from exc
 
 MB = 1024 * 1024
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_CONSISTENT_TRIES = 3  # large downloads re-read when the object changed while being read
 _DENIED_CODES = frozenset({"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"})
 _UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
 
@@ -146,17 +149,58 @@ class S3FileStore(FileStore):
         name = self._name(key)
         local_path = Path(local_path)
         self._ensure_bucket()
-        if not self._exists(name):
+        head = self._head(name)
+        if head is None:
             raise NotFoundError(f"no file {key!r} in {self}")
         local_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = local_path.with_name(f".{local_path.name}.{os.getpid()}.{threading.get_ident()}.part")
         try:
-            self._client.download_file(self.bucket, name, str(tmp), Config=self._transfer)
+            for _attempt in range(_CONSISTENT_TRIES):
+                if int(head.get("ContentLength") or 0) < self._transfer.multipart_threshold:
+                    # One GET answers with one version of the object: a concurrent upload
+                    # cannot mix old and new bytes into what is read. A server that replaces
+                    # the file under an open answer cuts it short: read again.
+                    try:
+                        self._get_whole(name, head.get("ETag"), tmp)
+                        break
+                    except (IncompleteReadError, ResponseStreamingError):
+                        pass
+                    head = self._head(name)
+                    if head is None:
+                        raise NotFoundError(f"no file {key!r} in {self}")
+                    continue
+                # Large files in parallel ranged requests; those may straddle a concurrent
+                # upload, so the object must be the same before and after.
+                self._client.download_file(self.bucket, name, str(tmp), Config=self._transfer)
+                after = self._head(name)
+                if after is not None and after.get("ETag") == head.get("ETag"):
+                    break
+                if after is None:
+                    raise NotFoundError(f"no file {key!r} in {self}")
+                head = after
+            else:
+                raise BackendError(f"cannot download {key!r} from {self}: it kept changing while being read")
             os.replace(tmp, local_path)
         except (BotoCoreError, ClientError, Boto3Error) as exc:
             self._translate(exc, f"download {key}", key=key)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _get_whole(self, name: str, etag: str | None, target: Path) -> None:
+        """Stream one GET of ``name`` into ``target`` (pinned to ``etag`` when known)."""
+        extra = {"IfMatch": etag} if etag else {}
+        try:
+            answer = self._client.get_object(Bucket=self.bucket, Key=name, **extra)
+        except ClientError as exc:
+            if _code(exc) not in ("PreconditionFailed", "412"):
+                raise
+            answer = self._client.get_object(Bucket=self.bucket, Key=name)  # replaced meanwhile: the new one
+        body = answer["Body"]
+        try:
+            with open(target, "wb") as out:
+                out.writelines(body.iter_chunks(MB))
+        finally:
+            body.close()
 
     def delete(self, key: str) -> None:
         name = self._name(key)
@@ -202,15 +246,19 @@ class S3FileStore(FileStore):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _exists(self, name: str) -> bool:
+        return self._head(name) is not None
+
+    def _head(self, name: str) -> dict[str, Any] | None:
+        """The object's metadata (size, ETag), None when it does not exist."""
         try:
-            self._client.head_object(Bucket=self.bucket, Key=name)
+            head: dict[str, Any] = self._client.head_object(Bucket=self.bucket, Key=name)
         except ClientError as exc:
             if _code(exc) in _NOT_FOUND_CODES:
-                return False
+                return None
             self._translate(exc, f"check {name}")
         except BotoCoreError as exc:
             self._translate(exc, f"check {name}")
-        return True
+        return head
 
     def _ensure_bucket(self) -> None:
         """Create the bucket on first use when it is missing (once per store)."""

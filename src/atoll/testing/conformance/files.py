@@ -143,5 +143,5 @@ class FileStoreConformance:
             store.upload(tmp_path / "new", "big")
             store.upload(tmp_path / "old", "big")
         thread.join(timeout=60)
-        assert not errors
+        assert not errors, errors
         assert seen and all(data in (old, new) for data in seen)
