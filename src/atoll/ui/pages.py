@@ -24,9 +24,9 @@ from atoll.api import versions as versions_api
 from atoll.api.context import AtollContext
 from atoll.api.records import list_records
 from atoll.domain.query import parse_filter
-from atoll.domain.records import BuildVersion, Deployment, ModelVersion, Training
+from atoll.domain.records import BuildVersion, Dataset, Deployment, ModelVersion, Project, Training
 from atoll.errors import AtollError, BackendUnavailableError, NotFoundError
-from atoll.ui.paging import Page, VersionRows, metric_names, sort_rows
+from atoll.ui.paging import Page, metric_columns, records_page, version_page
 
 LOG_TAIL = 60
 PREDICT_TIMEOUT = 30.0
@@ -38,9 +38,10 @@ def _states(records: list[Training] | list[Deployment]) -> dict[str, int]:
 
 
 def projects(ctx: AtollContext, page: Page) -> dict[str, Any]:
-    """Every project with its builds, trainings and deployments at a glance."""
+    """One page of the projects, each with its builds, trainings and deployments at a glance."""
+    found, total = records_page(ctx, Project, page)
     rows = []
-    for project in projects_api.list_projects(ctx):
+    for project in found:
         builds = list_records(ctx, BuildVersion, project.name)
         trainings = list_records(ctx, Training, project.name)
         deployments = list_records(ctx, Deployment, project.name)
@@ -52,7 +53,7 @@ def projects(ctx: AtollContext, page: Page) -> dict[str, Any]:
             "trainings": _states(trainings),
             "deployments": [{"name": d.name, "state": d.task.state.value, "n_tasks": d.n_tasks} for d in deployments],
         })
-    return {"projects": page.of(rows)}
+    return {"projects": page.listing(rows, total)}
 
 
 def project(ctx: AtollContext, name: str) -> dict[str, Any]:
@@ -90,28 +91,29 @@ def models(ctx: AtollContext) -> dict[str, Any]:
 
 def model_versions(
     ctx: AtollContext,
-    rows_cache: VersionRows,
     model: str,
     page: Page,
     filter_text: str = "",
     sort: str = "created_at",
     descending: bool = True,
 ) -> dict[str, Any]:
-    """A model and one page of its versions (filtered, sorted), with the metric columns.
+    """A model and one page of its versions (filtered, sorted and cut by the store), with the metric columns.
+
+    ``metrics`` are the columns: the metrics found on this page (see :mod:`atoll.ui.paging`).
 
     Raises:
         UsageError: a malformed filter or an unknown sort key.
     """
     record = models_api.get_model(ctx, model)
     flt = parse_filter(filter_text) if filter_text.strip() else None
-    rows = sort_rows(rows_cache.rows(ctx, record.name, flt), sort, descending)
+    rows, total = version_page(ctx, record.name, flt, page, sort, descending)
     return {
         "model": record.public_dump(),
         "filter": filter_text,
         "sort": sort,
         "order": "desc" if descending else "asc",
-        "metrics": metric_names(rows),
-        "versions": page.of(rows),
+        "metrics": metric_columns(rows, sort),
+        "versions": page.listing(rows, total),
     }
 
 
@@ -155,13 +157,14 @@ def dataset(ctx: AtollContext, model: str, name: str) -> dict[str, Any]:
 
 
 def datasets(ctx: AtollContext, page: Page) -> dict[str, Any]:
-    """Every dataset of every model."""
+    """One page of the datasets of every model."""
+    found, total = records_page(ctx, Dataset, page)
     rows = [
         {"model": d.model, "name": d.name, "files": len(d.files), "size": sum(f.size for f in d.files),
          "created_at": d.created_at.isoformat(), "compressed": d.compressed}
-        for d in datasets_api.list_datasets(ctx)
+        for d in found
     ]
-    return {"datasets": page.of(rows)}
+    return {"datasets": page.listing(rows, total)}
 
 
 def chests(ctx: AtollContext) -> dict[str, Any]:
@@ -216,11 +219,16 @@ def deployment(ctx: AtollContext, proj: str, name: str) -> dict[str, Any]:
     }
 
 
-def predict(ctx: AtollContext, proj: str, name: str, body: bytes, model_version: str = "") -> dict[str, Any]:
+def predict(ctx: AtollContext, proj: str, name: str, body: bytes, model_version: str = "",
+            api_key: str = "") -> dict[str, Any]:
     """Send ``body`` to the deployment through the router (a healthy replica when the router is down).
 
+    ``api_key`` goes to the router only (``Authorization: Bearer``), as any
+    client sends it; the UI neither keeps nor shows it, and never mints one.
+
     Returns the answer's status, content type and text; a refused prediction
-    (400 from the notebook) is an answer, not an error.
+    (400 from the notebook, 401 from the router without a valid key) is an
+    answer, not an error.
 
     Raises:
         BackendUnavailableError: neither the router nor a replica answered.
@@ -234,8 +242,10 @@ def predict(ctx: AtollContext, proj: str, name: str, body: bytes, model_version:
                 for r in info["replicas"] if r.get("url") and r.get("state") == "healthy"]
     failures = []
     for url in targets:
-        request = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if api_key and url == targets[0]:
+            headers["Authorization"] = f"Bearer {api_key}"
+        request = urllib.request.Request(url, data=body, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=PREDICT_TIMEOUT) as answer:
                 return _answer(url, answer.status, answer.headers.get("content-type", ""), answer.read())
