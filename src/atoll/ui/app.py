@@ -23,7 +23,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from atoll import __version__
-from atoll.api import trainings as trainings_api
 from atoll.api import versions as versions_api
 from atoll.api.context import AtollContext
 from atoll.errors import AtollError
@@ -143,7 +142,7 @@ class UiApp:
         p = request.path_params
 
         def gather(ctx: AtollContext) -> str:
-            return executed_notebook_html(ctx, trainings_api.get_training(ctx, p["train"], p["proj"]))
+            return executed_notebook_html(ctx, pages.training_record(ctx, p["proj"], p["train"]))
 
         try:
             html = await run_in_threadpool(gather, self.ctx)

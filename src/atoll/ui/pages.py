@@ -22,7 +22,7 @@ from atoll.api import tchests as tchests_api
 from atoll.api import trainings as trainings_api
 from atoll.api import versions as versions_api
 from atoll.api.context import AtollContext
-from atoll.api.records import list_records
+from atoll.api.records import get_record, list_records
 from atoll.domain.query import parse_filter
 from atoll.domain.records import BuildVersion, Dataset, Deployment, ModelVersion, Project, Training
 from atoll.errors import AtollError, BackendUnavailableError, NotFoundError
@@ -69,7 +69,7 @@ def project(ctx: AtollContext, name: str) -> dict[str, Any]:
         "trainings": [
             {"name": t.name, "notebook": t.notebook, "state": t.task.state.value, "progress": t.task.progress,
              "created_at": t.created_at.isoformat()}
-            for t in trainings_api.list_trainings(ctx, record.name)
+            for t in _trainings(ctx, record.name)
         ],
         "deployments": [
             {"name": d.name, "state": d.task.state.value, "n_tasks": d.n_tasks,
@@ -175,19 +175,43 @@ def chests(ctx: AtollContext) -> dict[str, Any]:
     ]}
 
 
-def _log_tail(ctx: AtollContext, record: Training) -> list[str]:
+def _log_tail(ctx: AtollContext, record: Training) -> tuple[list[str], str]:
+    """The last lines of the training's log, and why there are none when the runtime cannot say."""
     if not record.task_id:
-        return []
+        return [], ""
     try:
-        return list(collections.deque(trainings_api.training_logs(ctx, record.name, record.proj), maxlen=LOG_TAIL))
+        return list(collections.deque(trainings_api.training_logs(ctx, record.name, record.proj),
+                                      maxlen=LOG_TAIL)), ""
     except NotFoundError:
-        return []
+        return [], ""
+    except AtollError as exc:  # no container manager here (the ui island), or it is down: the record still shows
+        return [], str(exc)
+
+
+def _trainings(ctx: AtollContext, proj: str, name: str | None = None) -> list[Training]:
+    """Trainings as the API reconciles them with their tasks, or as recorded where the runtime cannot be asked."""
+    try:
+        if name is None:
+            return trainings_api.list_trainings(ctx, proj)
+        return [trainings_api.get_training(ctx, name, proj)]
+    except NotFoundError:
+        raise
+    except AtollError:  # no container manager here (the ui island), or it is down
+        if name is None:
+            return list_records(ctx, Training, proj)
+        return [get_record(ctx, Training, name, proj)]
+
+
+def training_record(ctx: AtollContext, proj: str, name: str) -> Training:
+    """One training, reconciled with its task where the runtime can be asked."""
+    return _trainings(ctx, proj, name)[0]
 
 
 def training(ctx: AtollContext, proj: str, name: str) -> dict[str, Any]:
     """One training: state, progress, parameters, log tail, and what it produced."""
-    record = trainings_api.get_training(ctx, name, proj)
+    record = training_record(ctx, proj, name)
     produced = versions_api.list_versions(ctx, proj=record.proj, train=record.name)
+    log_tail, log_note = _log_tail(ctx, record)
     return {
         "training": {
             "proj": record.proj, "name": record.name, "notebook": record.notebook,
@@ -198,16 +222,29 @@ def training(ctx: AtollContext, proj: str, name: str) -> dict[str, Any]:
         "task": record.task.model_dump(mode="json"),
         "ended": record.task.state.ended,
         "parameters": record.params,
-        "log_tail": [line.rstrip("\n") for line in _log_tail(ctx, record)],
+        "log_tail": [line.rstrip("\n") for line in log_tail],
+        "log_note": log_note,
         "has_notebook": bool(record.output_notebook),
         "versions": [v.ref for v in produced],
     }
 
 
 def deployment(ctx: AtollContext, proj: str, name: str) -> dict[str, Any]:
-    """One deployment: replicas and their health, the versions it serves, where it answers."""
-    info = deployments_api.deployment_info(ctx, name, proj)
+    """One deployment: replicas and their health, the versions it serves, where it answers.
+
+    Where the container manager cannot be asked (the ui island, or the runtime
+    is down), the record shows with no replica, availability ``?`` and a ``note`` saying why.
+    """
+    record = deployments_api.get_deployment(ctx, name, proj)
+    note = ""
+    try:
+        info = deployments_api.deployment_info(ctx, record.name, record.proj)
+    except AtollError as exc:
+        note = str(exc)
+        info = {**record.public_dump(), "availability": f"?/{record.n_tasks}", "replicas": [],
+                "router_url": ""}
     return {
+        "note": note,
         "deployment": {
             "proj": info["proj"], "name": info["name"], "notebook": info["notebook"],
             "n_tasks": info["n_tasks"], "state": info["task"]["state"], "build": info["bvers"]["name"],
