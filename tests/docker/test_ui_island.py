@@ -7,7 +7,7 @@ the recorded versions with it, and never carry the token in the service's spec
 (argv, env, image); ``stop`` removes the service and its secrets. The fixture then
 removes, by exact name, whatever a failure may have left (the ``atoll/isle-ui``
 image stays, like the other island images: it is a build cache).
-Run under ``flock /tmp/atoll-docker.lock``.
+Run under ``flock /tmp/atoll-docker.lock``. (Here, not in tests/ui/, for the engine fixtures of this directory.)
 """
 
 from __future__ import annotations
@@ -34,33 +34,6 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-PYTHON_IMAGE = os.environ.get("ATOLL_PYTHON_IMAGE", "python:3.11-slim")
-
-
-def _unavailable(message: str) -> None:
-    if os.environ.get("ATOLL_REQUIRE_DOCKER") == "1":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def swarm() -> Iterator[DockerClient]:
-    """A client of an engine that is an active swarm manager holding the Python image."""
-    try:
-        from docker import from_env
-
-        client = from_env(timeout=60)
-        info = client.info()
-    except Exception as exc:  # noqa: BLE001 - whatever keeps the engine away means: no engine here
-        _unavailable(f"Docker engine not reachable: {exc}")
-    swarm_state = info.get("Swarm", {})
-    if swarm_state.get("LocalNodeState") != "active" or not swarm_state.get("ControlAvailable"):
-        _unavailable("Docker swarm not active on this engine; run .ci/setup-docker")
-    if not client.images.list(name=PYTHON_IMAGE):
-        _unavailable(f"Docker image {PYTHON_IMAGE} missing; run .ci/setup-docker")
-    yield client
-    client.close()
-
 
 @dataclass
 class Home:
@@ -81,7 +54,8 @@ class Home:
 
 
 @pytest.fixture
-def home(swarm: DockerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
+def home(swarm_client: DockerClient, python_image: str, tmp_path: Path,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
     namespace = f"atoll-u{os.getpid()}{uuid.uuid4().hex[:4]}"
     path = tmp_path / "home"
     path.mkdir()
@@ -90,17 +64,18 @@ def home(swarm: DockerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         "container_manager": {"type": "swarm", "namespace": namespace},
         "ui": {"port": port},
         "islands": {"setup_timeout": 120},
-        "docker": {"python_image": PYTHON_IMAGE},
+        "docker": {"python_image": python_image},
     }))
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATOLL_")} | {"ATOLL_HOME": str(path)}
     monkeypatch.setenv("ATOLL_HOME", str(path))
     try:
         yield Home(path, namespace, port, env)
     finally:
-        remove_by_name(swarm, namespace, services=[f"{namespace}-isle-ui"])
+        remove_by_name(swarm_client, namespace, services=[f"{namespace}-isle-ui"])
 
 
-def test_the_ui_island_on_swarm_serves_the_records_behind_its_token(home: Home, swarm: DockerClient) -> None:
+def test_the_ui_island_on_swarm_serves_the_records_behind_its_token(home: Home, swarm_client: DockerClient) -> None:
+    swarm = swarm_client
     home.atoll("model", "new", "--name", "iris-clf")
     for name, accuracy in (("first", 0.97), ("second", 0.91)):
         home.atoll("movers", "new", "--model", "iris-clf", "--name", name, "--skip-upload",
