@@ -3,8 +3,9 @@
 Versions carry the snapshots a real training leaves (build, training), as in
 ``bench/metadata_bench.py --snapshots``. Times ``GET /model/iris`` (page 1 of
 50, newest first) and the same page sorted by a metric, through the app in
-process (Starlette's test client, no network): the first request reads every
-version; later ones reuse the cached rows after two cheap store queries.
+process (Starlette's test client, no network). The store sorts, filters and
+cuts the page (nothing is cached), so the first request of a fresh app costs
+what later ones do: one count plus the 50 records shown.
 """
 
 from __future__ import annotations
@@ -50,10 +51,15 @@ def ui(report: Report, quick: bool) -> None:
             first = timed("/model/iris")
             warm = statistics.median(timed("/model/iris") for _ in range(7))
             by_metric = statistics.median(timed("/model/iris?sort=metric:acc&page=7") for _ in range(7))
+            ascending = statistics.median(timed("/model/iris?sort=metric:acc&order=asc&page=7") for _ in range(7))
+            filtered = statistics.median(
+                timed('/model/iris?filter={"details.metrics.acc":{"$gte":0.5}}&page=3') for _ in range(7))
         ctx.close()
+    slowest = max(warm, by_metric, ascending, filtered)
     report.add(
-        Row(f"ui: versions page over {n:,} versions, first request", fmt(first, "ms"), "reads every version",
-            None, "<= 1000 ms", first <= 1000),
-        Row(f"ui: versions page over {n:,} versions, cached", fmt(warm, "ms"),
-            f"sorted by a metric {fmt(by_metric, 'ms')}", None, "<= 1000 ms", max(warm, by_metric) <= 1000),
+        Row(f"ui: versions page over {n:,} versions, first request", fmt(first, "ms"),
+            "fresh app: one count + the 50 records shown", None, "<= 1000 ms", first <= 1000),
+        Row(f"ui: versions page over {n:,} versions, later requests", fmt(warm, "ms"),
+            f"by a metric {fmt(by_metric, 'ms')} (ascending {fmt(ascending, 'ms')}), filtered {fmt(filtered, 'ms')}",
+            None, "<= 1000 ms", slowest <= 1000),
     )

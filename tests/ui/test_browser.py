@@ -64,6 +64,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
               "--dataset", "iris-clf:iris", "--params", '{"C": 0.05, "kernel": "rbf"}')
         a.run("depl", "new", "--proj", "iris", "--name", "iris-svc", "--nb", "notebooks/predict.ipynb",
               "--movers", "iris-clf:first", "-n", "2")
+        a.key = a.json("key", "new", "--proj", "iris", "--name", "ui-form")["key"]
         server = subprocess.Popen([str(ATOLL), "ui", "--port", "0"], cwd=a.cwd, env=a.env(), text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         line = server.stdout.readline() if server.stdout else ""
@@ -187,9 +188,14 @@ def test_the_test_prediction_form_answers_setosa(page: Any, ui: Ui) -> None:
     page.wait_for_function("document.querySelector('#traffic').dataset.updated")
     assert page.locator('[data-field="availability"]').inner_text() == "2/2"
     page.fill("#body", ROW)
+    page.click("#predict button")  # no key: the router refuses, and the page says so
+    page.wait_for_selector("#prediction")
+    assert "HTTP 401" in page.locator("#prediction").inner_text()
+    page.fill("#api_key", ui.atoll.key)
     page.click("#predict button")
     page.wait_for_selector("#prediction")
     assert "HTTP 200" in page.locator("#prediction").inner_text()
+    assert ui.atoll.key not in page.content()  # sent to the router, never shown back
     assert '"setosa"' in page.locator("#prediction pre").inner_text()
     # the traffic table counts it (scraped from the replicas' /metrics)
     page.wait_for_function(

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from atoll._http.metrics import Metrics
 from atoll.api.context import AtollContext
 from atoll.containers.base import ReplicaStatus
-from atoll._http.metrics import Metrics
 from atoll.ui.replica_metrics import parse_prometheus, sample_of, summarize
 from ui.conftest import json_of
 

@@ -5,7 +5,7 @@ One abstraction, :class:`~atoll.islands.base.Island`; which class runs island
 :data:`ISLANDS` (an :mod:`atoll._registry` table: import path + install hint)::
 
     router     a local process (local) | the swarm service <ns>-router (swarm)
-    ui         the web UI (``atoll ui``) as a local process (local)
+    ui         the web UI (``atoll ui``) as a local process (local) | the swarm service <ns>-isle-ui (swarm)
     db         PostgreSQL, the metadata store when metadata.native      } swarm services
     files      an S3 server, the file store when file_store.native      } (also from the
     registry   a Docker registry, for docker.target_registry on loopback } local runtime)
@@ -44,6 +44,7 @@ ISLANDS: Registry[Island] = Registry(
         island_key("router", "local"): Backend("atoll.islands.router:LocalRouterIsland"),
         island_key("router", "swarm"): Backend("atoll.islands.router:SwarmRouterIsland", _DOCKER),
         island_key("ui", "local"): Backend("atoll.islands.ui:LocalUiIsland", "pip install 'atoll[ui]'"),
+        island_key("ui", "swarm"): Backend("atoll.islands.ui:SwarmUiIsland", "pip install 'atoll[docker,ui]'"),
         **{island_key(name, manager): backend for name, backend in _SWARM_SERVICES.items()
            for manager in ("local", "swarm")},
     },

@@ -114,6 +114,10 @@ class SwarmServiceIsland(Island):
         """Read-only bind mounts ``(container path, host path)`` the service needs (none by default)."""
         return []
 
+    def writable_bind_mounts(self) -> list[tuple[str, str]]:
+        """Read-write bind mounts ``(container path, host path)`` (none by default; the ui island's embedded stores)."""
+        return []
+
     def healthcheck(self) -> Any:
         """A ``docker.types.Healthcheck`` (None: the image's own HEALTHCHECK)."""
         return None
@@ -274,6 +278,7 @@ class SwarmServiceIsland(Island):
             ensure_volume(self.client, self.config, self.volume_name, labels)
             mounts.append(Mount(self.data_path, self.volume_name, type="volume"))
         mounts += [Mount(target, source, type="bind", read_only=True) for target, source in self.bind_mounts()]
+        mounts += [Mount(target, source, type="bind") for target, source in self.writable_bind_mounts()]
         network = ensure_network(self.client, self.config)
         with engine_errors(self.config, f"creating service {self.service_name}"):
             self.client.services.create(

@@ -23,13 +23,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from atoll import __version__
-from atoll.api import trainings as trainings_api
 from atoll.api import versions as versions_api
 from atoll.api.context import AtollContext
 from atoll.errors import AtollError
 from atoll.ui import pages, svg
 from atoll.ui.notebook import executed_notebook_html
-from atoll.ui.paging import Page, VersionRows
+from atoll.ui.paging import Page
 from atoll.ui.replica_metrics import MetricsScraper
 from atoll.ui.security import SANDBOX_CSP, TokenGate
 
@@ -55,7 +54,6 @@ class UiApp:
 
     def __init__(self, ctx: AtollContext) -> None:
         self.ctx = ctx
-        self.rows = VersionRows()
         self.scraper = MetricsScraper()
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
         self.templates.filters["bytes"] = _human_bytes
@@ -96,7 +94,7 @@ class UiApp:
         descending = q.get("order", "desc") != "asc"
         return await self._run(
             request, "model.html",
-            lambda ctx: pages.model_versions(ctx, self.rows, request.path_params["model"], _page_of(request),
+            lambda ctx: pages.model_versions(ctx, request.path_params["model"], _page_of(request),
                                              q.get("filter", ""), q.get("sort", "created_at"), descending),
             decorate=lambda data: self._model_charts(data, q.get("metric"), q.get("a"), q.get("b")),
         )
@@ -144,7 +142,7 @@ class UiApp:
         p = request.path_params
 
         def gather(ctx: AtollContext) -> str:
-            return executed_notebook_html(ctx, trainings_api.get_training(ctx, p["train"], p["proj"]))
+            return executed_notebook_html(ctx, pages.training_record(ctx, p["proj"], p["train"]))
 
         try:
             html = await run_in_threadpool(gather, self.ctx)
@@ -177,8 +175,10 @@ class UiApp:
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         body = form.get("body", [""])[0].encode()
         model_version = form.get("model_version", [""])[0]
+        api_key = form.get("api_key", [""])[0].strip()
         try:
-            answer = await run_in_threadpool(pages.predict, self.ctx, p["proj"], p["depl"], body, model_version)
+            answer = await run_in_threadpool(pages.predict, self.ctx, p["proj"], p["depl"], body, model_version,
+                                             api_key)
             data = await run_in_threadpool(pages.deployment, self.ctx, p["proj"], p["depl"])
         except AtollError as exc:
             return self._error(request, exc)

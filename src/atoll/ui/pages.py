@@ -22,11 +22,11 @@ from atoll.api import tchests as tchests_api
 from atoll.api import trainings as trainings_api
 from atoll.api import versions as versions_api
 from atoll.api.context import AtollContext
-from atoll.api.records import list_records
+from atoll.api.records import get_record, list_records
 from atoll.domain.query import parse_filter
-from atoll.domain.records import BuildVersion, Deployment, ModelVersion, Training
+from atoll.domain.records import BuildVersion, Dataset, Deployment, ModelVersion, Project, Training
 from atoll.errors import AtollError, BackendUnavailableError, NotFoundError
-from atoll.ui.paging import Page, VersionRows, metric_names, sort_rows
+from atoll.ui.paging import Page, metric_columns, records_page, version_page
 
 LOG_TAIL = 60
 PREDICT_TIMEOUT = 30.0
@@ -38,9 +38,10 @@ def _states(records: list[Training] | list[Deployment]) -> dict[str, int]:
 
 
 def projects(ctx: AtollContext, page: Page) -> dict[str, Any]:
-    """Every project with its builds, trainings and deployments at a glance."""
+    """One page of the projects, each with its builds, trainings and deployments at a glance."""
+    found, total = records_page(ctx, Project, page)
     rows = []
-    for project in projects_api.list_projects(ctx):
+    for project in found:
         builds = list_records(ctx, BuildVersion, project.name)
         trainings = list_records(ctx, Training, project.name)
         deployments = list_records(ctx, Deployment, project.name)
@@ -52,7 +53,7 @@ def projects(ctx: AtollContext, page: Page) -> dict[str, Any]:
             "trainings": _states(trainings),
             "deployments": [{"name": d.name, "state": d.task.state.value, "n_tasks": d.n_tasks} for d in deployments],
         })
-    return {"projects": page.of(rows)}
+    return {"projects": page.listing(rows, total)}
 
 
 def project(ctx: AtollContext, name: str) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def project(ctx: AtollContext, name: str) -> dict[str, Any]:
         "trainings": [
             {"name": t.name, "notebook": t.notebook, "state": t.task.state.value, "progress": t.task.progress,
              "created_at": t.created_at.isoformat()}
-            for t in trainings_api.list_trainings(ctx, record.name)
+            for t in _trainings(ctx, record.name)
         ],
         "deployments": [
             {"name": d.name, "state": d.task.state.value, "n_tasks": d.n_tasks,
@@ -90,28 +91,29 @@ def models(ctx: AtollContext) -> dict[str, Any]:
 
 def model_versions(
     ctx: AtollContext,
-    rows_cache: VersionRows,
     model: str,
     page: Page,
     filter_text: str = "",
     sort: str = "created_at",
     descending: bool = True,
 ) -> dict[str, Any]:
-    """A model and one page of its versions (filtered, sorted), with the metric columns.
+    """A model and one page of its versions (filtered, sorted and cut by the store), with the metric columns.
+
+    ``metrics`` are the columns: the metrics found on this page (see :mod:`atoll.ui.paging`).
 
     Raises:
         UsageError: a malformed filter or an unknown sort key.
     """
     record = models_api.get_model(ctx, model)
     flt = parse_filter(filter_text) if filter_text.strip() else None
-    rows = sort_rows(rows_cache.rows(ctx, record.name, flt), sort, descending)
+    rows, total = version_page(ctx, record.name, flt, page, sort, descending)
     return {
         "model": record.public_dump(),
         "filter": filter_text,
         "sort": sort,
         "order": "desc" if descending else "asc",
-        "metrics": metric_names(rows),
-        "versions": page.of(rows),
+        "metrics": metric_columns(rows, sort),
+        "versions": page.listing(rows, total),
     }
 
 
@@ -155,13 +157,14 @@ def dataset(ctx: AtollContext, model: str, name: str) -> dict[str, Any]:
 
 
 def datasets(ctx: AtollContext, page: Page) -> dict[str, Any]:
-    """Every dataset of every model."""
+    """One page of the datasets of every model."""
+    found, total = records_page(ctx, Dataset, page)
     rows = [
         {"model": d.model, "name": d.name, "files": len(d.files), "size": sum(f.size for f in d.files),
          "created_at": d.created_at.isoformat(), "compressed": d.compressed}
-        for d in datasets_api.list_datasets(ctx)
+        for d in found
     ]
-    return {"datasets": page.of(rows)}
+    return {"datasets": page.listing(rows, total)}
 
 
 def chests(ctx: AtollContext) -> dict[str, Any]:
@@ -172,19 +175,43 @@ def chests(ctx: AtollContext) -> dict[str, Any]:
     ]}
 
 
-def _log_tail(ctx: AtollContext, record: Training) -> list[str]:
+def _log_tail(ctx: AtollContext, record: Training) -> tuple[list[str], str]:
+    """The last lines of the training's log, and why there are none when the runtime cannot say."""
     if not record.task_id:
-        return []
+        return [], ""
     try:
-        return list(collections.deque(trainings_api.training_logs(ctx, record.name, record.proj), maxlen=LOG_TAIL))
+        return list(collections.deque(trainings_api.training_logs(ctx, record.name, record.proj),
+                                      maxlen=LOG_TAIL)), ""
     except NotFoundError:
-        return []
+        return [], ""
+    except AtollError as exc:  # no container manager here (the ui island), or it is down: the record still shows
+        return [], str(exc)
+
+
+def _trainings(ctx: AtollContext, proj: str, name: str | None = None) -> list[Training]:
+    """Trainings as the API reconciles them with their tasks, or as recorded where the runtime cannot be asked."""
+    try:
+        if name is None:
+            return trainings_api.list_trainings(ctx, proj)
+        return [trainings_api.get_training(ctx, name, proj)]
+    except NotFoundError:
+        raise
+    except AtollError:  # no container manager here (the ui island), or it is down
+        if name is None:
+            return list_records(ctx, Training, proj)
+        return [get_record(ctx, Training, name, proj)]
+
+
+def training_record(ctx: AtollContext, proj: str, name: str) -> Training:
+    """One training, reconciled with its task where the runtime can be asked."""
+    return _trainings(ctx, proj, name)[0]
 
 
 def training(ctx: AtollContext, proj: str, name: str) -> dict[str, Any]:
     """One training: state, progress, parameters, log tail, and what it produced."""
-    record = trainings_api.get_training(ctx, name, proj)
+    record = training_record(ctx, proj, name)
     produced = versions_api.list_versions(ctx, proj=record.proj, train=record.name)
+    log_tail, log_note = _log_tail(ctx, record)
     return {
         "training": {
             "proj": record.proj, "name": record.name, "notebook": record.notebook,
@@ -195,16 +222,29 @@ def training(ctx: AtollContext, proj: str, name: str) -> dict[str, Any]:
         "task": record.task.model_dump(mode="json"),
         "ended": record.task.state.ended,
         "parameters": record.params,
-        "log_tail": [line.rstrip("\n") for line in _log_tail(ctx, record)],
+        "log_tail": [line.rstrip("\n") for line in log_tail],
+        "log_note": log_note,
         "has_notebook": bool(record.output_notebook),
         "versions": [v.ref for v in produced],
     }
 
 
 def deployment(ctx: AtollContext, proj: str, name: str) -> dict[str, Any]:
-    """One deployment: replicas and their health, the versions it serves, where it answers."""
-    info = deployments_api.deployment_info(ctx, name, proj)
+    """One deployment: replicas and their health, the versions it serves, where it answers.
+
+    Where the container manager cannot be asked (the ui island, or the runtime
+    is down), the record shows with no replica, availability ``?`` and a ``note`` saying why.
+    """
+    record = deployments_api.get_deployment(ctx, name, proj)
+    note = ""
+    try:
+        info = deployments_api.deployment_info(ctx, record.name, record.proj)
+    except AtollError as exc:
+        note = str(exc)
+        info = {**record.public_dump(), "availability": f"?/{record.n_tasks}", "replicas": [],
+                "router_url": ""}
     return {
+        "note": note,
         "deployment": {
             "proj": info["proj"], "name": info["name"], "notebook": info["notebook"],
             "n_tasks": info["n_tasks"], "state": info["task"]["state"], "build": info["bvers"]["name"],
@@ -216,11 +256,16 @@ def deployment(ctx: AtollContext, proj: str, name: str) -> dict[str, Any]:
     }
 
 
-def predict(ctx: AtollContext, proj: str, name: str, body: bytes, model_version: str = "") -> dict[str, Any]:
+def predict(ctx: AtollContext, proj: str, name: str, body: bytes, model_version: str = "",
+            api_key: str = "") -> dict[str, Any]:
     """Send ``body`` to the deployment through the router (a healthy replica when the router is down).
 
+    ``api_key`` goes to the router only (``Authorization: Bearer``), as any
+    client sends it; the UI neither keeps nor shows it, and never mints one.
+
     Returns the answer's status, content type and text; a refused prediction
-    (400 from the notebook) is an answer, not an error.
+    (400 from the notebook, 401 from the router without a valid key) is an
+    answer, not an error.
 
     Raises:
         BackendUnavailableError: neither the router nor a replica answered.
@@ -234,8 +279,10 @@ def predict(ctx: AtollContext, proj: str, name: str, body: bytes, model_version:
                 for r in info["replicas"] if r.get("url") and r.get("state") == "healthy"]
     failures = []
     for url in targets:
-        request = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if api_key and url == targets[0]:
+            headers["Authorization"] = f"Bearer {api_key}"
+        request = urllib.request.Request(url, data=body, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=PREDICT_TIMEOUT) as answer:
                 return _answer(url, answer.status, answer.headers.get("content-type", ""), answer.read())

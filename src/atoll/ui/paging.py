@@ -1,35 +1,35 @@
-"""Paging, sorting, and the cached version rows behind the versions table.
+"""Paging and sorting of the UI's tables, done by the metadata store.
 
-A model may hold tens of thousands of versions; the table shows one page,
-sorted by any column, so every version's name, date and metrics are needed,
-but not the whole record (a version embeds snapshots of its training and
-dataset; validating 10,000 of them costs most of a second).
-:class:`VersionRows` therefore keeps light rows per (model, filter) and
-reads the versions again only when the store changed: when the number of
-matching versions differs or one was written after the newest the rows saw
-(every store write stamps ``modified_at``). Both checks are cheap queries.
+A model may hold tens of thousands of versions; the versions table shows one
+page of them. The store sorts, filters and pages (``MetadataStore.list`` with
+``sort``/``limit``/``offset``, pushed down to SQL with indexes) and counts the
+matches, so a page costs the records it shows plus one count, whatever the
+number of versions, on the first visit as on later ones: nothing is cached.
+
+The metric columns are the metrics found in the page's rows (plus the one the
+table is sorted by): a metric no version on this page has gets no column here,
+and a version without a metric some other row has shows an empty cell.
+Versions lacking the sorted metric come last in both orders.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
 
+from atoll.api import records as records_api
 from atoll.api import versions as versions_api
 from atoll.api.context import AtollContext
 from atoll.api.records import and_filters
-from atoll.domain.records import ModelVersion
+from atoll.domain.records import ModelVersion, Record
 from atoll.errors import UsageError
 
 DEFAULT_SIZE = 50
 MAX_SIZE = 500
-CACHED_QUERIES = 32
 _TIME = TypeAdapter(datetime)
 
 
@@ -52,17 +52,29 @@ class Page:
             raise UsageError(f"page must be >= 1 and size between 1 and {MAX_SIZE}")
         return cls(number, length)
 
-    def of(self, items: list[Any]) -> dict[str, Any]:
-        """This page of ``items`` plus the figures the pager shows."""
-        total = len(items)
-        start = (self.number - 1) * self.size
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.size
+
+    def part(self, sort: str | None = None, descending: bool = False) -> records_api.Page:
+        """This page as the store's ``limit``/``offset``, in the given order."""
+        return records_api.Page(limit=self.size, offset=self.offset, sort=sort, descending=descending)
+
+    def listing(self, items: list[Any], total: int) -> dict[str, Any]:
+        """The page's ``items`` (already cut by the store) plus the figures the pager shows."""
         return {
-            "items": items[start : start + self.size],
+            "items": items,
             "page": self.number,
             "size": self.size,
             "total": total,
             "pages": max(1, math.ceil(total / self.size)),
         }
+
+
+def records_page(ctx: AtollContext, kind: type[Record], page: Page, scope: str | None = None) -> tuple[list[Any], int]:
+    """One page of ``kind`` in creation order, and how many there are in all."""
+    items = records_api.list_records(ctx, kind, scope, page=page.part())
+    return items, ctx.metadata.count(kind, scope=scope)
 
 
 def version_row(version: ModelVersion) -> dict[str, Any]:
@@ -93,69 +105,50 @@ def _scalar(value: Any) -> bool:
     return isinstance(value, (int, float, str)) and not isinstance(value, bool)
 
 
-def sort_rows(rows: list[dict[str, Any]], key: str, descending: bool) -> list[dict[str, Any]]:
-    """Rows sorted by ``name``, ``created_at`` or ``metric:<name>``; rows lacking the metric go last.
-
-    ``rows`` come oldest first; ties keep that order ascending and the reverse
-    descending (so "newest first" holds among versions created in the same instant).
+def sort_field(key: str) -> str:
+    """The record field a table sort key orders by: ``name``, ``created_at`` or ``metric:<name>``.
 
     Raises:
-        UsageError: an unknown sort key.
+        UsageError: an unknown sort key (a malformed metric name is refused by the store).
     """
-    ordered = rows[::-1] if descending else rows
-    if key.startswith("metric:"):
-        metric = key.removeprefix("metric:")
-        present = [r for r in ordered if _number(r["metrics"].get(metric)) is not None]
-        missing = [r for r in ordered if _number(r["metrics"].get(metric)) is None]
-        present.sort(key=lambda r: _number(r["metrics"][metric]) or 0.0, reverse=descending)
-        return present + missing
-    if key not in ("name", "created_at"):
-        raise UsageError(f"cannot sort by {key!r}: use name, created_at or metric:<name>")
-    return sorted(ordered, key=lambda r: r[key], reverse=descending)
+    if key in ("name", "created_at"):
+        return key
+    if key.startswith("metric:") and key != "metric:":
+        return "details.metrics." + key.removeprefix("metric:")
+    raise UsageError(f"cannot sort by {key!r}: use name, created_at or metric:<name>")
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def version_page(
+    ctx: AtollContext, model: str, flt: dict[str, Any] | None, page: Page, sort: str, descending: bool
+) -> tuple[list[dict[str, Any]], int]:
+    """Rows of one page of ``model``'s versions matching ``flt`` in the asked order, and the number of matches.
+
+    Ties keep creation order (ascending) or its reverse (descending). Versions
+    lacking the sorted metric come last either way: the store puts missing
+    values first in ascending order, so that order is read in two parts.
+
+    Raises:
+        NotFoundError / UsageError: from the API (malformed filter, sort key or metric name).
+    """
+    field = sort_field(sort)
+    total = ctx.metadata.count(ModelVersion, scope=model, filter=flt)
+    if not field.startswith("details.metrics.") or descending:
+        found = versions_api.list_versions(ctx, model, filter=flt, page=page.part(field, descending))
+        return [version_row(v) for v in found], total
+    present = and_filters(flt, {field: {"$ne": None}})
+    n_present = ctx.metadata.count(ModelVersion, scope=model, filter=present)
+    found = []
+    if page.offset < n_present:
+        found = versions_api.list_versions(ctx, model, filter=present, page=page.part(field))
+    if len(found) < page.size:
+        rest = records_api.Page(limit=page.size - len(found), offset=max(0, page.offset - n_present))
+        found += versions_api.list_versions(ctx, model, filter=and_filters(flt, {field: None}), page=rest)
+    return [version_row(v) for v in found], total
 
 
-def metric_names(rows: list[dict[str, Any]]) -> list[str]:
-    """Every metric some row has, sorted."""
-    return sorted({name for row in rows for name in row["metrics"]})
-
-
-class VersionRows:
-    """Light rows of a model's versions matching a filter, re-read only when the store changed."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._cache: dict[tuple[str, str], tuple[int, str, list[dict[str, Any]]]] = {}
-
-    def rows(self, ctx: AtollContext, model: str, flt: dict[str, Any] | None) -> list[dict[str, Any]]:
-        """Rows of ``model``'s versions matching ``flt``, oldest first.
-
-        Raises:
-            NotFoundError / UsageError: from the API (unknown model, malformed filter).
-        """
-        key = (model, json.dumps(flt, sort_keys=True))
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached is not None and self._unchanged(ctx, model, flt, cached[0], cached[1]):
-            return cached[2]
-        rows = [version_row(v) for v in versions_api.list_versions(ctx, model, filter=flt)]
-        newest = max((r["modified_at"] for r in rows), default="")
-        with self._lock:
-            if len(self._cache) >= CACHED_QUERIES:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = (len(rows), newest, rows)
-        return rows
-
-    @staticmethod
-    def _unchanged(ctx: AtollContext, model: str, flt: dict[str, Any] | None, count: int, newest: str) -> bool:
-        # The store's count and limit: two indexed queries instead of reading every version.
-        store = ctx.metadata
-        if store.count(ModelVersion, scope=model, filter=flt) != count:
-            return False
-        if not newest:
-            return count == 0
-        later = and_filters(flt, {"modified_at": {"$gt": newest}})
-        return not store.list(ModelVersion, scope=model, filter=later, limit=1)
+def metric_columns(rows: list[dict[str, Any]], sort: str) -> list[str]:
+    """The metrics some row of the page has, sorted, plus the one the table is sorted by."""
+    names = {name for row in rows for name in row["metrics"]}
+    if sort.startswith("metric:"):
+        names.add(sort.removeprefix("metric:"))
+    return sorted(names)

@@ -6,6 +6,7 @@ Islands::
              headless Services) + Service of ``kubernetes.service_type``
     db       PostgreSQL StatefulSet + its volume claim + Secret (password file) + Service
     files    S3 server (rclone serve s3) Deployment + PersistentVolumeClaim + Secret + Service
+    ui       the web UI Deployment + Secret (token, store settings) + Service
 
 Island images are the ones Atoll builds for swarm, pushed to
 ``docker.target_registry`` and referred to by digest. Credentials come from
@@ -13,6 +14,8 @@ the islands' treasure chests and reach the pods only as Secret files.
 """
 
 from __future__ import annotations
+
+import json
 
 from atoll.config import Config
 from atoll.containers.kubernetes.objects import (
@@ -147,6 +150,41 @@ def files_manifests(config: Config, image: str, access_key: str, secret_key: str
             service(name, ns, own, own, port=FILES_PORT)]
 
 
+def ui_manifests(config: Config, image: str, token: str, store_config: Manifest) -> list[Manifest]:
+    """The web UI (``python -m atoll.ui``): Deployment + Secret (token, store settings) + Service.
+
+    ``image`` is the ui island image (the base image plus the ``ui`` extra,
+    ``atoll.islands.ui.SwarmUiIsland.ensure_image``); ``store_config`` the store
+    settings a task gets in the cluster (``task_store_config(..., in_network=True)``).
+    Embedded stores (a SQLite file, a local directory) cannot reach a pod: the
+    caller refuses them. The token and the store settings are Secret files only;
+    the pod gets no service account token (the UI never talks to the API server),
+    so pages needing the container manager say so, as on swarm.
+    """
+    ns = config.container_manager.namespace
+    name = island_name(config, "ui")
+    own = _island_labels("ui")
+    secret_name = object_name(name, "auth")
+    mounts: list[Manifest] = [{"name": "secrets", "mountPath": ISLAND_SECRET_DIR, "readOnly": True}]
+    command = ["python", "-m", "atoll.ui", "--host", "0.0.0.0", "--port", str(SERVICE_PORT),
+               "--state-file", f"{ISLAND_SECRET_DIR}/token.json", "--store-config", f"{ISLAND_SECRET_DIR}/stores.json"]
+    container = _container("ui", pinned_image(image, "the ui island image"), command, SERVICE_PORT, mounts)
+    container["readinessProbe"] = {"tcpSocket": {"port": "http"}, "periodSeconds": 2}  # every path needs the token
+    deployment: Manifest = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(name, ns, own),
+        "spec": {"replicas": 1, "selector": {"matchLabels": own},
+                 "template": {"metadata": {"labels": own}, "spec": {
+                     "containers": [container], "volumes": [_secret_volume(secret_name)],
+                     "automountServiceAccountToken": False, "enableServiceLinks": False}}},
+    }
+    files = {"token.json": json.dumps({"token": token}).encode(), "stores.json": json.dumps(store_config).encode()}
+    kind = config.container_manager.kubernetes.service_type
+    node_port = config.ui.port if kind == "NodePort" and 30000 <= config.ui.port <= 32767 else None
+    port = SERVICE_PORT if kind != "LoadBalancer" else config.ui.port
+    return [secret(secret_name, ns, own, files), deployment,
+            service(name, ns, own, own, port=port, service_type=kind, node_port=node_port)]
+
+
 RBAC_RULES: list[Manifest] = [
     {"apiGroups": [""], "resources": ["pods", "services", "secrets", "configmaps", "persistentvolumeclaims"],
      "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
@@ -186,4 +224,5 @@ __all__ = [
     "island_name",
     "rbac_manifests",
     "router_manifests",
+    "ui_manifests",
 ]
