@@ -15,7 +15,9 @@ credentials in it masked.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any, NoReturn
@@ -45,7 +47,12 @@ except ImportError as exc:  # reported by the registry, which names ``exc.name``
 
 MB = 1024 * 1024
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
-_CONSISTENT_TRIES = 3  # large downloads re-read when the object changed while being read
+_CONSISTENT_TRIES = 5  # downloads re-read when the object changed while being read
+_PLAIN_MD5_ETAG = re.compile(r'^"?([0-9a-f]{32})"?$')  # a single-part object's ETag is its MD5
+
+
+class _TornRead(Exception):
+    """What one GET returned is not the object its ETag names (replaced while being read)."""
 _DENIED_CODES = frozenset({"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"})
 _UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
 
@@ -157,13 +164,13 @@ class S3FileStore(FileStore):
         try:
             for _attempt in range(_CONSISTENT_TRIES):
                 if int(head.get("ContentLength") or 0) < self._transfer.multipart_threshold:
-                    # One GET answers with one version of the object: a concurrent upload
-                    # cannot mix old and new bytes into what is read. A server that replaces
-                    # the file under an open answer cuts it short: read again.
+                    # One GET answers with one version of the object on S3 proper; a server
+                    # that rewrites the file under an open answer cuts it short or tears it
+                    # (caught by the ETag's MD5): read again.
                     try:
                         self._get_whole(name, head.get("ETag"), tmp)
                         break
-                    except (IncompleteReadError, ResponseStreamingError):
+                    except (IncompleteReadError, ResponseStreamingError, _TornRead):
                         pass
                     head = self._head(name)
                     if head is None:
@@ -187,7 +194,13 @@ class S3FileStore(FileStore):
             tmp.unlink(missing_ok=True)
 
     def _get_whole(self, name: str, etag: str | None, target: Path) -> None:
-        """Stream one GET of ``name`` into ``target`` (pinned to ``etag`` when known)."""
+        """Stream one GET of ``name`` into ``target`` (pinned to ``etag`` when known).
+
+        Some S3 servers (those over a plain directory, e.g. ``rclone serve s3``) rewrite
+        a file in place, so one answer can mix old and new bytes at the right length.
+        When the answer's ETag is a plain MD5 (a single-part upload), the bytes read
+        must hash to it, else :class:`_TornRead` asks the caller to read again.
+        """
         extra = {"IfMatch": etag} if etag else {}
         try:
             answer = self._client.get_object(Bucket=self.bucket, Key=name, **extra)
@@ -196,11 +209,17 @@ class S3FileStore(FileStore):
                 raise
             answer = self._client.get_object(Bucket=self.bucket, Key=name)  # replaced meanwhile: the new one
         body = answer["Body"]
+        plain = _PLAIN_MD5_ETAG.match(str(answer.get("ETag") or ""))
+        digest = hashlib.md5(usedforsecurity=False)
         try:
             with open(target, "wb") as out:
-                out.writelines(body.iter_chunks(MB))
+                for chunk in body.iter_chunks(MB):
+                    digest.update(chunk)
+                    out.write(chunk)
         finally:
             body.close()
+        if plain and digest.hexdigest() != plain.group(1):
+            raise _TornRead(name)
 
     def delete(self, key: str) -> None:
         name = self._name(key)
