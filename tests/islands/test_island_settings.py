@@ -116,13 +116,13 @@ def test_chests_are_stored_encrypted(home: Path) -> None:
     ("sections", "expected"),
     [
         ({}, ["router"]),
-        ({"container_manager": {"type": "swarm"}, "metadata": {"native": True}}, ["router", "db"]),
+        ({"container_manager": {"type": "swarm"}, "metadata": {"native": True}}, ["db", "router"]),
         ({"file_store": {"native": True}, "docker": {"target_registry": "127.0.0.1:5000"}},
-         ["router", "files", "registry"]),
+         ["files", "registry", "router"]),
         ({"docker": {"target_registry": "registry.example.com"}}, ["router"]),
     ],
 )
-def test_get_me_started_picks_the_configured_islands(
+def test_get_me_started_picks_the_configured_islands_stores_before_the_router(
     home: Path, sections: dict[str, Any], expected: list[str]
 ) -> None:
     assert islands_needed(AtollContext(_config(**sections), cwd=home.parent)) == expected

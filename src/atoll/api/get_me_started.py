@@ -35,9 +35,13 @@ class StartStep:
 
 
 def islands_needed(ctx: AtollContext) -> list[str]:
-    """The islands the configuration calls for, in setup order."""
+    """The islands the configuration calls for, in setup order.
+
+    The stores come first: the router is handed the API keys, which it reads
+    from the metadata store (the db island when that is native).
+    """
     config = ctx.config
-    names = ["router"]
+    names: list[str] = []
     if config.metadata.native:
         names.append("db")
     if config.file_store.native:
@@ -45,6 +49,7 @@ def islands_needed(ctx: AtollContext) -> list[str]:
     target = config.docker.target_registry
     if target and target.split("/", 1)[0].rpartition(":")[0] in ("127.0.0.1", "localhost"):
         names.append("registry")
+    names.append("router")
     return names
 
 
