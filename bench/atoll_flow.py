@@ -37,6 +37,7 @@ class AtollHome:
         self.env.update(ATOLL_HOME=str(self.home), ATOLL_ROUTER__PORT=str(self.router_port), **(extra_env or {}))
         self.atoll = str(Path(sys.executable).parent / "atoll")
         self.deployments: set[str] = set()
+        self._key: str | None = None
 
     # --- plumbing -----------------------------------------------------------------
     def cli(self, *args: str, timeout: float = 600, cwd: Path = IRIS) -> str:
@@ -45,6 +46,13 @@ class AtollHome:
 
     def cli_json(self, *args: str, timeout: float = 600) -> Any:
         return json.loads(self.cli("-o", "json", *args, timeout=timeout))
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The Authorization header of an API key for this project (made on first use, valid for 6 hours)."""
+        if self._key is None:
+            self._key = self.cli_json("key", "new", "--proj", self.proj, "--name", "bench", "--expires", "0.25")["key"]
+        return {"Authorization": f"Bearer {self._key}"}
 
     @property
     def router_url(self) -> str:

@@ -83,7 +83,7 @@ def _cold_start(home: AtollHome, name: str, version: str) -> tuple[float, float]
     url = f"http://127.0.0.1:{port}/predict"
     try:
         deadline = start + 300
-        while post(url, ROW, timeout=2)[0] != 200:
+        while post(url, ROW, timeout=2, headers=home.auth)[0] != 200:
             if proc.poll() not in (None, 0) or time.perf_counter() > deadline:
                 out = proc.communicate(timeout=30)[0] if proc.poll() is not None else ""
                 raise RuntimeError(f"atoll depl new gave no prediction (exit {proc.returncode}):\n{out[-2000:]}")

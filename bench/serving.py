@@ -14,7 +14,7 @@ configurations once per round) and the median of the rounds is reported.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import peers as peers_mod
@@ -50,13 +50,14 @@ class Target:
     body: bytes
     hey_cpus: str | None = LOAD_CPU
     rps_estimate: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def _run_rounds(targets: list[Target], concurrencies: tuple[int, ...], rounds: int, seconds: float,
                 on_round: Callable[[int], None] | None = None) -> dict[tuple[str, int], Load]:
     """Warm up every target, then ``rounds`` interleaved passes; field-wise medians per (target, c)."""
     for target in targets:
-        warm = hey(target.urls, target.body, 300, 8, cpus=target.hey_cpus)
+        warm = hey(target.urls, target.body, 300, 8, cpus=target.hey_cpus, headers=target.headers)
         if warm.errors:
             raise RuntimeError(f"{target.name}: {warm.errors} errors while warming up")
         target.rps_estimate = warm.rps
@@ -69,7 +70,8 @@ def _run_rounds(targets: list[Target], concurrencies: tuple[int, ...], rounds: i
                 # c=1 runs slower than the warm-up's c=8: size it on a third of the estimate.
                 estimate = target.rps_estimate / 3 if c == 1 else target.rps_estimate
                 n = requests_for(seconds, estimate, c)
-                runs.setdefault((target.name, c), []).append(hey(target.urls, target.body, n, c, cpus=target.hey_cpus))
+                load = hey(target.urls, target.body, n, c, cpus=target.hey_cpus, headers=target.headers)
+                runs.setdefault((target.name, c), []).append(load)
     return {key: median_load(loads) for key, loads in runs.items()}
 
 
@@ -202,7 +204,7 @@ def router(report: Report, home: AtollHome, quick: bool) -> None:
             depl = f"svc{n_rep}"
             targets = [Target(f"direct {n_rep}r", [r["url"] + "/predict" for r in reps], ROW, proxy_cpus[n_rep]),
                        Target(f"atoll router {n_rep}r", [f"{home.router_url}?project={home.proj}&deploy={depl}"], ROW,
-                              proxy_cpus[n_rep])]
+                              proxy_cpus[n_rep], headers=home.auth)]
             if nginx is not None:
                 targets.append(Target(f"nginx {n_rep}r", [f"http://127.0.0.1:{ports[n_rep]}/predict"], ROW,
                                       proxy_cpus[n_rep]))

@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,9 +125,11 @@ class Proc:
             return ""
 
 
-def post(url: str, body: bytes, timeout: float = 5, content_type: str = "application/json") -> tuple[int, bytes]:
+def post(url: str, body: bytes, timeout: float = 5, content_type: str = "application/json",
+         headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
     """One POST; (status, body), status 0 when nothing answered."""
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+    req = urllib.request.Request(url, data=body, method="POST",
+                                 headers={"Content-Type": content_type, **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read()
@@ -137,7 +139,8 @@ def post(url: str, body: bytes, timeout: float = 5, content_type: str = "applica
         return 0, b""
 
 
-def wait_predict(url: str, body: bytes, timeout: float, proc: Proc | None = None, poll: float = 0.02) -> float:
+def wait_predict(url: str, body: bytes, timeout: float, proc: Proc | None = None, poll: float = 0.02,
+                 headers: Mapping[str, str] | None = None) -> float:
     """Poll ``url`` with POST ``body`` until it answers 200; seconds waited.
 
     Raises:
@@ -146,7 +149,7 @@ def wait_predict(url: str, body: bytes, timeout: float, proc: Proc | None = None
     start = time.perf_counter()
     deadline = start + timeout
     while time.perf_counter() < deadline:
-        status, _ = post(url, body, timeout=2)
+        status, _ = post(url, body, timeout=2, headers=headers)
         if status == 200:
             return time.perf_counter() - start
         if proc is not None and not proc.alive():
@@ -185,11 +188,13 @@ def _parse_hey_csv(text: str) -> list[tuple[float, float, int]]:
 
 
 def hey(urls: str | Sequence[str], body: bytes, n: int, c: int, cpus: str | None = LOAD_CPU,
-        timeout: float = 120) -> Load:
+        timeout: float = 120, headers: Mapping[str, str] | None = None) -> Load:
     """Load ``urls`` with ``n`` POSTs at concurrency ``c`` (split evenly over several urls, run at once).
 
     Percentiles are computed from every request's time (``hey -o csv``), and
     throughput is successful requests over the wall time of the whole load.
+    ``headers`` go on hey's command line: only a throwaway home's short-lived
+    API key is ever passed (hey reads headers from nowhere else).
     """
     url_list = [urls] if isinstance(urls, str) else list(urls)
     body_file = WORK / "body.json"
@@ -200,7 +205,8 @@ def hey(urls: str | Sequence[str], body: bytes, n: int, c: int, cpus: str | None
     start = time.perf_counter()
     for url in url_list:
         cmd = [*taskset(cpus), "hey", "-n", str(max(per_n, per_c)), "-c", str(per_c), "-t", "10",
-               "-m", "POST", "-T", "application/json", "-D", str(body_file), "-o", "csv", url]
+               "-m", "POST", "-T", "application/json", "-D", str(body_file), "-o", "csv",
+               *(arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")), url]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                       start_new_session=True))
     rows: list[tuple[float, float, int]] = []
