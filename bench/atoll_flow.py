@@ -91,8 +91,8 @@ class AtollHome:
     def task_dir(self, name: str) -> Path:
         return self.home / "tasks" / self.proj / "train" / name
 
-    def upload_version(self, name: str, path: Path) -> None:
-        self.cli("movers", "new", "--model", MODEL, "--name", name, "--path", str(path), timeout=600)
+    def upload_version(self, name: str, path: Path, *options: str) -> None:
+        self.cli("movers", "new", "--model", MODEL, "--name", name, "--path", str(path), *options, timeout=600)
 
     def deploy(self, name: str, version: str, replicas: int = 1, port: int | None = None) -> None:
         """``atoll depl new`` (returns once the replicas are healthy)."""
