@@ -52,17 +52,7 @@ from atoll.errors import (
     BackendUnavailableError,
     NotFoundError,
 )
-from atoll.metadata.base import (
-    DamagedRecordError,
-    Filter,
-    MetadataStore,
-    R,
-    check_page,
-    describe,
-    sort_key,
-    sort_path,
-    stale_write,
-)
+from atoll.metadata.base import DamagedRecordError, Filter, MetadataStore, R, arrange, describe, stale_write
 
 try:
     import pymongo
@@ -173,27 +163,18 @@ class MongoMetadataStore(MetadataStore):
         if result.deleted_count == 0:
             raise NotFoundError(f"{describe(kind, name, scope)} not found")
 
-    def list(
-        self,
-        kind: type[R],
-        scope: str | None = None,
-        filter: Filter | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-        sort: str | None = None,
-        descending: bool = False,
+    def _list(
+        self, kind: type[R], scope: str | None, filter: Filter | None, limit: int | None, offset: int,
+        sort: tuple[str, ...] | None, descending: bool,
     ) -> builtins.list[R]:
-        check_page(limit, offset)
-        end = None if limit is None else offset + max(limit, 0)
         if sort is None:
+            end = None if limit is None else offset + max(limit, 0)
             docs = self._select(kind, scope, filter, end, descending=descending)[offset:]
         else:
             # BSON orders types differently from Atoll's reference (booleans after strings, arrays
             # after objects), so the order is decided here, over the matching documents only.
-            path = sort_path(sort)
-            docs = self._select(kind, scope, filter, None, descending=descending)
-            docs.sort(key=lambda doc: sort_key(doc, path), reverse=descending)
-            docs = docs[offset:end]
+            matching = self._select(kind, scope, filter, None)
+            docs = arrange(matching, lambda doc: doc, sort, descending, limit, offset)
         out: builtins.list[R] = []
         for doc in docs:
             try:
