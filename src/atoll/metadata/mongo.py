@@ -331,8 +331,8 @@ def to_mongo(node: Node) -> tuple[dict[str, Any] | bool, dict[str, Any] | bool]:
         sup, sub = to_mongo(node.child)
         return _nor(sub), _nor(sup)
     pairs = [to_mongo(child) for child in node.children]
-    combine = _all if isinstance(node, And) else _any
-    return combine([p[0] for p in pairs]), combine([p[1] for p in pairs])
+    operator = "$and" if isinstance(node, And) else "$or"
+    return _combine(operator, [p[0] for p in pairs]), _combine(operator, [p[1] for p in pairs])
 
 
 def _cond(cond: Cond) -> tuple[dict[str, Any] | bool, dict[str, Any] | bool]:
@@ -355,22 +355,15 @@ def _nor(query: dict[str, Any] | bool) -> dict[str, Any] | bool:
     return (not query) if isinstance(query, bool) else {"$nor": [query]}
 
 
-def _all(queries: list[dict[str, Any] | bool]) -> dict[str, Any] | bool:
-    if any(q is False for q in queries):
-        return False
+def _combine(operator: str, queries: list[dict[str, Any] | bool]) -> dict[str, Any] | bool:
+    """``$and`` / ``$or`` of ``queries``, constants folded: False decides an ``$and``, True an ``$or``."""
+    decisive = operator == "$or"
+    if any(q is decisive for q in queries):
+        return decisive
     rest = [q for q in queries if not isinstance(q, bool)]
     if not rest:
-        return True
-    return rest[0] if len(rest) == 1 else {"$and": rest}
-
-
-def _any(queries: list[dict[str, Any] | bool]) -> dict[str, Any] | bool:
-    if any(q is True for q in queries):
-        return True
-    rest = [q for q in queries if not isinstance(q, bool)]
-    if not rest:
-        return False
-    return rest[0] if len(rest) == 1 else {"$or": rest}
+        return not decisive
+    return rest[0] if len(rest) == 1 else {operator: rest}
 
 
 def _options(pattern: re.Pattern[str]) -> str:
