@@ -152,7 +152,7 @@ def test_the_db_island_is_a_statefulset_whose_claim_outlives_stop(cluster: Clust
     password = home_chest(cluster.config, "atoll-db", "atoll", lambda: "unused", "")[1]
     assert secret_files(cluster, "atoll-isle-db-auth") == {"password": password.encode()}
     assert password not in json.dumps(cluster.emulated.objects("statefulsets"))
-    assert json.loads(cli(cluster, "isle", "db", "status").stdout)["health"] == "healthy"
+    assert api.island_status(ctx, "db").health == "healthy"
 
     stopped = api.stop_island(ctx, "db")
     assert "data stays in the volume claim data-atoll-isle-db-0" in stopped.message
