@@ -158,6 +158,10 @@ def test_the_db_island_is_a_statefulset_whose_claim_outlives_stop(cluster: Clust
     assert "data stays in the volume claim data-atoll-isle-db-0" in stopped.message
     wait_for(lambda: "pods" not in names(cluster), what="the db pod's removal")
     assert names(cluster) == {"persistentvolumeclaims": ["data-atoll-isle-db-0"]}
+    claim = cluster.emulated.objects("persistentvolumeclaims")[0]["metadata"]["uid"]
+    assert api.setup_island(ctx, "db").running  # set up again: on the same claim, the same password
+    assert [c["metadata"]["uid"] for c in cluster.emulated.objects("persistentvolumeclaims")] == [claim]
+    assert secret_files(cluster, "atoll-isle-db-auth") == {"password": password.encode()}
 
 
 def test_get_me_started_sets_up_the_files_island_then_the_router(cluster: Cluster, ctx: AtollContext) -> None:
