@@ -319,7 +319,7 @@ class TestController:
                                          "labels": dict(claim["metadata"].get("labels") or {})},
                             "spec": claim["spec"]}
                     try:
-                        self.core.create_namespaced_persistent_volume_claim(meta["namespace"], body)
+                        self.core.create_namespaced_persistent_volume_claim(meta["namespace"], body)  # type: ignore[arg-type]
                     except ApiException as exc:
                         if exc.status != 409:
                             raise
