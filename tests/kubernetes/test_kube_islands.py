@@ -237,3 +237,52 @@ def test_a_pod_that_never_gets_ready_is_reported_by_status(cluster: Cluster, ctx
     status = api.island_status(ctx, "router")
     assert (status.running, status.health, status.message) == (
         True, "starting", "the router island is starting (0/1 ready)")
+
+
+class _Image:
+    def __init__(self, image_id: str) -> None:
+        self.id = image_id
+        self.attrs: dict[str, Any] = {"RepoDigests": []}
+        self.tags: list[tuple[str, str]] = []
+
+    def tag(self, repo: str, tag: str) -> None:
+        self.tags.append((repo, tag))
+
+
+class _Twin:
+    """A swarm island whose image is built already (the engine is faked: no Docker here)."""
+
+    def __init__(self, name: str, local: str, image: _Image) -> None:
+        self.name, self.local, self.image = name, local, image
+        self.client = type("Client", (), {"images": type("Images", (), {"get": lambda _, ref: image})()})()
+
+    def ensure_image(self, log: Any) -> tuple[str, None]:
+        return self.local, None
+
+
+def test_island_images_are_tagged_into_the_registry_and_pushed_once(kube_config: Config,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from atoll import __version__
+    from atoll.containers.swarm import build as swarm_build
+    from atoll.islands.kube_images import push_island_image
+
+    pushes: list[tuple[str, str]] = []
+
+    def push(client: Any, config: Config, repo: str, tag: str, log: Any, auth: Any = None) -> str:
+        pushes.append((repo, tag))
+        return f"{repo}@sha256:{'ef' * 32}"
+
+    monkeypatch.setattr(swarm_build, "push_image", push)
+    db = _Image("sha256:" + "1" * 64)
+    ref, _ = push_island_image(kube_config, _Twin("db", "atoll/isle-db:0.1.0-abc123", db), print)  # type: ignore[arg-type]
+    assert ref == f"registry.example:5000/atoll/isle-db@sha256:{'ef' * 32}"
+    assert db.tags == pushes == [("registry.example:5000/atoll/isle-db", "0.1.0-abc123")]
+    router = _Image("sha256:" + "2" * 64)  # the router runs the base image, known by its id
+    push_island_image(kube_config, _Twin("router", router.id, router), print)  # type: ignore[arg-type]
+    assert pushes[-1] == ("registry.example:5000/atoll/isle-router", f"{__version__}-222222222222")
+    db.attrs["RepoDigests"] = [ref]  # pushed before: the engine knows its digest in the registry
+    assert push_island_image(kube_config, _Twin("db", "atoll/isle-db:0.1.0-abc123", db), print)[0] == ref  # type: ignore[arg-type]
+    assert len(pushes) == 2
+    kube_config.docker.target_registry = None
+    with pytest.raises(ConfigError, match="needs docker.target_registry"):
+        push_island_image(kube_config, _Twin("db", "x", db), print)  # type: ignore[arg-type]
