@@ -15,24 +15,14 @@ are the swarm islands' images pushed to ``docker.target_registry``
 home store, handed to the pods as Secret files only.
 
 ``setup`` applies the objects and waits (``islands.setup_timeout``) until the
-Deployment/StatefulSet has rolled out (its ready replicas; the pods' probes);
-a pod that cannot start (image pull, crash loop...) ends the wait with the
-reason and its log tail, and what setup applied is deleted again (claims
-stay). An island whose workload carries the same spec hash and is ready is
-"already running" (its Secrets are re-applied: the router's keys). ``status``
-reads the ready replicas; ``stop`` deletes the island's workload, Service and
-Secrets (found by the island's labels) and keeps its volume claim.
-
-Where users reach it is the Service's address: NodePort on every node,
-the LoadBalancer's address, or — ClusterIP, and always for db/files, which
-are not exposed outside the cluster — the ``kubectl port-forward`` line that
-makes the configured port of this host answer.
-
-The router reads the API keys from the Secret ``<namespace>-isle-router-keys``
-mounted as a directory; :func:`publish_router_keys` updates it whenever
-``atoll key new/rm`` rewrites the keys file (the swarm router sees the file
-through a bind mount), and the kubelet refreshes the mounted file (within its
-sync period, about a minute) for the router to re-read.
+workload has rolled out; a pod that cannot start ends the wait with the reason
+and what setup applied is deleted again. ``status`` reads the ready replicas;
+``stop`` deletes the island's workload, Service and Secrets (by its labels)
+and keeps its volume claim. The URL is the Service's: NodePort, LoadBalancer,
+or the ``kubectl port-forward`` line (ClusterIP; always for db and files).
+The router's API keys are the Secret ``<namespace>-isle-router-keys``, mounted
+as a directory; :func:`publish_router_keys` updates it when ``atoll key
+new/rm`` rewrite the keys file, and the kubelet refreshes the mounted file.
 """
 
 from __future__ import annotations
