@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from filelock import FileLock
+
 from atoll.config import RouterSection, atoll_home
 from atoll.containers.base import LogSink, http_ok
 from atoll.containers.local.process import kill_group, log_tail, pid_alive, read_json, write_json
@@ -135,7 +137,16 @@ class LocalRouterIsland(Island):
         return IslandStatus(self.name, True, url=self.url, pid=int(pid), log=log, health="healthy",
                             message="the router is running")
 
+    def _lock(self) -> FileLock:
+        """Held by setup and stop: two `depl new` at once start one router, not two."""
+        (atoll_home() / "run").mkdir(parents=True, exist_ok=True)
+        return FileLock(str(atoll_home() / "run" / ".router.lock"))
+
     def setup(self) -> IslandStatus:
+        with self._lock():
+            return self._setup()
+
+    def _setup(self) -> IslandStatus:
         started = time.monotonic()
         if self._supervisor() is not None:
             if (read_json(self._run_dir / "spec.json") or {}).get("command") == self._argv():
@@ -143,7 +154,7 @@ class LocalRouterIsland(Island):
                 if status.running:
                     status.message = f"the router is already running at {status.url}"
                     return status
-            self.stop()  # another configuration (TLS, auth, port), or not serving: start afresh
+            self._stop()  # another configuration (TLS, auth, port), or not serving: start afresh
         self._discard()
         self._run_dir.mkdir(parents=True, exist_ok=True)
         (atoll_home() / "run" / "deployments").mkdir(parents=True, exist_ok=True)
@@ -164,13 +175,17 @@ class LocalRouterIsland(Island):
                 return status
             if rollout.get("state") == "failed" or proc.poll() is not None:
                 why = str(rollout.get("error") or "its supervisor exited").partition("\n")[0]
-                self.stop()
+                self._stop()
                 raise BackendUnavailableError(f"the router did not start: {why}: {log_tail(self._log_file, 5)}")
             time.sleep(0.05)
-        self.stop()
+        self._stop()
         raise BackendUnavailableError(f"the router did not answer {self.url}/health within {START_TIMEOUT:g}s")
 
     def stop(self) -> IslandStatus:
+        with self._lock():
+            return self._stop()
+
+    def _stop(self) -> IslandStatus:
         running = self._supervisor() is not None or self._discard_legacy(check=True)
         self._discard()
         message = "the router was stopped" if running else "the router was not running"

@@ -251,7 +251,7 @@ def deployment(ctx: AtollContext, proj: str, name: str) -> dict[str, Any]:
             "proj": info["proj"], "name": info["name"], "notebook": info["notebook"],
             "n_tasks": info["n_tasks"], "state": info["task"]["state"], "build": info["bvers"]["name"],
             "created_at": info["created_at"], "availability": info["availability"],
-            "router_url": info["router_url"], "balanced_url": info.get("balanced_url"),
+            "router_url": info["router_url"] or info.get("router") or "", "balanced_url": info.get("balanced_url"),
         },
         "replicas": info["replicas"],
         "movers": [{"model": v["model"], "name": v["name"]} for v in info["movers"]],

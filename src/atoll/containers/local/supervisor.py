@@ -20,9 +20,8 @@ The supervisor
   the replica's log tail;
 - health-checks ``GET /health`` and restarts a replica that exits, waiting
   0.5 s, 1 s, 2 s... (at most 30 s) between attempts; a spec's ``restart``
-  (``{"backoff", "limit", "stable_after"}``) changes the first wait, and with a
-  ``limit`` the supervisor gives up after that many restarts in a row without a
-  stable run: it reports ``gave_up`` in its status and exits;
+  (``{"backoff", "limit", "stable_after"}``) sets the first wait and may give up
+  after ``limit`` restarts in a row (``gave_up`` in the status, then it exits);
 - writes the router's discovery file ``$ATOLL_HOME/run/deployments/<proj>/<name>.json``
   atomically on every change;
 - with a ``port``, serves a small balancer on ``127.0.0.1:<port>`` that forwards
@@ -33,10 +32,8 @@ The supervisor
 SIGTERM stops the replicas (SIGTERM to each process group, SIGKILL after 5 s)
 and removes the discovery file.
 
-It also keeps the local router running (:mod:`atoll.islands.router`): one
-"replica" with a fixed ``host``/``port``, the caller's environment
-(``inherit_env``), a TLS health check (``healthcheck.tls``) and a bounded
-``restart`` policy.
+The local router (:mod:`atoll.islands.router`) is one such "replica": fixed ``host``/``port``,
+the caller's environment (``inherit_env``), ``healthcheck.tls``, a bounded ``restart``.
 """
 
 from __future__ import annotations
