@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,7 +96,9 @@ def test_the_swarm_router_serves_https_with_its_pair_as_docker_secrets(
     containers = swarm_client.containers.list(filters={"label": f"com.docker.swarm.service.name={service_name}"})
     assert len(containers) == 1
     containers[0].kill()
-    wait_for(lambda: _https_ok(base, cert), timeout=120, every=0.5)
+    killed = time.monotonic()
+    wait_for(lambda: _https_ok(base, cert), timeout=120, every=0.1)
+    print(f"\n[fault] swarm router task SIGKILLed: serving again {time.monotonic() - killed:.2f} s after the kill")
 
     stopped = swarm_home.atoll("isle", "router", "stop")
     assert not stopped["running"]
