@@ -97,6 +97,7 @@ def test_the_swarm_router_serves_https_with_its_pair_as_docker_secrets(
     assert len(containers) == 1
     containers[0].kill()
     killed = time.monotonic()
+    containers[0].wait(timeout=30)  # gone: what answers next is the new task
     wait_for(lambda: _https_ok(base, cert), timeout=120, every=0.1)
     print(f"\n[fault] swarm router task SIGKILLed: serving again {time.monotonic() - killed:.2f} s after the kill")
 
