@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,24 @@ def _https_ok(port: int, cert: Path) -> bool:
         return httpx.get(f"https://127.0.0.1:{port}/health", verify=str(cert), timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_a_new_pair_behind_the_same_paths_restarts_the_router_with_it(home: Path) -> None:
+    from atoll.islands.router_tls import self_signed_pair
+
+    cert, key, _ = self_signed_pair(home, "127.0.0.1")
+    port = free_port()
+    island = LocalRouterIsland(Config.model_validate(
+        {"router": {"port": port, "auth": False, "tls_cert": str(cert), "tls_key": str(key)}}))
+    with atoll_home(home):
+        try:
+            first = island.setup()
+            assert first.url == f"https://127.0.0.1:{port}"
+            assert "already running" in island.setup().message
+            old = cert.read_bytes()
+            assert self_signed_pair(home, "router.internal")[2]  # a new pair, same paths
+            assert "already running" not in island.setup().message
+            served = ssl.get_server_certificate(("127.0.0.1", port))
+            assert served.strip() == cert.read_text().strip() != old.decode().strip()
+        finally:
+            island.stop()

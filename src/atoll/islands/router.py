@@ -17,6 +17,7 @@ an environment value or an image layer.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -102,7 +103,17 @@ class LocalRouterIsland(Island):
             "healthcheck": {**self.config.container_manager.healthcheck.model_dump(), "tls": router.tls},
             "restart": {"backoff": 0.1, "limit": RESTART_LIMIT, "stable_after": STABLE_AFTER},
             "discovery": str(self._run_dir / "discovery.json"),
+            "certificate": self._certificate(),
         }
+
+    def _certificate(self) -> str | None:
+        """The sha256 of the certificate file in use (a new pair behind the same paths restarts it)."""
+        if not self.config.router.tls:
+            return None
+        try:
+            return hashlib.sha256(Path(str(self.config.router.tls_cert)).read_bytes()).hexdigest()
+        except OSError:
+            return None  # the router reports the missing file when it starts
 
     def _supervisor(self) -> dict[str, Any] | None:
         info = read_json(self._run_dir / "supervisor.pid")
@@ -149,7 +160,8 @@ class LocalRouterIsland(Island):
     def _setup(self) -> IslandStatus:
         started = time.monotonic()
         if self._supervisor() is not None:
-            if (read_json(self._run_dir / "spec.json") or {}).get("command") == self._argv():
+            spec = read_json(self._run_dir / "spec.json") or {}
+            if (spec.get("command"), spec.get("certificate")) == (self._argv(), self._certificate()):
                 status = self.status()
                 if status.running:
                     status.message = f"the router is already running at {status.url}"
