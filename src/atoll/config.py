@@ -166,6 +166,25 @@ class RouterSection(_Section):
     port: int = Field(default=30080, ge=1, le=65535)
     #: Require an API key (``atoll key new``) on every prediction; ``off`` only on a laptop.
     auth: bool = True
+    #: HTTPS: the certificate (PEM, chain first) and its private key; both or neither.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> RouterSection:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("set both router.tls_cert and router.tls_key (or neither)")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """True when the router serves HTTPS."""
+        return bool(self.tls_cert and self.tls_key)
+
+    @property
+    def url(self) -> str:
+        """Where clients reach the router: ``http(s)://host:port``."""
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
 
 class UiSection(_Section):

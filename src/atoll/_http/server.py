@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 import time
 from collections import deque
@@ -212,11 +213,14 @@ class HttpServer:
         host: bind address.
         port: port (0 picks a free one; see :attr:`port` once started).
         keep_alive: seconds an idle client connection is kept.
+        tls: serve HTTPS with this context (:func:`atoll._http.tls.server_context`); None: plain HTTP.
     """
 
     def __init__(
-        self, dispatcher: Dispatcher, host: str = "127.0.0.1", port: int = 30080, keep_alive: float = 75.0
+        self, dispatcher: Dispatcher, host: str = "127.0.0.1", port: int = 30080, keep_alive: float = 75.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        self.tls = tls
         self.dispatcher = dispatcher
         self.host = host
         self.port = port
@@ -231,7 +235,10 @@ class HttpServer:
         self._stop = asyncio.Event()
         sock = bind_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
-        server = await loop.create_server(lambda: _ClientConnection(self), sock=sock, backlog=2048)
+        server = await loop.create_server(
+            lambda: _ClientConnection(self), sock=sock, backlog=2048, ssl=self.tls,
+            ssl_handshake_timeout=10.0 if self.tls else None,
+        )
         handled = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -240,7 +247,7 @@ class HttpServer:
             except (RuntimeError, ValueError, NotImplementedError):  # not the main thread
                 pass
         self.dispatcher.started()
-        logger.info("serving on http://%s:%s", self.host, self.port)
+        logger.info("serving on %s://%s:%s", "https" if self.tls else "http", self.host, self.port)
         try:
             while not self._stop.is_set():
                 try:
