@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from atoll.config import atoll_home
+from atoll.config import REPLICA_SECRETS_FILE, atoll_home
 from atoll.containers.base import LogSink, http_ok
 from atoll.containers.local.process import (
     kill_group,
@@ -42,8 +42,10 @@ KEYS_MOUNT = "/atoll/router-keys"
 
 
 def _auth_options(auth: bool, keys_file: Path) -> list[str]:
-    """The router's API-key options: the keys file to check against, or ``--auth off``."""
-    return ["--keys-file", str(keys_file)] if auth else ["--auth", "off"]
+    """The router's API-key options (the keys file to check against, or ``--auth off``), and the
+    replica secrets file next to the keys file (``config.router_replica_secrets_file``)."""
+    secrets = ["--replica-secrets", str(keys_file.with_name(REPLICA_SECRETS_FILE))]
+    return (["--keys-file", str(keys_file)] if auth else ["--auth", "off"]) + secrets
 
 
 class LocalRouterIsland(Island):

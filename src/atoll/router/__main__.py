@@ -12,7 +12,7 @@ from atoll._http.client import Pool
 from atoll._http.server import HttpServer
 from atoll.errors import AtollError, ConfigError
 from atoll.router.app import Router
-from atoll.router.auth import KeyFileAuth, OpenAccess
+from atoll.router.auth import KeyFileAuth, OpenAccess, ReplicaSecretsFile
 from atoll.router.discovery import DISCOVERIES, get_discovery
 
 
@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--auth", choices=("on", "off"), default="on",
         help="require 'Authorization: Bearer <key>' (default: on; off lets anyone through)",
     )
+    parser.add_argument(
+        "--replica-secrets", help="the deployments' replica secrets file (written by `atoll depl new/rm`)"
+    )
     parser.add_argument("--log-level", default="WARNING", help="log level (default: WARNING)")
     return parser
 
@@ -93,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         discovery = get_discovery(args.discovery, **discovery_options(args))
         pool = Pool(connect_timeout=args.connect_timeout, timeout=args.timeout)
-        router = Router(discovery, pool, max_body=args.max_body, auth=make_auth(args))
+        router = Router(discovery, pool, max_body=args.max_body, auth=make_auth(args),
+                        secrets=ReplicaSecretsFile(args.replica_secrets))
         if args.server == "uvicorn":
             run_app(router.app, host=args.host, port=args.port)
         else:
