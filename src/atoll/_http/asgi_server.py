@@ -105,7 +105,7 @@ class AsgiDispatcher:
 
         try:
             await self.app(scope, receive, send)
-        except Exception:  # noqa: BLE001 - an app bug becomes a 500, the server keeps serving
+        except Exception:  # an app bug becomes a 500, the server keeps serving
             logger.exception("the application failed on %s %s", scope["method"], scope["path"])
         if not state["done"]:
             state["done"] = True

@@ -68,9 +68,14 @@ def replica_secret(ctx: AtollContext, proj: str, name: str) -> str:
     return str(_update(ctx, get_or_create))
 
 
+def known_replica_secret(ctx: AtollContext, proj: str, name: str) -> str | None:
+    """The secret of ``proj``/``name`` when it has one (never creates one)."""
+    return _read(ctx.config.router_replica_secrets_file).get(f"{proj}/{name}")
+
+
 def drop_replica_secret(ctx: AtollContext, proj: str, name: str) -> None:
     """Forget the secret of a removed deployment (nothing when it has none)."""
     _update(ctx, lambda found: found.pop(f"{proj}/{name}", None))
 
 
-__all__ = ["drop_replica_secret", "replica_secret"]
+__all__ = ["drop_replica_secret", "known_replica_secret", "replica_secret"]
