@@ -51,6 +51,7 @@ _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _MAX_PIPELINE = 64  # pending answers per connection before reading pauses
 _IDLE, _HEAD, _BODY = 0, 1, 2  # where a connection is in reading a request
+_LINGER = 2.0  # seconds a refused connection is drained before it is closed
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,7 @@ class _ClientConnection(asyncio.Protocol):
             slot = pending.popleft()
             transport.write(slot[0])  # type: ignore[union-attr, arg-type]
             if slot[1] is None:
-                self.close()
+                self._linger() if self._refused else self.close()
                 return
         self.last_active = time.monotonic()
         if self._paused and len(pending) <= _MAX_PIPELINE // 2 and not self._refused:
@@ -238,7 +239,6 @@ class _ClientConnection(asyncio.Protocol):
         self._refused = True
         self.phase = _IDLE
         if self.transport is not None and not self.closed:
-            self.transport.pause_reading()
             body = orjson.dumps({"error": message})
             self._pending.append([
                 _status_line(status)
@@ -249,6 +249,20 @@ class _ClientConnection(asyncio.Protocol):
                 None,
             ])
             self._flush()
+
+    def _linger(self) -> None:
+        """Close after a refusal: our side first, then the connection once the client closed its
+        side or after ``_LINGER`` seconds, reading (and dropping) what it still sends meanwhile, so
+        a client still sending its request reads the answer instead of a reset."""
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+        if self._paused:
+            self._paused = False
+            transport.resume_reading()
+        asyncio.get_running_loop().call_later(_LINGER, self.close)
 
     def _refuse(self, status: int, message: str) -> None:
         """:meth:`_fail` from a parser callback: also stop parsing what was read."""
