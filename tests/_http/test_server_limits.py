@@ -11,12 +11,12 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from router.router_helpers import start_replica
-from support.processes import wait_for
 
 from atoll._http.asgi_server import serve
 from atoll._http.server import Limits
 from atoll.containers.local.balancer import Balancer
+from router.router_helpers import start_replica
+from support.processes import wait_for
 
 SECRET = "t" * 43
 LIMITS = {"max_body": 1024, "max_header_bytes": 4096, "header_timeout": 0.5, "body_timeout": 0.5,
