@@ -125,9 +125,11 @@ class Proc:
             return ""
 
 
-def post(url: str, body: bytes, timeout: float = 5, content_type: str = "application/json") -> tuple[int, bytes]:
+def post(url: str, body: bytes, timeout: float = 5, content_type: str = "application/json",
+         headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     """One POST; (status, body), status 0 when nothing answered."""
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+    req = urllib.request.Request(url, data=body, method="POST",
+                                 headers={"Content-Type": content_type, **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read()
@@ -185,7 +187,7 @@ def _parse_hey_csv(text: str) -> list[tuple[float, float, int]]:
 
 
 def hey(urls: str | Sequence[str], body: bytes, n: int, c: int, cpus: str | None = LOAD_CPU,
-        timeout: float = 120) -> Load:
+        timeout: float = 120, headers: Sequence[str] = ()) -> Load:
     """Load ``urls`` with ``n`` POSTs at concurrency ``c`` (split evenly over several urls, run at once).
 
     Percentiles are computed from every request's time (``hey -o csv``), and
@@ -199,8 +201,10 @@ def hey(urls: str | Sequence[str], body: bytes, n: int, c: int, cpus: str | None
     per_n, per_c = max(1, n // len(url_list)), max(1, c // len(url_list))
     start = time.perf_counter()
     for url in url_list:
+        # hey takes headers on its command line only: a bench's throwaway key/secret, on loopback.
+        extra = [arg for header in headers for arg in ("-H", header)]
         cmd = [*taskset(cpus), "hey", "-n", str(max(per_n, per_c)), "-c", str(per_c), "-t", "10",
-               "-m", "POST", "-T", "application/json", "-D", str(body_file), "-o", "csv", url]
+               "-m", "POST", "-T", "application/json", "-D", str(body_file), "-o", "csv", *extra, url]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                       start_new_session=True))
     rows: list[tuple[float, float, int]] = []
