@@ -40,3 +40,15 @@ def test_no_file_means_no_secret(ctx: AtollContext) -> None:
     assert known_replica_secret(ctx, "iris", "svc") is None
     assert ReplicaSecretsFile(ctx.config.router_replica_secrets_file).secret("iris", "svc") is None
     assert ReplicaSecretsFile(None).secret("iris", "svc") is None
+
+
+def test_removing_a_project_forgets_its_deployments_secrets(ctx: AtollContext) -> None:
+    from atoll.api.records import _remove_deployment
+    from atoll.domain.records import Deployment
+
+    secret = replica_secret(ctx, "iris", "svc")
+    depl = Deployment.model_construct(name="svc", proj="iris")
+    _remove_deployment(ctx, depl)  # what `depl rm` and `proj rm` do for each deployment
+    assert known_replica_secret(ctx, "iris", "svc") is None
+    assert ("remove_service", "iris:svc") in ctx.containers.calls  # type: ignore[attr-defined]
+    assert replica_secret(ctx, "iris", "svc") != secret

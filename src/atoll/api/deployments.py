@@ -21,7 +21,7 @@ from atoll.api.context import AtollContext
 from atoll.api.islands import ensure_router
 from atoll.api.projects import get_project, resolve_project_name
 from atoll.api.records import Filter, build, fresh_name, get_record, list_records, remove_record
-from atoll.api.replica_secrets import drop_replica_secret, replica_secret
+from atoll.api.replica_secrets import replica_secret
 from atoll.api.versions import get_version, parse_pretrained
 from atoll.containers.base import ReplicaStatus, TaskSpec
 from atoll.domain.names import validate_name
@@ -233,10 +233,7 @@ def list_deployments(ctx: AtollContext, proj: str | None = None, filter: Filter 
 def remove_deployment(ctx: AtollContext, name: str, proj: str | None = None) -> Deployment:
     """Stop every replica and its supervisor, then remove the record."""
     validate_name(name, "deployment name")
-    proj = resolve_project_name(ctx, proj)
-    removed = remove_record(ctx, Deployment, name, proj)
-    drop_replica_secret(ctx, proj, name)
-    return removed
+    return remove_record(ctx, Deployment, name, resolve_project_name(ctx, proj))
 
 
 def deployment_logs(ctx: AtollContext, name: str, proj: str | None = None, follow: bool = False) -> Iterator[str]:
