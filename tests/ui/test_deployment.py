@@ -6,7 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from starlette.testclient import TestClient
@@ -22,7 +22,7 @@ class Replica(BaseHTTPRequestHandler):
     """Answers like a replica: /predict (setosa, or 400 for a non-list), /metrics in Prometheus text."""
 
     metrics = Metrics("atoll", ("/predict",))
-    secrets: list[str | None] = []  # the x-atoll-replica-secret of each POST
+    secrets: ClassVar[list[str | None]] = []  # the x-atoll-replica-secret of each POST
 
     def do_POST(self) -> None:
         self.secrets.append(self.headers.get("x-atoll-replica-secret"))
