@@ -68,3 +68,15 @@ def test_an_app_that_raises_answers_500_and_the_server_keeps_serving() -> None:
         assert httpx.get(f"{handle.url}/fine", timeout=10).status_code == 200
     finally:
         handle.stop()
+
+
+def test_a_deployments_limit_settings_become_the_servers_limits() -> None:
+    from atoll._http.asgi_server import limits_from
+    from atoll._http.server import Limits
+    from atoll.config import ServingSection
+
+    max_body, limits = limits_from(ServingSection(max_body_mb=2, max_header_kb=8, max_connections=5).limits())
+    assert max_body == 2 * 1024 * 1024
+    assert limits == Limits(max_header_bytes=8 * 1024, header_timeout=10, body_timeout=60, max_connections=5)
+    assert limits_from(None, 7) == (7, Limits())
+    assert limits_from({"max_connections": 3, "from_a_newer_atoll": 1}) == (0, Limits(max_connections=3))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -143,6 +143,14 @@ class _Control:
             self._loop.call_soon_threadsafe(self._server.stop)
 
 
+def limits_from(settings: Mapping[str, Any] | None, max_body: int = 0) -> tuple[int, Limits]:
+    """``(max_body, Limits)`` from a deployment's ``limits`` settings (``atoll.config.ServingSection.limits``);
+    missing values take the defaults (``max_body`` the given one), unknown keys are ignored."""
+    values = dict(settings or {})
+    body = int(values.pop("max_body", max_body))
+    return body, Limits(**{k: v for k, v in values.items() if k in Limits.__dataclass_fields__})
+
+
 def _new_loop() -> asyncio.AbstractEventLoop:
     try:
         import uvloop
@@ -209,4 +217,4 @@ def serve(
     return handle
 
 
-__all__ = ["AsgiDispatcher", "serve"]
+__all__ = ["AsgiDispatcher", "limits_from", "serve"]

@@ -206,14 +206,11 @@ class _PredictServer:
         Raises:
             BackendUnavailableError: the port cannot be bound.
         """
-        from atoll._http.asgi_server import AsgiDispatcher, serve
-        from atoll._http.server import Limits
+        from atoll._http.asgi_server import AsgiDispatcher, limits_from, serve
 
-        limits = dict(self.limits)
-        max_body = int(limits.pop("max_body", DEFAULT_MAX_BODY))
-        known = {k: v for k, v in limits.items() if k in Limits.__dataclass_fields__}
+        max_body, limits = limits_from(self.limits, DEFAULT_MAX_BODY)
         dispatcher = AsgiDispatcher(self.app, max_body, self._started, self._stopping)
-        return serve(dispatcher, host=host, port=port, block=block, limits=Limits(**known))
+        return serve(dispatcher, host=host, port=port, block=block, limits=limits)
 
 
 class OnlinePredict(_PredictServer):

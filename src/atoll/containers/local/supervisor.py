@@ -400,9 +400,8 @@ class Supervisor:
 
     def _serve_balancer(self, port: int | None, spec: dict[str, Any]) -> None:
         """Serve (or stop) the ``--port`` balancer with ``spec``'s ``balancer`` settings (keys, secret, limits)."""
-        from atoll._http.asgi_server import serve
+        from atoll._http.asgi_server import limits_from, serve
         from atoll._http.keys import KeyFileAuth, OpenAccess
-        from atoll._http.server import Limits
         from atoll.containers.local.balancer import Balancer
 
         if self.balancer_handle is not None:
@@ -413,8 +412,7 @@ class Supervisor:
             settings = spec.get("balancer") or {}
             keys_file = settings.get("keys_file")
             secret = settings.get("replica_secret")
-            limits = dict(settings.get("limits") or {})
-            max_body = int(limits.pop("max_body", 0))
+            max_body, limits = limits_from(settings.get("limits"))
             balancer = Balancer(
                 (self.project, self.deployment),
                 KeyFileAuth(keys_file) if keys_file else OpenAccess(),
@@ -422,7 +420,7 @@ class Supervisor:
                 max_body,
             )
             self.balancer_handle = serve(
-                balancer, host="127.0.0.1", port=port, block=False, keep_alive=75.0, limits=Limits(**limits)
+                balancer, host="127.0.0.1", port=port, block=False, keep_alive=75.0, limits=limits
             )
             self.balancer = balancer
 
