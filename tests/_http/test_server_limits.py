@@ -2,7 +2,8 @@
 
 A real replica process (its limits and secret in its store settings, as a
 deployment hands them) and the balancer (in this process, on the same
-server) in front of it; every exchange is bounded by a socket timeout.
+server) in front of it; every exchange is bounded by a socket timeout. The
+router runs the same server: its limits are checked at the end.
 """
 
 from __future__ import annotations
@@ -129,3 +130,19 @@ def test_connections_past_the_cap_get_503_until_some_close(port: int) -> None:
         return status(exchange(port, GOOD.replace(b"host: x", b"host: x\r\nconnection: close"))) == 200
 
     wait_for(served, timeout=5)
+
+
+def test_the_router_has_the_same_server_and_limits(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from router.router_helpers import start_router
+
+    tmp = tmp_path_factory.mktemp("router-limits")
+    router = start_router(tmp, tmp / "state")  # --max-body 1 MiB; the other limits at their defaults
+    try:
+        huge = b"POST /predict HTTP/1.1\r\nhost: x\r\n" + b"x-junk: " + b"A" * (600 * 1024) + b"\r\n\r\n"
+        assert status(exchange(router.port, huge)) == 431
+        big = b"POST /predict?project=p&deploy=d HTTP/1.1\r\nhost: x\r\ncontent-length: 2000000\r\n\r\n"
+        assert status(exchange(router.port, big)) == 413
+        both = b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n"
+        assert status(exchange(router.port, both)) == 400
+    finally:
+        router.stop()
