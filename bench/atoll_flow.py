@@ -37,7 +37,7 @@ class AtollHome:
         self.env.update(ATOLL_HOME=str(self.home), ATOLL_ROUTER__PORT=str(self.router_port), **(extra_env or {}))
         self.atoll = str(Path(sys.executable).parent / "atoll")
         self.deployments: set[str] = set()
-        self._key: str | None = None
+        self._key = ""
 
     # --- plumbing -----------------------------------------------------------------
     def cli(self, *args: str, timeout: float = 600, cwd: Path = IRIS) -> str:
@@ -46,13 +46,6 @@ class AtollHome:
 
     def cli_json(self, *args: str, timeout: float = 600) -> Any:
         return json.loads(self.cli("-o", "json", *args, timeout=timeout))
-
-    @property
-    def auth(self) -> dict[str, str]:
-        """The Authorization header of an API key for this project (made on first use, valid for 6 hours)."""
-        if self._key is None:
-            self._key = self.cli_json("key", "new", "--proj", self.proj, "--name", "bench", "--expires", "0.25")["key"]
-        return {"Authorization": f"Bearer {self._key}"}
 
     @property
     def router_url(self) -> str:
@@ -116,6 +109,17 @@ class AtollHome:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"no healthy replica of {name} in {path}")
+
+    def replica_header(self, name: str) -> str:
+        """``x-atoll-replica-secret: ...`` of deployment ``name``: replicas answer predictions only with it."""
+        found = json.loads((self.home / "run" / "router-keys" / "replica-secrets.json").read_text())
+        return f"x-atoll-replica-secret: {found['secrets'][f'{self.proj}/{name}']}"
+
+    def key_header(self) -> str:
+        """``Authorization: Bearer <key>`` for this home's project (made once): the router wants one."""
+        if not self._key:
+            self._key = self.cli_json("key", "new", "--proj", self.proj, "--name", "bench")["key"]
+        return f"Authorization: Bearer {self._key}"
 
     def router_pid(self) -> int | None:
         info = self.cli_json("isle", "router", "status")

@@ -21,6 +21,7 @@ from atoll.api.context import AtollContext
 from atoll.api.islands import available, ensure_router, island_status
 from atoll.api.projects import get_project, resolve_project_name
 from atoll.api.records import Filter, build, fresh_name, get_record, list_records, remove_record
+from atoll.api.replica_secrets import replica_secret
 from atoll.api.versions import get_version, parse_pretrained
 from atoll.containers.base import ReplicaStatus, TaskSpec
 from atoll.domain.names import validate_name
@@ -145,6 +146,7 @@ def new_deployment(
         port=port,
         profile=_profile(ctx),
         store_config=task_store_config(ctx.config, ctx.metadata),
+        replica={"secret": replica_secret(ctx, project.name, name), "limits": ctx.config.serving.limits()},
     )
     router = ensure_router(ctx)
     if router is not None and router.message:

@@ -94,6 +94,7 @@ from atoll.task.deadline import wait_until
 from atoll.task.layout import TaskLayout
 from atoll.task.meta import write_private_json
 from atoll.task.staging import remove_tree, stage_layout
+from atoll.task.stores import with_replica
 
 if TYPE_CHECKING:
     from atoll.files.base import FileStore
@@ -137,6 +138,8 @@ class ContainerManager(ABC):
             NotFoundError / ValidationError: a dataset's or version's stored files are missing or corrupt.
         """
         store_config = self.task_store_config(spec)
+        if spec.replica:
+            store_config = with_replica(store_config, spec.replica)
         layout = stage_layout(
             TaskLayout(root),
             records={"project": spec.project, "build": spec.build, **spec.meta},

@@ -64,6 +64,8 @@ class TaskSpec:
     profile: ResourceProfile | None = None
     edit_dir: Path | None = None  # IDE --edit: mount this as /app
     store_config: dict[str, Any] = field(default_factory=dict)  # secret: delivered as a secret
+    #: Deployments: ``{"secret", "limits"}`` added to the store settings as ``replica`` (a secret too).
+    replica: dict[str, Any] | None = None
 
 
 @dataclass

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 from filelock import FileLock
 
-from atoll.config import RouterSection, atoll_home
+from atoll.config import REPLICA_SECRETS_FILE, RouterSection, atoll_home
 from atoll.containers.base import LogSink, http_ok
 from atoll.containers.local.process import kill_group, log_tail, pid_alive, read_json, write_json
 from atoll.containers.swarm.engine import HEALTH_PROBE, SERVICE_PORT, service_healthcheck
@@ -46,8 +46,10 @@ TLS_SECRETS = ("router-tls.crt", "router-tls.key")
 
 
 def _auth_options(auth: bool, keys_file: Path) -> list[str]:
-    """The router's API-key options: the keys file to check against, or ``--auth off``."""
-    return ["--keys-file", str(keys_file)] if auth else ["--auth", "off"]
+    """The router's API-key options (the keys file to check against, or ``--auth off``), and the
+    replica secrets file next to the keys file (``config.router_replica_secrets_file``)."""
+    secrets = ["--replica-secrets", str(keys_file.with_name(REPLICA_SECRETS_FILE))]
+    return (["--keys-file", str(keys_file)] if auth else ["--auth", "off"]) + secrets
 
 
 def _tls_options(router: RouterSection, cert: str | None = None, key: str | None = None) -> list[str]:

@@ -14,7 +14,7 @@ from atoll._http.server import HttpServer
 from atoll._http.tls import server_context
 from atoll.errors import AtollError, ConfigError
 from atoll.router.app import Router
-from atoll.router.auth import KeyFileAuth, OpenAccess
+from atoll.router.auth import KeyFileAuth, OpenAccess, ReplicaSecretsFile
 from atoll.router.discovery import DISCOVERIES, get_discovery
 
 
@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (with --tls-key)")
     parser.add_argument("--tls-key", help="the certificate's PEM private key (with --tls-cert)")
+    parser.add_argument(
+        "--replica-secrets", help="the deployments' replica secrets file (written by `atoll depl new/rm`)"
+    )
     parser.add_argument("--log-level", default="WARNING", help="log level (default: WARNING)")
     return parser
 
@@ -113,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         discovery = get_discovery(args.discovery, **discovery_options(args))
         pool = Pool(connect_timeout=args.connect_timeout, timeout=args.timeout)
         tls = make_tls(args)
-        router = Router(discovery, pool, max_body=args.max_body, auth=make_auth(args))
+        router = Router(discovery, pool, max_body=args.max_body, auth=make_auth(args),
+                        secrets=ReplicaSecretsFile(args.replica_secrets))
         if args.server == "uvicorn":
             run_app(router.app, host=args.host, port=args.port)
         else:

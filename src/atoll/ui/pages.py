@@ -25,6 +25,7 @@ from atoll.api import trainings as trainings_api
 from atoll.api import versions as versions_api
 from atoll.api.context import AtollContext
 from atoll.api.records import get_record, list_records
+from atoll.api.replica_secrets import known_replica_secret
 from atoll.domain.query import parse_filter
 from atoll.domain.records import BuildVersion, Dataset, Deployment, ModelVersion, Project, Training
 from atoll.errors import AtollError, BackendUnavailableError, NotFoundError
@@ -264,6 +265,8 @@ def predict(ctx: AtollContext, proj: str, name: str, body: bytes, model_version:
 
     ``api_key`` goes to the router only (``Authorization: Bearer``), as any
     client sends it; the UI neither keeps nor shows it, and never mints one.
+    A replica is sent the deployment's replica secret (which it requires),
+    known to the UI when it runs where the deployment was made.
 
     Returns the answer's status, content type and text; a refused prediction
     (400 from the notebook, 401 from the router without a valid key) is an
@@ -280,10 +283,13 @@ def predict(ctx: AtollContext, proj: str, name: str, body: bytes, model_version:
     targets += [f"{r['url']}/predict" + (f"?{suffix[1:]}" if suffix else "")
                 for r in info["replicas"] if r.get("url") and r.get("state") == "healthy"]
     failures = [f"router: {info['router']}"] if info.get("router") else []
+    secret = known_replica_secret(ctx, info["proj"], info["name"]) if len(targets) > 1 else None
     for url in targets:
         headers = {"Content-Type": "application/json"}
         if api_key and url == info["router_url"] + suffix:
             headers["Authorization"] = f"Bearer {api_key}"
+        elif url != targets[0] and secret:
+            headers["X-Atoll-Replica-Secret"] = secret
         request = urllib.request.Request(url, data=body, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=PREDICT_TIMEOUT, context=_tls(ctx, url)) as answer:

@@ -144,6 +144,11 @@ class LocalServices(ContainerManager):
             "timeout": timeout,
             "healthcheck": self.config.container_manager.healthcheck.model_dump(),
             "discovery": str(discovery_file(project, name)),
+            "balancer": {  # spec.json is 0600: the replica secret may sit here
+                "keys_file": str(self.config.router_keys_file) if self.config.router.auth else None,
+                "replica_secret": (spec.replica or {}).get("secret"),
+                "limits": (spec.replica or {}).get("limits") or self.config.serving.limits(),
+            },
         }
 
     @staticmethod

@@ -364,7 +364,7 @@ class Supervisor:
         old_port = self.balancer_port
         try:
             if spec.get("port") != self.balancer_port:
-                self._serve_balancer(spec.get("port"))
+                self._serve_balancer(spec.get("port"), spec)
             early, self.prespawned = [r for r in self.prespawned if r.generation == gen], []
             old = [r for r in self.replicas if r.generation == self.active_gen and r not in early]
             if not old:
@@ -393,7 +393,7 @@ class Supervisor:
             self.rollout = {"generation": gen, "state": "failed", "error": error}
             if self.balancer_port != old_port and self.replicas:
                 try:  # the old replicas keep serving: so does their balanced port
-                    self._serve_balancer(old_port)
+                    self._serve_balancer(old_port, self.active_spec or spec)
                 except Exception:
                     log.exception("cannot serve the balancer on port %s again", old_port)
             if not self.replicas:  # nothing to keep serving: a failed new deployment ends here
@@ -418,8 +418,10 @@ class Supervisor:
         if restored:
             await self._await_healthy(restored, timeout)
 
-    def _serve_balancer(self, port: int | None) -> None:
-        from atoll._http.asgi import run_app
+    def _serve_balancer(self, port: int | None, spec: dict[str, Any]) -> None:
+        """Serve (or stop) the ``--port`` balancer with ``spec``'s ``balancer`` settings (keys, secret, limits)."""
+        from atoll._http.asgi_server import limits_from, serve
+        from atoll._http.keys import KeyFileAuth, OpenAccess
         from atoll.containers.local.balancer import Balancer
 
         if self.balancer_handle is not None:
@@ -427,8 +429,19 @@ class Supervisor:
             self.balancer_handle = self.balancer = None
         self.balancer_port = port
         if port:
-            balancer = Balancer()
-            self.balancer_handle = run_app(balancer.app, host="127.0.0.1", port=port, block=False)
+            settings = spec.get("balancer") or {}
+            keys_file = settings.get("keys_file")
+            secret = settings.get("replica_secret")
+            max_body, limits = limits_from(settings.get("limits"))
+            balancer = Balancer(
+                (self.project, self.deployment),
+                KeyFileAuth(keys_file) if keys_file else OpenAccess(),
+                secret.encode() if secret else None,
+                max_body,
+            )
+            self.balancer_handle = serve(
+                balancer, host="127.0.0.1", port=port, block=False, keep_alive=75.0, limits=limits
+            )
             self.balancer = balancer
 
     # state files
