@@ -11,7 +11,12 @@ It implements what Atoll's pods use, no more:
 - readiness probes (``httpGet``, ``tcpSocket``) against the container's
   address on Docker's bridge; ``restartPolicy: Always`` restarts an exited
   container (counted in ``restartCount``);
-- the container's log, copied to the emulator's ``pods/<name>/log``.
+- the container's log, copied to the emulator's ``pods/<name>/log``;
+- with ``network``, every container also joins that Docker network (the
+  stand-in for the cluster network: e.g. the swarm islands' attachable overlay,
+  where the islands' service names resolve as Service names would in a
+  cluster); the pod's IP stays its address on Docker's default bridge, which
+  this host reaches.
 
 Images: a ``repo@sha256:<id>`` that no local tag carries is resolved to the
 local image with that id — the stand-in for a registry pull (no registry
@@ -82,11 +87,14 @@ class DockerKubelet(Kubelet):
         set_log: where pod logs go (the emulator's ``set_pod_log``).
         workdir: host directory for volumes (removed by :meth:`close`).
         prefix: container name prefix, unique per test run.
+        network: a Docker network every container joins as well (None: the default bridge only).
     """
 
     def __init__(self, client: DockerClient, read_object: Callable[[str, str, str], dict[str, Any] | None],
-                 set_log: Callable[[str, str, str], None], workdir: Path, prefix: str) -> None:
+                 set_log: Callable[[str, str, str], None], workdir: Path, prefix: str,
+                 network: str | None = None) -> None:
         self.client = client
+        self.network = network
         self.read_object = read_object
         self.set_log = set_log
         self.workdir = workdir
@@ -204,6 +212,16 @@ class DockerKubelet(Kubelet):
             args["mem_limit"] = args["memswap_limit"] = _mem_bytes(memory)
         return args
 
+    def _run(self, args: dict[str, Any]) -> Any:
+        """Create and start a container (joined to :attr:`network` before it starts)."""
+        if self.network is None:
+            return self.client.containers.run(**args)
+        args = {k: v for k, v in args.items() if k != "detach"}
+        container = self.client.containers.create(**args)
+        self.client.networks.get(self.network).connect(container)
+        container.start()
+        return container
+
     def _start(self, run: _PodRun) -> None:
         from docker.errors import DockerException
 
@@ -222,7 +240,7 @@ class DockerKubelet(Kubelet):
             return
         try:
             for init in spec.get("initContainers") or []:
-                container = self.client.containers.run(**self._run_args(run, init, dirs, str(images[init["name"]])))
+                container = self._run(self._run_args(run, init, dirs, str(images[init["name"]])))
                 code = int(container.wait(timeout=600).get("StatusCode", 1))
                 self._copy_log(run, container)
                 with run.lock:
@@ -233,7 +251,7 @@ class DockerKubelet(Kubelet):
                         run.phase = "Failed"
                         return
             main = spec["containers"][0]
-            container = self.client.containers.run(**self._run_args(run, main, dirs, str(images[main["name"]])))
+            container = self._run(self._run_args(run, main, dirs, str(images[main["name"]])))
             with run.lock:
                 run.main_id = container.id
                 run.phase = "Running"
