@@ -148,6 +148,7 @@ def pod_cluster(tmp: Path, label: str) -> Iterator[PodCluster]:
     prefix = f"atoll-kubelet-{suffix}"
     home = tmp / "home"
     home.mkdir(parents=True)
+    (tmp / "registry").mkdir()
     images: list[str] = []  # what the builds tag locally: removed at the end
     try:
         with serve_registry(tmp / "registry") as registry, EmulatedCluster() as emulated:

@@ -10,8 +10,12 @@ It implements what Atoll's pods use, no more:
   where the manifest says so, ``subPath`` included;
 - readiness probes (``httpGet``, ``tcpSocket``) against the container's
   address on Docker's bridge; ``restartPolicy: Always`` restarts an exited
-  container (counted in ``restartCount``);
+  container (counted in ``restartCount``) after a back-off (10 s, doubling),
+  reported meanwhile as a kubelet does: waiting ``CrashLoopBackOff`` with the
+  exit in ``lastState``;
 - the container's log, copied to the emulator's ``pods/<name>/log``;
+- a deleted pod's containers get SIGTERM, then SIGKILL after
+  ``terminationGracePeriodSeconds`` (30), before they are removed;
 - with ``network``, every container also joins that Docker network (the
   stand-in for the cluster network: e.g. the swarm islands' attachable overlay,
   where the islands' service names resolve as Service names would in a
@@ -49,6 +53,7 @@ if TYPE_CHECKING:
 
 LABEL = "io.atoll.test-kubelet"
 LOG_EVERY = 0.3  # seconds between two copies of a container's log
+BACKOFF = 10.0  # seconds before the first restart of a crashed container (then doubling), as a kubelet
 
 
 def _mem_bytes(quantity: str) -> int:
@@ -71,6 +76,8 @@ class _PodRun:
         self.failure: tuple[str, str] | None = None  # pod-level (reason, message)
         self.main_id: str | None = None
         self.restarts = 0
+        self.last_exit: dict[str, Any] | None = None  # lastState.terminated of a restarted container
+        self.restart_at: float | None = None  # end of the crash-loop back-off
         self.ready = False
         self.next_probe = 0.0
         self.next_log = 0.0
@@ -279,12 +286,19 @@ class DockerKubelet(Kubelet):
             run.next_log = now + LOG_EVERY
             self._copy_log(run, container)
         state = container.attrs["State"]
+        if run.restart_at is not None:
+            if now >= run.restart_at:
+                run.restart_at = None
+                run.restarts += 1
+                container.restart()
+            return
         if state["Status"] == "exited":
             self._copy_log(run, container)
             if run.pod["spec"].get("restartPolicy") == "Always":
-                run.restarts += 1
                 run.ready = False
-                container.restart()
+                run.last_exit = {"exitCode": state["ExitCode"],
+                                 "reason": "OOMKilled" if state.get("OOMKilled") else "Error"}
+                run.restart_at = now + min(BACKOFF * 2 ** run.restarts, 300.0)
                 return
             run.phase = "Succeeded" if state["ExitCode"] == 0 else "Failed"
             run.ready = False
@@ -345,6 +359,14 @@ class DockerKubelet(Kubelet):
             status["containerStatuses"] = [dict(base, ready=False, state={"terminated": {
                 "exitCode": state["ExitCode"], "reason": reason}})]
             return status
+        if run.last_exit is not None:
+            base["lastState"] = {"terminated": dict(run.last_exit)}
+        if run.restart_at is not None:
+            status["containerStatuses"] = [dict(base, ready=False, state={"waiting": {
+                "reason": "CrashLoopBackOff", "message": f"back-off restarting failed container {main['name']}"}})]
+            status.update(conditions=[{"type": "Ready", "status": "False"},
+                                      {"type": "ContainersReady", "status": "False"}])
+            return status
         flag = "True" if run.ready else "False"
         status.update(podIP=self.address_of(attrs), conditions=[{"type": "Ready", "status": flag},
                                                                  {"type": "ContainersReady", "status": flag}])
@@ -361,10 +383,14 @@ class DockerKubelet(Kubelet):
 
         spec = run.pod["spec"]
         names = [self._container_name(run, c["name"]) for c in [*spec.get("initContainers", []), *spec["containers"]]]
+        grace = int(spec.get("terminationGracePeriodSeconds", 30))
         for attempt in range(2):  # again after a start in progress finished: it may have created one more
             for name in names:
                 try:
-                    self.client.containers.get(name).remove(force=True)
+                    container = self.client.containers.get(name)
+                    if attempt == 0 and container.status == "running":
+                        container.stop(timeout=grace)  # SIGTERM, SIGKILL after the grace period
+                    container.remove(force=True)
                 except DockerException:
                     pass
             if attempt == 0 and run.thread is not None:
