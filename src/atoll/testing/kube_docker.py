@@ -22,12 +22,13 @@ It implements what Atoll's pods use, no more:
   cluster); the pod's IP stays its address on Docker's default bridge, which
   this host reaches.
 
-Images: a ``repo@sha256:<id>`` that no local tag carries is resolved to the
-local image with that id — the stand-in for a registry pull (no registry
-runs in these tests); an image that cannot be found reports
-``ImagePullBackOff`` as a node would. Not supported (the pod fails with the
-reason): NFS and PersistentVolumeClaim volumes, liveness/startup probes (not
-evaluated), GPUs, pod networking beyond the default bridge.
+Images: the kubelet never pulls. A ``repo@sha256:<digest>`` the engine holds
+(e.g. a build pushed to a test registry) runs as is; one that no local image
+carries is resolved to the local image with that id — the stand-in for a
+registry pull; an image that cannot be found reports ``ImagePullBackOff`` as
+a node would. Not supported (the pod fails with the reason): NFS and
+PersistentVolumeClaim volumes, liveness/startup probes (not evaluated), GPUs,
+pod networking beyond the default bridge and the optional ``network``.
 
 Containers are named ``<prefix>-<pod>-<container>`` and labelled with the
 prefix; :meth:`DockerKubelet.close` removes exactly those.
