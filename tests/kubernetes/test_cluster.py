@@ -61,16 +61,21 @@ def test_a_training_that_cannot_finish_says_why(cluster: Cluster, outcome: Any, 
     assert status.exit_code != 0
 
 
-def test_cancel_deletes_the_job_in_the_foreground(cluster: Cluster) -> None:
+def test_cancel_suspends_the_job_whose_state_stays_readable_until_removal(cluster: Cluster) -> None:
     cluster.outcome(lambda pod: "run")
     trainings = KubeTrainings(cluster.kube, cluster.config)
     trainings.start(task_spec())
     wait_for(lambda: cluster.emulated.objects("pods"), what="the training pod")
     assert trainings.status("iris", "t1").running
     trainings.stop("iris", "t1")
-    deletes = cluster.emulated.calls("DELETE", "/jobs/train-iris-t1")
-    assert deletes and {**(deletes[0][2] or {}), **deletes[0][3]}["propagationPolicy"] == "Foreground"
-    assert cluster.emulated.objects("pods") == [] and cluster.emulated.objects("jobs") == []
+    patches = cluster.emulated.calls("PATCH", "/jobs/train-iris-t1")
+    assert [p[2]["spec"] for p in patches if "/status" not in p[1]] == [{"suspend": True}]
+    assert cluster.emulated.objects("pods") == []
+    status = trainings.status("iris", "t1")
+    assert (status.running, status.exit_code) == (False, 143) and "cancelled" in (status.error or "")
+    trainings.stop("iris", "t1")  # stopping again is no error
+    trainings.discard("iris", "t1")
+    assert cluster.emulated.objects("jobs") == []
     with pytest.raises(NotFoundError, match="no Job"):
         trainings.status("iris", "t1")
 

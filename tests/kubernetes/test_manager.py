@@ -52,10 +52,12 @@ def test_training_lifecycle(manager: KubernetesContainerManager, cluster: Cluste
     wait_for(lambda: cluster.emulated.objects("pods"), what="the training pod")
     assert manager.task_status(task_id).running
     manager.stop_task(task_id)
+    assert manager.task_status(task_id).exit_code == 143  # the contract: a stopped task's state stays readable
+    manager.remove_task(task_id)
     with pytest.raises(NotFoundError):
         manager.task_status(task_id)
-    manager.remove_task(task_id)
     assert cluster.emulated.objects("secrets") == [] and cluster.emulated.objects("configmaps") == []
+    assert cluster.emulated.objects("jobs") == []
 
 
 def test_deploy_redeploy_rollback_and_remove(manager: KubernetesContainerManager, cluster: Cluster) -> None:

@@ -6,7 +6,9 @@ client (so every change it makes is an API call, as in a cluster):
 
 - job controller: one pod per Job (labels ``job-name``, ownerReference),
   Job conditions ``Complete`` / ``Failed`` (reason ``BackoffLimitExceeded``
-  or ``DeadlineExceeded``) from the pod's phase;
+  or ``DeadlineExceeded``) from the pod's phase; a Job with ``spec.suspend``
+  has its pod deleted (the kubelet stops it gracefully) and the condition
+  ``Suspended``;
 - deployment controller: pods of the current template (``pod-template-hash``)
   rolled with maxSurge 1 / maxUnavailable 0, old pods removed once the new
   ones are ready, status ``replicas`` / ``updatedReplicas`` / ``readyReplicas``;
@@ -175,9 +177,14 @@ class TestController:
         self.kubelet.close()
 
     def _run(self) -> None:
+        from kubernetes.client import ApiException
+
         while not self._stop.wait(TICK):
             try:
                 self.reconcile()
+            except ApiException as exc:
+                if exc.status != 404:  # 404: deleted between the list and the update; the next pass sees it
+                    self.errors.append(exc)
             except Exception as exc:  # noqa: BLE001 - kept for the test to report; the loop goes on
                 self.errors.append(exc)
 
@@ -245,6 +252,15 @@ class TestController:
     def _job(self, job: dict[str, Any], pods: list[Pod]) -> None:
         meta = job["metadata"]
         status = job.get("status") or {}
+        if job["spec"].get("suspend"):
+            for pod in pods:
+                self._delete_pod(pod)
+            if not any(c.get("type") == "Suspended" for c in status.get("conditions") or []):
+                suspended = {"type": "Suspended", "status": "True", "reason": "JobSuspended",
+                             "message": "Job suspended"}
+                self.batch.patch_namespaced_job_status(meta["name"], meta["namespace"], {"status": {
+                    "active": 0, "conditions": [*(status.get("conditions") or []), suspended]}})
+            return
         if any(c.get("status") == "True" for c in status.get("conditions") or []):
             return
         if not pods:

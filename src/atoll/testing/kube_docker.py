@@ -10,15 +10,25 @@ It implements what Atoll's pods use, no more:
   where the manifest says so, ``subPath`` included;
 - readiness probes (``httpGet``, ``tcpSocket``) against the container's
   address on Docker's bridge; ``restartPolicy: Always`` restarts an exited
-  container (counted in ``restartCount``);
-- the container's log, copied to the emulator's ``pods/<name>/log``.
+  container (counted in ``restartCount``) after a back-off (10 s, doubling),
+  reported meanwhile as a kubelet does: waiting ``CrashLoopBackOff`` with the
+  exit in ``lastState``;
+- the container's log, copied to the emulator's ``pods/<name>/log``;
+- a deleted pod's containers get SIGTERM, then SIGKILL after
+  ``terminationGracePeriodSeconds`` (30), before they are removed;
+- with ``network``, every container also joins that Docker network (the
+  stand-in for the cluster network: e.g. the swarm islands' attachable overlay,
+  where the islands' service names resolve as Service names would in a
+  cluster); the pod's IP stays its address on Docker's default bridge, which
+  this host reaches.
 
-Images: a ``repo@sha256:<id>`` that no local tag carries is resolved to the
-local image with that id — the stand-in for a registry pull (no registry
-runs in these tests); an image that cannot be found reports
-``ImagePullBackOff`` as a node would. Not supported (the pod fails with the
-reason): NFS and PersistentVolumeClaim volumes, liveness/startup probes (not
-evaluated), GPUs, pod networking beyond the default bridge.
+Images: the kubelet never pulls. A ``repo@sha256:<digest>`` the engine holds
+(e.g. a build pushed to a test registry) runs as is; one that no local image
+carries is resolved to the local image with that id — the stand-in for a
+registry pull; an image that cannot be found reports ``ImagePullBackOff`` as
+a node would. Not supported (the pod fails with the reason): NFS and
+PersistentVolumeClaim volumes, liveness/startup probes (not evaluated), GPUs,
+pod networking beyond the default bridge and the optional ``network``.
 
 Containers are named ``<prefix>-<pod>-<container>`` and labelled with the
 prefix; :meth:`DockerKubelet.close` removes exactly those.
@@ -44,6 +54,7 @@ if TYPE_CHECKING:
 
 LABEL = "io.atoll.test-kubelet"
 LOG_EVERY = 0.3  # seconds between two copies of a container's log
+BACKOFF = 10.0  # seconds before the first restart of a crashed container (then doubling), as a kubelet
 
 
 def _mem_bytes(quantity: str) -> int:
@@ -66,6 +77,8 @@ class _PodRun:
         self.failure: tuple[str, str] | None = None  # pod-level (reason, message)
         self.main_id: str | None = None
         self.restarts = 0
+        self.last_exit: dict[str, Any] | None = None  # lastState.terminated of a restarted container
+        self.restart_at: float | None = None  # end of the crash-loop back-off
         self.ready = False
         self.next_probe = 0.0
         self.next_log = 0.0
@@ -82,11 +95,14 @@ class DockerKubelet(Kubelet):
         set_log: where pod logs go (the emulator's ``set_pod_log``).
         workdir: host directory for volumes (removed by :meth:`close`).
         prefix: container name prefix, unique per test run.
+        network: a Docker network every container joins as well (None: the default bridge only).
     """
 
     def __init__(self, client: DockerClient, read_object: Callable[[str, str, str], dict[str, Any] | None],
-                 set_log: Callable[[str, str, str], None], workdir: Path, prefix: str) -> None:
+                 set_log: Callable[[str, str, str], None], workdir: Path, prefix: str,
+                 network: str | None = None) -> None:
         self.client = client
+        self.network = network
         self.read_object = read_object
         self.set_log = set_log
         self.workdir = workdir
@@ -204,6 +220,16 @@ class DockerKubelet(Kubelet):
             args["mem_limit"] = args["memswap_limit"] = _mem_bytes(memory)
         return args
 
+    def _run(self, args: dict[str, Any]) -> Any:
+        """Create and start a container (joined to :attr:`network` before it starts)."""
+        if self.network is None:
+            return self.client.containers.run(**args)
+        args = {k: v for k, v in args.items() if k != "detach"}
+        container = self.client.containers.create(**args)
+        self.client.networks.get(self.network).connect(container)
+        container.start()
+        return container
+
     def _start(self, run: _PodRun) -> None:
         from docker.errors import DockerException
 
@@ -222,7 +248,7 @@ class DockerKubelet(Kubelet):
             return
         try:
             for init in spec.get("initContainers") or []:
-                container = self.client.containers.run(**self._run_args(run, init, dirs, str(images[init["name"]])))
+                container = self._run(self._run_args(run, init, dirs, str(images[init["name"]])))
                 code = int(container.wait(timeout=600).get("StatusCode", 1))
                 self._copy_log(run, container)
                 with run.lock:
@@ -233,7 +259,7 @@ class DockerKubelet(Kubelet):
                         run.phase = "Failed"
                         return
             main = spec["containers"][0]
-            container = self.client.containers.run(**self._run_args(run, main, dirs, str(images[main["name"]])))
+            container = self._run(self._run_args(run, main, dirs, str(images[main["name"]])))
             with run.lock:
                 run.main_id = container.id
                 run.phase = "Running"
@@ -261,12 +287,19 @@ class DockerKubelet(Kubelet):
             run.next_log = now + LOG_EVERY
             self._copy_log(run, container)
         state = container.attrs["State"]
+        if run.restart_at is not None:
+            if now >= run.restart_at:
+                run.restart_at = None
+                run.restarts += 1
+                container.restart()
+            return
         if state["Status"] == "exited":
             self._copy_log(run, container)
             if run.pod["spec"].get("restartPolicy") == "Always":
-                run.restarts += 1
                 run.ready = False
-                container.restart()
+                run.last_exit = {"exitCode": state["ExitCode"],
+                                 "reason": "OOMKilled" if state.get("OOMKilled") else "Error"}
+                run.restart_at = now + min(BACKOFF * 2 ** run.restarts, 300.0)
                 return
             run.phase = "Succeeded" if state["ExitCode"] == 0 else "Failed"
             run.ready = False
@@ -327,6 +360,14 @@ class DockerKubelet(Kubelet):
             status["containerStatuses"] = [dict(base, ready=False, state={"terminated": {
                 "exitCode": state["ExitCode"], "reason": reason}})]
             return status
+        if run.last_exit is not None:
+            base["lastState"] = {"terminated": dict(run.last_exit)}
+        if run.restart_at is not None:
+            status["containerStatuses"] = [dict(base, ready=False, state={"waiting": {
+                "reason": "CrashLoopBackOff", "message": f"back-off restarting failed container {main['name']}"}})]
+            status.update(conditions=[{"type": "Ready", "status": "False"},
+                                      {"type": "ContainersReady", "status": "False"}])
+            return status
         flag = "True" if run.ready else "False"
         status.update(podIP=self.address_of(attrs), conditions=[{"type": "Ready", "status": flag},
                                                                  {"type": "ContainersReady", "status": flag}])
@@ -343,10 +384,14 @@ class DockerKubelet(Kubelet):
 
         spec = run.pod["spec"]
         names = [self._container_name(run, c["name"]) for c in [*spec.get("initContainers", []), *spec["containers"]]]
+        grace = int(spec.get("terminationGracePeriodSeconds", 30))
         for attempt in range(2):  # again after a start in progress finished: it may have created one more
             for name in names:
                 try:
-                    self.client.containers.get(name).remove(force=True)
+                    container = self.client.containers.get(name)
+                    if attempt == 0 and container.status == "running":
+                        container.stop(timeout=grace)  # SIGTERM, SIGKILL after the grace period
+                    container.remove(force=True)
                 except DockerException:
                     pass
             if attempt == 0 and run.thread is not None:

@@ -148,6 +148,12 @@ class KubeClient:
             api, method = self._method(kind, "replace")
             return dict(self.raw(api, method, name, self.namespace, body))
 
+    def patch(self, kind: str, name: str, body: Manifest) -> Manifest:
+        """Merge ``body`` into the object (e.g. ``{"spec": {"suspend": True}}``)."""
+        api, method = self._method(kind, "patch")
+        with self.errors(f"patching {kind} {name}"):
+            return dict(self.raw(api, method, name, self.namespace, body))
+
     def create(self, manifest: Manifest) -> Manifest:
         kind, name = manifest["kind"], manifest["metadata"]["name"]
         api, method = self._method(kind, "create")

@@ -4,7 +4,10 @@ The state comes from the Job's conditions (``Complete`` / ``Failed``) and,
 before the Job controller gives up, from its pod: a pod stuck on an image
 pull, evicted, killed for memory or past its deadline ends the training at
 once (FAILED, with that reason) instead of leaving it RUNNING. Cancelling
-deletes the Job with foreground propagation and waits for its pod to go.
+suspends the Job (``spec.suspend``: the Job controller stops its pod with
+SIGTERM and the grace period, so the runner saves the notebook) and waits for
+the pod to go; the Job stays, so the training's state can still be read, until
+the training is removed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from atoll.containers.kubernetes.pods import exit_code, pod_problem
 from atoll.errors import BackendError, NotFoundError
 
 _WAIT_FOR_POD = 0.2  # seconds between looks while following a training that has no pod yet
+SIGTERM_EXIT = 143  # what a task stopped by SIGTERM exits with (128 + 15)
 
 
 def _conditions(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -72,6 +76,9 @@ class KubeTrainings:
         pod = pods[-1] if pods else None
         if "Complete" in conditions:
             return TaskStatus(task_id, running=False, exit_code=0)
+        if (job.get("spec") or {}).get("suspend") or "Suspended" in conditions:
+            return TaskStatus(task_id, running=False, exit_code=SIGTERM_EXIT,
+                              error="killed by SIGTERM (cancelled: the Job was suspended)")
         problem = pod_problem(pod) if pod is not None else None
         if "Failed" in conditions:
             failed = conditions["Failed"]
@@ -110,10 +117,15 @@ class KubeTrainings:
             time.sleep(_WAIT_FOR_POD)
 
     def stop(self, project: str, name: str) -> None:
-        """Delete the Job, foreground: its pod is stopped (SIGTERM, grace period) and removed first."""
-        objects = self.objects(project, name)
-        if self.kube.delete("Job", objects.base, foreground=True):
-            self._wait_pods_gone(project, name)
+        """Suspend the Job: its pod is stopped (SIGTERM, grace period) and removed; the Job stays.
+
+        No error when the training already ended (or its Job is gone).
+        """
+        job = self.kube.read("Job", self.objects(project, name).base)
+        if job is None or "Complete" in _conditions(job) or "Failed" in _conditions(job):
+            return
+        self.kube.patch("Job", self.objects(project, name).base, {"spec": {"suspend": True}})
+        self._wait_pods_gone(project, name)
 
     def discard(self, project: str, name: str) -> None:
         """Remove the Job, its pod, Secret and ConfigMap (missing is fine)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from atoll.containers.base import ReplicaStatus
+from atoll.containers.spec import describe_exit
 
 Pod = dict[str, Any]
 
@@ -45,7 +46,7 @@ def _terminated_problem(pod: Pod, term: dict[str, Any], init: bool) -> str | Non
         return "killed: out of memory" + (f" (limit {limit})" if limit else "")
     if code != 0:
         what = "fetching the inputs failed" if init else "the task failed"
-        return f"{what}: exit code {code}" + (f" ({reason})" if reason and reason != "Error" else "")
+        return f"{what}: {describe_exit(code)}" + (f" ({reason})" if reason and reason != "Error" else "")
     return None
 
 

@@ -120,7 +120,7 @@ class KubeDeployments:
         return RolloutView("running", replicas)
 
     def roll_back(self, project: str, name: str, failed: str) -> None:
-        """Put the previous generation's template back and drop the failed generation's ConfigMap.
+        """Put the previous generation's template back, drop the failed generation's ConfigMap, wait for its pods to go.
 
         Raises:
             BackendError: the Deployment has no previous template to return to.
@@ -138,6 +138,9 @@ class KubeDeployments:
         body["metadata"]["annotations"] = {k: v for k, v in notes.items() if k not in (ROLLOUT_STARTED, ROLLOUT_TIMEOUT)}
         self.kube.apply(body)
         self.kube.delete("ConfigMap", self.objects(project, name).meta_config(failed))
+        # The Deployment controller removes the failed generation's pods: what serves
+        # afterwards is the previous generation only (bounded by api_timeout).
+        self.kube.wait_gone("Pod", f"{selector('deploy', project, name)},{LABEL_GENERATION}={failed}")
 
     def keep_only(self, project: str, name: str, generation: str) -> None:
         """Remove the ConfigMaps of every other generation (once ``generation`` serves)."""
