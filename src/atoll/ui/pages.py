@@ -279,16 +279,17 @@ def predict(ctx: AtollContext, proj: str, name: str, body: bytes, model_version:
         raise AtollError(f"the test body is larger than {MAX_PREDICT_BODY:,} bytes")
     info = deployments_api.deployment_info(ctx, name, proj)
     suffix = f"&model_version={urllib.parse.quote(model_version)}" if model_version else ""
-    targets = [info["router_url"] + suffix] if info["router_url"] else []
-    targets += [f"{r['url']}/predict" + (f"?{suffix[1:]}" if suffix else "")
+    router = info["router_url"] + suffix if info["router_url"] else None
+    replicas = [f"{r['url']}/predict" + (f"?{suffix[1:]}" if suffix else "")
                 for r in info["replicas"] if r.get("url") and r.get("state") == "healthy"]
     failures = [f"router: {info['router']}"] if info.get("router") else []
-    secret = known_replica_secret(ctx, info["proj"], info["name"]) if len(targets) > 1 else None
-    for url in targets:
+    secret = known_replica_secret(ctx, info["proj"], info["name"]) if replicas else None
+    for url in ([router] if router else []) + replicas:
         headers = {"Content-Type": "application/json"}
-        if api_key and url == info["router_url"] + suffix:
-            headers["Authorization"] = f"Bearer {api_key}"
-        elif url != targets[0] and secret:
+        if url == router:
+            if api_key:
+                headers["Authorization"] = f"Bearer {api_key}"
+        elif secret:
             headers["X-Atoll-Replica-Secret"] = secret
         request = urllib.request.Request(url, data=body, method="POST", headers=headers)
         try:
