@@ -18,6 +18,10 @@ The supervisor
   *i*); if a new replica exits or never gets healthy it stops the new ones,
   restarts the old ones it had already replaced, and reports the failure with
   the replica's log tail;
+- abandons a roll-out (as if a replica had failed) when the process that
+  deployed it (``spec["owner"]``: the CLI) is gone before every new replica
+  is healthy, so a ``depl new`` cut short leaves nothing running and a
+  redeploy cut short keeps the old replicas;
 - health-checks ``GET /health`` and restarts a replica that exits, waiting
   0.5 s, 1 s, 2 s... (at most 30 s) between attempts;
 - writes the router's discovery file ``$ATOLL_HOME/run/deployments/<proj>/<name>.json``
@@ -50,6 +54,7 @@ import orjson
 from atoll.containers.local.process import (
     kill_group,
     log_tail,
+    pid_alive,
     proc_start_time,
     read_json,
     write_json,
@@ -64,6 +69,10 @@ FAST_FOR = 10.0  # a refused connection costs next to nothing, a late one costs 
 MAX_BACKOFF = 30.0
 STABLE_AFTER = 60.0  # a replica healthy this long has its restart back-off reset
 DRAIN = 1.0  # seconds between unpublishing a replica and stopping it
+
+
+class Abandoned(Exception):
+    """A roll-out given up because its deployer is gone."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -176,6 +185,7 @@ class Supervisor:
         self._last_written: bytes = b""
         self._pool: Any = None
         self.prespawned: list[Replica] = []
+        self.owner: dict[str, Any] | None = None  # the deployer of the roll-out in progress
 
     def prespawn(self) -> None:
         """Spawn the replicas of a new deployment before anything else (imports, event loop).
@@ -188,8 +198,11 @@ class Supervisor:
         spec = read_json(self.spec_path)
         if not spec or int(spec.get("generation", 0)) < 1:
             return
+        self.owner = spec.get("owner")
         try:
             for index in range(len(spec["replicas"])):
+                if self._owner_gone():  # the roll-out reports it
+                    raise RuntimeError("the deployer exited")
                 self.prespawned.append(self._new(spec, index))
         except Exception:  # the roll-out spawns (and reports) again
             log.exception("cannot start the replicas of generation %s early", spec.get("generation"))
@@ -313,8 +326,12 @@ class Supervisor:
         replica.spawn()
         return replica
 
-    async def _await_healthy(self, replicas: list[Replica], timeout: float) -> str | None:
-        """None once all are healthy; else why not (with the log tail)."""
+    def _owner_gone(self) -> bool:
+        owner = self.owner
+        return bool(owner) and not pid_alive(owner.get("pid"), owner.get("start_time"))  # type: ignore[union-attr]
+
+    async def _await_healthy(self, replicas: list[Replica], timeout: float, owned: bool = True) -> str | None:
+        """None once all are healthy; else why not (with the log tail, or the deployer gone)."""
         deadline = time.monotonic() + timeout
         while True:
             for r in replicas:
@@ -322,6 +339,8 @@ class Supervisor:
                     return f"replica {r.name} {r.error} before becoming healthy\n{log_tail(r.spec['log'])}"
             if all(r.state == "healthy" for r in replicas):
                 return None
+            if owned and self._owner_gone():
+                return "the command deploying it exited before the replicas were healthy"
             if time.monotonic() > deadline:
                 late = next(r for r in replicas if r.state != "healthy")
                 return f"replica {late.name} did not become healthy within {timeout:g}s\n{log_tail(late.spec['log'])}"
@@ -341,8 +360,11 @@ class Supervisor:
     async def _rollout(self, spec: dict[str, Any]) -> None:
         gen, count, timeout = spec["generation"], len(spec["replicas"]), float(spec.get("timeout", 120))
         self.rollout = {"generation": gen, "state": "running", "error": None}
+        self.owner = spec.get("owner")
         old_port = self.balancer_port
         try:
+            if self._owner_gone():
+                raise Abandoned("the command deploying it exited before the roll-out began")
             if spec.get("port") != self.balancer_port:
                 self._serve_balancer(spec.get("port"))
             early, self.prespawned = [r for r in self.prespawned if r.generation == gen], []
@@ -365,7 +387,7 @@ class Supervisor:
                     await self._stop([r for r in old if r.index == i], drain=True)
         except Exception as exc:
             log.exception("roll-out %d failed", gen)
-            error = f"{type(exc).__name__}: {exc}"
+            error = str(exc) if isinstance(exc, Abandoned) else f"{type(exc).__name__}: {exc}"
             if not self.active_gen:  # a new deployment: nothing of it may keep running
                 with contextlib.suppress(Exception):
                     await self._stop([r for r in self.replicas if r.generation == gen])
@@ -396,7 +418,7 @@ class Supervisor:
                 r.in_rollout = False
                 restored.append(r)
         if restored:
-            await self._await_healthy(restored, timeout)
+            await self._await_healthy(restored, timeout, owned=False)
 
     def _serve_balancer(self, port: int | None) -> None:
         from atoll._http.asgi import run_app
