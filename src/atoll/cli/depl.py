@@ -75,6 +75,9 @@ def new(
         if exc.log_tail:
             print_err(exc.log_tail)
         raise
+    except KeyboardInterrupt:
+        print_err("error: interrupted (a new deployment is recorded FAILED and nothing of it keeps running)")
+        raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     info = api.deployment_info(atoll, record.name, record.proj)
