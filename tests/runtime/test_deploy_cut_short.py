@@ -140,7 +140,7 @@ def test_depl_new_above_max_replicas_is_refused_before_anything_is_recorded(cli:
 def test_a_sigkilled_depl_new_leaves_no_supervisor_and_ends_failed(cli: Cli) -> None:
     proc = cli.start_deploy("killed")
     try:
-        wait_for(lambda: cli.replicas_started("killed", 2), timeout=60)
+        wait_for(lambda: cli.replicas_started("killed", 2), timeout=120)
         supervisor = cli.supervisor("killed")
         assert _alive(supervisor)
         assert cli.record("killed").task.state == TaskState.WAITING
@@ -164,10 +164,10 @@ def test_an_interrupted_depl_new_records_failed_and_stops_what_it_started(cli: C
     name = f"stopped-{sig.name.lower()}"
     proc = cli.start_deploy(name)
     try:
-        wait_for(lambda: cli.replicas_started(name, 2), timeout=60)
+        wait_for(lambda: cli.replicas_started(name, 2), timeout=120)
         supervisor = cli.supervisor(name)
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
