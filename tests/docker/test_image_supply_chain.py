@@ -122,7 +122,7 @@ def test_running_islands_have_no_root_process(running: dict[str, Any], swarm_cli
             filters={"label": f"com.docker.swarm.service.name={island.service_name}"})
         assert containers, f"no container of {island.service_name}"
         for container in containers:
-            top = container.top(ps_args="-o uid,comm")
+            top = container.top(ps_args="-o pid,uid,comm")
             uids = {row[top["Titles"].index("UID")] for row in top["Processes"]}
             assert uids == {str(island.user[0])}, (island.name, top["Processes"])
 
