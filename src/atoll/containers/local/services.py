@@ -215,6 +215,8 @@ class LocalServices(ContainerManager):
             if item.get("pid"):
                 kill_group(int(item["pid"]), item.get("start_time"))
         proc = self._supervisors.pop((project, name), None)
+        if proc is not None and proc.poll() is None:  # started by us before it wrote its pid file
+            kill_group(proc.pid, None, grace=15.0)
         if proc is not None:
             proc.poll()  # collect our child's exit status
         discovery_file(project, name).unlink(missing_ok=True)

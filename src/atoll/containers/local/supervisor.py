@@ -224,6 +224,9 @@ class Supervisor:
         try:
             while not self.stopping.is_set():
                 spec = read_json(self.spec_path)
+                if spec is None and not self.replicas and self.rolling is None:
+                    log.warning("no spec and nothing running (the deployment was discarded): exiting")
+                    break
                 if spec and spec.get("generation", 0) > self.attempted_gen and self.rolling is None:
                     self.attempted_gen = spec["generation"]
                     self.rolling = asyncio.create_task(self._rollout(spec))
