@@ -23,6 +23,7 @@ from bench import (
     files_scale,
     lifecycle,
     lightweight_bench,
+    local_runtime,
     metadata_rows,
     router_scale,
     serving,
@@ -34,8 +35,8 @@ from bench.atoll_flow import AtollHome
 from bench.report import Report
 from bench.tools import ROOT, WORK, console, ensure_debian, say
 
-SECTIONS = ("serving", "batching", "router", "routerscale", "training", "coldstart", "metadata", "growth",
-            "depllist", "files", "filescale", "lightweight", "swarm", "ui")
+SECTIONS = ("serving", "batching", "router", "routerscale", "training", "coldstart", "localruntime", "metadata",
+            "growth", "depllist", "files", "filescale", "lightweight", "swarm", "ui")
 BIG_MB = {False: 300, True: 50}
 
 
@@ -64,8 +65,8 @@ def _big_version(home: AtollHome, mb: int) -> None:
     shutil.copy(trained, src / "clf.pkl")
     blob = WORK / "files" / "src" / "blob.bin"  # the same random bytes section 6 uses
     _make_blob(blob, mb)
-    (src / "blob.bin").symlink_to(blob)
-    home.upload_version("big", src)
+    (src / "blob.bin").symlink_to(blob)  # not copied: Atoll copies it into the store when told to follow links
+    home.upload_version("big", src, "--follow-symlinks")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         report.note("hey is missing and could not be installed: no serving/router rows")
         only -= {"serving", "router"}
 
-    needs_atoll = only & {"serving", "router", "training", "coldstart"}
+    needs_atoll = only & {"serving", "router", "training", "coldstart", "localruntime"}
     home = AtollHome() if needs_atoll else None
     try:
         peers = None
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
             ready, _ = _guard(report, "atoll setup", setup)
             if not ready:
-                only -= {"serving", "router", "training", "coldstart"}
+                only -= {"serving", "router", "training", "coldstart", "localruntime"}
         mlflow_start = None
         if only & {"serving", "router"} and home is not None:
             say("deploying svc1 (1 replica) and svc2 (2 replicas)")
@@ -129,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             big, _ = _guard(report, f"{mb} MB version", lambda: _big_version(home, mb))
             _guard(report, "coldstart", lambda: lifecycle.cold_start(report, home, args.quick, mlflow_start,
                                                                      mb if big else 0, peers))
+        if "localruntime" in only and home is not None:
+            _guard(report, "localruntime", lambda: local_runtime.local_runtime(report, home, "first", args.quick))
         if "metadata" in only:
             _guard(report, "metadata", lambda: metadata_rows.metadata(report, args.quick))
         if "ui" in only:

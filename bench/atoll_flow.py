@@ -37,6 +37,7 @@ class AtollHome:
         self.env.update(ATOLL_HOME=str(self.home), ATOLL_ROUTER__PORT=str(self.router_port), **(extra_env or {}))
         self.atoll = str(Path(sys.executable).parent / "atoll")
         self.deployments: set[str] = set()
+        self._key = ""
 
     # --- plumbing -----------------------------------------------------------------
     def cli(self, *args: str, timeout: float = 600, cwd: Path = IRIS) -> str:
@@ -83,8 +84,8 @@ class AtollHome:
     def task_dir(self, name: str) -> Path:
         return self.home / "tasks" / self.proj / "train" / name
 
-    def upload_version(self, name: str, path: Path) -> None:
-        self.cli("movers", "new", "--model", MODEL, "--name", name, "--path", str(path), timeout=600)
+    def upload_version(self, name: str, path: Path, *options: str) -> None:
+        self.cli("movers", "new", "--model", MODEL, "--name", name, "--path", str(path), *options, timeout=600)
 
     def deploy(self, name: str, version: str, replicas: int = 1, port: int | None = None) -> None:
         """``atoll depl new`` (returns once the replicas are healthy)."""
@@ -108,6 +109,17 @@ class AtollHome:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"no healthy replica of {name} in {path}")
+
+    def replica_header(self, name: str) -> str:
+        """``x-atoll-replica-secret: ...`` of deployment ``name``: replicas answer predictions only with it."""
+        found = json.loads((self.home / "run" / "router-keys" / "replica-secrets.json").read_text())
+        return f"x-atoll-replica-secret: {found['secrets'][f'{self.proj}/{name}']}"
+
+    def key_header(self) -> str:
+        """``Authorization: Bearer <key>`` for this home's project (made once): the router wants one."""
+        if not self._key:
+            self._key = self.cli_json("key", "new", "--proj", self.proj, "--name", "bench")["key"]
+        return f"Authorization: Bearer {self._key}"
 
     def router_pid(self) -> int | None:
         info = self.cli_json("isle", "router", "status")

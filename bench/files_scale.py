@@ -18,9 +18,10 @@ from atoll.domain.records import FileSpec
 from atoll.files.base import FileStore
 from atoll.files.local import LocalFileStore
 from atoll.metadata.base import get_metadata_store
+from bench import charts
 from bench.files_bench import _make_blob, _store_round, _timed, start_s3_store
 from bench.report import Report, Row
-from bench.tools import WORK, fmt, say
+from bench.tools import ROOT, WORK, fmt, say
 
 SMALL_BYTES = 4096
 
@@ -83,3 +84,11 @@ def files_scale(report: Report, quick: bool) -> None:
                                f"cp {fmt(cp, 's')}; cp+sync {fmt(times[f'{case} cp+sync'], 's')}",
                                cp / times[key], "(none)", None))
     report.note("files at scale: one round each (minutes per round); read them as orders of magnitude")
+    groups: dict[str, dict[str, float]] = {}
+    for case in cases:
+        for op in ("publish", "fetch"):
+            bars = {label: times[f"{case} {label} {op}"] for label in stores if f"{case} {label} {op}" in times}
+            groups[f"{op} {case}"] = {**bars, "cp": times[f"{case} cp"], "cp+sync": times[f"{case} cp+sync"]}
+    chart = ROOT / "bench" / "files_scale.png"
+    charts.bars(chart, "Files at scale: seconds per operation (log)", "seconds", groups, log=True)
+    report.note(f"files at scale chart: {chart.relative_to(ROOT)}")

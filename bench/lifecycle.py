@@ -8,7 +8,7 @@ directory, minus its training record so the notebook's ``Publisher()``
 publishes a fresh version instead of the training's. Runs interleave.
 
 Cold start: ``atoll depl new`` is started and, from that instant, its
-balanced port is polled with a prediction until one answers 200.
+balanced port is polled with a prediction (and an API key) until one answers 200.
 """
 
 from __future__ import annotations
@@ -77,13 +77,14 @@ def _cold_start(home: AtollHome, name: str, version: str) -> tuple[float, float]
     args = [home.atoll, "depl", "new", "--name", name, "--proj", home.proj, "--nb", "notebooks/predict.ipynb",
             "--movers", f"{MODEL}:{version}", "-n", "1", "--port", str(port)]
     home.deployments.add(name)
+    header, _, value = home.key_header().partition(": ")  # the balanced port wants the router's API key
     start = time.perf_counter()
     proc = subprocess.Popen(args, cwd=IRIS, env=home.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     url = f"http://127.0.0.1:{port}/predict"
     try:
         deadline = start + 300
-        while post(url, ROW, timeout=2)[0] != 200:
+        while post(url, ROW, timeout=2, headers={header: value})[0] != 200:
             if proc.poll() not in (None, 0) or time.perf_counter() > deadline:
                 out = proc.communicate(timeout=30)[0] if proc.poll() is not None else ""
                 raise RuntimeError(f"atoll depl new gave no prediction (exit {proc.returncode}):\n{out[-2000:]}")

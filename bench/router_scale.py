@@ -19,10 +19,11 @@ import sys
 
 import orjson
 
+from bench import charts
 from bench import peers as peers_mod
 from bench.report import Report, Row
 from bench.serving import Target, _raw, _run_rounds
-from bench.tools import LOAD_CPU, WORK, Proc, fmt, free_port, say, wait_predict
+from bench.tools import LOAD_CPU, ROOT, WORK, Proc, fmt, free_port, say, wait_predict
 
 SIZES = (1, 50, 500)
 SPREAD = 8  # deployments loaded at once
@@ -53,7 +54,7 @@ def router_scale(report: Report, peers: peers_mod.Peers, quick: bool) -> None:
         for n in SIZES:
             port = free_port()
             routers[n] = Proc([sys.executable, "-m", "atoll.router", "--discovery", "local", "--state-dir",
-                               _state_dir(n, replica_url), "--port", str(port)],
+                               _state_dir(n, replica_url), "--port", str(port), "--auth", "off"],
                               WORK / "logs" / f"router-scale-{n}.log", cpus=LOAD_CPU)
             step = max(1, n // SPREAD)
             urls = [f"http://127.0.0.1:{port}/predict?project=bench&deploy=d{i:03d}" for i in range(0, n, step)]
@@ -78,3 +79,10 @@ def router_scale(report: Report, peers: peers_mod.Peers, quick: bool) -> None:
             Row(f"router with {n} deployments c=8: p50", fmt(r8.p50, "ms"), f"1 deployment {fmt(base8.p50, 'ms')}",
                 r8.p50 / base8.p50, "<= +0.2 ms" if top else "(none)", r8.p50 <= base8.p50 + 0.2 if top else None),
         )
+    chart = ROOT / "bench" / "router_scale.png"
+    charts.lines(chart, "Router: cost against the deployments registered", "deployments registered (log)",
+                 "requests per second (c = 32)",
+                 {"req/s, c = 32": [(n, results[(f"router {n} depl", 32)].rps) for n in SIZES]},
+                 right=("p50, ms", {"p50, c = 8 (ms)": [(n, results[(f"router {n} depl", 8)].p50) for n in SIZES]}),
+                 logx=True)
+    report.note(f"router scale chart: {chart.relative_to(ROOT)}")

@@ -50,13 +50,14 @@ class Target:
     body: bytes
     hey_cpus: str | None = LOAD_CPU
     rps_estimate: float = 0.0
+    headers: tuple[str, ...] = ()  # e.g. the replica secret, the router's API key
 
 
 def _run_rounds(targets: list[Target], concurrencies: tuple[int, ...], rounds: int, seconds: float,
                 on_round: Callable[[int], None] | None = None) -> dict[tuple[str, int], Load]:
     """Warm up every target, then ``rounds`` interleaved passes; field-wise medians per (target, c)."""
     for target in targets:
-        warm = hey(target.urls, target.body, 300, 8, cpus=target.hey_cpus)
+        warm = hey(target.urls, target.body, 300, 8, cpus=target.hey_cpus, headers=target.headers)
         if warm.errors:
             raise RuntimeError(f"{target.name}: {warm.errors} errors while warming up")
         target.rps_estimate = warm.rps
@@ -69,7 +70,8 @@ def _run_rounds(targets: list[Target], concurrencies: tuple[int, ...], rounds: i
                 # c=1 runs slower than the warm-up's c=8: size it on a third of the estimate.
                 estimate = target.rps_estimate / 3 if c == 1 else target.rps_estimate
                 n = requests_for(seconds, estimate, c)
-                runs.setdefault((target.name, c), []).append(hey(target.urls, target.body, n, c, cpus=target.hey_cpus))
+                runs.setdefault((target.name, c), []).append(
+                    hey(target.urls, target.body, n, c, cpus=target.hey_cpus, headers=target.headers))
     return {key: median_load(loads) for key, loads in runs.items()}
 
 
@@ -95,7 +97,7 @@ def serving(report: Report, home: AtollHome, peers: peers_mod.Peers, quick: bool
         started = wait_predict(mlflow_url, peers_mod.MLFLOW_ROW, 300, mlflow)
         report.raw_line(section, f"mlflow models serve answered {started:.1f}s after it was started")
         targets = [
-            Target("atoll replica", [replica["url"] + "/predict"], ROW),
+            Target("atoll replica", [replica["url"] + "/predict"], ROW, headers=(home.replica_header("svc1"),)),
             Target("mlflow models serve", [mlflow_url], peers_mod.MLFLOW_ROW),
             Target("floor (bare uvicorn)", [floor_url], ROW),
         ]
@@ -149,12 +151,13 @@ NGINX_SERVER = """\
             proxy_pass http://replicas{i};
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header x-atoll-replica-secret "{secret}";
         }}
     }}
 """
 
 
-def start_nginx(groups: dict[int, list[str]]) -> tuple[Proc, dict[int, int]]:
+def start_nginx(groups: dict[int, list[str]], secrets: dict[int, str]) -> tuple[Proc, dict[int, int]]:
     """One nginx (1 worker, like the router's one process) proxying each group of replica URLs on its own port."""
     work = WORK / "nginx"
     work.mkdir(parents=True, exist_ok=True)
@@ -162,7 +165,7 @@ def start_nginx(groups: dict[int, list[str]]) -> tuple[Proc, dict[int, int]]:
     servers = []
     for key, urls in groups.items():
         upstreams = "\n".join(f"        server {u.removeprefix('http://')};" for u in urls)
-        servers.append(NGINX_SERVER.format(i=key, upstreams=upstreams, port=ports[key]))
+        servers.append(NGINX_SERVER.format(i=key, upstreams=upstreams, port=ports[key], secret=secrets[key]))
     conf = work / "nginx.conf"
     conf.write_text(NGINX_CONF.format(work=work, servers="\n".join(servers)))
     binary = "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "nginx"
@@ -179,7 +182,9 @@ def router(report: Report, home: AtollHome, quick: bool) -> None:
         raise RuntimeError(f"svc2 has {len(two)} healthy replicas, expected 2")
     router_pid = home.router_pid()
     have_nginx = ensure_debian("nginx", "nginx-light")
-    nginx, ports = start_nginx({1: [r["url"] for r in one], 2: [r["url"] for r in two]}) if have_nginx else (None, {})
+    secrets = {n: home.replica_header(f"svc{n}").partition(": ")[2] for n in (1, 2)}
+    nginx, ports = (start_nginx({1: [r["url"] for r in one], 2: [r["url"] for r in two]}, secrets)
+                    if have_nginx else (None, {}))
     proxy_cpus = {1: LOAD_CPU, 2: None}
     try:
         if nginx is not None:
@@ -200,9 +205,10 @@ def router(report: Report, home: AtollHome, quick: bool) -> None:
             if nginx is not None:
                 _pin_tree(nginx.pid, proxy_cpus[n_rep] or ALL_CPUS)
             depl = f"svc{n_rep}"
-            targets = [Target(f"direct {n_rep}r", [r["url"] + "/predict" for r in reps], ROW, proxy_cpus[n_rep]),
+            targets = [Target(f"direct {n_rep}r", [r["url"] + "/predict" for r in reps], ROW, proxy_cpus[n_rep],
+                              headers=(home.replica_header(depl),)),
                        Target(f"atoll router {n_rep}r", [f"{home.router_url}?project={home.proj}&deploy={depl}"], ROW,
-                              proxy_cpus[n_rep])]
+                              proxy_cpus[n_rep], headers=(home.key_header(),))]
             if nginx is not None:
                 targets.append(Target(f"nginx {n_rep}r", [f"http://127.0.0.1:{ports[n_rep]}/predict"], ROW,
                                       proxy_cpus[n_rep]))

@@ -46,8 +46,8 @@ def swarm_available() -> str | None:
 def base_image_current() -> bool:
     """True when Atoll's base image holds this checkout's code (else the first build rebuilds it: minutes)."""
     from atoll.config import load_config
-    from atoll.containers.swarm.images import base_image_current as current
     from atoll.containers.swarm.engine import connect
+    from atoll.containers.swarm.images import base_image_current as current
 
     config = load_config()
     client = connect(config)

@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,9 +125,11 @@ class Proc:
             return ""
 
 
-def post(url: str, body: bytes, timeout: float = 5, content_type: str = "application/json") -> tuple[int, bytes]:
+def post(url: str, body: bytes, timeout: float = 5, content_type: str = "application/json",
+         headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     """One POST; (status, body), status 0 when nothing answered."""
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+    req = urllib.request.Request(url, data=body, method="POST",
+                                 headers={"Content-Type": content_type, **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read()
@@ -137,7 +139,8 @@ def post(url: str, body: bytes, timeout: float = 5, content_type: str = "applica
         return 0, b""
 
 
-def wait_predict(url: str, body: bytes, timeout: float, proc: Proc | None = None, poll: float = 0.02) -> float:
+def wait_predict(url: str, body: bytes, timeout: float, proc: Proc | None = None, poll: float = 0.02,
+                 headers: Mapping[str, str] | None = None) -> float:
     """Poll ``url`` with POST ``body`` until it answers 200; seconds waited.
 
     Raises:
@@ -146,7 +149,7 @@ def wait_predict(url: str, body: bytes, timeout: float, proc: Proc | None = None
     start = time.perf_counter()
     deadline = start + timeout
     while time.perf_counter() < deadline:
-        status, _ = post(url, body, timeout=2)
+        status, _ = post(url, body, timeout=2, headers=headers)
         if status == 200:
             return time.perf_counter() - start
         if proc is not None and not proc.alive():
@@ -185,7 +188,7 @@ def _parse_hey_csv(text: str) -> list[tuple[float, float, int]]:
 
 
 def hey(urls: str | Sequence[str], body: bytes, n: int, c: int, cpus: str | None = LOAD_CPU,
-        timeout: float = 120) -> Load:
+        timeout: float = 120, headers: Sequence[str] = ()) -> Load:
     """Load ``urls`` with ``n`` POSTs at concurrency ``c`` (split evenly over several urls, run at once).
 
     Percentiles are computed from every request's time (``hey -o csv``), and
@@ -199,8 +202,10 @@ def hey(urls: str | Sequence[str], body: bytes, n: int, c: int, cpus: str | None
     per_n, per_c = max(1, n // len(url_list)), max(1, c // len(url_list))
     start = time.perf_counter()
     for url in url_list:
+        # hey takes headers on its command line only: a bench's throwaway key/secret, on loopback.
+        extra = [arg for header in headers for arg in ("-H", header)]
         cmd = [*taskset(cpus), "hey", "-n", str(max(per_n, per_c)), "-c", str(per_c), "-t", "10",
-               "-m", "POST", "-T", "application/json", "-D", str(body_file), "-o", "csv", url]
+               "-m", "POST", "-T", "application/json", "-D", str(body_file), "-o", "csv", *extra, url]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                       start_new_session=True))
     rows: list[tuple[float, float, int]] = []

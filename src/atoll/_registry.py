@@ -4,13 +4,16 @@ Each plug point (metadata store, file store, container manager, router
 discovery) keeps a sorted table ``name -> "module:Class"`` plus an install
 hint, and imports a backend only when it is asked for, so a missing optional
 dependency becomes one clear error naming the extra to install.
+:func:`lazy_exports` does the same for a package's public names.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from atoll.errors import ConfigError
 
@@ -59,3 +62,21 @@ class Registry(Generic[T]):
             raise ConfigError(f"{self.point} {name!r} needs a missing dependency: {exc.name}{hint}") from exc
         cls: type[T] = getattr(module, attr)
         return cls
+
+
+def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
+    """A package's module ``__getattr__`` (PEP 562) importing a name's module on first use.
+
+    ``exports`` maps a public name to the module defining it; use as
+    ``__getattr__ = lazy_exports(__name__, {...})``, so importing the package costs nothing.
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        setattr(sys.modules[package], name, value)  # later reads skip this function
+        return value
+
+    return __getattr__

@@ -168,6 +168,49 @@ class RouterSection(_Section):
     port: int = Field(default=30080, ge=1, le=65535)
     #: Require an API key (``atoll key new``) on every prediction; ``off`` only on a laptop.
     auth: bool = True
+    #: HTTPS: the certificate (PEM, chain first) and its private key; both or neither.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> RouterSection:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("set both router.tls_cert and router.tls_key (or neither)")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """True when the router serves HTTPS."""
+        return bool(self.tls_cert and self.tls_key)
+
+    @property
+    def url(self) -> str:
+        """Where clients reach the router: ``http(s)://host:port``."""
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+
+#: The replica secrets file's name, in the router keys directory.
+REPLICA_SECRETS_FILE = "replica-secrets.json"
+
+
+class ServingSection(_Section):
+    """Limits of the replicas' and the ``--port`` balancer's HTTP server (see README, Security)."""
+
+    max_body_mb: float = Field(default=16, gt=0, le=4096)
+    max_header_kb: int = Field(default=64, ge=1, le=1024 * 1024)
+    header_timeout: float = Field(default=10, gt=0, le=3600)
+    body_timeout: float = Field(default=60, gt=0, le=3600)
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
+
+    def limits(self) -> dict[str, Any]:
+        """The limits as the server takes them (``max_body`` and :class:`atoll._http.server.Limits`' fields)."""
+        return {
+            "max_body": int(self.max_body_mb * 1024 * 1024),
+            "max_header_bytes": self.max_header_kb * 1024,
+            "header_timeout": self.header_timeout,
+            "body_timeout": self.body_timeout,
+            "max_connections": self.max_connections,
+        }
 
 
 class UiSection(_Section):
@@ -209,6 +252,7 @@ class Config(_Section):
     container_manager: ContainerManagerSection = Field(default_factory=ContainerManagerSection)
     docker: DockerSection = Field(default_factory=DockerSection)
     router: RouterSection = Field(default_factory=RouterSection)
+    serving: ServingSection = Field(default_factory=ServingSection)
     ide: IdeSection = Field(default_factory=IdeSection)
     ui: UiSection = Field(default_factory=UiSection)
     islands: IslandsSection = Field(default_factory=IslandsSection)
@@ -229,6 +273,11 @@ class Config(_Section):
         """The API keys file the router reads (written by ``atoll key new/rm``), in its own
         directory so that a container can mount the directory and see every rewrite."""
         return self.home / "run" / "router-keys" / "keys.json"
+
+    @property
+    def router_replica_secrets_file(self) -> Path:
+        """Each deployment's replica secret (written by ``atoll depl new/rm``), next to the keys file."""
+        return self.router_keys_file.parent / REPLICA_SECRETS_FILE
 
     @property
     def file_store_path(self) -> Path:

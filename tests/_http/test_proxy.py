@@ -1,7 +1,7 @@
 """The proxy shared by the router and the local ``--port`` balancer, seen through the balancer.
 
 Real HTTP on 127.0.0.1: two small replicas on uvicorn, a port nothing listens
-on, and the balancer in front of them, all on free ports in this process.
+on, and the balancer (on Atoll's raw server) in front of them, all on free ports in this process.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from atoll._http.asgi import Receive, Scope, Send, ServerHandle, lifespan, read_body, run_app, send_bytes
+from atoll._http.asgi_server import serve
 from atoll.containers.local.balancer import Balancer
 
 
@@ -54,7 +55,7 @@ def balanced(hits: list[str]) -> Iterator[tuple[str, Balancer]]:
             handles.append(run_app(_replica(name, hits), host="127.0.0.1", port=0, block=False))
         balancer = Balancer()
         balancer.targets = tuple(("127.0.0.1", h.port) for h in handles) + (("127.0.0.1", _closed_port()),)
-        handles.append(run_app(balancer.app, host="127.0.0.1", port=0, block=False))
+        handles.append(serve(balancer, host="127.0.0.1", port=0, block=False))
         for handle in handles:
             assert handle.wait_started()
         yield handles[-1].url, balancer

@@ -12,6 +12,7 @@ while Atoll's code is unchanged).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -67,6 +68,19 @@ def get(url: str, headers: dict[str, str] | None = None) -> int:
         return int(exc.code)
     except (urllib.error.URLError, OSError):
         return 0
+
+
+# Inside a replica's container: /predict without the secret, then /health.
+_DIRECT = (
+    "import urllib.request as u, urllib.error as e\n"
+    "try:\n"
+    "    u.urlopen(u.Request('http://127.0.0.1:8080/predict', data=b'[[5.1, 3.5, 1.4, 0.2]]', method='POST'), "
+    "timeout=10)\n"
+    "    print(200)\n"
+    "except e.HTTPError as x:\n"
+    "    print(x.code)\n"
+    "print(u.urlopen('http://127.0.0.1:8080/health', timeout=10).status)\n"
+)
 
 
 @dataclass
@@ -239,6 +253,13 @@ def test_two_replicas_predict_setosa_through_the_router(served: SwarmIris) -> No
         assert b"setosa" in body
     status, body = post(served.router_url("nope"), key=served.key)
     assert status == 404 and b"nope" in body
+    # a replica answers predictions only with its secret (the router sends it): not to a caller on the network
+    secrets = (served.home / "run" / "router-keys" / "replica-secrets.json").read_text()
+    secret = json.loads(secrets)["secrets"][f"{served.project}/svc"]
+    container = served.client.containers.list(filters={"label": f"com.docker.swarm.service.name={service.name}"})[0]
+    code, output = container.exec_run(["python", "-c", _DIRECT])
+    assert code == 0 and output.decode().split() == ["403", "200"], output
+    assert all(secret not in item for item in container.attrs["Config"]["Env"])  # a Docker secret, not env
     logs = list(deployments.deployment_logs(served.ctx, "svc", served.project))
     assert all(isinstance(line, str) for line in logs)
 

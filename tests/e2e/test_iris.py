@@ -59,6 +59,15 @@ class Atoll:
     def json(self, *args: str, check: bool = True) -> Any:
         return json.loads(self.run("-o", "json", *args, check=check).stdout)
 
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.key}"}
+
+    def replica_secret(self, deploy: str) -> dict[str, str]:
+        """The header the router adds for a replica of ``deploy`` (from the router's replica secrets file)."""
+        found = json.loads((self.home / "run" / "router-keys" / "replica-secrets.json").read_text())
+        return {"x-atoll-replica-secret": found["secrets"][f"iris/{deploy}"]}
+
     def routed(self, deploy: str, body: str = ROW, query: str = "") -> httpx.Response:
         return httpx.post(f"{self.router}/predict?project=iris&deploy={deploy}{query}", content=body, timeout=30,
                           headers={"authorization": f"Bearer {self.key}"})
@@ -112,7 +121,7 @@ def served(atoll: Atoll) -> dict[str, Any]:
     started = time.monotonic()
     atoll.run("depl", "new", "--proj", "iris", "--name", "iris-svc", "--nb", "notebooks/predict.ipynb",
               "--movers", "iris-clf:first", "-n", "2", "--port", str(port))
-    answer = httpx.post(f"http://127.0.0.1:{port}/predict", content=ROW, timeout=30)
+    answer = httpx.post(f"http://127.0.0.1:{port}/predict", content=ROW, timeout=30, headers=atoll.auth)
     cold_start = time.monotonic() - started
     assert answer.status_code == 200
     print(f"\ncold start (depl new -> first prediction): {cold_start:.1f}s")
@@ -137,10 +146,12 @@ def test_two_replicas_predict_setosa_directly_balanced_and_through_the_router(
     assert info["task"]["state"] == "RUNNING"
     assert [v["name"] for v in info["movers"]] == ["first"] and info["bvers"]["name"] == "latest"
     for replica in info["replicas"]:
-        answer = httpx.post(f"{replica['url']}/predict", content=ROW, timeout=30).json()
+        assert httpx.post(f"{replica['url']}/predict", content=ROW, timeout=30).status_code == 403  # no secret
+        answer = httpx.post(f"{replica['url']}/predict", content=ROW, timeout=30,
+                            headers=atoll.replica_secret("iris-svc")).json()
         assert answer == {"result": ["setosa"],
                           "metadata": {"model_version": "iris-clf:first", "replica": replica["name"]}}
-    balanced = httpx.post(f"http://127.0.0.1:{served['port']}/predict", content=ROW, timeout=30)
+    balanced = httpx.post(f"http://127.0.0.1:{served['port']}/predict", content=ROW, timeout=30, headers=atoll.auth)
     assert balanced.json()["result"] == ["setosa"]
     routed = atoll.routed("iris-svc", "[[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]")
     assert routed.status_code == 200 and routed.json()["result"] == ["setosa", "virginica"]

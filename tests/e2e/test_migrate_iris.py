@@ -61,7 +61,9 @@ class Cli:
         self.run("depl", "new", "--proj", "iris", "--name", "svc", "--nb", "notebooks/predict.ipynb",
                  "--movers", "iris-clf:first", "-n", "1", "--port", str(port))
         try:
-            answer = httpx.post(f"http://127.0.0.1:{port}/predict", content=ROWS, timeout=60)
+            key = self.json("key", "new", "--proj", "iris")["key"]  # the balancer follows the router's key rules
+            answer = httpx.post(f"http://127.0.0.1:{port}/predict", content=ROWS, timeout=60,
+                                headers={"authorization": f"Bearer {key}"})
             assert answer.status_code == 200, answer.text
             return answer.json()["result"]
         finally:

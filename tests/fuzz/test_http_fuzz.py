@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from atoll.api.keys import KEY_PREFIX, key_hash
-from router.router_helpers import healthy, start_replica, start_router, write_state
+from router.router_helpers import healthy, start_replica, start_router, write_replica_secrets, write_state
 from support.processes import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -24,6 +24,7 @@ pytestmark = pytest.mark.slow
 ROUNDS = 250
 READ_FOR = 0.2
 SEED = 12
+SECRET = "s" * 43  # the replica secret of proj/dep
 
 VALID = (
     b"POST /predict?project=proj&deploy=dep HTTP/1.1\r\nhost: x\r\nauthorization: Bearer KEY\r\n"
@@ -109,10 +110,12 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
          "hash": key_hash(key, pepper)}]}))
     started: list[ServerProcess] = []
     try:
-        replica = start_replica(tmp, "dep-1")
+        replica = start_replica(tmp, "dep-1", replica={"secret": SECRET})
         started.append(replica)
         write_state(tmp / "state", "proj", "dep", [healthy(replica)])
-        started.append(start_router(tmp, tmp / "state", auth=("--keys-file", str(keys_file))))
+        secrets = write_replica_secrets(tmp / "replica-secrets.json", {"proj/dep": SECRET})
+        started.append(start_router(tmp, tmp / "state",
+                                    auth=("--keys-file", str(keys_file), "--replica-secrets", str(secrets))))
         yield Target(started[1], replica, key)
     finally:
         for process in started:
@@ -124,8 +127,10 @@ def _serves(target: Target) -> None:
     assert answer.status_code == 200, answer.text
     assert answer.json()["result"] == "hello"
     assert target.predict_via_router(KEY_PREFIX + "g" * 43).status_code == 401
-    direct = httpx.post(f"{target.replica.url}/predict", content=b"hello", timeout=10)
+    direct = httpx.post(f"{target.replica.url}/predict", content=b"hello", timeout=10,
+                        headers={"x-atoll-replica-secret": SECRET})
     assert direct.status_code == 200 and direct.json()["result"] == "hello"
+    assert httpx.post(f"{target.replica.url}/predict", content=b"hello", timeout=10).status_code == 403
 
 
 @pytest.mark.parametrize("server", ["router", "replica"])
@@ -134,6 +139,8 @@ def test_random_and_mutated_requests_leave_both_serving(target: Target, server: 
     rng = random.Random(f"{SEED}-{server}")
     port = target.router.port if server == "router" else target.replica.port
     valid = VALID.replace(b"KEY", target.key.encode())
+    if server == "replica":  # a request the replica would serve: fuzzing reaches past the secret check
+        valid = valid.replace(b"host: x\r\n", b"host: x\r\nx-atoll-replica-secret: " + SECRET.encode() + b"\r\n")
     statuses: dict[str, int] = {}
     for _ in range(ROUNDS):
         answer = _send(port, _request(rng, valid))

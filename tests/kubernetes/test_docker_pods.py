@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -185,3 +186,45 @@ def test_a_deployment_pod_gets_ready_through_its_probe_and_answers(docker_cluste
     assert line == f"[{replica.name}] serving"
     deployments.discard("iris", "online")
     assert json.dumps(docker_cluster.emulated.objects("pods")) == "[]"
+
+
+def _post(url: str, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, data=b"{}", headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_the_router_island_pod_reads_the_api_keys_from_its_secret(docker_cluster: Cluster, docker_client: Any) -> None:
+    """`atoll isle router setup` on the cluster: the base image's router, the keys file a mounted Secret."""
+    from atoll.api.context import AtollContext
+    from atoll.api.keys import new_key
+    from atoll.containers.swarm.images import base_image_ref, ensure_base_image, image_id
+    from atoll.domain.records import Project
+    from atoll.islands.kubernetes import KubeRouterIsland
+
+    config = docker_cluster.config
+    # The router's code is what the base image holds: one of another Atoll build does (not rebuilt for this test).
+    found = image_id(docker_client, config, base_image_ref(config))
+    base = docker_client.images.get(found or ensure_base_image(docker_client, config, lambda line: None))
+    ctx = AtollContext(config)
+    try:
+        ctx.metadata.create(Project(name="iris"))
+        _, key = new_key(ctx, "iris")  # writes the keys file the island hands over
+    finally:
+        ctx.close()
+    island = KubeRouterIsland(config, kube=docker_cluster.kube, image=f"registry.example:5000/atoll/base@{base.id}")
+    status = island.setup()
+    assert (status.running, status.health) == (True, "healthy"), status
+    [pod] = docker_cluster.emulated.objects("pods")
+    router = f"http://{pod['status']['podIP']}:8080"
+    with urllib.request.urlopen(f"{router}/health", timeout=10) as answer:
+        assert answer.status == 200
+    predict = f"{router}/predict?project=iris&deploy=online"
+    assert _post(predict, {}) == 401
+    assert _post(predict, {"Authorization": "Bearer atk_not-a-key"}) in (401, 403)
+    assert _post(predict, {"Authorization": f"Bearer {key}"}) not in (401, 403)  # let through: no replica to reach
+    island.stop()
+    wait_for(lambda: not docker_cluster.emulated.objects("pods"), timeout=60, what="the router pod's removal")

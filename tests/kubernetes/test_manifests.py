@@ -36,15 +36,18 @@ def every_manifest(config: Config) -> list[dict[str, Any]]:
         *manifests.deployment_manifests(depl, config, "g1", timeout=120),
         *manifests.ide_manifests(ide, config, token="tok"),
         image_pull_secret("registry-chest", "atoll", "registry.example:5000", "user", "pw"),
-        *islands.router_manifests(config, image),
+        *islands.router_manifests(config, image, b'{"version": 1, "keys": []}'),
         *islands.db_manifests(config, image, "pw"),
         *islands.files_manifests(config, image, "access", "secret"),
+        *islands.ui_manifests(config, image, "tok", STORE),
         *islands.rbac_manifests("atoll"),
     ]
 
 
 def test_every_kind_validates_strictly_against_1_30_and_1_37(kube_config: Config, tmp_path: Path) -> None:
+    kube_config.container_manager.kubernetes.image_pull_secret = "chest"  # every pod refers to its Secret
     docs = every_manifest(kube_config)
+    assert all(pod["imagePullSecrets"] == [{"name": "registry-chest"}] for pod in _pod_specs(docs))
     kube_config.container_manager.kubernetes.nfs = NfsVolume(server="nfs.example", path="/exports/atoll")
     docs += manifests.training_manifests(task_spec(name="on-nfs", **sample_inputs()), kube_config)
     kinds = {(d["apiVersion"], d["kind"]) for d in docs}
@@ -62,6 +65,12 @@ def test_every_kind_validates_strictly_against_1_30_and_1_37(kube_config: Config
                               capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
         assert done.stdout.count("passed") == len(docs), done.stdout
+
+
+def _pod_specs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    specs = [d["spec"] for d in docs if d["kind"] == "Pod"]
+    specs += [d["spec"]["template"]["spec"] for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+    return specs + [d["spec"]["template"]["spec"] for d in docs if d["kind"] == "Job"]
 
 
 def test_the_validator_rejects_an_unknown_field(tmp_path: Path, kube_config: Config) -> None:
@@ -206,6 +215,21 @@ def test_island_credentials_are_secret_files(kube_config: Config) -> None:
     kube_config.container_manager.kubernetes.storage_class = "fast"
     claim = next(d for d in islands.files_manifests(kube_config, image, "a", "b") if d["kind"] == "PersistentVolumeClaim")
     assert claim["spec"]["storageClassName"] == "fast"
+
+
+def test_the_router_reads_the_keys_from_a_secret_directory(kube_config: Config) -> None:
+    docs = islands.router_manifests(kube_config, DIGEST, b'{"pepper": "p3pp3r"}')
+    assert [d["kind"] for d in docs] == ["Secret", "Deployment", "Service"]
+    assert "p3pp3r" not in _text(docs[1:])
+    assert base64.b64decode(docs[0]["data"]["keys.json"]) == b'{"pepper": "p3pp3r"}'
+    pod = docs[1]["spec"]["template"]["spec"]
+    mount = pod["containers"][0]["volumeMounts"][0]
+    assert "subPath" not in mount and mount["readOnly"]  # a subPath mount would never see the Secret's updates
+    assert pod["automountServiceAccountToken"] is False
+    kube_config.router.auth = False
+    docs = islands.router_manifests(kube_config, DIGEST)
+    assert [d["kind"] for d in docs] == ["Deployment", "Service"]
+    assert docs[0]["spec"]["template"]["spec"]["containers"][0]["command"][-2:] == ["--auth", "off"]
 
 
 def test_pull_secret_is_a_dockerconfigjson(kube_config: Config) -> None:

@@ -84,6 +84,11 @@ def test_render_isle_db_prints_no_password(recorded: Path) -> None:
     docs = list(yaml.safe_load_all(done.stdout))
     assert {d["kind"] for d in docs} == {"Secret", "StatefulSet", "Service"}
     assert next(d for d in docs if d["kind"] == "Secret")["data"] == {"password": ""}
+    done = atoll(recorded, "kube", "render", "isle", "ui", "--image", DIGEST)
+    assert done.returncode == 0, done.stderr
+    docs = list(yaml.safe_load_all(done.stdout))
+    assert [d["kind"] for d in docs] == ["Secret", "Deployment", "Service"]
+    assert docs[0]["data"] == {"token.json": "", "stores.json": ""}
 
 
 def test_render_errors_are_one_line(recorded: Path) -> None:

@@ -70,6 +70,24 @@ def test_other_schemes_are_refused() -> None:
         SqlMetadataStore("mysql://x@y/z")
 
 
+def test_a_damaged_row_does_not_change_the_order_of_a_descending_list(tmp_path: Path) -> None:
+    """SQLite's JSON functions stop at a broken row, so such lists are ordered in Python: the same order."""
+    db = tmp_path / "a.db"
+    store = get_metadata_store(f"sqlite:///{db}")
+    for name, desc in [("a", "x"), ("b", "x"), ("bad", "x"), ("c", "y"), ("d", "x")]:
+        store.create(Model(name=name, desc=desc))
+    with sqlite3.connect(db) as conn:
+        conn.execute("""UPDATE records SET doc = '{"name": "bad"' WHERE name = 'bad'""")
+
+    def names(**how: object) -> list[str]:
+        return [m.name for m in store.list(Model, **how)]  # type: ignore[arg-type]
+
+    assert names(filter={"name": {"$ne": "z"}}, descending=True) == ["d", "c", "b", "a"]
+    assert names(sort="desc", descending=True) == ["c", "d", "b", "a"]
+    assert names(sort="desc") == ["a", "b", "d", "c"]
+    store.close()
+
+
 def _random_docs(rng: random.Random, n: int) -> list[ModelVersion]:
     values = [0, 1, 0.5, -2.5, "x", "0.7", True, False, None, [0.1, 0.95], [], {"v": 1}, [{"acc": 0.99}]]
     out = []

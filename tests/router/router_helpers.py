@@ -56,7 +56,11 @@ run_app(app)
 """
 
 
-def start_replica(tmp: Path, name: str, script: str = ECHO_REPLICA) -> ServerProcess:
+def start_replica(
+    tmp: Path, name: str, script: str = ECHO_REPLICA, replica: dict[str, object] | None = None
+) -> ServerProcess:
+    """A replica on a free port; ``replica`` (``{"secret", "limits"}``) goes in its store settings as a
+    deployment's replica gets it (a 0600 file named by ``ATOLL_STORE_CONFIG``)."""
     path = tmp / f"{name}.py"
     path.write_text(textwrap.dedent(script))
     port = free_port()
@@ -68,7 +72,18 @@ def start_replica(tmp: Path, name: str, script: str = ECHO_REPLICA) -> ServerPro
         "ATOLL_PORT": str(port),
         "ATOLL_HOST": "127.0.0.1",
     }
+    if replica is not None:
+        settings = tmp / f"{name}-store.json"
+        settings.touch(mode=0o600)
+        settings.write_bytes(orjson.dumps({"version": 1, "replica": replica}))
+        env["ATOLL_STORE_CONFIG"] = str(settings)
     return ServerProcess(tmp, name, [sys.executable, str(path)], env, port)
+
+
+def write_replica_secrets(path: Path, secrets: dict[str, str]) -> Path:
+    """A replica secrets file as ``atoll depl new`` writes it: ``{"<project>/<deployment>": secret}``."""
+    path.write_bytes(orjson.dumps({"version": 1, "secrets": secrets}))
+    return path
 
 
 def write_state(state_dir: Path, project: str, deployment: str, replicas: list[dict[str, object]]) -> None:

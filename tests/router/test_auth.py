@@ -175,6 +175,7 @@ def test_the_swarm_router_reads_the_keys_file_from_its_read_only_mount(tmp_path:
     from atoll.islands.router import KEYS_MOUNT, SwarmRouterIsland
 
     on = SwarmRouterIsland(Config()).command()
-    assert on[-2:] == ["--keys-file", f"{KEYS_MOUNT}/keys.json"]
+    assert on[-4:] == ["--keys-file", f"{KEYS_MOUNT}/keys.json",
+                       "--replica-secrets", f"{KEYS_MOUNT}/replica-secrets.json"]
     off = SwarmRouterIsland(Config.model_validate({"router": {"auth": "off"}})).command()
-    assert off[-2:] == ["--auth", "off"]
+    assert off[-4:] == ["--auth", "off", "--replica-secrets", f"{KEYS_MOUNT}/replica-secrets.json"]

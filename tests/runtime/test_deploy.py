@@ -19,6 +19,7 @@ from deploy_helpers import fake_build, free_port, kill_all, processes_of, wait_f
 
 from atoll.api.context import AtollContext
 from atoll.api.keys import new_key
+from atoll.api.replica_secrets import replica_secret
 from atoll.config import load_config
 from atoll.containers.base import TaskSpec
 from atoll.containers.local.manager import LocalContainerManager
@@ -31,16 +32,26 @@ from atoll.testing.memory_files import MemoryFileStore
 
 
 class Env:
-    def __init__(self, home: Path, manager: LocalContainerManager, project: Project, build: BuildVersion,
+    def __init__(self, ctx: AtollContext, manager: LocalContainerManager, project: Project, build: BuildVersion,
                  router: str, key: str) -> None:
-        self.home, self.manager, self.project, self.build, self.router = home, manager, project, build, router
+        self.ctx, self.home = ctx, ctx.config.home
+        self.manager, self.project, self.build, self.router = manager, project, build, router
         self.key = key
         self.logs: list[str] = []
 
     def spec(self, name: str, notebook: str = "echo.ipynb", replicas: int = 2, **extra: Any) -> TaskSpec:
+        # as `depl new` does: the deployment's replica secret, known to the router by its file
+        replica = {"secret": self.secret(name), "limits": self.ctx.config.serving.limits()}
         return TaskSpec(kind="deploy", project=self.project, build=self.build, name=name, notebook=notebook,
                         replicas=replicas, meta={"deployment": {"notebook": notebook, "params": extra.pop("params", {})}},
-                        **extra)
+                        replica=replica, **extra)
+
+    def secret(self, name: str) -> str:
+        return replica_secret(self.ctx, self.project.name, name)
+
+    def balanced(self, port: int, body: str = "x", key: str | None = None) -> httpx.Response:
+        return httpx.post(f"http://127.0.0.1:{port}/predict", content=body, timeout=10,
+                          headers={"authorization": f"Bearer {key or self.key}"})
 
     def deploy(self, name: str, timeout: float = 60, **kwargs: Any) -> list[Any]:
         return self.manager.deploy(self.spec(name, **kwargs), timeout, self.logs.append)
@@ -69,7 +80,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     island = LocalRouterIsland(config)
     island.setup()
     try:
-        yield Env(home, manager, project, build, island.url, key)
+        yield Env(ctx, manager, project, build, island.url, key)
     finally:
         for entry in (home / "run" / "services" / project.name).glob("*"):
             if entry.is_dir():
@@ -96,7 +107,7 @@ def svc(env: Env) -> str:
 
 def test_the_balancer_answers_with_one_date_header(env: Env, svc: str) -> None:
     port = env.status(svc)["port"]
-    answer = httpx.post(f"http://127.0.0.1:{port}/predict", content="x", timeout=10)
+    answer = env.balanced(port)
     assert answer.status_code == 200
     assert len(answer.headers.get_list("date")) == 1, answer.headers.raw
     routed = env.routed(svc)
@@ -107,15 +118,15 @@ def test_two_replicas_answer_directly_balanced_and_through_the_router(env: Env, 
     status = env.status(svc)
     assert [r["state"] for r in status["replicas"]] == ["healthy", "healthy"]
     seen = set()
+    secret = {"x-atoll-replica-secret": env.secret(svc)}
     for replica in status["replicas"]:
-        answer = httpx.post(f"{replica['url']}/predict", content="direct", timeout=10).json()
+        answer = httpx.post(f"{replica['url']}/predict", content="direct", timeout=10, headers=secret).json()
         assert answer["result"] == {"echo": "direct", "greeting": "hello", "replica": replica["name"]}
         seen.add(answer["result"]["replica"])
         assert httpx.get(f"{replica['url']}/health").status_code == 200
     assert seen == {"svc-0", "svc-1"}
 
-    balanced = {httpx.post(f"http://127.0.0.1:{status['port']}/predict", content="x", timeout=10).json()
-                ["result"]["replica"] for _ in range(6)}
+    balanced = {env.balanced(status["port"]).json()["result"]["replica"] for _ in range(6)}
     assert balanced == {"svc-0", "svc-1"}
 
     routed = [env.routed(svc) for _ in range(6)]
@@ -128,6 +139,42 @@ def test_two_replicas_answer_directly_balanced_and_through_the_router(env: Env, 
     assert discovery["deployment"] == svc
     assert sorted((r["name"], r["state"]) for r in discovery["replicas"]) == [("svc-0", "healthy"), ("svc-1", "healthy")]
     assert [r.state for r in env.manager.service_status(env.project.name, svc)] == ["healthy", "healthy"]
+
+
+def test_replicas_answer_predictions_only_with_their_secret(env: Env, svc: str) -> None:
+    status = env.status(svc)
+    for replica in status["replicas"]:
+        bare = httpx.post(f"{replica['url']}/predict", content="x", timeout=10)
+        assert bare.status_code == 403, bare.text
+        assert "only through the router" in bare.json()["error"]
+        wrong = httpx.post(f"{replica['url']}/predict", content="x", timeout=10,
+                           headers={"x-atoll-replica-secret": "a" * 43})
+        assert wrong.status_code == 403
+        assert httpx.post(f"{replica['url']}/nowhere", content="x", timeout=10).status_code == 403
+        assert httpx.get(f"{replica['url']}/health", timeout=10).status_code == 200
+        assert httpx.get(f"{replica['url']}/metrics", timeout=10).status_code == 200
+    # the router and the balancer send the secret; a client's own copy of the header is not forwarded
+    forged = {"x-atoll-replica-secret": "forged", "authorization": f"Bearer {env.key}"}
+    routed = httpx.post(f"{env.router}/predict", params={"project": env.project.name, "deploy": svc},
+                        content="x", timeout=10, headers=forged)
+    assert routed.status_code == 200, routed.text
+    assert httpx.post(f"http://127.0.0.1:{status['port']}/predict", content="x", timeout=10,
+                      headers=forged).status_code == 200
+    # the secret travels in the task's 0600 store settings, not in the replica's environment
+    for replica in status["replicas"]:
+        environ = Path(f"/proc/{replica['pid']}/environ").read_bytes()
+        assert env.secret(svc).encode() not in environ
+
+
+def test_the_balancer_follows_the_router_key_rules(env: Env, svc: str) -> None:
+    port = env.status(svc)["port"]
+    missing = httpx.post(f"http://127.0.0.1:{port}/predict", content="x", timeout=10)
+    assert missing.status_code == 401 and "missing API key" in missing.json()["error"]
+    unknown = env.balanced(port, key="atk_unknownkeyunknownkey")
+    assert unknown.status_code == 401
+    _record, other = new_key(env.ctx, env.project.name, deploy="another-svc", name="other-depl")
+    wait_for(lambda: env.balanced(port, key=other).status_code == 403, timeout=5)  # the file is re-read
+    assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200  # probes need no key
 
 
 def test_a_killed_replica_is_restarted_while_the_router_keeps_answering(env: Env, svc: str) -> None:
@@ -171,7 +218,7 @@ def test_a_redeploy_rolls_the_replicas_over(env: Env, svc: str) -> None:
     assert not before & {r["pid"] for r in after["replicas"]}
     codes.append(env.routed(svc).status_code)
     assert env.routed(svc).json()["result"]["greeting"] == "bonjour"
-    balanced = httpx.post(f"http://127.0.0.1:{port}/predict", content="x", timeout=10).json()
+    balanced = env.balanced(port).json()
     assert balanced["result"]["greeting"] == "bonjour"
     assert codes == [200]
     rolled = [line for line in env.logs if "rolling over" in line]

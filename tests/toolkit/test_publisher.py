@@ -29,7 +29,7 @@ from atoll.domain.records import (
     TaskState,
     Training,
 )
-from atoll.errors import AlreadyExistsError, UsageError, ValidationError
+from atoll.errors import AlreadyExistsError, NotFoundError, UsageError, ValidationError
 from atoll.files.artifacts import publish_artifact
 from atoll.metadata.base import MetadataStore
 from atoll.task.stores import task_stores
@@ -183,6 +183,15 @@ def test_require_dataset_and_version_stage_on_demand(world: dict) -> None:
     Publisher()(version_name="v1")
     assert Path(require_version("v1"), "clf.pkl").read_bytes() == b"v1"
     assert require_version("v1") == model_path(version="v1")  # staging again is harmless
+
+
+def test_require_refuses_a_version_recorded_without_files_but_stages_such_a_dataset(world: dict) -> None:
+    _in_ide(world)
+    world["metadata"].create(ModelVersion(name="bare", model="iris-clf", stored=False))
+    world["metadata"].create(Dataset(name="elsewhere", model="iris-clf", stored=False))
+    with pytest.raises(NotFoundError, match="model version iris-clf:bare was recorded without files"):
+        require_version("bare")
+    assert list(Path(require_dataset("elsewhere")).iterdir()) == []  # its files are kept elsewhere
 
 
 def test_lightweight_publisher_keeps_the_model_in_the_database(world: dict) -> None:

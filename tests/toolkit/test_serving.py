@@ -21,7 +21,7 @@ import httpx
 import orjson
 import pytest
 
-from atoll.errors import BackendUnavailableError, UsageError
+from atoll.errors import BackendUnavailableError, NotFoundError, UsageError
 from atoll.toolkit.serving import LazyModelServer, OnlinePredict
 from support.processes import ServerProcess, free_port
 
@@ -361,3 +361,45 @@ def test_bad_arguments_are_usage_errors(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("ATOLL_PORT", "http")
     with pytest.raises(UsageError, match="ATOLL_PORT"):
         OnlinePredict(lambda body: body)()
+
+
+def test_a_replica_with_a_secret_refuses_requests_without_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = tmp_path / "store.json"
+    settings.write_bytes(orjson.dumps({"version": 1, "replica": {"secret": "s" * 43}}))
+    monkeypatch.setenv("ATOLL_STORE_CONFIG", str(settings))
+    server = OnlinePredict(lambda body: body)
+
+    async def call(path: str, headers: list[tuple[bytes, bytes]], method: str = "POST") -> int:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"x", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": method, "path": path, "query_string": b"", "headers": headers}
+        await server.app(scope, receive, send)
+        return int(sent[0]["status"])
+
+    secret = [(b"x-atoll-replica-secret", b"s" * 43)]
+    assert asyncio.run(call("/predict", [])) == 403
+    assert asyncio.run(call("/predict", [(b"x-atoll-replica-secret", b"t" * 43)])) == 403
+    assert asyncio.run(call("/nowhere", [])) == 403  # unknown paths too: nothing is said without the secret
+    assert asyncio.run(call("/predict", secret)) == 200
+    server._started()
+    assert asyncio.run(call("/health", [], "GET")) == 200  # probes need no secret
+    assert asyncio.run(call("/metrics", [], "GET")) == 200
+
+
+def test_outside_a_deployment_a_replica_serves_without_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ATOLL_STORE_CONFIG", raising=False)
+    assert OnlinePredict(lambda body: body)._secret is None
+
+
+def test_a_replica_whose_store_settings_are_missing_does_not_start_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ATOLL_STORE_CONFIG", str(tmp_path / "gone.json"))
+    with pytest.raises(NotFoundError, match="gone.json"):
+        OnlinePredict(lambda body: body)

@@ -6,7 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from starlette.testclient import TestClient
@@ -22,8 +22,10 @@ class Replica(BaseHTTPRequestHandler):
     """Answers like a replica: /predict (setosa, or 400 for a non-list), /metrics in Prometheus text."""
 
     metrics = Metrics("atoll", ("/predict",))
+    secrets: ClassVar[list[str | None]] = []  # the x-atoll-replica-secret of each POST
 
     def do_POST(self) -> None:
+        self.secrets.append(self.headers.get("x-atoll-replica-secret"))
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         rows = json.loads(body or b"null")
         status, answer = (200, {"result": ["setosa"]}) if isinstance(rows, list) else (400, {"error": "expected rows"})
@@ -67,11 +69,16 @@ def test_the_page_lists_replicas_with_health_and_the_served_version(client: Test
     assert 'data-metrics="/proj/iris/depl/iris-svc/metrics"' in html and 'tr data-replica="iris-svc-0"' in html
 
 
-def test_the_test_prediction_form_answers_setosa(client: TestClient, replica: str) -> None:
+def test_the_test_prediction_form_answers_setosa(client: TestClient, replica: str, ctx: AtollContext) -> None:
+    from atoll.api.replica_secrets import replica_secret
+
+    secret = replica_secret(ctx, "iris", "iris-svc")  # made by `depl new`: the replica wants it
+    Replica.secrets = []
     page = client.post("/proj/iris/depl/iris-svc/predict", data={"body": "[5.1, 3.5, 1.4, 0.2]"},
                        headers={"Origin": "http://127.0.0.1:30090"})  # what a browser sends from the form
     assert page.status_code == 200
     assert "HTTP 200" in page.text and "setosa" in page.text and f"{replica}/predict" in page.text
+    assert Replica.secrets == [secret]  # the router did not answer: the UI sent the replica its secret
     refused = client.post("/proj/iris/depl/iris-svc/predict", data={"body": '{"rows": 1}'},
                           headers={"Accept": "application/json"})
     assert refused.json()["status"] == 400 and "expected rows" in refused.json()["text"]

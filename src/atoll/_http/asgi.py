@@ -1,11 +1,12 @@
-"""Bare ASGI helpers and the uvicorn runner shared by the replica servers and the router.
+"""Bare ASGI helpers, and a uvicorn runner of ASGI apps (the router's ``--server uvicorn``, tests).
 
 The hot path of a prediction service must cost no more than a bare ASGI app
 (DESIGN §8), so there is no framework here: a few coroutines that read a body
 and send a response, and a runner that puts an app on uvicorn with uvloop and
-httptools, no access log and no server header.
+httptools, no access log and no server header. Replicas are served by Atoll's
+own server instead (:mod:`atoll._http.asgi_server`), for its limits and speed.
 
-The runner serves in the calling thread when it has no running event loop (a
+The runners serve in the calling thread when it has no running event loop (a
 notebook executed in-process by Atoll's runner, a script), and in a thread with
 its own loop when it is called from inside one (a Jupyter kernel), so the same
 ``OnlinePredict(predict)()`` works in both.

@@ -21,6 +21,8 @@ from atoll.errors import UsageError
 #: Header list, names in lower case.
 Headers = list[tuple[bytes, bytes]]
 #: ``respond(status, headers, body)``: headers exclude content-length (the server adds it).
+#: The raw server's ``respond`` also has ``respond.client_gone()``: True once the client's
+#: connection is closed (what an ASGI app learns as ``http.disconnect``).
 Respond = Callable[[int, Headers, bytes], None]
 
 

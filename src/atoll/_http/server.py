@@ -13,6 +13,17 @@ It supports what clients of a prediction service send: keep-alive, pipelining,
 ``Expect: 100-continue``, chunked request bodies (decoded by httptools), a body
 size limit, idle-connection timeout, and a graceful stop on SIGTERM/SIGINT
 (stop accepting, finish what is in flight, then close).
+
+Limits (:class:`Limits`), each with a clear answer, after which the connection
+is closed: a body over the dispatcher's ``max_body`` -> 413 (as soon as the
+``Content-Length`` or the bytes read say so); a request head over
+``max_header_bytes`` -> 431; a head not complete ``header_timeout`` seconds
+after its first byte, or a body not complete ``body_timeout`` seconds after
+its head -> 408; a request on a connection opened while ``max_connections``
+were open -> 503. llhttp refuses ``Content-Length`` with ``Transfer-Encoding``,
+two ``Content-Length`` headers and malformed requests -> 400. Refusals are
+queued behind the answers already owed on the connection, so pipelined
+answers keep their order.
 """
 
 from __future__ import annotations
@@ -20,9 +31,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
+import socket
 import sys
 import time
 from collections import deque
+from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 
@@ -37,6 +51,27 @@ logger = logging.getLogger(__name__)
 _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _MAX_PIPELINE = 64  # pending answers per connection before reading pauses
+_IDLE, _HEAD, _BODY = 0, 1, 2  # where a connection is in reading a request
+_LINGER = 2.0  # seconds a refused connection is drained before it is closed
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client may cost the server (see the module docstring for the answers)."""
+
+    #: Bytes of a request head (request line and headers); checked per read, so a head is
+    #: refused at most one read (256 KiB) past it.
+    max_header_bytes: int = 64 * 1024
+    #: Seconds from a request's first byte until its head is complete.
+    header_timeout: float = 10.0
+    #: Seconds from a request's head until its body is complete.
+    body_timeout: float = 60.0
+    #: Open connections; a request on one opened past this gets 503.
+    max_connections: int = 1000
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing a connection that was answered with an error."""
 
 
 def _status_line(status: int) -> bytes:
@@ -75,11 +110,18 @@ class _ClientConnection(asyncio.Protocol):
         self._headers: Headers = []
         self._body: list[bytes] = []
         self._size = 0
-        self._too_large = False
+        self.limits = server.limits
+        self.phase = _IDLE
+        self.phase_since = 0.0
+        self._head_bytes = 0
+        self._began = False  # a request began in the read being parsed
+        self._refused = False
+        self._over_cap = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._over_cap = len(self.server.connections) >= self.limits.max_connections
         self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -87,13 +129,24 @@ class _ClientConnection(asyncio.Protocol):
         self.server.connections.discard(self)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         self.last_active = time.monotonic()
+        self._began = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(400, "protocol upgrades are not supported")
         except httptools.HttpParserError as exc:
-            self._fail(400, f"malformed request: {exc}")
+            if not self._refused:
+                self._fail(400, f"malformed request: {exc}")
+        else:
+            # Bytes of a head still incomplete; the read that began it is not counted (its
+            # start may be the end of the previous request), so this errs on the lenient side.
+            if self.phase == _HEAD and not self._began:
+                self._head_bytes += len(data)
+                if self._head_bytes > self.limits.max_header_bytes:
+                    self._fail(431, f"request head larger than {self.limits.max_header_bytes} bytes")
 
     # httptools callbacks
     def on_message_begin(self) -> None:
@@ -101,7 +154,9 @@ class _ClientConnection(asyncio.Protocol):
         self._headers = []
         self._body = []
         self._size = 0
-        self._too_large = False
+        self.phase, self.phase_since = _HEAD, time.monotonic()
+        self._head_bytes = 0
+        self._began = True
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -110,18 +165,23 @@ class _ClientConnection(asyncio.Protocol):
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        self.phase, self.phase_since = _BODY, time.monotonic()
         for name, value in self._headers:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                self._refuse(413, "request body too large")
             if name == b"expect" and value.lower() == b"100-continue":
                 self.transport.write(_CONTINUE)  # type: ignore[union-attr]
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
         if self._size > self.max_body:
-            self._too_large = True
-        elif not self._too_large:
-            self._body.append(body)
+            self._refuse(413, "request body too large")
+        self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self.phase = _IDLE
+        if self._over_cap:
+            self._refuse(503, "too many open connections; try again later")
         keep_alive = self.parser.should_keep_alive()
         slot: list[bytes | None] = [None]
         self._pending.append(slot)
@@ -129,18 +189,12 @@ class _ClientConnection(asyncio.Protocol):
         def respond(status: int, headers: Headers, payload: bytes) -> None:
             self._answer(slot, keep_alive, status, headers, payload)
 
-        if self._too_large:
-            respond(
-                413,
-                [(b"content-type", b"application/json")],
-                orjson.dumps({"error": "request body too large"}),
-            )
-        else:
-            path, _, query = self._url.partition(b"?")
-            body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-            self.dispatcher.dispatch(
-                self.parser.get_method().decode(), path.decode("latin-1"), query, self._headers, body, respond
-            )
+        respond.client_gone = self.is_closed  # type: ignore[attr-defined]  # see dispatch.Respond
+        path, _, query = self._url.partition(b"?")
+        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        self.dispatcher.dispatch(
+            self.parser.get_method().decode(), path.decode("latin-1"), query, self._headers, body, respond
+        )
         if len(self._pending) > _MAX_PIPELINE and not self._paused:
             self._paused = True
             self.transport.pause_reading()  # type: ignore[union-attr]
@@ -168,29 +222,66 @@ class _ClientConnection(asyncio.Protocol):
     def _flush(self) -> None:
         pending = self._pending
         transport = self.transport
+        if self.closed:
+            return
         while pending and pending[0][0] is not None:
             slot = pending.popleft()
             transport.write(slot[0])  # type: ignore[union-attr, arg-type]
             if slot[1] is None:
-                self.close()
+                self._linger() if self._refused else self.close()
                 return
         self.last_active = time.monotonic()
-        if self._paused and len(pending) <= _MAX_PIPELINE // 2:
+        if self._paused and len(pending) <= _MAX_PIPELINE // 2 and not self._refused:
             self._paused = False
             transport.resume_reading()  # type: ignore[union-attr]
 
     def _fail(self, status: int, message: str) -> None:
-        """Answer a request we cannot parse, then close (the stream is out of sync)."""
+        """Answer a request we cannot (or will not) read, after the answers owed, then close."""
+        self._refused = True
+        self.phase = _IDLE
         if self.transport is not None and not self.closed:
             body = orjson.dumps({"error": message})
-            self.transport.write(
+            self._pending.append([
                 _status_line(status)
                 + b"content-type: application/json\r\nconnection: close\r\ncontent-length: "
                 + str(len(body)).encode()
                 + b"\r\n\r\n"
-                + body
-            )
-        self.close()
+                + body,
+                None,
+            ])
+            self._flush()
+
+    def _linger(self) -> None:
+        """Close after a refusal: our side first, then the connection once the client closed its
+        side or after ``_LINGER`` seconds, reading (and dropping) what it still sends meanwhile, so
+        a client still sending its request reads the answer instead of a reset."""
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+        if self._paused:
+            self._paused = False
+            transport.resume_reading()
+        asyncio.get_running_loop().call_later(_LINGER, self.close)
+
+    def _refuse(self, status: int, message: str) -> None:
+        """:meth:`_fail` from a parser callback: also stop parsing what was read."""
+        self._fail(status, message)
+        raise _Refused(message)
+
+    def timed_out(self, now: float) -> bool:
+        """Answer 408 and close when the request being read is past its time limit."""
+        limit = self.limits.header_timeout if self.phase == _HEAD else self.limits.body_timeout
+        if self.phase == _IDLE or now - self.phase_since <= limit:
+            return False
+        part = "head" if self.phase == _HEAD else "body"
+        self._fail(408, f"request {part} not received within {limit:g}s")
+        return True
+
+    def is_closed(self) -> bool:
+        """True once the connection is closed (the client went away, or we closed it)."""
+        return self.closed
 
     @property
     def busy(self) -> bool:
@@ -212,26 +303,38 @@ class HttpServer:
         host: bind address.
         port: port (0 picks a free one; see :attr:`port` once started).
         keep_alive: seconds an idle client connection is kept.
+        tls: serve HTTPS with this context (:func:`atoll._http.tls.server_context`); None: plain HTTP.
+        limits: header size, read timeouts, connection cap (:class:`Limits`; defaults when omitted).
     """
 
     def __init__(
-        self, dispatcher: Dispatcher, host: str = "127.0.0.1", port: int = 30080, keep_alive: float = 75.0
+        self, dispatcher: Dispatcher, host: str = "127.0.0.1", port: int = 30080, keep_alive: float = 75.0,
+        tls: ssl.SSLContext | None = None,
+        limits: Limits | None = None,
     ) -> None:
+        self.tls = tls
         self.dispatcher = dispatcher
         self.host = host
         self.port = port
         self.keep_alive = keep_alive
+        self.limits = limits or Limits()
+        self.started = False
         self.clock = _Clock()
         self.connections: set[_ClientConnection] = set()
+        #: A listening socket bound beforehand (e.g. to report a busy port in the caller); else bound in serve.
+        self.sock: socket.socket | None = None
         self._stop: asyncio.Event | None = None
 
     async def serve(self) -> None:
         """Serve until :meth:`stop` (or SIGTERM/SIGINT in the main thread), then stop gracefully."""
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        sock = bind_socket(self.host, self.port)
+        sock = self.sock or bind_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
-        server = await loop.create_server(lambda: _ClientConnection(self), sock=sock, backlog=2048)
+        server = await loop.create_server(
+            lambda: _ClientConnection(self), sock=sock, backlog=2048, ssl=self.tls,
+            ssl_handshake_timeout=10.0 if self.tls else None,
+        )
         handled = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -240,14 +343,17 @@ class HttpServer:
             except (RuntimeError, ValueError, NotImplementedError):  # not the main thread
                 pass
         self.dispatcher.started()
-        logger.info("serving on http://%s:%s", self.host, self.port)
+        self.started = True
+        logger.info("serving on %s://%s:%s", "https" if self.tls else "http", self.host, self.port)
+        sweep = min(self.keep_alive, 10.0, self.limits.header_timeout / 4, self.limits.body_timeout / 4, 1.0)
         try:
             while not self._stop.is_set():
                 try:
-                    await asyncio.wait_for(self._stop.wait(), timeout=min(self.keep_alive, 10.0))
+                    await asyncio.wait_for(self._stop.wait(), timeout=sweep)
                 except asyncio.TimeoutError:
                     self._close_idle(time.monotonic() - self.keep_alive)
         finally:
+            self.started = False
             for sig in handled:
                 loop.remove_signal_handler(sig)
             server.close()
@@ -260,8 +366,11 @@ class HttpServer:
             await server.wait_closed()
 
     def _close_idle(self, before: float) -> None:
+        now = time.monotonic()
         for conn in list(self.connections):
-            if not conn.busy and conn.last_active < before:
+            if conn.timed_out(now):
+                continue
+            if not conn.busy and conn.phase == _IDLE and conn.last_active < before:
                 conn.close()
 
     def stop(self) -> None:
@@ -279,4 +388,4 @@ class HttpServer:
             uvloop.run(self.serve())
 
 
-__all__ = ["HttpServer"]
+__all__ = ["HttpServer", "Limits"]

@@ -20,9 +20,10 @@ from typing import Any
 
 from atoll.api.builds import get_build
 from atoll.api.context import AtollContext
-from atoll.api.islands import ensure_router
+from atoll.api.islands import available, ensure_router, island_status
 from atoll.api.projects import get_project, resolve_project_name
 from atoll.api.records import Filter, build, fresh_name, get_record, list_records, remove_record
+from atoll.api.replica_secrets import replica_secret
 from atoll.api.versions import get_version, parse_pretrained
 from atoll.config import Config, ResourceProfile
 from atoll.containers.base import ReplicaStatus, TaskSpec
@@ -174,6 +175,7 @@ def new_deployment(
         port=port,
         profile=profile,
         store_config=task_store_config(ctx.config, ctx.metadata),
+        replica={"secret": replica_secret(ctx, project.name, name), "limits": ctx.config.serving.limits()},
     )
     try:
         router = ensure_router(ctx)
@@ -275,8 +277,20 @@ def get_deployment(ctx: AtollContext, name: str, proj: str | None = None) -> Dep
 
 
 def router_url(ctx: AtollContext, depl: Deployment) -> str:
-    router = ctx.config.router
-    return f"http://{router.host}:{router.port}/predict?project={depl.proj}&deploy={depl.name}"
+    return f"{ctx.config.router.url}/predict?project={depl.proj}&deploy={depl.name}"
+
+
+def router_down(ctx: AtollContext) -> str | None:
+    """Why the router does not serve right now (None: it does, or the runtime has no router island)."""
+    if not available(ctx, "router"):
+        return None
+    try:
+        status = island_status(ctx, "router")
+    except AtollError as exc:
+        return f"the router's state is unknown: {exc}"
+    if status.running and status.health in (None, "healthy", "running"):
+        return None
+    return status.message
 
 
 def deployment_info(ctx: AtollContext, name: str, proj: str | None = None) -> dict[str, Any]:
@@ -287,7 +301,10 @@ def deployment_info(ctx: AtollContext, name: str, proj: str | None = None) -> di
     info = depl.public_dump()
     info["availability"] = f"{healthy}/{depl.n_tasks}"
     info["replicas"] = [dataclasses.asdict(r) for r in replicas]
-    info["router_url"] = router_url(ctx, depl)
+    down = router_down(ctx)
+    info["router_url"] = None if down else router_url(ctx, depl)
+    if down:
+        info["router"] = down
     if depl.port:
         info["balanced_url"] = f"http://127.0.0.1:{depl.port}/predict"
     return info

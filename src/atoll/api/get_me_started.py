@@ -7,7 +7,9 @@ Which islands:
 - ``db`` when ``metadata.native`` is true, ``files`` when ``file_store.native``
   is true, ``registry`` when ``docker.target_registry`` names this host —
   on the ``swarm`` runtime, and on ``local`` too when configured so
-  explicitly (the islands need a swarm-mode engine, not the swarm manager).
+  explicitly (the islands need a swarm-mode engine, not the swarm manager);
+  on ``kubernetes`` db, files and the router are objects in the cluster (no
+  registry island there: it is reported as skipped).
 
 With the defaults (local runtime, embedded stores) that is the router only.
 Every island is set up independently: one failing does not hide the others,

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import logging
 
+import yaml
+
 from atoll.api.context import AtollContext
 from atoll.api.keys import export_keys
 from atoll.containers.base import LogSink
+from atoll.errors import ConfigError, UsageError
 from atoll.islands import Island, IslandStatus, get_island, island_available, island_names
+from atoll.islands.router_tls import self_signed_pair
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +40,48 @@ def build_island(ctx: AtollContext, name: str, log: LogSink) -> IslandStatus:
     return island(ctx, name).build(log)
 
 
-def setup_island(ctx: AtollContext, name: str) -> IslandStatus:
+def setup_island(ctx: AtollContext, name: str, self_signed: bool = False) -> IslandStatus:
+    """Start island ``name`` unless it runs.
+
+    Args:
+        self_signed: the router only: make (or reuse) a self-signed certificate under
+            ``$ATOLL_HOME/tls/``, set ``router.tls_cert``/``tls_key`` in ``$ATOLL_HOME/atoll.yaml``
+            and serve HTTPS with it; the status's ``ca_file`` is what clients trust.
+
+    Raises:
+        UsageError: ``self_signed`` for another island.
+    """
+    if self_signed:
+        if name != "router":
+            raise UsageError("--self-signed is for the router island only")
+        _self_signed(ctx)
     found = island(ctx, name)
     if name == "router":
         _router_keys(ctx)
-    return found.setup()
+    status = found.setup()
+    if self_signed:
+        status.message += f"; clients trust its certificate {ctx.config.router.tls_cert} (curl --cacert)"
+    return status
+
+
+def _self_signed(ctx: AtollContext) -> None:
+    """Make the pair, record it in ``$ATOLL_HOME/atoll.yaml`` and in ``ctx.config``."""
+    cert, key, _ = self_signed_pair(ctx.config.home, ctx.config.router.host)
+    settings = ctx.config.home / "atoll.yaml"
+    try:
+        data = (yaml.safe_load(settings.read_text()) if settings.is_file() else None) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{settings}: cannot update it: {exc}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{settings}: the top level must be a mapping of sections")
+    router = data.setdefault("router", {}) or {}
+    data["router"] = router
+    if (router.get("tls_cert"), router.get("tls_key")) != (str(cert), str(key)):
+        router.update(tls_cert=str(cert), tls_key=str(key))
+        settings.parent.mkdir(parents=True, exist_ok=True)
+        settings.write_text(yaml.safe_dump(data, sort_keys=False))
+        log.info("router.tls_cert and router.tls_key set in %s", settings)
+    ctx.config.router.tls_cert, ctx.config.router.tls_key = str(cert), str(key)
 
 
 def _router_keys(ctx: AtollContext) -> None:

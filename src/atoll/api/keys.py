@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 from datetime import datetime, timedelta
@@ -34,7 +35,9 @@ from atoll.api.records import Filter, build, fresh_name
 from atoll.credentials import load_key
 from atoll.domain.names import validate_name
 from atoll.domain.records import ApiKey, Project, utcnow
-from atoll.errors import BackendError, UsageError
+from atoll.errors import AtollError, BackendError, UsageError
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "atk_"
 #: Characters of a key shown to identify it (``atk_`` + 8 random characters).
@@ -166,7 +169,21 @@ def export_keys(ctx: AtollContext, path: Path | None = None) -> Path:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise BackendError(f"cannot write the router's keys file {path}: {exc.strerror}") from exc
+    _hand_keys_to_cluster_router(ctx, data)
     return path
+
+
+def _hand_keys_to_cluster_router(ctx: AtollContext, data: bytes) -> None:
+    """On Kubernetes the router reads the keys from a Secret: update it (a warning when the cluster is away)."""
+    if ctx.config.container_manager.type not in ("kubernetes", "kube"):
+        return
+    from atoll.islands.kubernetes import publish_router_keys
+
+    try:
+        publish_router_keys(ctx.config, data)
+    except AtollError as exc:
+        log.warning("the router island's keys Secret was not updated (%s); `atoll isle router setup` "
+                    "hands it the keys again", exc)
 
 
 __all__ = [

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError as PydanticValidationError
 
 from atoll.api.context import AtollContext
+from atoll.api.replica_secrets import drop_replica_secret
 from atoll.domain.names import random_name, validate_name
 from atoll.domain.records import ArtifactRecord, BuildVersion, Deployment, Record, Training
 from atoll.errors import ConfigError, ConflictError, NotFoundError, ValidationError
@@ -257,6 +258,7 @@ def _remove_deployment(ctx: AtollContext, depl: Deployment) -> None:
     manager = containers_or_none(ctx)
     if manager is not None:
         manager.remove_service(depl.proj, depl.name)
+    drop_replica_secret(ctx, depl.proj, depl.name)  # a new deployment of that name gets a new one
 
 
 def remove_records(ctx: AtollContext, records: list[Record]) -> list[str]:

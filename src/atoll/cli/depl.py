@@ -94,7 +94,10 @@ def _summary(info: dict[str, Any]) -> None:
     print(f"  build {info['bvers']['proj']}:{info['bvers']['name']}, notebook {info['notebook']}, versions {movers}")
     for replica in info["replicas"]:
         print(f"  {replica['name']:<24} {replica['state']:<10} {replica['url']}")
-    print(f"  through the router: POST {info['router_url']}")
+    if info["router_url"]:
+        print(f"  through the router: POST {info['router_url']}")
+    else:
+        print(f"  through the router: DOWN: {info.get('router')}")
     if info.get("balanced_url"):
         print(f"  balanced:           POST {info['balanced_url']}")
 

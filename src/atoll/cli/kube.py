@@ -149,12 +149,13 @@ class Island(str, Enum):
     router = "router"
     db = "db"
     files = "files"
+    ui = "ui"
 
 
 @render_app.command("isle")
 def render_isle(
     ctx: typer.Context,
-    island: Annotated[Island, typer.Argument(help="router | db | files")],
+    island: Annotated[Island, typer.Argument(help="router | db | files | ui")],
     image: str = typer.Option(..., "--image", help="The island image as pushed: REGISTRY/REPO@sha256:DIGEST."),
 ) -> None:
     """The objects of `atoll isle <island> setup` on Kubernetes."""
@@ -163,6 +164,8 @@ def render_isle(
         docs = island_manifests.router_manifests(config, image)
     elif island is Island.db:
         docs = island_manifests.db_manifests(config, image, password="")
+    elif island is Island.ui:
+        docs = island_manifests.ui_manifests(config, image, token="", store_config={})
     else:
         docs = island_manifests.files_manifests(config, image, access_key="", secret_key="")
     _emit(docs)

@@ -7,8 +7,7 @@ replicas without paying for the configuration and its pydantic models.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from atoll._registry import lazy_exports
 
 _EXPORTS = {
     "ContainerManager": "atoll.containers.base",
@@ -18,10 +17,4 @@ _EXPORTS = {
 __all__ = ["ContainerManager", "get_container_manager"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'atoll.containers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -94,6 +94,7 @@ from atoll.task.deadline import wait_until
 from atoll.task.layout import TaskLayout
 from atoll.task.meta import write_private_json
 from atoll.task.staging import remove_tree, stage_layout
+from atoll.task.stores import with_replica
 
 if TYPE_CHECKING:
     from atoll.files.base import FileStore
@@ -137,6 +138,8 @@ class ContainerManager(ABC):
             NotFoundError / ValidationError: a dataset's or version's stored files are missing or corrupt.
         """
         store_config = self.task_store_config(spec)
+        if spec.replica:
+            store_config = with_replica(store_config, spec.replica)
         layout = stage_layout(
             TaskLayout(root),
             records={"project": spec.project, "build": spec.build, **spec.meta},
@@ -204,9 +207,17 @@ class ContainerManager(ABC):
         if spec.kind != "train":
             raise UsageError(f"start_task runs one-off trainings, not {spec.kind!r} tasks")
         task_id = training_task_id(spec.project.name, spec.name)
-        staged = self.stage_task(spec, task_dir_for("train", spec.project.name, spec.name))
+        staged = self.stage_task(spec, self.training_dir(task_id))
         self.launch_task(spec, task_id, staged)
         return task_id
+
+    def training_dir(self, task_id: str) -> Path:
+        """Host directory staged for the training ``task_id`` (``<project>/train/<name>``).
+
+        Raises:
+            NotFoundError: not a training's task id.
+        """
+        return task_dir_for("train", *split_task_id(task_id))
 
     @abstractmethod
     def launch_task(self, spec: TaskSpec, task_id: str, staged: StagedTask) -> None:
@@ -254,10 +265,10 @@ class ContainerManager(ABC):
         """Remove what remains of an ended task (runtime leftovers and its staged files)."""
         self.discard_task(task_id)
         try:
-            project, name = split_task_id(task_id)
+            root = self.training_dir(task_id)
         except NotFoundError:
             return  # not an id a manager handed out: nothing was staged for it
-        remove_tree(task_dir_for("train", project, name))
+        remove_tree(root)
 
     # Deployments
 

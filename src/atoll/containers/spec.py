@@ -7,6 +7,7 @@ Plain dataclasses and small helpers shared by :mod:`atoll.containers.base`
 from __future__ import annotations
 
 import signal
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -63,6 +64,8 @@ class TaskSpec:
     profile: ResourceProfile | None = None
     edit_dir: Path | None = None  # IDE --edit: mount this as /app
     store_config: dict[str, Any] = field(default_factory=dict)  # secret: delivered as a secret
+    #: Deployments: ``{"secret", "limits"}`` added to the store settings as ``replica`` (a secret too).
+    replica: dict[str, Any] | None = None
 
 
 @dataclass
@@ -145,12 +148,15 @@ class IdeLaunch:
 def http_ok(url: str, token: str | None = None, timeout: float = 2.0) -> bool:
     """True when ``GET url`` answers 200 (with ``token`` as Jupyter's ``Authorization: token``).
 
-    The readiness probe of what a manager starts on loopback (the IDE, the router).
+    The readiness probe of what a manager starts on loopback (the IDE, the router). An
+    ``https://`` URL is probed without verifying the certificate (a liveness check of our own
+    process that sends nothing secret; clients verify).
     """
     headers = {"Authorization": f"token {token}"} if token else {}
     request = urllib.request.Request(url, headers=headers)
+    context = ssl._create_unverified_context() if url.startswith("https://") and not token else None
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:
             return bool(answer.status == 200)
     except (urllib.error.URLError, OSError):
         return False

@@ -10,12 +10,14 @@ One abstraction, :class:`~atoll.islands.base.Island`; which class runs island
     files      an S3 server, the file store when file_store.native      } (also from the
     registry   a Docker registry, for docker.target_registry on loopback } local runtime)
 
+On ``kubernetes`` (alias ``kube``) router, db, files and ui are objects in the
+cluster (:mod:`atoll.islands.kubernetes`); the registry island is not.
+
 The db, files and registry islands need a swarm-mode Docker engine, not the
 swarm container manager, so they are registered for ``local`` too. Another
 manager adds its runners with entries of its own, e.g.::
 
-    ISLANDS.register(island_key("router", "kube"),
-                     Backend("atoll.containers.kubernetes.islands:KubeRouterIsland", "pip install 'atoll[kubernetes]'"))
+    ISLANDS.register(island_key("router", "nomad"), Backend("my_plugin.islands:NomadRouterIsland"))
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from atoll.errors import NotFoundError, UsageError
 from atoll.islands.base import Island, IslandStatus
 
 _DOCKER = "pip install 'atoll[docker]'"
+_KUBE = "pip install 'atoll[kubernetes,docker]'"
+_KUBE_ISLANDS = {name: Backend(f"atoll.islands.kubernetes:Kube{name.title()}Island", _KUBE)
+                 for name in ("router", "db", "files", "ui")}
 _SWARM_SERVICES = {
     "db": Backend("atoll.islands.db:DbIsland", _DOCKER),
     "files": Backend("atoll.islands.files:FilesIsland", "pip install 'atoll[docker,s3]'"),
@@ -47,6 +52,8 @@ ISLANDS: Registry[Island] = Registry(
         island_key("ui", "swarm"): Backend("atoll.islands.ui:SwarmUiIsland", "pip install 'atoll[docker,ui]'"),
         **{island_key(name, manager): backend for name, backend in _SWARM_SERVICES.items()
            for manager in ("local", "swarm")},
+        **{island_key(name, manager): backend for name, backend in _KUBE_ISLANDS.items()
+           for manager in ("kubernetes", "kube")},
     },
 )
 

@@ -36,7 +36,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from atoll.domain.query import And, Cond, Node, resolve
-from atoll.metadata.base import sort_path
 
 #: Top-level fields stored as their own (indexed) columns.
 COLUMNS = ("name", "created_at", "modified_at")
@@ -152,12 +151,11 @@ def inexact(conn: sa.Connection, metrics: list[str]) -> bool:
     return found is not None
 
 
-def order_by(sort: str | None, descending: bool, dialect: str) -> tuple[str, dict[str, Any]]:
+def order_by(path: tuple[str, ...] | None, descending: bool, dialect: str) -> tuple[str, dict[str, Any]]:
     """``ORDER BY`` text (and parameters) following :func:`atoll.metadata.base.sort_key`."""
     direction = " DESC" if descending else ""
-    if sort is None:
+    if path is None:
         return f"ORDER BY id{direction}", {}
-    path = sort_path(sort)
     if path[0] in COLUMNS and len(path) == 1:  # always strings: an indexed column orders them
         collate = ' COLLATE "C"' if dialect == "postgresql" else ""
         return f"ORDER BY {path[0]}{collate}{direction}, id{direction}", {}

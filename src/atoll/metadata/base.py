@@ -18,6 +18,7 @@ from __future__ import annotations
 import builtins
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ from atoll.domain.records import Record
 from atoll.errors import BackendError, UsageError
 
 R = TypeVar("R", bound=Record)
+T = TypeVar("T")
 
 Filter = dict[str, Any]
 
@@ -73,7 +75,6 @@ class MetadataStore(ABC):
             NotFoundError: no such record.
         """
 
-    @abstractmethod
     def list(
         self,
         kind: type[R],
@@ -83,7 +84,7 @@ class MetadataStore(ABC):
         offset: int = 0,
         sort: str | None = None,
         descending: bool = False,
-    ) -> list[R]:
+    ) -> builtins.list[R]:
         """Records of a kind, optionally within one scope and matching a
         MongoDB-style filter.
 
@@ -94,9 +95,29 @@ class MetadataStore(ABC):
         ``offset`` records are skipped, then at most ``limit`` are returned
         (``limit`` <= 0: none), so pages are ``offset=k*n, limit=n``.
 
+        The page and the sort field are checked here; a backend implements :meth:`_list`.
+
         Raises:
             UsageError: the filter is malformed (unknown operator, bad operand),
                 the sort field is not a dotted path of names, or offset < 0.
+        """
+        check_page(limit, offset)
+        path = sort_path(sort) if sort is not None else None
+        return self._list(kind, scope, filter, limit, offset, path, descending)
+
+    @abstractmethod
+    def _list(
+        self, kind: type[R], scope: str | None, filter: Filter | None, limit: int | None, offset: int,
+        sort: tuple[str, ...] | None, descending: bool,
+    ) -> builtins.list[R]:
+        """What :meth:`list` returns, its page already checked and ``sort`` a field's path (or None).
+
+        A backend that cannot order or page in its database hands the matching
+        records, oldest first, to :func:`arrange`. A record that no longer
+        reads back is skipped (with a warning), not raised.
+
+        Raises:
+            UsageError: the filter is malformed.
         """
 
     def count(self, kind: type[Record], scope: str | None = None, filter: Filter | None = None) -> int:
@@ -194,6 +215,20 @@ def sort_key(doc: Any, path: tuple[str, ...]) -> tuple[int, Any]:
     if isinstance(value, str):
         return (3, value)
     return (4, 0)
+
+
+def arrange(
+    items: Iterable[T], doc: Callable[[T], Any], sort: tuple[str, ...] | None, descending: bool,
+    limit: int | None, offset: int,
+) -> builtins.list[T]:
+    """``items`` (matching records, oldest first) in the order and page :meth:`MetadataStore.list`
+    promises, decided in Python; ``doc(item)`` is a record's JSON form, read for ``sort``."""
+    ordered = builtins.list(items)
+    if descending:
+        ordered.reverse()  # ties keep this (newest-first) order: Python's sort is stable
+    if sort is not None:
+        ordered.sort(key=lambda item: sort_key(doc(item), sort), reverse=descending)
+    return ordered[offset:] if limit is None else ordered[offset : offset + max(limit, 0)]
 
 
 def check_page(limit: int | None, offset: int) -> None:

@@ -52,17 +52,7 @@ from atoll.errors import (
     BackendUnavailableError,
     NotFoundError,
 )
-from atoll.metadata.base import (
-    DamagedRecordError,
-    Filter,
-    MetadataStore,
-    R,
-    check_page,
-    describe,
-    sort_key,
-    sort_path,
-    stale_write,
-)
+from atoll.metadata.base import DamagedRecordError, Filter, MetadataStore, R, arrange, describe, stale_write
 
 try:
     import pymongo
@@ -173,27 +163,18 @@ class MongoMetadataStore(MetadataStore):
         if result.deleted_count == 0:
             raise NotFoundError(f"{describe(kind, name, scope)} not found")
 
-    def list(
-        self,
-        kind: type[R],
-        scope: str | None = None,
-        filter: Filter | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-        sort: str | None = None,
-        descending: bool = False,
+    def _list(
+        self, kind: type[R], scope: str | None, filter: Filter | None, limit: int | None, offset: int,
+        sort: tuple[str, ...] | None, descending: bool,
     ) -> builtins.list[R]:
-        check_page(limit, offset)
-        end = None if limit is None else offset + max(limit, 0)
         if sort is None:
+            end = None if limit is None else offset + max(limit, 0)
             docs = self._select(kind, scope, filter, end, descending=descending)[offset:]
         else:
             # BSON orders types differently from Atoll's reference (booleans after strings, arrays
             # after objects), so the order is decided here, over the matching documents only.
-            path = sort_path(sort)
-            docs = self._select(kind, scope, filter, None, descending=descending)
-            docs.sort(key=lambda doc: sort_key(doc, path), reverse=descending)
-            docs = docs[offset:end]
+            matching = self._select(kind, scope, filter, None)
+            docs = arrange(matching, lambda doc: doc, sort, descending, limit, offset)
         out: builtins.list[R] = []
         for doc in docs:
             try:
@@ -350,8 +331,8 @@ def to_mongo(node: Node) -> tuple[dict[str, Any] | bool, dict[str, Any] | bool]:
         sup, sub = to_mongo(node.child)
         return _nor(sub), _nor(sup)
     pairs = [to_mongo(child) for child in node.children]
-    combine = _all if isinstance(node, And) else _any
-    return combine([p[0] for p in pairs]), combine([p[1] for p in pairs])
+    operator = "$and" if isinstance(node, And) else "$or"
+    return _combine(operator, [p[0] for p in pairs]), _combine(operator, [p[1] for p in pairs])
 
 
 def _cond(cond: Cond) -> tuple[dict[str, Any] | bool, dict[str, Any] | bool]:
@@ -374,22 +355,15 @@ def _nor(query: dict[str, Any] | bool) -> dict[str, Any] | bool:
     return (not query) if isinstance(query, bool) else {"$nor": [query]}
 
 
-def _all(queries: list[dict[str, Any] | bool]) -> dict[str, Any] | bool:
-    if any(q is False for q in queries):
-        return False
+def _combine(operator: str, queries: list[dict[str, Any] | bool]) -> dict[str, Any] | bool:
+    """``$and`` / ``$or`` of ``queries``, constants folded: False decides an ``$and``, True an ``$or``."""
+    decisive = operator == "$or"
+    if any(q is decisive for q in queries):
+        return decisive
     rest = [q for q in queries if not isinstance(q, bool)]
     if not rest:
-        return True
-    return rest[0] if len(rest) == 1 else {"$and": rest}
-
-
-def _any(queries: list[dict[str, Any] | bool]) -> dict[str, Any] | bool:
-    if any(q is True for q in queries):
-        return True
-    rest = [q for q in queries if not isinstance(q, bool)]
-    if not rest:
-        return False
-    return rest[0] if len(rest) == 1 else {"$or": rest}
+        return not decisive
+    return rest[0] if len(rest) == 1 else {operator: rest}
 
 
 def _options(pattern: re.Pattern[str]) -> str:

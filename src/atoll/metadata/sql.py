@@ -42,17 +42,7 @@ from atoll.errors import (
 )
 from atoll.metadata._sqlfilter import never_array_roots, translate
 from atoll.metadata._sqlindex import guards, inexact, order_by, write_metrics
-from atoll.metadata.base import (
-    DamagedRecordError,
-    Filter,
-    MetadataStore,
-    R,
-    check_page,
-    describe,
-    sort_key,
-    sort_path,
-    stale_write,
-)
+from atoll.metadata.base import DamagedRecordError, Filter, MetadataStore, R, arrange, describe, stale_write
 from atoll.metadata.migrations import ensure_schema
 
 log = logging.getLogger(__name__)
@@ -174,17 +164,10 @@ class SqlMetadataStore(MetadataStore):
                 raise NotFoundError(f"{describe(kind, name, scope)} not found")
             conn.execute(sa.text("DELETE FROM record_metrics WHERE record_id = :id"), {"id": record_id})
 
-    def list(
-        self,
-        kind: type[R],
-        scope: str | None = None,
-        filter: Filter | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-        sort: str | None = None,
-        descending: bool = False,
-    ) -> list[R]:
-        check_page(limit, offset)
+    def _list(
+        self, kind: type[R], scope: str | None, filter: Filter | None, limit: int | None, offset: int,
+        sort: tuple[str, ...] | None, descending: bool,
+    ) -> builtins.list[R]:
         try:
             texts = self._select(kind, scope, filter, limit, offset, order_by(sort, descending, self._dialect))
         except BackendError as exc:
@@ -193,10 +176,7 @@ class SqlMetadataStore(MetadataStore):
             # SQLite's JSON functions stop at a damaged row: filter, order and page the readable rows in Python.
             node = compile_filter(filter) if filter is not None else None
             texts = [t for _s, _n, t in self._rows(kind, scope) if node is None or _matches(node, t)]
-            if sort is not None:
-                path = sort_path(sort)
-                texts.sort(key=lambda text: _sort_key_of(text, path), reverse=descending)
-            texts = texts[offset:] if limit is None else texts[offset:offset + limit]
+            texts = arrange(texts, _doc_or_none, sort, descending, limit, offset)
         out: builtins.list[R] = []
         for text in texts:
             try:
@@ -475,9 +455,9 @@ def _make_engine(url: str, **options: Any) -> sa.Engine:
     return engine
 
 
-def _sort_key_of(text: str, path: tuple[str, ...]) -> tuple[int, Any]:
-    """:func:`sort_key` of a stored JSON text; a damaged one sorts first (it is skipped afterwards)."""
+def _doc_or_none(text: str) -> Any:
+    """A stored JSON text's value; None for a damaged one (it sorts first and is skipped afterwards)."""
     try:
-        return sort_key(orjson.loads(text), path)
+        return orjson.loads(text)
     except orjson.JSONDecodeError:
-        return (0, 0)
+        return None

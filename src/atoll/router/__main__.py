@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import ssl
 import sys
 from typing import Any
 
 from atoll._http.asgi import run_app
 from atoll._http.client import Pool
 from atoll._http.server import HttpServer
+from atoll._http.tls import server_context
 from atoll.errors import AtollError, ConfigError
 from atoll.router.app import Router
-from atoll.router.auth import KeyFileAuth, OpenAccess
+from atoll.router.auth import KeyFileAuth, OpenAccess, ReplicaSecretsFile
 from atoll.router.discovery import DISCOVERIES, get_discovery
 
 
@@ -58,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--auth", choices=("on", "off"), default="on",
         help="require 'Authorization: Bearer <key>' (default: on; off lets anyone through)",
     )
+    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (with --tls-key)")
+    parser.add_argument("--tls-key", help="the certificate's PEM private key (with --tls-cert)")
+    parser.add_argument(
+        "--replica-secrets", help="the deployments' replica secrets file (written by `atoll depl new/rm`)"
+    )
     parser.add_argument("--log-level", default="WARNING", help="log level (default: WARNING)")
     return parser
 
@@ -84,6 +91,21 @@ def make_auth(args: argparse.Namespace) -> KeyFileAuth | OpenAccess:
     return KeyFileAuth(args.keys_file)
 
 
+def make_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The TLS context of ``--tls-cert``/``--tls-key`` (None: plain HTTP).
+
+    Raises:
+        ConfigError: only one of them, TLS with ``--server uvicorn``, or files that do not load.
+    """
+    if not args.tls_cert and not args.tls_key:
+        return None
+    if not (args.tls_cert and args.tls_key):
+        raise ConfigError("give both --tls-cert and --tls-key (or neither)")
+    if args.server != "raw":
+        raise ConfigError("TLS is served by the raw server only: drop --server uvicorn")
+    return server_context(args.tls_cert, args.tls_key)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; return the exit code."""
     args = build_parser().parse_args(argv)
@@ -93,11 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         discovery = get_discovery(args.discovery, **discovery_options(args))
         pool = Pool(connect_timeout=args.connect_timeout, timeout=args.timeout)
-        router = Router(discovery, pool, max_body=args.max_body, auth=make_auth(args))
+        tls = make_tls(args)
+        router = Router(discovery, pool, max_body=args.max_body, auth=make_auth(args),
+                        secrets=ReplicaSecretsFile(args.replica_secrets))
         if args.server == "uvicorn":
             run_app(router.app, host=args.host, port=args.port)
         else:
-            HttpServer(router, args.host, args.port).run()
+            HttpServer(router, args.host, args.port, tls=tls).run()
     except AtollError as exc:
         print(f"atoll router: {exc}", file=sys.stderr)
         return exc.exit_code

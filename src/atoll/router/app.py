@@ -40,7 +40,7 @@ from atoll._http.metrics import CONTENT_TYPE, Metrics
 from atoll._http.proxy import Proxy
 from atoll.domain.names import is_valid_name
 from atoll.errors import AtollError, UsageError
-from atoll.router.auth import KeyFileAuth, OpenAccess
+from atoll.router.auth import KeyFileAuth, OpenAccess, ReplicaSecretsFile, with_replica_secret
 from atoll.router.discovery import Discovery, Replica
 
 _FORWARDED = ("/predict", "/update")
@@ -102,6 +102,8 @@ class Router:
         max_body: largest accepted request body, in bytes.
         down_for: seconds an unreachable replica is tried last.
         auth: the API-key check (:mod:`atoll.router.auth`); none by default.
+        secrets: each deployment's replica secret, sent as ``x-atoll-replica-secret`` (the
+            client's copy of that header is never forwarded); none by default.
     """
 
     def __init__(
@@ -111,9 +113,11 @@ class Router:
         max_body: int = 64 * 1024 * 1024,
         down_for: float = 3.0,
         auth: KeyFileAuth | OpenAccess | None = None,
+        secrets: ReplicaSecretsFile | None = None,
     ) -> None:
         self.discovery = discovery
         self.auth = auth or OpenAccess()
+        self.secrets = secrets or ReplicaSecretsFile(None)
         self.max_body = max_body
         self.metrics = Metrics("atoll_router", _FORWARDED)
         self.proxy = Proxy(_explain, pool, down_for, self.metrics)
@@ -161,6 +165,7 @@ class Router:
         try:
             key = parse_target(query)
             headers = self.auth.check(key, headers)  # 401/403; never forwards Authorization
+            headers = with_replica_secret(headers, self.secrets.secret(*key))
             replicas = self.discovery.cached(*key)
         except AtollError as exc:
             finish(*error_answer(exc.http_status, exc.message))

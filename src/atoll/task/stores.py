@@ -6,7 +6,12 @@ container, found through the path in ``ATOLL_STORE_CONFIG``. The schema::
 
     {"version": 1,
      "metadata": {"url": "<metadata store URL>", "lightweight_max_mb": 16},
-     "file_store": {"type": "<file store type>", "options": {...}}}
+     "file_store": {"type": "<file store type>", "options": {...}},
+     "replica": {"secret": "<replica secret>", "limits": {"max_body": ..., ...}}}   # deployments only
+
+``replica`` (:func:`with_replica`, :func:`replica_settings`) is what a
+deployment's replica needs to serve: the secret the router and the balancer
+send (``x-atoll-replica-secret``) and its HTTP server's limits.
 
 :func:`store_settings` builds it (off-board, from the resolved
 configuration); :func:`read_store_config` and :func:`open_task_stores` read
@@ -40,6 +45,24 @@ def store_settings(
         "metadata": {"url": metadata_url, "lightweight_max_mb": lightweight_max_mb},
         "file_store": {"type": file_store_type, "options": dict(file_store_options)},
     }
+
+
+def with_replica(store_config: dict[str, Any], replica: dict[str, Any]) -> dict[str, Any]:
+    """``store_config`` plus a deployment replica's settings (``{"secret", "limits"}``)."""
+    return {**store_config, "replica": dict(replica)}
+
+
+def replica_settings() -> dict[str, Any]:
+    """This replica's ``replica`` settings; {} outside a task or in a task that is no deployment's replica.
+
+    Raises:
+        UsageError: the store settings are set but not a JSON object (fail closed).
+        NotFoundError: they are set but the file is missing.
+    """
+    if not os.environ.get(STORE_CONFIG_ENV):
+        return {}
+    found = read_store_config().get("replica")
+    return found if isinstance(found, dict) else {}
 
 
 def local_file_root(store_config: dict[str, Any]) -> Path | None:
@@ -114,6 +137,8 @@ __all__ = [
     "local_file_root",
     "open_task_stores",
     "read_store_config",
+    "replica_settings",
     "store_settings",
     "task_stores",
+    "with_replica",
 ]

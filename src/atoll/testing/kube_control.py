@@ -10,6 +10,11 @@ client (so every change it makes is an API call, as in a cluster):
 - deployment controller: pods of the current template (``pod-template-hash``)
   rolled with maxSurge 1 / maxUnavailable 0, old pods removed once the new
   ones are ready, status ``replicas`` / ``updatedReplicas`` / ``readyReplicas``;
+- statefulset controller: pod ``<name>-<i>`` per replica (label
+  ``controller-revision-hash``), a claim ``<template>-<name>-<i>`` per volume
+  claim template (kept when the StatefulSet goes, as a cluster keeps it), a
+  pod of an older template deleted and made again, status ``replicas`` /
+  ``updatedReplicas`` / ``readyReplicas``;
 - garbage collector: pods whose owner is gone are deleted (what foreground
   propagation does in a cluster);
 - a kubelet (:class:`Kubelet`) that decides each pod's status:
@@ -185,8 +190,9 @@ class TestController:
         """One pass: GC, jobs, deployments, then the kubelet over every pod."""
         jobs = self._items(self.batch.list_job_for_all_namespaces)
         deployments = self._items(self.apps.list_deployment_for_all_namespaces)
+        statefulsets = self._items(self.apps.list_stateful_set_for_all_namespaces)
         pods = self._items(self.core.list_pod_for_all_namespaces)
-        owners = {o["metadata"]["uid"] for o in jobs + deployments}
+        owners = {o["metadata"]["uid"] for o in jobs + deployments + statefulsets}
         live = []
         for pod in pods:
             refs = pod["metadata"].get("ownerReferences") or []
@@ -198,6 +204,8 @@ class TestController:
             self._job(job, [p for p in live if self._owned(p, job)])
         for depl in deployments:
             self._deployment(depl, [p for p in live if self._owned(p, depl)])
+        for sts in statefulsets:
+            self._statefulset(sts, [p for p in live if self._owned(p, sts)])
         for pod in self._items(self.core.list_pod_for_all_namespaces):
             status = self.kubelet.sync(pod)
             if status is not None:
@@ -290,6 +298,42 @@ class TestController:
                   "availableReplicas": len(ready_new) + len(ready_old)}
         if {k: (depl.get("status") or {}).get(k) for k in status} != status:
             self.apps.patch_namespaced_deployment_status(meta["name"], meta["namespace"], {"status": status})
+
+    def _statefulset(self, sts: dict[str, Any], pods: list[Pod]) -> None:
+        from kubernetes.client import ApiException
+
+        meta = sts["metadata"]
+        replicas = int(sts["spec"].get("replicas", 1))
+        current = template_hash(sts["spec"]["template"])
+        by_name = {p["metadata"]["name"]: p for p in pods}
+        for index in range(replicas):
+            pod_name = f"{meta['name']}-{index}"
+            pod = by_name.get(pod_name)
+            if pod is not None and pod["metadata"]["labels"].get("controller-revision-hash") != current:
+                self._delete_pod(pod)  # RollingUpdate: replace the pod of an older template
+                continue
+            if pod is None:
+                for claim in sts["spec"].get("volumeClaimTemplates") or []:
+                    body = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                            "metadata": {"name": f"{claim['metadata']['name']}-{pod_name}",
+                                         "labels": dict(claim["metadata"].get("labels") or {})},
+                            "spec": claim["spec"]}
+                    try:
+                        self.core.create_namespaced_persistent_volume_claim(meta["namespace"], body)  # type: ignore[arg-type]
+                    except ApiException as exc:
+                        if exc.status != 409:
+                            raise
+                self._new_pod(sts, "StatefulSet", pod_name, {"controller-revision-hash": current,
+                                                              "statefulset.kubernetes.io/pod-name": pod_name})
+        for pod in pods:
+            if pod["metadata"]["name"] not in {f"{meta['name']}-{i}" for i in range(replicas)}:
+                self._delete_pod(pod)
+        updated = [p for p in pods if p["metadata"]["labels"].get("controller-revision-hash") == current]
+        status = {"observedGeneration": meta.get("generation", 1), "replicas": len(pods),
+                  "updatedReplicas": len(updated), "readyReplicas": len([p for p in pods if _ready(p)]),
+                  "availableReplicas": len([p for p in pods if _ready(p)])}
+        if {k: (sts.get("status") or {}).get(k) for k in status} != status:
+            self.apps.patch_namespaced_stateful_set_status(meta["name"], meta["namespace"], {"status": status})
 
 
 __all__ = ["Kubelet", "Outcome", "ScriptedKubelet", "TestController", "running", "scripted_status", "terminated"]

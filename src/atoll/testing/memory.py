@@ -19,7 +19,7 @@ import orjson
 from atoll.domain.query import compile_filter, evaluate
 from atoll.domain.records import Record, utcnow
 from atoll.errors import AlreadyExistsError, NotFoundError
-from atoll.metadata.base import Filter, MetadataStore, R, check_page, describe, sort_key, sort_path, stale_write
+from atoll.metadata.base import Filter, MetadataStore, R, arrange, describe, stale_write
 
 
 class MemoryMetadataStore(MetadataStore):
@@ -64,19 +64,11 @@ class MemoryMetadataStore(MetadataStore):
             if self._docs.pop((kind.kind, scope, name), None) is None:
                 raise NotFoundError(f"{describe(kind, name, scope)} not found")
 
-    def list(
-        self,
-        kind: type[R],
-        scope: str | None = None,
-        filter: Filter | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-        sort: str | None = None,
-        descending: bool = False,
-    ) -> list[R]:
+    def _list(
+        self, kind: type[R], scope: str | None, filter: Filter | None, limit: int | None, offset: int,
+        sort: tuple[str, ...] | None, descending: bool,
+    ) -> builtins.list[R]:
         node = compile_filter(filter) if filter is not None else None
-        path = sort_path(sort) if sort is not None else None
-        check_page(limit, offset)
         with self._lock:
             docs = [  # dict order is creation order
                 doc
@@ -85,12 +77,8 @@ class MemoryMetadataStore(MetadataStore):
                 and (scope is None or s == scope)
                 and (node is None or evaluate(node, doc.data))
             ]
-        if descending:
-            docs.reverse()  # ties keep this (newest-first) order: Python's sort is stable
-        if path is not None:
-            docs.sort(key=lambda doc: sort_key(doc.data, path), reverse=descending)
-        end = None if limit is None else offset + max(limit, 0)
-        return [kind.model_validate_json(doc.text) for doc in docs[offset:end]]
+        page = arrange(docs, lambda doc: doc.data, sort, descending, limit, offset)
+        return [kind.model_validate_json(doc.text) for doc in page]
 
     def put_blob(self, key: str, local_path: Path) -> tuple[int, str]:
         data = Path(local_path).read_bytes()

@@ -6,8 +6,7 @@ costs nothing in a serving replica beyond what it calls.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from atoll._registry import lazy_exports
 
 _EXPORTS = {
     "BatchConfig": "atoll.toolkit.batching",
@@ -48,10 +47,4 @@ __all__ = [  # the keys of _EXPORTS, spelled out for static tools
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'atoll.toolkit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

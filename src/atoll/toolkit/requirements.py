@@ -10,9 +10,14 @@ as usual.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from atoll.domain.names import is_valid_name
 from atoll.errors import NotFoundError, UsageError
 from atoll.toolkit.paths import project_meta, task_root
+
+if TYPE_CHECKING:
+    from atoll.domain.records import ArtifactRecord
 
 
 def default_model(model: str | None) -> str:
@@ -45,13 +50,8 @@ def require_dataset(name: str, model: str | None = None) -> str:
         NotFoundError: no such dataset, or its files are missing from the store.
     """
     from atoll.domain.records import Dataset
-    from atoll.task.staging import stage_artifact
-    from atoll.task.stores import task_stores
 
-    model = default_model(model)
-    metadata, files = task_stores()
-    record = metadata.get(Dataset, _check(name, "dataset"), model)
-    return str(stage_artifact(files, record, task_root()))
+    return _stage(Dataset, name, model, "dataset")
 
 
 def require_version(name: str, model: str | None = None) -> str:
@@ -61,14 +61,21 @@ def require_version(name: str, model: str | None = None) -> str:
         NotFoundError: no such version, or its files are missing from the store.
     """
     from atoll.domain.records import ModelVersion
+
+    return _stage(ModelVersion, name, model, "model version", files_needed=True)
+
+
+def _stage(kind: type[ArtifactRecord], name: str, model: str | None, what: str, files_needed: bool = False) -> str:
+    """Stage the ``kind`` record ``model:name``; without ``files_needed`` one recorded without
+    files (kept elsewhere) stages as an empty directory."""
     from atoll.task.staging import stage_artifact
     from atoll.task.stores import task_stores
 
     model = default_model(model)
     metadata, files = task_stores()
-    record = metadata.get(ModelVersion, _check(name, "model version"), model)
-    if not record.stored:
-        raise NotFoundError(f"model version {record.ref} was recorded without files; nothing to stage")
+    record = metadata.get(kind, _check(name, what), model)
+    if files_needed and not record.stored:
+        raise NotFoundError(f"{what} {record.ref} was recorded without files; nothing to stage")
     return str(stage_artifact(files, record, task_root()))
 
 

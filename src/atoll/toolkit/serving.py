@@ -2,8 +2,15 @@
 
 ``OnlinePredict(predict)()`` serves one model; ``LazyModelServer(predict, load)()``
 serves many versions from one deployment, loading them on demand. Both are raw
-ASGI apps on uvicorn (see :mod:`atoll._http.asgi`): the hot path is read the
-body, call the function, ``orjson.dumps`` the answer, bump two ints.
+ASGI apps served by Atoll's own HTTP server (:mod:`atoll._http.asgi_server`,
+with its limits: body size, head size, read timeouts, connection cap): the hot
+path is read the body, call the function, ``orjson.dumps`` the answer, bump two ints.
+
+In a deployment's replica the task's store settings carry a replica secret
+(:func:`atoll.task.stores.replica_settings`): every request but ``GET /health``
+and ``GET /metrics`` must then carry it as ``x-atoll-replica-secret`` (the
+router and the ``--port`` balancer add it), else 403. Outside a deployment
+(a notebook in the IDE, a script) there is none and every request is served.
 
 Routes::
 
@@ -41,13 +48,14 @@ from atoll._http.asgi import (
     dumps,
     lifespan,
     read_body,
-    run_app,
     send_bytes,
     send_error,
 )
+from atoll._http.keys import OPEN_PATHS, replica_secret_matches
 from atoll._http.metrics import CONTENT_TYPE, Metrics, SizeHistogram
 from atoll.domain.names import is_valid_name
 from atoll.errors import AtollError, NotFoundError, UsageError
+from atoll.task.stores import replica_settings
 from atoll.toolkit import paths
 from atoll.toolkit.batching import CLIENT_CLOSED, BatchConfig, Batcher, ClientDisconnected
 
@@ -59,6 +67,7 @@ _NOT_ALLOWED = {"POST": [(b"allow", b"POST")], "GET": [(b"allow", b"GET")]}
 _LOG_EVERY = 1.0  # seconds between two logged tracebacks, so a bad client cannot flood the log
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[int]]
+DEFAULT_MAX_BODY = 16 * 1024 * 1024  # bytes, when the deployment gives no limits
 
 
 def replica_name() -> str:
@@ -83,6 +92,10 @@ class _PredictServer:
         self._last_log = 0.0
         self.batch_sizes = SizeHistogram("batch_size", "Requests per call of the batch function.")
         self.batching = False
+        settings = replica_settings()
+        secret = settings.get("secret")
+        self._secret: bytes | None = str(secret).encode() if secret else None
+        self.limits: dict[str, Any] = dict(settings.get("limits") or {})
         self._routes: dict[str, tuple[str, Handler, bool]] = {
             "/predict": ("POST", self._predict, True),
             "/health": ("GET", self._health, False),
@@ -92,6 +105,14 @@ class _PredictServer:
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI application (give this to any ASGI server)."""
         if scope["type"] == "http":
+            if (
+                self._secret is not None
+                and scope["path"] not in OPEN_PATHS
+                and not replica_secret_matches(scope["headers"], self._secret)
+            ):
+                await send_error(send, 403, "this replica answers only through the router or the --port balancer")
+                self.metrics.count("other", 403)
+                return
             route = self._routes.get(scope["path"])
             if route is None:
                 await send_error(send, 404, f"no route {scope['path']}; use POST /predict")
@@ -185,7 +206,11 @@ class _PredictServer:
         Raises:
             BackendUnavailableError: the port cannot be bound.
         """
-        return run_app(self.app, host=host, port=port, block=block)
+        from atoll._http.asgi_server import AsgiDispatcher, limits_from, serve
+
+        max_body, limits = limits_from(self.limits, DEFAULT_MAX_BODY)
+        dispatcher = AsgiDispatcher(self.app, max_body, self._started, self._stopping)
+        return serve(dispatcher, host=host, port=port, block=block, limits=limits)
 
 
 class OnlinePredict(_PredictServer):

@@ -9,6 +9,8 @@ ever shows a treasure chest's secret.
 from __future__ import annotations
 
 import collections
+import contextlib
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,6 +25,7 @@ from atoll.api import trainings as trainings_api
 from atoll.api import versions as versions_api
 from atoll.api.context import AtollContext
 from atoll.api.records import get_record, list_records
+from atoll.api.replica_secrets import known_replica_secret
 from atoll.domain.query import parse_filter
 from atoll.domain.records import BuildVersion, Dataset, Deployment, ModelVersion, Project, Training
 from atoll.errors import AtollError, BackendUnavailableError, NotFoundError
@@ -249,7 +252,7 @@ def deployment(ctx: AtollContext, proj: str, name: str) -> dict[str, Any]:
             "proj": info["proj"], "name": info["name"], "notebook": info["notebook"],
             "n_tasks": info["n_tasks"], "state": info["task"]["state"], "build": info["bvers"]["name"],
             "created_at": info["created_at"], "availability": info["availability"],
-            "router_url": info["router_url"], "balanced_url": info.get("balanced_url"),
+            "router_url": info["router_url"] or info.get("router") or "", "balanced_url": info.get("balanced_url"),
         },
         "replicas": info["replicas"],
         "movers": [{"model": v["model"], "name": v["name"]} for v in info["movers"]],
@@ -262,6 +265,8 @@ def predict(ctx: AtollContext, proj: str, name: str, body: bytes, model_version:
 
     ``api_key`` goes to the router only (``Authorization: Bearer``), as any
     client sends it; the UI neither keeps nor shows it, and never mints one.
+    A replica is sent the deployment's replica secret (which it requires),
+    known to the UI when it runs where the deployment was made.
 
     Returns the answer's status, content type and text; a refused prediction
     (400 from the notebook, 401 from the router without a valid key) is an
@@ -274,23 +279,37 @@ def predict(ctx: AtollContext, proj: str, name: str, body: bytes, model_version:
         raise AtollError(f"the test body is larger than {MAX_PREDICT_BODY:,} bytes")
     info = deployments_api.deployment_info(ctx, name, proj)
     suffix = f"&model_version={urllib.parse.quote(model_version)}" if model_version else ""
-    targets = [info["router_url"] + suffix]
+    targets = [info["router_url"] + suffix] if info["router_url"] else []
     targets += [f"{r['url']}/predict" + (f"?{suffix[1:]}" if suffix else "")
                 for r in info["replicas"] if r.get("url") and r.get("state") == "healthy"]
-    failures = []
+    failures = [f"router: {info['router']}"] if info.get("router") else []
+    secret = known_replica_secret(ctx, info["proj"], info["name"]) if len(targets) > 1 else None
     for url in targets:
         headers = {"Content-Type": "application/json"}
-        if api_key and url == targets[0]:
+        if api_key and url == info["router_url"] + suffix:
             headers["Authorization"] = f"Bearer {api_key}"
+        elif url != targets[0] and secret:
+            headers["X-Atoll-Replica-Secret"] = secret
         request = urllib.request.Request(url, data=body, method="POST", headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=PREDICT_TIMEOUT) as answer:
+            with urllib.request.urlopen(request, timeout=PREDICT_TIMEOUT, context=_tls(ctx, url)) as answer:
                 return _answer(url, answer.status, answer.headers.get("content-type", ""), answer.read())
         except urllib.error.HTTPError as exc:
             return _answer(url, exc.code, exc.headers.get("content-type", ""), exc.read())
         except (urllib.error.URLError, OSError) as exc:
             failures.append(f"{url.split('?')[0]}: {getattr(exc, 'reason', exc)}")
     raise BackendUnavailableError("no answer from the router or a replica: " + "; ".join(failures or ["no replica"]))
+
+
+def _tls(ctx: AtollContext, url: str) -> ssl.SSLContext | None:
+    """For the router over HTTPS: the system's CAs plus its configured certificate (self-signed)."""
+    if not url.startswith("https://"):
+        return None
+    context = ssl.create_default_context()
+    if ctx.config.router.tls_cert:
+        with contextlib.suppress(OSError, ssl.SSLError):
+            context.load_verify_locations(cafile=ctx.config.router.tls_cert)
+    return context
 
 
 def _answer(url: str, status: int, content_type: str, data: bytes) -> dict[str, Any]:

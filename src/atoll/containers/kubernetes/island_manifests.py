@@ -3,7 +3,8 @@
 Islands::
 
     router   Deployment (python -m atoll.router, DNS discovery of the deployments'
-             headless Services) + Service of ``kubernetes.service_type``
+             headless Services) + Secret (the API keys file, when router.auth)
+             + Service of ``kubernetes.service_type``
     db       PostgreSQL StatefulSet + its volume claim + Secret (password file) + Service
     files    S3 server (rclone serve s3) Deployment + PersistentVolumeClaim + Secret + Service
     ui       the web UI Deployment + Secret (token, store settings) + Service
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 
 from atoll.config import Config
+from atoll.containers.kubernetes.manifests import pull_secret_name
 from atoll.containers.kubernetes.objects import (
     SERVICE_PORT,
     Manifest,
@@ -80,27 +82,51 @@ def _run_as_island_user(workload: Manifest) -> Manifest:
     return workload
 
 
-def router_manifests(config: Config, image: str) -> list[Manifest]:
-    """The router island: finds replicas as A records of ``depl-<proj>-<name>`` headless Services."""
+def _pull_secrets(config: Config, pod: Manifest) -> Manifest:
+    """``pod`` with the ``kubernetes.image_pull_secret`` Secret the task pods use too (when set)."""
+    chest = config.container_manager.kubernetes.image_pull_secret
+    if chest:
+        pod["imagePullSecrets"] = [{"name": pull_secret_name(chest)}]
+    return pod
+
+
+KEYS_FILE = "keys.json"
+
+
+def router_manifests(config: Config, image: str, keys: bytes = b"") -> list[Manifest]:
+    """The router island: finds replicas as A records of ``depl-<proj>-<name>`` headless Services.
+
+    With ``router.auth`` the API keys file (``atoll.api.keys.keys_document``:
+    hashes and the pepper, no key) is the Secret ``<name>-keys`` mounted
+    read-only as a directory (no ``subPath``), so the kubelet refreshes the
+    file when Atoll updates the Secret and the router re-reads it.
+    """
     ns = config.container_manager.namespace
     name = island_name(config, "router")
     own = _island_labels("router")
+    auth = (["--keys-file", f"{ISLAND_SECRET_DIR}/{KEYS_FILE}"] if config.router.auth else ["--auth", "off"])
     command = ["python", "-m", "atoll.router", "--host", "0.0.0.0", "--port", str(SERVICE_PORT),
                "--discovery", "dns", "--dns-pattern", f"depl-{{project}}-{{deployment}}.{ns}.svc.cluster.local",
-               "--dns-port", str(SERVICE_PORT)]
-    container = _container("router", pinned_image(image, "the router island image"), command, SERVICE_PORT, [])
+               "--dns-port", str(SERVICE_PORT), *auth]
+    mounts: list[Manifest] = ([{"name": "secrets", "mountPath": ISLAND_SECRET_DIR, "readOnly": True}]
+                              if config.router.auth else [])
+    container = _container("router", pinned_image(image, "the router island image"), command, SERVICE_PORT, mounts)
     container.update(http_probes(config.container_manager.healthcheck))
+    secret_name = object_name(name, "keys")
+    pod: Manifest = {"containers": [container], "automountServiceAccountToken": False, "enableServiceLinks": False}
+    if config.router.auth:
+        pod["volumes"] = [_secret_volume(secret_name)]
     deployment: Manifest = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(name, ns, own),
         "spec": {"replicas": 1, "selector": {"matchLabels": own},
                  "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-                 "template": {"metadata": {"labels": own}, "spec": {"containers": [container],
-                                                                    "enableServiceLinks": False}}},
+                 "template": {"metadata": {"labels": own}, "spec": _pull_secrets(config, pod)}},
     }
     kind = config.container_manager.kubernetes.service_type
     node_port = config.router.port if kind == "NodePort" and 30000 <= config.router.port <= 32767 else None
     port = SERVICE_PORT if kind != "LoadBalancer" else config.router.port
-    return [deployment, service(name, ns, own, own, port=port, service_type=kind, node_port=node_port)]
+    docs = [secret(secret_name, ns, own, {KEYS_FILE: keys})] if config.router.auth else []
+    return [*docs, deployment, service(name, ns, own, own, port=port, service_type=kind, node_port=node_port)]
 
 
 def db_manifests(config: Config, image: str, password: str) -> list[Manifest]:
@@ -124,8 +150,9 @@ def db_manifests(config: Config, image: str, password: str) -> list[Manifest]:
         "spec": {
             "serviceName": name, "replicas": 1, "selector": {"matchLabels": own},
             "template": {"metadata": {"labels": own},
-                         "spec": {"containers": [container], "volumes": [_secret_volume(secret_name)],
-                                  "enableServiceLinks": False}},
+                         "spec": _pull_secrets(config, {
+                             "containers": [container], "volumes": [_secret_volume(secret_name)],
+                             "automountServiceAccountToken": False, "enableServiceLinks": False})},
             "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": own}, "spec": _claim_spec(config)}],
         },
     }
@@ -152,10 +179,10 @@ def files_manifests(config: Config, image: str, access_key: str, secret_key: str
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(name, ns, own),
         # One writer on a ReadWriteOnce claim: replace the pod, never run two.
         "spec": {"replicas": 1, "selector": {"matchLabels": own}, "strategy": {"type": "Recreate"},
-                 "template": {"metadata": {"labels": own}, "spec": {
-                     "containers": [container], "enableServiceLinks": False,
+                 "template": {"metadata": {"labels": own}, "spec": _pull_secrets(config, {
+                     "containers": [container], "automountServiceAccountToken": False, "enableServiceLinks": False,
                      "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": name}},
-                                 _secret_volume(secret_name)]}}},
+                                 _secret_volume(secret_name)]})}},
     }
     _run_as_island_user(deployment)
     keys = f"{access_key},{secret_key}".encode()
@@ -186,9 +213,9 @@ def ui_manifests(config: Config, image: str, token: str, store_config: Manifest)
     deployment: Manifest = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(name, ns, own),
         "spec": {"replicas": 1, "selector": {"matchLabels": own},
-                 "template": {"metadata": {"labels": own}, "spec": {
+                 "template": {"metadata": {"labels": own}, "spec": _pull_secrets(config, {
                      "containers": [container], "volumes": [_secret_volume(secret_name)],
-                     "automountServiceAccountToken": False, "enableServiceLinks": False}}},
+                     "automountServiceAccountToken": False, "enableServiceLinks": False})}},
     }
     files = {"token.json": json.dumps({"token": token}).encode(), "stores.json": json.dumps(store_config).encode()}
     kind = config.container_manager.kubernetes.service_type
@@ -231,6 +258,7 @@ def rbac_manifests(namespace: str, account: str = "atoll") -> list[Manifest]:
 __all__ = [
     "DB_PORT",
     "FILES_PORT",
+    "KEYS_FILE",
     "RBAC_RULES",
     "db_manifests",
     "files_manifests",

@@ -13,15 +13,8 @@ front) and ``process`` (process-group helpers).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from atoll._registry import lazy_exports
 
 __all__ = ["LocalContainerManager"]
 
-
-def __getattr__(name: str) -> Any:
-    if name != "LocalContainerManager":
-        raise AttributeError(f"module 'atoll.containers.local' has no attribute {name!r}")
-    value = importlib.import_module("atoll.containers.local.manager").LocalContainerManager
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, {"LocalContainerManager": "atoll.containers.local.manager"})

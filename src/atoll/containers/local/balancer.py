@@ -3,8 +3,16 @@
 A deployment's supervisor serves it on ``127.0.0.1:<port>``: every request
 goes to the next healthy replica through the proxy the router uses
 (:class:`atoll._http.proxy.Proxy`); a replica that cannot be reached is
-tried last for a few seconds and the request tried on the next one. Bodies and
-headers pass unchanged.
+tried last for a few seconds and the request tried on the next one. Bodies
+pass unchanged.
+
+It follows the router's rules: an API key for this deployment
+(``Authorization: Bearer <key>``, checked by :mod:`atoll._http.keys` against
+the router's keys file; 401/403) on every request but ``/health`` and
+``/metrics``, unless ``router.auth`` is off; the ``Authorization`` header and
+the client's ``x-atoll-replica-secret`` are not forwarded, the deployment's
+replica secret is. It runs on Atoll's raw HTTP server with the deployment's
+limits (:mod:`atoll._http.server`).
 """
 
 from __future__ import annotations
@@ -12,8 +20,10 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 from atoll._http.client import UpstreamError
-from atoll._http.dispatch import Headers, Respond, asgi_app
+from atoll._http.dispatch import Headers, Respond, error_answer
+from atoll._http.keys import OPEN_PATHS, KeyFileAuth, OpenAccess, with_replica_secret
 from atoll._http.proxy import Proxy, Upstream
+from atoll.errors import AtollError
 
 
 def _explain(key: Hashable, replica: Upstream | None, error: UpstreamError | None) -> str:
@@ -23,18 +33,31 @@ def _explain(key: Hashable, replica: Upstream | None, error: UpstreamError | Non
 
 
 class Balancer:
-    """Forwards every request to the healthy replicas in turn; :attr:`app` is its ASGI front.
+    """Forwards every request to the healthy replicas in turn (a :class:`~atoll._http.dispatch.Dispatcher`).
 
-    Runs in its own thread and loop (:func:`atoll._http.asgi.run_app`); the
+    Runs in its own thread and loop (:func:`atoll._http.asgi_server.serve`); the
     supervisor sets :attr:`targets` (the swap of one list is atomic).
+
+    Args:
+        target: ``(project, deployment)`` the API keys must open.
+        auth: the key check (:class:`~atoll._http.keys.OpenAccess` when ``router.auth`` is off).
+        secret: the deployment's replica secret (None: the replicas have none).
+        max_body: largest accepted request body in bytes (0: any).
     """
 
-    max_body = 0  # any size: the replicas decide
-
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        target: tuple[str, str] = ("", ""),
+        auth: KeyFileAuth | OpenAccess | None = None,
+        secret: bytes | None = None,
+        max_body: int = 0,
+    ) -> None:
+        self.target = target
+        self.auth = auth or OpenAccess()
+        self.secret = secret
+        self.max_body = max_body
         self._upstreams: list[Upstream] = []
         self._proxy = Proxy(_explain)
-        self.app = asgi_app(self)
 
     @property
     def targets(self) -> tuple[tuple[str, int], ...]:
@@ -48,6 +71,13 @@ class Balancer:
     def dispatch(
         self, method: str, path: str, query: bytes, headers: Headers, body: bytes, respond: Respond
     ) -> None:
+        if path not in OPEN_PATHS:
+            try:
+                headers = self.auth.check(self.target, headers)  # 401/403; never forwards Authorization
+            except AtollError as exc:
+                respond(*error_answer(exc.http_status, exc.message))
+                return
+        headers = with_replica_secret(headers, self.secret)
         target = path.encode("latin-1") + b"?" + query if query else path.encode("latin-1")
         proxy = self._proxy
         proxy.forward(None, proxy.order(None, self._upstreams), method, target, headers, body, respond)

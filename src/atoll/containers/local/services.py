@@ -154,6 +154,11 @@ class LocalServices(ContainerManager):
             "discovery": str(discovery_file(project, name)),
             # The process deploying it: a roll-out it does not live to see through is abandoned.
             "owner": {"pid": os.getpid(), "start_time": proc_start_time(os.getpid())},
+            "balancer": {  # spec.json is 0600: the replica secret may sit here
+                "keys_file": str(self.config.router_keys_file) if self.config.router.auth else None,
+                "replica_secret": (spec.replica or {}).get("secret"),
+                "limits": (spec.replica or {}).get("limits") or self.config.serving.limits(),
+            },
         }
 
     @staticmethod

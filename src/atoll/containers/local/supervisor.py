@@ -23,7 +23,9 @@ The supervisor
   is healthy, so a ``depl new`` cut short leaves nothing running and a
   redeploy cut short keeps the old replicas;
 - health-checks ``GET /health`` and restarts a replica that exits, waiting
-  0.5 s, 1 s, 2 s... (at most 30 s) between attempts;
+  0.5 s, 1 s, 2 s... (at most 30 s) between attempts; a spec's ``restart``
+  (``{"backoff", "limit", "stable_after"}``) sets the first wait and may give up
+  after ``limit`` restarts in a row (``gave_up`` in the status, then it exits);
 - writes the router's discovery file ``$ATOLL_HOME/run/deployments/<proj>/<name>.json``
   atomically on every change;
 - with a ``port``, serves a small balancer on ``127.0.0.1:<port>`` that forwards
@@ -33,6 +35,9 @@ The supervisor
 
 SIGTERM stops the replicas (SIGTERM to each process group, SIGKILL after 5 s)
 and removes the discovery file.
+
+The local router (:mod:`atoll.islands.router`) is one such "replica": fixed ``host``/``port``,
+the caller's environment (``inherit_env``), ``healthcheck.tls``, a bounded ``restart``.
 """
 
 from __future__ import annotations
@@ -90,7 +95,8 @@ class Replica:
         self.index: int = spec["index"]
         self.generation = generation
         self.command = command
-        self.port = free_port()
+        self.host: str = spec.get("host") or "127.0.0.1"
+        self.port: int = spec.get("port") or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.start_time: int | None = None
         self.state = "starting"
@@ -113,7 +119,7 @@ class Replica:
         return self.proc.pid if self.proc is not None else None
 
     def spawn(self) -> None:
-        env = dict(self.spec["env"])
+        env = {**os.environ, **self.spec["env"]} if self.spec.get("inherit_env") else dict(self.spec["env"])
         env.update(ATOLL_HOST="127.0.0.1", ATOLL_PORT=str(self.port), ATOLL_REPLICA=self.name)
         cwd = Path(self.spec["task_dir"]) / "app"
         Path(self.spec["log"]).parent.mkdir(parents=True, exist_ok=True)
@@ -172,6 +178,11 @@ class Supervisor:
         self.deployment: str = spec.get("deployment", "")
         self.discovery = Path(spec.get("discovery", run_dir / "discovery.json"))
         self.health: dict[str, float] = spec.get("healthcheck", {})
+        restart = spec.get("restart") or {}
+        self.backoff = float(restart.get("backoff", 0.5))
+        self.restart_limit: int | None = restart.get("limit")
+        self.stable_after = float(restart.get("stable_after", STABLE_AFTER))
+        self.gave_up: str | None = None
         self.replicas: list[Replica] = []
         self.active_gen = 0
         self.active_spec: dict[str, Any] | None = None
@@ -268,7 +279,7 @@ class Supervisor:
                 r.spawn()
             elif r.proc is not None and now >= r.next_check:
                 checks.append(self._check(r))
-            if r.healthy_since is not None and now - r.healthy_since > STABLE_AFTER:
+            if r.healthy_since is not None and now - r.healthy_since > self.stable_after:
                 r.streak = 0
         if checks:
             await asyncio.gather(*checks)
@@ -285,16 +296,25 @@ class Supervisor:
         r.state = "failed"
         r.proc = None
         r.healthy_since = None
-        if not r.in_rollout:  # during a roll-out the roll-out decides
-            r.next_restart = now + min(MAX_BACKOFF, 0.5 * 2**r.streak)
+        if r.in_rollout:  # during a roll-out the roll-out decides
+            return
+        if self.restart_limit is not None and r.streak >= self.restart_limit:
+            self.gave_up = f"{r.name} {r.error}; gave up after {r.streak} restart(s) in a row"
+            log.error("%s", self.gave_up)
+            self.stopping.set()
+            return
+        r.next_restart = now + min(MAX_BACKOFF, self.backoff * 2**r.streak)
 
     async def _check(self, r: Replica) -> None:
         from atoll._http.client import UpstreamError
 
         interval = float(self.health.get("interval", 2))
         try:
-            answer = await self._pool.request("127.0.0.1", r.port, "GET", b"/health", [], b"")
-            ok = answer.status == 200
+            if self.health.get("tls"):
+                ok = await _tls_health(r.host, r.port, float(self.health.get("timeout", 2)))
+            else:
+                answer = await self._pool.request(r.host, r.port, "GET", b"/health", [], b"")
+                ok = answer.status == 200
         except UpstreamError:
             ok = False
         now = time.monotonic()
@@ -314,7 +334,7 @@ class Supervisor:
                 r.error = f"not healthy {start_period:g}s after start"
                 await asyncio.to_thread(r.stop)
                 r.proc, r.state = None, "failed"
-                r.next_restart = now + min(MAX_BACKOFF, 0.5 * 2**r.streak)
+                r.next_restart = now + min(MAX_BACKOFF, self.backoff * 2**r.streak)
             return
         r.failures += 1
         r.next_check = now + interval
@@ -369,7 +389,7 @@ class Supervisor:
             if self._owner_gone():
                 raise Abandoned("the command deploying it exited before the roll-out began")
             if spec.get("port") != self.balancer_port:
-                self._serve_balancer(spec.get("port"))
+                self._serve_balancer(spec.get("port"), spec)
             early, self.prespawned = [r for r in self.prespawned if r.generation == gen], []
             old = [r for r in self.replicas if r.generation == self.active_gen and r not in early]
             if not old:
@@ -398,7 +418,7 @@ class Supervisor:
             self.rollout = {"generation": gen, "state": "failed", "error": error}
             if self.balancer_port != old_port and self.replicas:
                 try:  # the old replicas keep serving: so does their balanced port
-                    self._serve_balancer(old_port)
+                    self._serve_balancer(old_port, self.active_spec or spec)
                 except Exception:
                     log.exception("cannot serve the balancer on port %s again", old_port)
             if not self.replicas:  # nothing to keep serving: a failed new deployment ends here
@@ -423,8 +443,10 @@ class Supervisor:
         if restored:
             await self._await_healthy(restored, timeout, owned=False)
 
-    def _serve_balancer(self, port: int | None) -> None:
-        from atoll._http.asgi import run_app
+    def _serve_balancer(self, port: int | None, spec: dict[str, Any]) -> None:
+        """Serve (or stop) the ``--port`` balancer with ``spec``'s ``balancer`` settings (keys, secret, limits)."""
+        from atoll._http.asgi_server import limits_from, serve
+        from atoll._http.keys import KeyFileAuth, OpenAccess
         from atoll.containers.local.balancer import Balancer
 
         if self.balancer_handle is not None:
@@ -432,8 +454,19 @@ class Supervisor:
             self.balancer_handle = self.balancer = None
         self.balancer_port = port
         if port:
-            balancer = Balancer()
-            self.balancer_handle = run_app(balancer.app, host="127.0.0.1", port=port, block=False)
+            settings = spec.get("balancer") or {}
+            keys_file = settings.get("keys_file")
+            secret = settings.get("replica_secret")
+            max_body, limits = limits_from(settings.get("limits"))
+            balancer = Balancer(
+                (self.project, self.deployment),
+                KeyFileAuth(keys_file) if keys_file else OpenAccess(),
+                secret.encode() if secret else None,
+                max_body,
+            )
+            self.balancer_handle = serve(
+                balancer, host="127.0.0.1", port=port, block=False, keep_alive=75.0, limits=limits
+            )
             self.balancer = balancer
 
     # state files
@@ -448,6 +481,7 @@ class Supervisor:
             "rollout": self.rollout,
             "replicas": replicas,
             "stopped": final,
+            "gave_up": self.gave_up,
         }
         data = orjson.dumps(status)
         if data == self._last_written:
@@ -463,6 +497,26 @@ class Supervisor:
                     "replicas": [{k: r[k] for k in ("name", "url", "pid", "state")} for r in replicas],
                 },
             )
+
+
+async def _tls_health(host: str, port: int, timeout: float) -> bool:
+    """``GET /health`` over TLS answers 200 (the certificate is not verified: a liveness check
+    of our own process that sends nothing secret)."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    writer = None
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=context), timeout)
+        writer.write(f"GET /health HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n".encode())
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        return line.split(b" ")[1:2] == [b"200"]
+    except (OSError, asyncio.TimeoutError, ssl.SSLError):
+        return False
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def main(argv: list[str] | None = None) -> int:

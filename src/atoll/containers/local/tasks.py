@@ -25,8 +25,6 @@ from atoll.containers.base import (
     TaskSpec,
     TaskStatus,
     describe_exit,
-    split_task_id,
-    task_dir_for,
 )
 from atoll.containers.local.environment import build_python, link_app, task_environment
 from atoll.containers.local.process import kill_group, pid_alive, proc_start_time
@@ -43,10 +41,6 @@ _WRAPPER = (
 
 class LocalTasks(ContainerManager):
     """The training primitives of the local manager."""
-
-    def task_dir(self, task_id: str) -> Path:
-        """Directory of the training ``task_id`` (``<project>/train/<name>``)."""
-        return task_dir_for("train", *split_task_id(task_id))
 
     def launch_task(self, spec: TaskSpec, task_id: str, staged: StagedTask) -> None:
         """Start the runner detached, in its own session, from the build's environment."""
@@ -87,7 +81,7 @@ class LocalTasks(ContainerManager):
             return None
 
     def task_status(self, task_id: str) -> TaskStatus:
-        root = self.task_dir(task_id)
+        root = self.training_dir(task_id)
         if not root.exists():
             raise NotFoundError(f"no local task {task_id} (its directory {root} is gone)")
         pid = self._pid(root)
@@ -106,7 +100,7 @@ class LocalTasks(ContainerManager):
         )
 
     def task_logs(self, task_id: str, follow: bool = False) -> Iterator[str]:
-        root = self.task_dir(task_id)
+        root = self.training_dir(task_id)
         path = root / "atoll" / "task.log"
         if not path.exists():
             raise NotFoundError(f"no log for local task {task_id}")
@@ -120,7 +114,7 @@ class LocalTasks(ContainerManager):
 
     def stop_task(self, task_id: str, grace: float = 10.0) -> None:
         """SIGTERM the task's process group (the runner saves its notebook), then SIGKILL."""
-        pid = self._pid(self.task_dir(task_id))
+        pid = self._pid(self.training_dir(task_id))
         if pid is None or not pid_alive(*pid, reap_child=True):
             return
         kill_group(pid[0], pid[1], grace, kill_wait=5.0)

@@ -120,7 +120,7 @@ class SwarmServices(ContainerManager):
         if spec.port is not None and spec.replicas != 1:
             raise UsageError(
                 "--port publishes one replica on the host; with several replicas use the router "
-                f"(http://{self.config.router.host}:{self.config.router.port}/predict?project=...&deploy=...)"
+                f"({self.config.router.url}/predict?project=...&deploy=...)"
             )
         ensure_network(self.client, self.config)
         staged = self.stage_task(spec, self.generation_root(project, name, generation))

@@ -30,7 +30,6 @@ from atoll.containers.base import (
     TaskStatus,
     describe_exit,
     split_task_id,
-    task_dir_for,
     wait_until,
 )
 from atoll.containers.swarm.build import runnable_ref
@@ -157,9 +156,6 @@ class SwarmTasks(SwarmContainers):
         project, name = split_task_id(task_id)
         return f"{self.namespace}-train-{project}-{name}"
 
-    def stage_dir(self, task_id: str) -> Path:
-        return task_dir_for("train", *split_task_id(task_id))
-
     def launch_task(self, spec: TaskSpec, task_id: str, staged: StagedTask) -> None:
         """Start the training's container detached (leftovers of an earlier one are replaced)."""
         self.reap()
@@ -168,10 +164,10 @@ class SwarmTasks(SwarmContainers):
                            ["python", "-m", "atoll.runner", "train"], environment=task_env(spec, staged))
 
     def _exit_file(self, task_id: str) -> Path:
-        return self.stage_dir(task_id) / "atoll" / "exit.json"
+        return self.training_dir(task_id) / "atoll" / "exit.json"
 
     def _log_file(self, task_id: str) -> Path:
-        return self.stage_dir(task_id) / "atoll" / "task.log"
+        return self.training_dir(task_id) / "atoll" / "task.log"
 
     def finalize(self, task_id: str, container: Container) -> TaskStatus:
         """Save an ended container's state and log, amend the record on OOM, remove the container."""
@@ -220,7 +216,7 @@ class SwarmTasks(SwarmContainers):
             return TaskStatus(task_id, running=False, exit_code=data.get("exit_code"), error=data.get("error"))
         container = self.container(self.container_name(task_id))
         if container is None:
-            if not self.stage_dir(task_id).exists():
+            if not self.training_dir(task_id).exists():
                 raise NotFoundError(f"no swarm task {task_id} (no container, no stage directory)")
             return TaskStatus(task_id, running=False, error="the task container vanished")
         if container.status in _RUNNING:

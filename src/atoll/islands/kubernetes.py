@@ -1,0 +1,494 @@
+"""Islands on Kubernetes (``container_manager.type: kubernetes`` or ``kube``).
+
+``atoll isle router|db|files|ui setup|status|stop`` and ``get-me-started``
+apply the manifests of :mod:`atoll.containers.kubernetes.island_manifests` in
+``container_manager.namespace``::
+
+    router  Deployment + Service (kubernetes.service_type) + Secret <name>-keys (router.auth)
+    db      StatefulSet (PostgreSQL) + its claim data-<name>-0 + Secret + Service (ClusterIP)
+    files   Deployment (S3 server) + PersistentVolumeClaim + Secret + Service (ClusterIP)
+    ui      Deployment + Secret (token, store settings) + Service (kubernetes.service_type)
+
+named ``<namespace>-isle-<island>`` (the names tasks use on swarm too). Images
+are the swarm islands' images pushed to ``docker.target_registry``
+(:mod:`.kube_images`); credentials are the islands' treasure chests of the
+home store, handed to the pods as Secret files only.
+
+``setup`` applies the objects and waits (``islands.setup_timeout``) until the
+workload has rolled out; a pod that cannot start ends the wait with the reason
+and what setup applied is deleted again. ``status`` reads the ready replicas;
+``stop`` deletes the island's workload, Service and Secrets (by its labels)
+and keeps its volume claim. The URL is the Service's: NodePort, LoadBalancer,
+or the ``kubectl port-forward`` line (ClusterIP; always for db and files).
+The router's API keys are the Secret ``<namespace>-isle-router-keys``, mounted
+as a directory; :func:`publish_router_keys` updates it when ``atoll key
+new/rm`` rewrite the keys file, and the kubelet refreshes the mounted file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from atoll.backends import DB_DATABASE, DB_USER
+from atoll.config import Config
+from atoll.containers.base import LogSink
+from atoll.containers.kubernetes import island_manifests as manifests
+from atoll.containers.kubernetes.objects import SERVICE_PORT, Manifest, selector
+from atoll.containers.kubernetes.pods import pod_problem
+from atoll.errors import AtollError, BackendUnavailableError, ConfigError
+from atoll.islands.base import Island, IslandStatus
+from atoll.islands.kube_images import push_island_image
+from atoll.islands.swarm import SwarmServiceIsland
+
+if TYPE_CHECKING:
+    from atoll.containers.kubernetes.client import KubeClient
+
+KUBE_TYPES = ("kubernetes", "kube")
+ANNOTATION_SPEC = "atoll.io/spec-hash"
+#: What ``stop`` deletes (found by the island's labels); claims are kept.
+REMOVED_KINDS = ("Deployment", "StatefulSet", "Service", "Secret")
+#: An image reference for manifests whose objects are only named, never applied.
+_NAMING_IMAGE = "atoll.invalid/atoll/isle@sha256:" + "0" * 64
+_POLL = 0.2
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class KubeIsland(Island):
+    """An island as objects in the cluster. Subclasses name their manifests, port and address."""
+
+    workload_kind: ClassVar[str] = "Deployment"
+    in_cluster_port: ClassVar[int] = SERVICE_PORT
+
+    def __init__(self, config: Config, kube: KubeClient | None = None, image: str | None = None) -> None:
+        super().__init__(config)
+        self._kube = kube
+        self._image = image  # a pushed reference to use instead of building one (tests, pre-pushed images)
+
+    # What subclasses define.
+
+    def check_native(self) -> None:
+        """Refuse when the configuration points this part of Atoll at a foreign service."""
+
+    def twin(self) -> SwarmServiceIsland:
+        """The swarm island that builds the same image (and keeps the same credentials)."""
+        raise NotImplementedError
+
+    def manifests(self, image: str) -> list[Manifest]:
+        """The objects to apply, credentials included (made on the first setup)."""
+        raise NotImplementedError
+
+    @property
+    def local_port(self) -> int:
+        """The port of this host the island's setting names (``router.port``, ``islands.db_port``...)."""
+        raise NotImplementedError
+
+    @property
+    def host(self) -> str:
+        return self.config.islands.host
+
+    def address(self, host: str, port: int) -> str:
+        """The URL of the island at ``host:port`` (no credentials)."""
+        return f"http://{host}:{port}"
+
+    @property
+    def claim(self) -> str | None:
+        """The volume claim holding the island's data (kept by ``stop``), None when stateless."""
+        return None
+
+    # Names.
+
+    @property
+    def object_name(self) -> str:
+        return manifests.island_name(self.config, self.name)
+
+    @property
+    def namespace(self) -> str:
+        return self.config.container_manager.namespace
+
+    @property
+    def kube(self) -> KubeClient:
+        if self._kube is None:
+            from atoll.containers.kubernetes.client import KubeClient
+
+            self._kube = KubeClient(self.config)
+        return self._kube
+
+    def image(self, log: LogSink) -> tuple[str, float | None]:
+        """The island image in the target registry (built and pushed when missing); the build time."""
+        if self._image is not None:
+            return self._image, None
+        return push_island_image(self.config, self.twin(), log)
+
+    # The verbs.
+
+    def build(self, log: LogSink) -> IslandStatus:
+        """Build the island's image and push it to the registry (``atoll isle <name> build``)."""
+        started = time.monotonic()
+        ref, build_seconds = self.image(log)
+        done = f"built in {build_seconds:.1f}s" if build_seconds is not None else "already built"
+        status = self._status(False, None, f"the {self.name} island image {ref} is in the registry ({done})",
+                              started)
+        status.build_seconds = round(build_seconds, 2) if build_seconds is not None else None
+        return status
+
+    def setup(self) -> IslandStatus:
+        """Apply the island's objects unless it runs on the same spec; wait until it has rolled out."""
+        self.check_native()
+        started = time.monotonic()
+        ref, build_seconds = self.image(lambda line: None)
+        docs = self.manifests(ref)
+        spec_hash = _stamp(docs, self.workload_kind)
+        self.kube.ensure_namespace()
+        self._ensure_pull_secret()
+        current = self._workload()
+        if current is not None and _annotation(current) == spec_hash and _rolled_out(current):
+            for doc in docs:
+                if doc["kind"] == "Secret":
+                    self.kube.apply(doc)  # the router's keys may have changed
+            return self._running(f"the {self.name} island is already running", started)
+        for doc in docs:
+            self.kube.apply(doc)
+        try:
+            self._wait_rolled_out(self.config.islands.setup_timeout)
+        except AtollError:
+            self._delete()  # nothing half-started stays (the claim does)
+            raise
+        status = self._running(f"the {self.name} island is running", started)
+        status.build_seconds = round(build_seconds, 2) if build_seconds is not None else None
+        return status
+
+    def status(self) -> IslandStatus:
+        """From the workload's ready replicas (and the pods' problems when none is ready)."""
+        workload = self._workload()
+        if workload is None:
+            return self._status(False, "stopped", f"the {self.name} island is not running")
+        ready, wanted = _replicas(workload)
+        if ready >= 1:
+            return self._running(f"the {self.name} island is healthy ({ready}/{wanted} ready)")
+        problems = [p for p in map(pod_problem, self._pods()) if p]
+        if problems:
+            return self._status(True, "unhealthy", f"the {self.name} island does not start: {problems[0]}")
+        return self._status(True, "starting", f"the {self.name} island is starting (0/{wanted} ready)")
+
+    def stop(self) -> IslandStatus:
+        """Delete the island's workload, Service and Secrets; keep its volume claim."""
+        existed = self._workload() is not None
+        self._delete()
+        message = f"the {self.name} island was stopped" if existed else f"the {self.name} island was not running"
+        if self.claim:
+            message += f"; its data stays in the volume claim {self.claim} (kubectl -n {self.namespace} delete pvc " \
+                       f"{self.claim} removes it)"
+        return self._status(False, "stopped", message)
+
+    # Cluster plumbing.
+
+    def _workload(self) -> Manifest | None:
+        return self.kube.read(self.workload_kind, self.object_name)
+
+    @property
+    def _selector(self) -> str:
+        return selector("island", None, self.name)
+
+    def _pods(self) -> list[Manifest]:
+        return self.kube.pods(self._selector)
+
+    def _delete(self) -> None:
+        for kind in REMOVED_KINDS:
+            for obj in self.kube.find(kind, self._selector):
+                self.kube.delete(kind, obj["metadata"]["name"])
+
+    def _ensure_pull_secret(self) -> None:
+        """The ``kubernetes.image_pull_secret`` Secret the island pods refer to, made from its chest when missing."""
+        chest = self.config.container_manager.kubernetes.image_pull_secret
+        if not chest:
+            return
+        from atoll.containers.kubernetes.manifests import pull_secret_name
+        from atoll.containers.kubernetes.objects import image_pull_secret
+
+        name = pull_secret_name(chest)
+        if self.kube.read("Secret", name) is not None:
+            return
+        from atoll.backends import open_metadata_store
+        from atoll.credentials import open_chest
+
+        metadata = open_metadata_store(self.config)
+        try:
+            user, password = open_chest(metadata, chest, "container_manager.kubernetes.image_pull_secret")
+        finally:
+            metadata.close()
+        self.kube.apply(image_pull_secret(name, self.namespace, str(self.config.docker.target_registry),
+                                          user, password))
+
+    def _wait_rolled_out(self, timeout: float) -> None:
+        """Poll until the workload has rolled out.
+
+        Raises:
+            BackendUnavailableError: a pod cannot start, or ``timeout`` passed (with the log tail).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            workload = self._workload()
+            if workload is not None and _rolled_out(workload):
+                return
+            for pod in self._pods():
+                problem = pod_problem(pod)
+                if problem:
+                    raise BackendUnavailableError(f"the {self.name} island cannot start: {problem}"
+                                                  f"{self._log_tail(pod)}")
+            if time.monotonic() >= deadline:
+                ready, wanted = _replicas(workload or {})
+                pods = self._pods()
+                raise BackendUnavailableError(
+                    f"the {self.name} island was not ready within {timeout:g}s ({ready}/{wanted} ready)"
+                    f"{self._log_tail(pods[-1]) if pods else '; no pod was created'}")
+            time.sleep(_POLL)
+
+    def _log_tail(self, pod: Manifest) -> str:
+        tail = self.kube.pod_log(pod["metadata"]["name"], 5).strip()
+        return f"; log: {tail}" if tail else ""
+
+    def _service(self) -> Manifest | None:
+        return self.kube.read("Service", self.object_name)
+
+    def reach(self) -> tuple[str | None, str]:
+        """Where a user reaches the island from this host, and how (one line)."""
+        found = self._service()
+        if found is None:
+            return None, f"it has no Service {self.object_name}"
+        spec = found.get("spec") or {}
+        port = (spec.get("ports") or [{}])[0]
+        kind = spec.get("type") or "ClusterIP"
+        if kind == "NodePort" and port.get("nodePort"):
+            node_port = int(port["nodePort"])
+            host = self.host if self.host not in _LOOPBACK else "<any node address>"
+            return self.address(host, node_port), f"NodePort {node_port} of Service {self.object_name} on every node"
+        if kind == "LoadBalancer":
+            ingress = ((found.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+            if ingress:
+                where = ingress[0].get("ip") or ingress[0].get("hostname")
+                return self.address(str(where), int(port["port"])), f"LoadBalancer of Service {self.object_name}"
+            return None, (f"its LoadBalancer has no address yet (kubectl -n {self.namespace} get service "
+                          f"{self.object_name})")
+        forward = (f"kubectl -n {self.namespace} port-forward service/{self.object_name} "
+                   f"{self.local_port}:{port.get('port', self.in_cluster_port)}")
+        return self.address("127.0.0.1", self.local_port), f"ClusterIP Service: run `{forward}` to reach it here"
+
+    def _running(self, what: str, started: float | None = None) -> IslandStatus:
+        url, how = self.reach()
+        status = self._status(True, "healthy", f"{what} in namespace {self.namespace}: {url or 'no address'} ({how})",
+                              started)
+        status.url = url
+        return status
+
+    def _status(self, running: bool, health: str | None, message: str, started: float | None = None) -> IslandStatus:
+        return IslandStatus(self.name, running, message=message, health=health, service=self.object_name,
+                            volume=self.claim,
+                            seconds=round(time.monotonic() - started, 2) if started is not None else None)
+
+
+def _stamp(docs: list[Manifest], kind: str) -> str:
+    """Annotate the workload with a hash of the island's non-Secret objects; return it."""
+    plain = [doc for doc in docs if doc["kind"] != "Secret"]
+    digest = hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:16]
+    for doc in docs:
+        if doc["kind"] == kind:
+            doc["metadata"].setdefault("annotations", {})[ANNOTATION_SPEC] = digest
+    return digest
+
+
+def _annotation(workload: Manifest) -> str | None:
+    return ((workload.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_SPEC)
+
+
+def _replicas(workload: Manifest) -> tuple[int, int]:
+    """``(ready, wanted)`` replicas."""
+    wanted = int((workload.get("spec") or {}).get("replicas", 1))
+    return int((workload.get("status") or {}).get("readyReplicas") or 0), wanted
+
+
+def _rolled_out(workload: Manifest) -> bool:
+    """The controller saw the current spec and every replica runs it, ready; no old one is left."""
+    status = workload.get("status") or {}
+    ready, wanted = _replicas(workload)
+    return (int(status.get("observedGeneration") or 0) >= int(workload["metadata"].get("generation") or 1)
+            and int(status.get("updatedReplicas") or 0) >= wanted and ready >= wanted
+            and int(status.get("replicas") or 0) <= wanted)
+
+
+class KubeRouterIsland(KubeIsland):
+    """The router: Deployment + Service, the API keys as a Secret mounted read-only."""
+
+    name: ClassVar[str] = "router"
+
+    def twin(self) -> SwarmServiceIsland:
+        from atoll.islands.router import SwarmRouterIsland
+
+        return SwarmRouterIsland(self.config)
+
+    @property
+    def local_port(self) -> int:
+        return self.config.router.port
+
+    @property
+    def host(self) -> str:
+        return self.config.router.host
+
+    def manifests(self, image: str) -> list[Manifest]:
+        keys = b""
+        if self.config.router.auth:
+            path = self.config.router_keys_file
+            if not path.is_file():
+                raise ConfigError(f"the router's API keys file {path} is missing: `atoll isle router setup` "
+                                  "writes it from the metadata store")
+            keys = path.read_bytes()
+        return manifests.router_manifests(self.config, image, keys)
+
+
+class KubeDbIsland(KubeIsland):
+    """PostgreSQL: StatefulSet with its volume claim, the password as a Secret file."""
+
+    name: ClassVar[str] = "db"
+    workload_kind: ClassVar[str] = "StatefulSet"
+    in_cluster_port: ClassVar[int] = manifests.DB_PORT
+
+    def check_native(self) -> None:
+        from atoll.islands.db import check_db_native
+
+        check_db_native(self.config)
+
+    def twin(self) -> SwarmServiceIsland:
+        from atoll.islands.db import DbIsland
+
+        return DbIsland(self.config)
+
+    @property
+    def local_port(self) -> int:
+        return self.config.islands.db_port
+
+    def address(self, host: str, port: int) -> str:
+        return f"postgresql://{DB_USER}@{host}:{port}/{DB_DATABASE}"
+
+    @property
+    def claim(self) -> str:
+        return f"data-{self.object_name}-0"
+
+    def manifests(self, image: str) -> list[Manifest]:
+        from atoll.islands.db import DbIsland
+
+        return manifests.db_manifests(self.config, image, DbIsland(self.config).credentials()[1])
+
+
+class KubeFilesIsland(KubeIsland):
+    """The S3 server: Deployment on a PersistentVolumeClaim, its keys as a Secret file."""
+
+    name: ClassVar[str] = "files"
+    in_cluster_port: ClassVar[int] = manifests.FILES_PORT
+
+    def check_native(self) -> None:
+        from atoll.islands.files import check_files_native
+
+        check_files_native(self.config)
+
+    def twin(self) -> SwarmServiceIsland:
+        from atoll.islands.files import FilesIsland
+
+        return FilesIsland(self.config)
+
+    @property
+    def local_port(self) -> int:
+        return self.config.islands.files_port
+
+    @property
+    def claim(self) -> str:
+        return self.object_name
+
+    def manifests(self, image: str) -> list[Manifest]:
+        from atoll.islands.files import FilesIsland
+
+        access, secret = FilesIsland(self.config).credentials()
+        return manifests.files_manifests(self.config, image, access, secret)
+
+
+class KubeUiIsland(KubeIsland):
+    """The web UI: Deployment + Service, its token and the stores' settings as a Secret."""
+
+    name: ClassVar[str] = "ui"
+
+    def twin(self) -> SwarmServiceIsland:
+        from atoll.islands.ui import SwarmUiIsland
+
+        return SwarmUiIsland(self.config)
+
+    @property
+    def local_port(self) -> int:
+        return self.config.ui.port
+
+    @property
+    def host(self) -> str:
+        return self.config.ui.host
+
+    @cached_property
+    def token(self) -> str:
+        from atoll.islands.ui import SwarmUiIsland
+
+        return SwarmUiIsland(self.config).token()
+
+    def _store_config(self) -> dict[str, Any]:
+        """The store settings a pod gets (native islands by Service name; embedded stores refused)."""
+        from atoll.backends import open_metadata_store, task_store_config
+        from atoll.containers.kubernetes.stores import cluster_store_config
+
+        metadata = open_metadata_store(self.config)
+        try:
+            settings = task_store_config(self.config, metadata, in_network=True)
+            return cluster_store_config(self.config, settings, lambda: settings)
+        finally:
+            metadata.close()
+
+    def manifests(self, image: str) -> list[Manifest]:
+        return manifests.ui_manifests(self.config, image, self.token, self._store_config())
+
+    def _running(self, what: str, started: float | None = None) -> IslandStatus:
+        status = super()._running(what, started)
+        if status.url:  # as on the other runtimes: the URL to open, token included (the UI sets a cookie)
+            status.url = f"{status.url}/?token={self.token}"
+        return status
+
+
+def publish_router_keys(config: Config, document: bytes, kube: KubeClient | None = None) -> bool:
+    """Hand a rewritten API keys file to the router island on the cluster: update its keys Secret.
+
+    Returns:
+        False when the cluster has no such Secret (no router island: its setup hands the keys).
+
+    Raises:
+        BackendUnavailableError / BackendError: the cluster did not take it.
+    """
+    from atoll.containers.kubernetes.client import KubeClient
+
+    client = kube or KubeClient(config)
+    try:
+        docs = manifests.router_manifests(config, _NAMING_IMAGE, document)
+        secret = next((doc for doc in docs if doc["kind"] == "Secret"), None)
+        if secret is None or client.read("Secret", secret["metadata"]["name"]) is None:
+            return False
+        client.apply(secret)
+        return True
+    finally:
+        if kube is None:
+            client.close()
+
+
+__all__ = [
+    "KUBE_TYPES",
+    "KubeDbIsland",
+    "KubeFilesIsland",
+    "KubeIsland",
+    "KubeRouterIsland",
+    "KubeUiIsland",
+    "publish_router_keys",
+]
