@@ -110,14 +110,16 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
 
 
 def _deployment_processes(home: Path) -> list[int]:
-    """Supervisors and replicas of ``home`` still running (the router island may run on)."""
+    """Deployment supervisors and replicas of ``home`` still running (the router and its supervisor may run on)."""
     found = []
     for pid in processes_of(home):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"atoll.containers.local.supervisor" in argv or b"atoll.runner" in argv:
+        services = str(home / "run" / "services").encode()
+        if b"atoll.runner" in argv or (b"atoll.containers.local.supervisor" in argv
+                                       and any(arg.startswith(services) for arg in argv)):
             found.append(pid)
     return found
 
