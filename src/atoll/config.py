@@ -130,6 +130,8 @@ class ContainerManagerSection(_Section):
     # from the file store itself. None: the manager's default (local: host).
     staging: Literal["host", "fetch"] | None = None
     healthcheck: HealthcheckSection = Field(default_factory=HealthcheckSection)
+    #: Upper bound of a deployment's replicas (``depl new -n``, a profile's ``auto_scale.max_replicas``).
+    max_replicas: int = Field(default=32, ge=1)
     resource_profiles: dict[str, ResourceProfile] = Field(default_factory=dict)
     train_profile: str | None = None
     deploy_profile: str | None = None

@@ -12,6 +12,8 @@ once every replica is healthy, or FAILED with the replicas' error. A failed
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -23,12 +25,15 @@ from atoll.api.projects import get_project, resolve_project_name
 from atoll.api.records import Filter, build, fresh_name, get_record, list_records, remove_record
 from atoll.api.replica_secrets import replica_secret
 from atoll.api.versions import get_version, parse_pretrained
+from atoll.config import Config, ResourceProfile
 from atoll.containers.base import ReplicaStatus, TaskSpec
+from atoll.containers.local.process import pid_alive, proc_start_time
 from atoll.domain.names import validate_name
 from atoll.domain.records import Deployment, ModelVersion, Task, TaskState, utcnow
-from atoll.errors import AtollError, NotFoundError, UsageError
+from atoll.errors import AtollError, ConflictError, NotFoundError, UsageError
 
 DEFAULT_TIMEOUT = 120.0
+DEPLOYER = "deployer"  # details key: {host, pid, start_time} of the process deploying a WAITING record
 
 
 def check_notebook(notebook: str) -> str:
@@ -55,6 +60,27 @@ def check_env(env: dict[str, str] | None) -> dict[str, str]:
             raise UsageError(f"--env {key}: ATOLL_* variables are set by Atoll itself")
         out[key] = str(value)
     return out
+
+
+def check_replicas(config: Config, n_tasks: int, profile: ResourceProfile | None = None) -> None:
+    """``n_tasks`` replicas (and the profile's autoscaling) within ``container_manager.max_replicas``.
+
+    Raises:
+        UsageError: not a positive integer, or above the bound (the message names the setting).
+    """
+    if not isinstance(n_tasks, int) or isinstance(n_tasks, bool) or n_tasks < 1:
+        raise UsageError(f"-n/--n-tasks must be a positive integer, not {n_tasks!r}")
+    limit = config.container_manager.max_replicas
+    if n_tasks > limit:
+        raise UsageError(
+            f"-n/--n-tasks {n_tasks} is above container_manager.max_replicas ({limit}); raise that setting for more"
+        )
+    scale = profile.auto_scale if profile is not None else None
+    if scale is not None and scale.max_replicas > limit:
+        raise UsageError(
+            f"the deploy profile's auto_scale.max_replicas ({scale.max_replicas}) is above "
+            f"container_manager.max_replicas ({limit}); lower it or raise that setting"
+        )
 
 
 def resolve_versions(ctx: AtollContext, refs: list[str] | None) -> list[ModelVersion]:
@@ -92,8 +118,8 @@ def new_deployment(
     project = get_project(ctx, proj)
     if params is not None and not isinstance(params, dict):
         raise UsageError("--params must be a JSON object")
-    if not isinstance(n_tasks, int) or n_tasks < 1:
-        raise UsageError(f"-n/--n-tasks must be a positive integer, not {n_tasks!r}")
+    profile = _profile(ctx)
+    check_replicas(ctx.config, n_tasks, profile)
     if port is not None and not 1 <= port <= 65535:
         raise UsageError(f"--port {port}: expected 1-65535")
     if port is not None and port in (ctx.config.router.port, ctx.config.ide.port):
@@ -124,12 +150,15 @@ def new_deployment(
         "container_manager": ctx.config.container_manager.type,
     }
     task = Task(state=TaskState.WAITING, start_time=utcnow())
+    marker = {DEPLOYER: _this_process()}  # lets a later look tell a `depl new` cut short (see reconcile)
     if existing is None:
-        record = ctx.metadata.create(build(Deployment, **fields, task=task))
-        desired = record
+        record = ctx.metadata.create(build(Deployment, **fields, task=task, details=marker))
+        desired = record.model_copy(update={"details": {}})
     else:
         record = existing
-        desired = build(Deployment, **fields, task=task, created_at=existing.created_at, revision=existing.revision)
+        if existing.task.state == TaskState.WAITING:  # left by one cut short: this process deploys it now
+            record = ctx.metadata.update(existing.model_copy(update={"details": {**existing.details, **marker}}))
+        desired = build(Deployment, **fields, task=task, created_at=existing.created_at, revision=record.revision)
 
     from atoll.backends import task_store_config
 
@@ -144,24 +173,26 @@ def new_deployment(
         meta={"deployment": desired.public_dump()},
         replicas=n_tasks,
         port=port,
-        profile=_profile(ctx),
+        profile=profile,
         store_config=task_store_config(ctx.config, ctx.metadata),
         replica={"secret": replica_secret(ctx, project.name, name), "limits": ctx.config.serving.limits()},
     )
-    router = ensure_router(ctx)
-    if router is not None and router.message:
-        log(router.message)
     try:
+        router = ensure_router(ctx)
+        if router is not None and router.message:
+            log(router.message)
         ctx.containers.deploy(spec, timeout, log)
-    except AtollError as exc:
+    except (AtollError, KeyboardInterrupt) as exc:  # KeyboardInterrupt: Ctrl-C, or SIGTERM in the CLI
+        error = str(exc) if isinstance(exc, AtollError) else "interrupted before the replicas were healthy"
         serving = _still_serving(ctx, project.name, name)
         if existing is not None and serving:
-            record.details = {**record.details, "redeploy_error": str(exc)}
+            details = {k: v for k, v in record.details.items() if k != DEPLOYER}
+            record.details = {**details, "redeploy_error": error}
             ctx.metadata.update(record)
         else:
             failed = desired.model_copy(
                 update={
-                    "task": Task(state=TaskState.FAILED, start_time=task.start_time, error=str(exc)),
+                    "task": Task(state=TaskState.FAILED, start_time=task.start_time, error=error),
                     "revision": record.revision,
                     "modified_at": utcnow(),
                 }
@@ -173,13 +204,13 @@ def new_deployment(
             "task": Task(state=TaskState.RUNNING, progress=1.0, start_time=task.start_time),
             "revision": record.revision,
             "modified_at": utcnow(),
-            "details": {k: v for k, v in desired.details.items() if k != "redeploy_error"},
+            "details": {k: v for k, v in desired.details.items() if k not in ("redeploy_error", DEPLOYER)},
         }
     )
     return ctx.metadata.update(done)
 
 
-def _profile(ctx: AtollContext) -> Any:
+def _profile(ctx: AtollContext) -> ResourceProfile | None:
     section = ctx.config.container_manager
     if not section.deploy_profile:
         return None
@@ -196,8 +227,53 @@ def _still_serving(ctx: AtollContext, proj: str, name: str) -> bool:
         return False
 
 
+def _this_process() -> dict[str, Any]:
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "start_time": proc_start_time(pid)}
+
+
+def _deployer_alive(record: Deployment) -> bool:
+    """False when the process that recorded ``record`` WAITING is known to be gone."""
+    deployer = record.details.get(DEPLOYER)
+    if not isinstance(deployer, dict):
+        return False  # recorded by an Atoll that kept no marker: long gone
+    if deployer.get("host") != socket.gethostname():
+        return True  # cannot tell from here
+    return pid_alive(deployer.get("pid"), deployer.get("start_time"))
+
+
+def reconcile(ctx: AtollContext, record: Deployment) -> Deployment:
+    """Settle a WAITING deployment whose ``depl new`` died (SIGKILL, a crashed host...).
+
+    RUNNING when every replica is healthy (the roll-out finished, only the last
+    write was lost); otherwise FAILED, and whatever it left is stopped (the local
+    supervisor abandons such a roll-out by itself; this covers the rest), as
+    when a new deployment does not get healthy. Every read goes through it.
+    """
+    if record.task.state != TaskState.WAITING or _deployer_alive(record):
+        return record
+    try:
+        healthy = sum(1 for r in ctx.containers.service_status(record.proj, record.name) if r.healthy)
+    except AtollError:
+        return record  # the runtime cannot say now: the next look will
+    details = {k: v for k, v in record.details.items() if k != DEPLOYER}
+    if healthy >= record.n_tasks:
+        task = Task(state=TaskState.RUNNING, progress=1.0, start_time=record.task.start_time)
+    else:
+        ctx.containers.remove_service(record.proj, record.name)
+        task = Task(
+            state=TaskState.FAILED,
+            start_time=record.task.start_time,
+            error="the `depl new` deploying it exited before the replicas were healthy; nothing was left running",
+        )
+    try:
+        return ctx.metadata.update(record.model_copy(update={"task": task, "details": details, "modified_at": utcnow()}))
+    except ConflictError:  # another look settled it first
+        return ctx.metadata.get(Deployment, record.name, record.proj)
+
+
 def get_deployment(ctx: AtollContext, name: str, proj: str | None = None) -> Deployment:
-    return get_record(ctx, Deployment, name, resolve_project_name(ctx, proj))
+    return reconcile(ctx, get_record(ctx, Deployment, name, resolve_project_name(ctx, proj)))
 
 
 def router_url(ctx: AtollContext, depl: Deployment) -> str:
@@ -242,7 +318,7 @@ def availability(ctx: AtollContext, name: str, proj: str | None = None) -> tuple
 
 
 def list_deployments(ctx: AtollContext, proj: str | None = None, filter: Filter | None = None) -> list[Deployment]:
-    return list_records(ctx, Deployment, resolve_project_name(ctx, proj), filter)
+    return [reconcile(ctx, d) for d in list_records(ctx, Deployment, resolve_project_name(ctx, proj), filter)]
 
 
 def remove_deployment(ctx: AtollContext, name: str, proj: str | None = None) -> Deployment:
@@ -261,11 +337,13 @@ __all__ = [
     "availability",
     "check_env",
     "check_notebook",
+    "check_replicas",
     "deployment_info",
     "deployment_logs",
     "get_deployment",
     "list_deployments",
     "new_deployment",
+    "reconcile",
     "remove_deployment",
     "resolve_versions",
     "router_url",

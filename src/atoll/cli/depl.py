@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +22,10 @@ from atoll.cli.records import PROJ, add_record_commands, option
 from atoll.errors import ExecutionError, UsageError
 
 app = typer.Typer(help="Deployments: replicas of a prediction notebook serving HTTP.", no_args_is_help=True)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 @app.command("new")
@@ -48,6 +54,8 @@ def new(
         )
     atoll = get_context(ctx)
     quiet = state.output != "table"
+    # SIGTERM like Ctrl-C: the deployment is recorded FAILED and nothing it started is left running.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         record = api.new_deployment(
             atoll,
@@ -67,6 +75,11 @@ def new(
         if exc.log_tail:
             print_err(exc.log_tail)
         raise
+    except KeyboardInterrupt:
+        print_err("error: interrupted (a new deployment is recorded FAILED and nothing of it keeps running)")
+        raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     info = api.deployment_info(atoll, record.name, record.proj)
     if quiet:
         render(info)

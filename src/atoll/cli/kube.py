@@ -18,7 +18,7 @@ import yaml
 
 from atoll.api.builds import get_build
 from atoll.api.context import AtollContext
-from atoll.api.deployments import DEFAULT_TIMEOUT, check_env, check_notebook, resolve_versions
+from atoll.api.deployments import DEFAULT_TIMEOUT, check_env, check_notebook, check_replicas, resolve_versions
 from atoll.api.ide import resolve_datasets
 from atoll.api.projects import get_project
 from atoll.api.records import build as build_record
@@ -112,8 +112,7 @@ def render_depl(
     """The Deployment, Services and autoscaler of `atoll depl new`."""
     atoll = get_context(ctx)
     config = atoll.config
-    if n_tasks < 1:
-        raise UsageError(f"-n/--n-tasks must be a positive integer, not {n_tasks}")
+    check_replicas(config, n_tasks)
     name = validate_name(name, "deployment name")
     notebook = check_notebook(notebook)
     values = parse_json_option(params, "--params", expect=dict) or {}

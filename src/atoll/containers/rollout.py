@@ -63,7 +63,14 @@ def roll_out(manager: Deployer, spec: TaskSpec, timeout: float, log: LogSink) ->
             return state if state.state != "running" else None
 
         budget = manager.rollout_budget(spec, timeout, previous)
-        outcome = wait_until(progress, budget, every=0.1)
+        try:
+            outcome = wait_until(progress, budget, every=0.1)
+        except BaseException:  # Ctrl-C, SIGTERM: a new deployment leaves nothing running
+            if previous is None:
+                _undo(manager, project, name, previous, generation)
+            else:  # the local supervisor, seeing its deployer gone, restores the old replicas itself
+                manager.roll_back(project, name, previous, generation)
+            raise
         if outcome is not None and outcome.state == "done":
             manager.drop_generations(project, name, keep=generation)
             return manager.service_status(project, name)

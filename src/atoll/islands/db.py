@@ -15,7 +15,7 @@ from atoll.backends import DB_CHEST, DB_DATABASE, DB_SERVICE_PORT, DB_USER
 from atoll.config import Config, mask_url
 from atoll.credentials import home_chest, new_token
 from atoll.errors import UsageError
-from atoll.islands.swarm import SwarmServiceIsland
+from atoll.islands.swarm import ISLAND_USER, SwarmServiceIsland
 
 SECRET_FILE = "atoll-db-password"
 
@@ -27,6 +27,7 @@ class DbIsland(SwarmServiceIsland):
     container_port: ClassVar[int] = DB_SERVICE_PORT
     data_path: ClassVar[str] = "/var/lib/postgresql/data"
     recipe: ClassVar[tuple[str, ...]] = ("db.Dockerfile", "db-entrypoint.sh")
+    user: ClassVar[tuple[int, int] | None] = ISLAND_USER
 
     def check_native(self) -> None:
         check_db_native(self.config)

@@ -16,7 +16,7 @@ from atoll.backends import FILES_CHEST, FILES_SERVICE_PORT
 from atoll.config import Config
 from atoll.credentials import home_chest, new_token
 from atoll.errors import AtollError, UsageError
-from atoll.islands.swarm import SwarmServiceIsland
+from atoll.islands.swarm import ISLAND_USER, SwarmServiceIsland
 
 SECRET_FILE = "atoll-files-keys"
 _EMBEDDED_TYPES = ("local", "memory")
@@ -29,6 +29,7 @@ class FilesIsland(SwarmServiceIsland):
     container_port: ClassVar[int] = FILES_SERVICE_PORT
     data_path: ClassVar[str] = "/data"
     recipe: ClassVar[tuple[str, ...]] = ("files.Dockerfile", "files-entrypoint.sh")
+    user: ClassVar[tuple[int, int] | None] = ISLAND_USER
 
     def check_native(self) -> None:
         check_files_native(self.config)

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from atoll.config import Config
 from atoll.errors import UsageError
-from atoll.islands.swarm import SwarmServiceIsland
+from atoll.islands.swarm import ISLAND_USER, SwarmServiceIsland
 
 _LOOPBACK = ("127.0.0.1", "localhost")
 
@@ -26,6 +26,7 @@ class RegistryIsland(SwarmServiceIsland):
     container_port: ClassVar[int] = 5000
     data_path: ClassVar[str] = "/var/lib/docker-registry"
     recipe: ClassVar[tuple[str, ...]] = ("registry.Dockerfile", "registry.yml")
+    user: ClassVar[tuple[int, int] | None] = ISLAND_USER
 
     def check_native(self) -> None:
         registry_port(self.config)

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from docker import DockerClient
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources" / "docker"
+#: uid/gid the recipe islands' images run as (their Dockerfiles' ``USER``), never root.
+ISLAND_USER = (999, 999)
 LABEL_ISLAND = "io.atoll.island"
 ALREADY_RUNNING_GRACE = 30.0  # an existing service not healthy by then is re-created (its volume stays)
 _POLL = 0.5
@@ -70,6 +72,8 @@ class SwarmServiceIsland(Island):
     data_path: ClassVar[str | None] = "/data"  # where the data volume is mounted (None: no volume)
     recipe: ClassVar[tuple[str, ...]] = ()  # files of resources/docker/ the image is built from
     stop_grace: ClassVar[float] = 20.0
+    #: (uid, gid) the image runs as: its secrets and its data volume belong to them (None: root).
+    user: ClassVar[tuple[int, int] | None] = None
 
     def __init__(self, config: Config, client: DockerClient | None = None) -> None:
         super().__init__(config)
@@ -272,10 +276,15 @@ class SwarmServiceIsland(Island):
             remove_secret(self.client, self.config, name)  # secrets are immutable: recreate from the chest
             with engine_errors(self.config, f"creating secret {name}"):
                 secret = self.client.secrets.create(name=name, data=content, labels=labels)
-            refs.append(SecretReference(secret.id, name, filename=file_name, mode=0o400))
+            uid, gid = (str(n) for n in self.user or (0, 0))
+            refs.append(SecretReference(secret.id, name, filename=file_name, uid=uid, gid=gid, mode=0o400))
         mounts = []
         if self.volume_name and self.data_path:
+            existed = get_or_none(self.config, f"inspecting volume {self.volume_name}",
+                                  lambda: self.client.volumes.get(self.volume_name)) is not None
             ensure_volume(self.client, self.config, self.volume_name, labels)
+            if existed:
+                self.own_volume(image)
             mounts.append(Mount(self.data_path, self.volume_name, type="volume"))
         mounts += [Mount(target, source, type="bind", read_only=True) for target, source in self.bind_mounts()]
         mounts += [Mount(target, source, type="bind") for target, source in self.writable_bind_mounts()]
@@ -296,6 +305,23 @@ class SwarmServiceIsland(Island):
                 restart_policy=RestartPolicy(condition="any", delay=NS),
                 stop_grace_period=int(self.stop_grace * NS),
                 init=True,
+            )
+
+    def own_volume(self, image: str) -> None:
+        """Hand the data volume to :attr:`user` (a volume of an island that ran as root before).
+
+        A one-off container of ``image``, as root and without network, changes the
+        owner of whatever :attr:`user` does not own yet; nothing when all is theirs.
+        """
+        if self.user is None or not self.volume_name or not self.data_path:
+            return
+        uid, gid = self.user
+        script = 'find "$1" -xdev \\( ! -user "$2" -o ! -group "$3" \\) -exec chown -h "$2:$3" {} +'
+        with engine_errors(self.config, f"handing volume {self.volume_name} to uid {uid}"):
+            self.client.containers.run(
+                image, entrypoint=["/bin/sh", "-c", script, "sh", self.data_path, str(uid), str(gid)],
+                user="0:0", network_mode="none", remove=True, labels=self._labels(),
+                volumes={self.volume_name: {"bind": self.data_path, "mode": "rw"}},
             )
 
     def _tasks(self) -> list[dict[str, Any]]:
@@ -356,4 +382,4 @@ class SwarmServiceIsland(Island):
         )
 
 
-__all__ = ["ALREADY_RUNNING_GRACE", "LABEL_ISLAND", "RESOURCES", "SwarmServiceIsland"]
+__all__ = ["ALREADY_RUNNING_GRACE", "ISLAND_USER", "LABEL_ISLAND", "RESOURCES", "SwarmServiceIsland"]

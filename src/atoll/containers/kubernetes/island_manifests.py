@@ -71,6 +71,17 @@ def _secret_volume(secret_name: str) -> Manifest:
     return {"name": "secrets", "secret": {"secretName": secret_name, "defaultMode": 0o400}}
 
 
+def _run_as_island_user(workload: Manifest) -> Manifest:
+    """The db and files images run as uid/gid 999 (``ISLAND_USER``): the claim and the secret files
+    are given to that group (``fsGroup``), the secrets readable by it (0440)."""
+    pod = workload["spec"]["template"]["spec"]
+    pod["securityContext"] = {"runAsUser": 999, "runAsGroup": 999, "runAsNonRoot": True, "fsGroup": 999}
+    for volume in pod.get("volumes", []):
+        if "secret" in volume:
+            volume["secret"]["defaultMode"] = 0o440
+    return workload
+
+
 def _pull_secrets(config: Config, pod: Manifest) -> Manifest:
     """``pod`` with the ``kubernetes.image_pull_secret`` Secret the task pods use too (when set)."""
     chest = config.container_manager.kubernetes.image_pull_secret
@@ -145,6 +156,7 @@ def db_manifests(config: Config, image: str, password: str) -> list[Manifest]:
             "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": own}, "spec": _claim_spec(config)}],
         },
     }
+    _run_as_island_user(statefulset)
     return [secret(secret_name, ns, own, {"password": password.encode()}), statefulset,
             service(name, ns, own, own, port=DB_PORT, target="tcp")]
 
@@ -172,6 +184,7 @@ def files_manifests(config: Config, image: str, access_key: str, secret_key: str
                      "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": name}},
                                  _secret_volume(secret_name)]})}},
     }
+    _run_as_island_user(deployment)
     keys = f"{access_key},{secret_key}".encode()
     return [secret(secret_name, ns, own, {"keys": keys}), claim, deployment,
             service(name, ns, own, own, port=FILES_PORT)]

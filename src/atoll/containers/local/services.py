@@ -18,6 +18,7 @@ Run state lives under ``$ATOLL_HOME/run/``::
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -33,7 +34,14 @@ from filelock import FileLock
 from atoll.config import atoll_home
 from atoll.containers.base import ContainerManager, LogSink, ReplicaStatus, Rollout, TaskSpec
 from atoll.containers.local.environment import build_python, link_app, task_environment
-from atoll.containers.local.process import kill_group, log_tail, pid_alive, read_json, write_json
+from atoll.containers.local.process import (
+    kill_group,
+    log_tail,
+    pid_alive,
+    proc_start_time,
+    read_json,
+    write_json,
+)
 from atoll.errors import ConflictError, UsageError
 
 
@@ -144,6 +152,8 @@ class LocalServices(ContainerManager):
             "timeout": timeout,
             "healthcheck": self.config.container_manager.healthcheck.model_dump(),
             "discovery": str(discovery_file(project, name)),
+            # The process deploying it: a roll-out it does not live to see through is abandoned.
+            "owner": {"pid": os.getpid(), "start_time": proc_start_time(os.getpid())},
             "balancer": {  # spec.json is 0600: the replica secret may sit here
                 "keys_file": str(self.config.router_keys_file) if self.config.router.auth else None,
                 "replica_secret": (spec.replica or {}).get("secret"),
@@ -210,6 +220,8 @@ class LocalServices(ContainerManager):
             if item.get("pid"):
                 kill_group(int(item["pid"]), item.get("start_time"))
         proc = self._supervisors.pop((project, name), None)
+        if proc is not None and proc.poll() is None:  # started by us before it wrote its pid file
+            kill_group(proc.pid, None, grace=15.0)
         if proc is not None:
             proc.poll()  # collect our child's exit status
         discovery_file(project, name).unlink(missing_ok=True)

@@ -18,6 +18,10 @@ The supervisor
   *i*); if a new replica exits or never gets healthy it stops the new ones,
   restarts the old ones it had already replaced, and reports the failure with
   the replica's log tail;
+- abandons a roll-out (as if a replica had failed) when the process that
+  deployed it (``spec["owner"]``: the CLI) is gone before every new replica
+  is healthy, so a ``depl new`` cut short leaves nothing running and a
+  redeploy cut short keeps the old replicas;
 - health-checks ``GET /health`` and restarts a replica that exits, waiting
   0.5 s, 1 s, 2 s... (at most 30 s) between attempts; a spec's ``restart``
   (``{"backoff", "limit", "stable_after"}``) sets the first wait and may give up
@@ -55,6 +59,7 @@ import orjson
 from atoll.containers.local.process import (
     kill_group,
     log_tail,
+    pid_alive,
     proc_start_time,
     read_json,
     write_json,
@@ -69,6 +74,10 @@ FAST_FOR = 10.0  # a refused connection costs next to nothing, a late one costs 
 MAX_BACKOFF = 30.0
 STABLE_AFTER = 60.0  # a replica healthy this long has its restart back-off reset
 DRAIN = 1.0  # seconds between unpublishing a replica and stopping it
+
+
+class Abandoned(Exception):
+    """A roll-out given up because its deployer is gone."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -187,6 +196,7 @@ class Supervisor:
         self._last_written: bytes = b""
         self._pool: Any = None
         self.prespawned: list[Replica] = []
+        self.owner: dict[str, Any] | None = None  # the deployer of the roll-out in progress
 
     def prespawn(self) -> None:
         """Spawn the replicas of a new deployment before anything else (imports, event loop).
@@ -199,8 +209,11 @@ class Supervisor:
         spec = read_json(self.spec_path)
         if not spec or int(spec.get("generation", 0)) < 1:
             return
+        self.owner = spec.get("owner")
         try:
             for index in range(len(spec["replicas"])):
+                if self._owner_gone():  # the roll-out reports it
+                    raise RuntimeError("the deployer exited")
                 self.prespawned.append(self._new(spec, index))
         except Exception:  # the roll-out spawns (and reports) again
             log.exception("cannot start the replicas of generation %s early", spec.get("generation"))
@@ -222,6 +235,9 @@ class Supervisor:
         try:
             while not self.stopping.is_set():
                 spec = read_json(self.spec_path)
+                if spec is None and not self.replicas and self.rolling is None:
+                    log.warning("no spec and nothing running (the deployment was discarded): exiting")
+                    break
                 if spec and spec.get("generation", 0) > self.attempted_gen and self.rolling is None:
                     self.attempted_gen = spec["generation"]
                     self.rolling = asyncio.create_task(self._rollout(spec))
@@ -333,8 +349,12 @@ class Supervisor:
         replica.spawn()
         return replica
 
-    async def _await_healthy(self, replicas: list[Replica], timeout: float) -> str | None:
-        """None once all are healthy; else why not (with the log tail)."""
+    def _owner_gone(self) -> bool:
+        owner = self.owner
+        return bool(owner) and not pid_alive(owner.get("pid"), owner.get("start_time"))  # type: ignore[union-attr]
+
+    async def _await_healthy(self, replicas: list[Replica], timeout: float, owned: bool = True) -> str | None:
+        """None once all are healthy; else why not (with the log tail, or the deployer gone)."""
         deadline = time.monotonic() + timeout
         while True:
             for r in replicas:
@@ -342,6 +362,8 @@ class Supervisor:
                     return f"replica {r.name} {r.error} before becoming healthy\n{log_tail(r.spec['log'])}"
             if all(r.state == "healthy" for r in replicas):
                 return None
+            if owned and self._owner_gone():
+                return "the command deploying it exited before the replicas were healthy"
             if time.monotonic() > deadline:
                 late = next(r for r in replicas if r.state != "healthy")
                 return f"replica {late.name} did not become healthy within {timeout:g}s\n{log_tail(late.spec['log'])}"
@@ -361,8 +383,11 @@ class Supervisor:
     async def _rollout(self, spec: dict[str, Any]) -> None:
         gen, count, timeout = spec["generation"], len(spec["replicas"]), float(spec.get("timeout", 120))
         self.rollout = {"generation": gen, "state": "running", "error": None}
+        self.owner = spec.get("owner")
         old_port = self.balancer_port
         try:
+            if self._owner_gone():
+                raise Abandoned("the command deploying it exited before the roll-out began")
             if spec.get("port") != self.balancer_port:
                 self._serve_balancer(spec.get("port"), spec)
             early, self.prespawned = [r for r in self.prespawned if r.generation == gen], []
@@ -385,7 +410,7 @@ class Supervisor:
                     await self._stop([r for r in old if r.index == i], drain=True)
         except Exception as exc:
             log.exception("roll-out %d failed", gen)
-            error = f"{type(exc).__name__}: {exc}"
+            error = str(exc) if isinstance(exc, Abandoned) else f"{type(exc).__name__}: {exc}"
             if not self.active_gen:  # a new deployment: nothing of it may keep running
                 with contextlib.suppress(Exception):
                     await self._stop([r for r in self.replicas if r.generation == gen])
@@ -416,7 +441,7 @@ class Supervisor:
                 r.in_rollout = False
                 restored.append(r)
         if restored:
-            await self._await_healthy(restored, timeout)
+            await self._await_healthy(restored, timeout, owned=False)
 
     def _serve_balancer(self, port: int | None, spec: dict[str, Any]) -> None:
         """Serve (or stop) the ``--port`` balancer with ``spec``'s ``balancer`` settings (keys, secret, limits)."""

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Entrypoint of the Atoll `db` island (see db.Dockerfile).
+# Entrypoint of the Atoll `db` island (see db.Dockerfile), run as the postgres user.
 #
 # 1. first start: initdb on the data volume; TCP connections need a password
 #    (scram-sha-256), the local socket is only for the postgres OS user;
@@ -19,14 +19,13 @@ case "$PW" in
     *[!A-Za-z0-9_-]*) echo "atoll-db: the password must be URL-safe (A-Z a-z 0-9 _ -)" >&2; exit 1 ;;
 esac
 
-as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
-
-mkdir -p "$PGDATA" /run/postgresql
-chown postgres:postgres "$PGDATA" /run/postgresql
+# Runs as the postgres user (the image's USER): a data volume from an older, root-run
+# island is handed over by Atoll before the start (SwarmServiceIsland.own_volume).
+mkdir -p "$PGDATA"
 chmod 0700 "$PGDATA"
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-    as_postgres initdb -D "$PGDATA" --username=postgres --encoding=UTF8 --locale=C.UTF-8 \
+    initdb -D "$PGDATA" --username=postgres --encoding=UTF8 --locale=C.UTF-8 \
         --auth-local=peer --auth-host=scram-sha-256 >/dev/null
     {
         echo "listen_addresses = '*'"
@@ -38,14 +37,14 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     } >> "$PGDATA/pg_hba.conf"
 fi
 
-as_postgres pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w -t 60 start >/dev/null
+pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w -t 60 start >/dev/null
 # printf is a shell builtin: the password never appears on a command line.
 printf "%s\n" \
     "SELECT 'CREATE ROLE atoll LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'atoll')\\gexec" \
     "ALTER ROLE atoll WITH LOGIN PASSWORD '$PW';" \
     "SELECT 'CREATE DATABASE atoll OWNER atoll' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'atoll')\\gexec" \
-    | as_postgres psql -X -q -v ON_ERROR_STOP=1 -d postgres >/dev/null
-as_postgres pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+    | psql -X -q -v ON_ERROR_STOP=1 -d postgres >/dev/null
+pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
 unset PW
 
-exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA"
+exec postgres -D "$PGDATA"

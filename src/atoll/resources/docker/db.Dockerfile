@@ -7,13 +7,16 @@
 # Password authentication only (scram-sha-256). The password of the `atoll`
 # role arrives as a Docker secret (POSTGRES_PASSWORD_FILE) and is (re)applied
 # by the entrypoint on every start, so the treasure chest stays authoritative;
-# it is never in the image, the environment or a command line.
+# it is never in the image, the environment or a command line. No root at run time.
 ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE}
 
-# Debian's package would create a cluster at install time; the entrypoint
-# creates ours on the data volume instead.
+# Runs as the `postgres` user, uid/gid 999 (atoll.islands.swarm.ISLAND_USER), made
+# before the package so Debian's scripts adopt it. Debian's package would create a
+# cluster at install time; the entrypoint creates ours on the data volume instead.
 RUN set -eu; \
+    groupadd --system --gid 999 postgres; \
+    useradd --system --uid 999 --gid 999 --home-dir /var/lib/postgresql --no-create-home --shell /bin/sh postgres; \
     mkdir -p /etc/postgresql-common/createcluster.d; \
     echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/00-atoll.conf; \
     apt-get update; \
@@ -28,7 +31,12 @@ ENV PATH=/usr/local/lib/pgbin:${PATH} \
     PGDATA=/var/lib/postgresql/data \
     POSTGRES_PASSWORD_FILE=/run/secrets/atoll-db-password
 
-RUN chmod 0755 /usr/local/bin/atoll-db-entrypoint
+# A new data volume takes the ownership of the image's directory.
+RUN chmod 0755 /usr/local/bin/atoll-db-entrypoint; \
+    install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data; \
+    install -d -o postgres -g postgres -m 2775 /run/postgresql
+
+USER 999:999
 
 EXPOSE 5432
 VOLUME ["/var/lib/postgresql/data"]

@@ -19,7 +19,13 @@ RUN set -eu; \
     rclone version | head -n 1
 
 COPY files-entrypoint.sh /usr/local/bin/atoll-files-entrypoint
-RUN chmod 0755 /usr/local/bin/atoll-files-entrypoint
+# Runs as `atoll`, uid/gid 999 (atoll.islands.swarm.ISLAND_USER); a new data
+# volume takes the ownership of the image's /data.
+RUN set -eu; \
+    chmod 0755 /usr/local/bin/atoll-files-entrypoint; \
+    groupadd --system --gid 999 atoll; \
+    useradd --system --uid 999 --gid 999 --create-home --home-dir /home/atoll --shell /usr/sbin/nologin atoll; \
+    install -d -o atoll -g atoll -m 0750 /data
 
 ENV ATOLL_FILES_KEYS_FILE=/run/secrets/atoll-files-keys \
     ATOLL_FILES_DATA=/data
@@ -29,4 +35,5 @@ VOLUME ["/data"]
 HEALTHCHECK --interval=2s --timeout=3s --retries=5 --start-period=30s \
     CMD ["python3", "-c", "import socket; socket.create_connection(('127.0.0.1', 9000), 2).close()"]
 LABEL io.atoll.image=isle-files
+USER 999:999
 ENTRYPOINT ["/usr/local/bin/atoll-files-entrypoint"]
