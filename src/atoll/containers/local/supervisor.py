@@ -47,8 +47,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -57,13 +55,13 @@ from typing import Any
 import orjson
 
 from atoll.containers.local.process import (
-    kill_group,
     log_tail,
     pid_alive,
     proc_start_time,
     read_json,
     write_json,
 )
+from atoll.containers.local.replica import Replica, tls_health
 
 log = logging.getLogger("atoll.supervisor")
 
@@ -78,92 +76,6 @@ DRAIN = 1.0  # seconds between unpublishing a replica and stopping it
 
 class Abandoned(Exception):
     """A roll-out given up because its deployer is gone."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-class Replica:
-    """One replica process and what the supervisor knows about it."""
-
-    def __init__(self, spec: dict[str, Any], generation: int, command: list[str]) -> None:
-        self.spec = spec  # {"name", "index", "task_dir", "env", "log"}
-        self.name: str = spec["name"]
-        self.index: int = spec["index"]
-        self.generation = generation
-        self.command = command
-        self.host: str = spec.get("host") or "127.0.0.1"
-        self.port: int = spec.get("port") or free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.start_time: int | None = None
-        self.state = "starting"
-        self.error: str | None = None
-        self.restarts = 0
-        self.streak = 0  # restarts since it was last stable
-        self.in_rollout = True
-        self.started_at = 0.0
-        self.healthy_since: float | None = None
-        self.failures = 0
-        self.next_check = 0.0
-        self.next_restart: float | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
-
-    def spawn(self) -> None:
-        env = {**os.environ, **self.spec["env"]} if self.spec.get("inherit_env") else dict(self.spec["env"])
-        env.update(ATOLL_HOST="127.0.0.1", ATOLL_PORT=str(self.port), ATOLL_REPLICA=self.name)
-        cwd = Path(self.spec["task_dir"]) / "app"
-        Path(self.spec["log"]).parent.mkdir(parents=True, exist_ok=True)
-        with open(self.spec["log"], "ab") as out:
-            out.write(f"--- atoll: starting {self.name} (generation {self.generation}) on port {self.port}\n".encode())
-            out.flush()
-            self.proc = subprocess.Popen(
-                self.command,
-                cwd=cwd if cwd.is_dir() else None,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stopped as a whole
-            )
-        self.start_time = proc_start_time(self.proc.pid)
-        self.state, self.error = "starting", None
-        self.started_at = time.monotonic()
-        self.healthy_since = None
-        self.failures = 0
-        self.next_check = 0.0
-        self.next_restart = None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            kill_group(self.proc.pid, self.start_time)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(1)
-        self.state = "stopped"
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "index": self.index,
-            "generation": self.generation,
-            "url": self.url,
-            "port": self.port,
-            "pid": self.pid,
-            "start_time": self.start_time,
-            "state": self.state,
-            "restarts": self.restarts,
-            "error": self.error,
-            "log": self.spec["log"],
-        }
 
 
 class Supervisor:
@@ -311,7 +223,7 @@ class Supervisor:
         interval = float(self.health.get("interval", 2))
         try:
             if self.health.get("tls"):
-                ok = await _tls_health(r.host, r.port, float(self.health.get("timeout", 2)))
+                ok = await tls_health(r.host, r.port, float(self.health.get("timeout", 2)))
             else:
                 answer = await self._pool.request(r.host, r.port, "GET", b"/health", [], b"")
                 ok = answer.status == 200
@@ -497,26 +409,6 @@ class Supervisor:
                     "replicas": [{k: r[k] for k in ("name", "url", "pid", "state")} for r in replicas],
                 },
             )
-
-
-async def _tls_health(host: str, port: int, timeout: float) -> bool:
-    """``GET /health`` over TLS answers 200 (the certificate is not verified: a liveness check
-    of our own process that sends nothing secret)."""
-    import ssl
-
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    writer = None
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=context), timeout)
-        writer.write(f"GET /health HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n".encode())
-        line = await asyncio.wait_for(reader.readline(), timeout)
-        return line.split(b" ")[1:2] == [b"200"]
-    except (OSError, asyncio.TimeoutError, ssl.SSLError):
-        return False
-    finally:
-        if writer is not None:
-            writer.close()
 
 
 def main(argv: list[str] | None = None) -> int:
