@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from atoll.api.builds import get_build
+from atoll.api.builds import get_build, task_spec
 from atoll.api.context import AtollContext
 from atoll.api.islands import ensure_router
 from atoll.api.projects import get_project, resolve_project_name
 from atoll.api.records import Filter, build, fresh_name, get_record, list_records, remove_record
 from atoll.api.versions import get_version, parse_pretrained
-from atoll.containers.base import ReplicaStatus, TaskSpec
+from atoll.containers.base import ReplicaStatus
 from atoll.domain.names import validate_name
 from atoll.domain.records import Deployment, ModelVersion, Task, TaskState, utcnow
 from atoll.errors import AtollError, NotFoundError, UsageError
@@ -130,21 +130,10 @@ def new_deployment(
         record = existing
         desired = build(Deployment, **fields, task=task, created_at=existing.created_at, revision=existing.revision)
 
-    from atoll.backends import task_store_config
-
-    spec = TaskSpec(
-        kind="deploy",
-        project=project,
-        build=bvers,
-        name=name,
-        notebook=notebook,
-        env=env,
-        versions=versions,
+    spec = task_spec(
+        ctx, "deploy", project, bvers, name,
+        notebook=notebook, env=env, versions=versions, replicas=n_tasks, port=port,
         meta={"deployment": desired.public_dump()},
-        replicas=n_tasks,
-        port=port,
-        profile=_profile(ctx),
-        store_config=task_store_config(ctx.config, ctx.metadata),
     )
     router = ensure_router(ctx)
     if router is not None and router.message:
@@ -175,16 +164,6 @@ def new_deployment(
         }
     )
     return ctx.metadata.update(done)
-
-
-def _profile(ctx: AtollContext) -> Any:
-    section = ctx.config.container_manager
-    if not section.deploy_profile:
-        return None
-    profile = section.resource_profiles.get(section.deploy_profile)
-    if profile is None:
-        raise UsageError(f"container_manager.deploy_profile {section.deploy_profile!r} is not a resource profile")
-    return profile
 
 
 def _still_serving(ctx: AtollContext, proj: str, name: str) -> bool:
