@@ -7,7 +7,7 @@ import typer
 from atoll.api import datasets as api
 from atoll.cli.common import confirm
 from atoll.cli.records import add_record_commands, option
-from atoll.cli.uploads import add_upload_commands, upload_key
+from atoll.cli.uploads import add_upload_commands, by_model, upload_key
 
 app = typer.Typer(help="Datasets for training models.", no_args_is_help=True)
 
@@ -20,10 +20,10 @@ add_upload_commands(
 add_record_commands(
     app,
     key=upload_key("Dataset"),
-    info=("Show a dataset.", lambda atoll, name, model: api.get_dataset(atoll, model, name)),
+    info=("Show a dataset.", by_model(api.get_dataset)),
     rm=(
         "Remove a dataset and its files (asks first when model versions came from it).",
-        lambda atoll, name, model: api.delete_dataset(atoll, model, name, confirm=confirm),
+        by_model(api.delete_dataset, confirm=confirm),
     ),
     list_=("List datasets.", lambda atoll, filter_, model: api.list_datasets(atoll, model, filter_)),
     kind="ds",

@@ -7,7 +7,7 @@ import typer
 from atoll.api import versions as api
 from atoll.cli.common import DescOption, LimitOption, SortOption, parse_page
 from atoll.cli.records import Option, add_record_commands, option
-from atoll.cli.uploads import add_upload_commands, upload_key
+from atoll.cli.uploads import add_upload_commands, by_model, upload_key
 
 app = typer.Typer(help="Model versions.", no_args_is_help=True)
 
@@ -28,11 +28,8 @@ add_upload_commands(
 add_record_commands(
     app,
     key=upload_key("Version"),
-    info=("Show a model version.", lambda atoll, name, model: api.get_version(atoll, model, name)),
-    rm=(
-        "Remove a model version and its files (deployments keep their snapshot).",
-        lambda atoll, name, model: api.delete_version(atoll, model, name),
-    ),
+    info=("Show a model version.", by_model(api.get_version)),
+    rm=("Remove a model version and its files (deployments keep their snapshot).", by_model(api.delete_version)),
     list_=(
         "List model versions (oldest first unless --sort/--desc say otherwise).",
         lambda atoll, filter_, model, dataset, train, proj, limit, sort, desc: api.list_versions(

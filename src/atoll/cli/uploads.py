@@ -30,6 +30,11 @@ def upload_key(title: str) -> list[Option]:
     ]
 
 
+def by_model(call: Callable[..., Any], **extra: Any) -> Callable[..., Any]:
+    """``call(atoll, model, name, **extra)`` for ``info`` and ``rm``, which name a record by :func:`upload_key`."""
+    return lambda atoll, name, model: call(atoll, model, name, **extra)
+
+
 def _uploader(call: Callable[..., Any]) -> Callable[..., None]:
     def upload(atoll: Any, *, model: str, name: str | None, details: str | None, **options: Any) -> None:
         render(call(atoll, model, name, details=parse_json_option(details, "--details", expect=dict), **options))
@@ -87,4 +92,4 @@ def add_upload_commands(
     app.command("update")(command(_uploader(update), update_options, f"Change a {noun} (unspecified fields are kept)."))
 
 
-__all__ = ["add_upload_commands", "upload_key"]
+__all__ = ["add_upload_commands", "by_model", "upload_key"]
