@@ -66,6 +66,7 @@ def publish(
     return publish_artifact(
         ctx.metadata, ctx.files, record, src.resolve(), specs,
         compress=compress, skip_upload=skip_upload, replace=replace, lightweight=lightweight,
+        follow_symlinks=follow_symlinks,
     )
 
 
