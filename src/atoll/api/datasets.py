@@ -38,15 +38,15 @@ def publish(
     path: str | Path | None,
     specs: list[FileSpec],
     *,
-    compress: bool = False,
     skip_upload: bool = False,
     replace: bool = False,
-    lightweight: bool = False,
-    follow_symlinks: bool = False,
+    **options: Any,
 ) -> A:
     """Check and store the files of ``path``, then write ``record`` (create, or update with ``replace``).
 
     Without ``path`` (only allowed with ``skip_upload``) just the record is written.
+    ``options`` (``compress``, ``lightweight``, ``follow_symlinks``) go on to
+    :func:`~atoll.files.artifacts.publish_artifact` as they are.
 
     Raises:
         UsageError: no path given without skip_upload, or it is not a directory.
@@ -64,9 +64,7 @@ def publish(
     from atoll.files.artifacts import publish_artifact
 
     return publish_artifact(
-        ctx.metadata, ctx.files, record, src.resolve(), specs,
-        compress=compress, skip_upload=skip_upload, replace=replace, lightweight=lightweight,
-        follow_symlinks=follow_symlinks,
+        ctx.metadata, ctx.files, record, src.resolve(), specs, skip_upload=skip_upload, replace=replace, **options
     )
 
 
