@@ -41,6 +41,19 @@ def test_dataset_checks_files_against_the_model(iris: AtollContext, tmp_path: Pa
     assert iris.metadata.list(Dataset) == [] and iris.files.list("") == []
 
 
+def test_follow_symlinks_stores_what_a_link_points_to(iris: AtollContext, tmp_path: Path, make_dir: Any) -> None:
+    src = make_dir(tmp_path / "d", {"data.csv": b"a,b\n"})
+    (tmp_path / "notes.txt").write_bytes(b"notes")
+    (src / "extra.txt").symlink_to(tmp_path / "notes.txt")
+    with pytest.raises(ValidationError, match="--follow-symlinks"):
+        datasets.new_dataset(iris, "iris", "d1", path=src)
+    ds = datasets.new_dataset(iris, "iris", "d1", path=src, follow_symlinks=True)
+    assert sorted(f.name for f in ds.files) == ["data.csv", "extra.txt"]
+    (tmp_path / "notes.txt").write_bytes(b"newer notes")
+    newer = datasets.update_dataset(iris, "iris", "d1", path=src, follow_symlinks=True)
+    assert next(f.size for f in newer.files if f.name == "extra.txt") == len(b"newer notes")
+
+
 def test_version_over_max_mb_is_refused_and_leaves_nothing(iris: AtollContext, tmp_path: Path, make_dir: Any) -> None:
     with pytest.raises(ValidationError, match="clf.pkl"):
         versions.new_version(iris, "iris", "v1", path=make_dir(tmp_path / "big", {"clf.pkl": 5000}))

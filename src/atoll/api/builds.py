@@ -6,7 +6,8 @@ uses an image pushed elsewhere (Docker runtimes only). The container manager
 does the runtime-specific part (an image, or a local venv + snapshot) and the
 record is written last, so a failed build leaves no record behind.
 Re-building a tag replaces its record; trainings keep their own snapshot of
-the build they ran on.
+the build they ran on. :func:`task_spec` describes a task (training,
+deployment, IDE) to run on a build.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from atoll.api.context import AtollContext
 from atoll.api.projects import get_project
-from atoll.containers.base import BuildRequest
+from atoll.containers.base import BuildRequest, TaskSpec
 from atoll.containers.sources import code_hash
+from atoll.containers.spec import TaskKind
 from atoll.domain.names import validate_name
 from atoll.domain.records import BuildVersion, Project, utcnow
 from atoll.errors import BackendError, ExecutionError, NotFoundError, UsageError
@@ -172,4 +175,22 @@ def get_build(ctx: AtollContext, proj: str, tag: str) -> BuildVersion:
         ) from exc
 
 
-__all__ = ["SOURCES", "build_project", "gather_source", "get_build", "git_commit_of", "save_build"]
+def task_spec(
+    ctx: AtollContext, kind: TaskKind, project: Project, bvers: BuildVersion, name: str, **fields: Any
+) -> TaskSpec:
+    """A task of ``kind`` on ``bvers``, with the resource profile ``container_manager.<kind>_profile``
+    names and the store settings handed to the task.
+
+    Raises:
+        ConfigError: the profile named is not one of ``resource_profiles``.
+    """
+    from atoll.backends import task_store_config
+
+    return TaskSpec(
+        kind=kind, project=project, build=bvers, name=name, **fields,
+        profile=ctx.config.container_manager.profile(kind),
+        store_config=task_store_config(ctx.config, ctx.metadata),
+    )
+
+
+__all__ = ["SOURCES", "build_project", "gather_source", "get_build", "git_commit_of", "save_build", "task_spec"]

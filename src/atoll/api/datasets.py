@@ -1,12 +1,14 @@
 """Datasets: files for training one model, checked against its ``data_files``.
 
 Publishing goes through :mod:`atoll.files.artifacts` (files first, record
-last, rollback on failure). :func:`publish` is shared with
-:mod:`atoll.api.versions`; removal is :func:`atoll.api.records.remove_artifact`.
+last, rollback on failure). :func:`new_artifact` and :func:`update_artifact`
+upload and change a dataset or a model version alike (shared with
+:mod:`atoll.api.versions`); removal is :func:`atoll.api.records.remove_artifact`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,7 +25,7 @@ from atoll.api.records import (
     require_confirmation,
 )
 from atoll.domain.names import validate_name
-from atoll.domain.records import ArtifactRecord, Dataset, FileSpec, ModelVersion, utcnow
+from atoll.domain.records import ArtifactRecord, Dataset, FileSpec, Model, ModelVersion, Record, utcnow
 from atoll.errors import UsageError
 from atoll.files.lightweight import is_lightweight
 
@@ -36,15 +38,15 @@ def publish(
     path: str | Path | None,
     specs: list[FileSpec],
     *,
-    compress: bool = False,
     skip_upload: bool = False,
     replace: bool = False,
-    lightweight: bool = False,
-    follow_symlinks: bool = False,
+    **options: Any,
 ) -> A:
     """Check and store the files of ``path``, then write ``record`` (create, or update with ``replace``).
 
     Without ``path`` (only allowed with ``skip_upload``) just the record is written.
+    ``options`` (``compress``, ``lightweight``, ``follow_symlinks``) go on to
+    :func:`~atoll.files.artifacts.publish_artifact` as they are.
 
     Raises:
         UsageError: no path given without skip_upload, or it is not a directory.
@@ -62,8 +64,71 @@ def publish(
     from atoll.files.artifacts import publish_artifact
 
     return publish_artifact(
-        ctx.metadata, ctx.files, record, src.resolve(), specs,
-        compress=compress, skip_upload=skip_upload, replace=replace, lightweight=lightweight,
+        ctx.metadata, ctx.files, record, src.resolve(), specs, skip_upload=skip_upload, replace=replace, **options
+    )
+
+
+def _file_specs(model: Model, kind: type[ArtifactRecord]) -> list[FileSpec]:
+    """What a dataset (``data_files``) or a model version (``model_files``) of ``model`` is checked against."""
+    return model.data_files if kind is Dataset else model.model_files
+
+
+def new_artifact(
+    ctx: AtollContext,
+    kind: type[A],
+    model: str,
+    name: str | None,
+    details: dict[str, Any] | None,
+    path: str | Path | None,
+    *,
+    compress: bool,
+    skip_upload: bool,
+    lightweight: bool,
+    follow_symlinks: bool,
+    fields: Callable[[], dict[str, Any]] = dict,
+) -> A:
+    """Upload a new dataset or model version of ``model`` from ``path`` (random name when omitted).
+
+    ``fields()`` gives the record's further fields; it runs once the model
+    and the name are checked.
+    """
+    spec = get_model(ctx, model)
+    name = fresh_name(ctx, kind, model, name)
+    record = build(kind, name=name, model=model, details=details or {}, compressed=compress, **fields())
+    return publish(
+        ctx, record, path, _file_specs(spec, kind), compress=compress, skip_upload=skip_upload,
+        lightweight=lightweight, follow_symlinks=follow_symlinks,
+    )
+
+
+def update_artifact(
+    ctx: AtollContext,
+    current: A,
+    path: str | Path | None,
+    *,
+    details: dict[str, Any] | None,
+    compress: bool | None,
+    skip_upload: bool,
+    follow_symlinks: bool,
+    fields: dict[str, Any] | None = None,
+) -> A:
+    """Write ``current`` with the given fields changed (None keeps one); a new ``path`` replaces the stored files."""
+    changes: dict[str, Any] = {"modified_at": utcnow()}
+    if details is not None:
+        changes["details"] = details
+    if compress is not None:
+        changes["compressed"] = compress
+    changes.update(fields or {})
+    base = current.model_dump()
+    base.update({key: value for key, value in current if isinstance(value, Record)})  # keep snapshots as records
+    record = build(type(current), **{**base, **changes})
+    if path is None and not skip_upload:
+        return ctx.metadata.update(record)
+    specs = _file_specs(get_model(ctx, record.model), type(record))
+    return publish(
+        ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True,
+        lightweight=is_lightweight(record.store_key) and not skip_upload,  # an update stays where it was
+        follow_symlinks=follow_symlinks,
     )
 
 
@@ -87,12 +152,9 @@ def new_dataset(
         AlreadyExistsError: the model has a dataset of that name.
         ValidationError: the files break the model's ``data_files``.
     """
-    spec = get_model(ctx, model)
-    name = fresh_name(ctx, Dataset, model, name)
-    record = build(Dataset, name=name, model=model, details=details or {}, compressed=compress)
-    return publish(
-        ctx, record, path, spec.data_files, compress=compress, skip_upload=skip_upload, lightweight=lightweight,
-        follow_symlinks=follow_symlinks,
+    return new_artifact(
+        ctx, Dataset, model, name, details, path,
+        compress=compress, skip_upload=skip_upload, lightweight=lightweight, follow_symlinks=follow_symlinks,
     )
 
 
@@ -126,20 +188,9 @@ def update_dataset(
         NotFoundError: no such dataset.
         ConflictError: it changed meanwhile.
     """
-    current = get_dataset(ctx, model, name)
-    changes: dict[str, Any] = {"modified_at": utcnow()}
-    if details is not None:
-        changes["details"] = details
-    if compress is not None:
-        changes["compressed"] = compress
-    record = build(Dataset, **{**current.model_dump(), **changes})
-    if path is None and not skip_upload:
-        return ctx.metadata.update(record)
-    specs = get_model(ctx, model).data_files
-    return publish(
-        ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True,
-        lightweight=is_lightweight(record.store_key) and not skip_upload,  # an update stays where it was
-        follow_symlinks=follow_symlinks,
+    return update_artifact(
+        ctx, get_dataset(ctx, model, name), path,
+        details=details, compress=compress, skip_upload=skip_upload, follow_symlinks=follow_symlinks,
     )
 
 

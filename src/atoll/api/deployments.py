@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from atoll.api.builds import get_build
+from atoll.api.builds import get_build, task_spec
 from atoll.api.context import AtollContext
 from atoll.api.islands import available, ensure_router, island_status
 from atoll.api.projects import get_project, resolve_project_name
@@ -26,7 +26,7 @@ from atoll.api.records import Filter, build, fresh_name, get_record, list_record
 from atoll.api.replica_secrets import replica_secret
 from atoll.api.versions import get_version, parse_pretrained
 from atoll.config import Config, ResourceProfile
-from atoll.containers.base import ReplicaStatus, TaskSpec
+from atoll.containers.base import ReplicaStatus
 from atoll.containers.local.process import pid_alive, proc_start_time
 from atoll.domain.names import validate_name
 from atoll.domain.records import Deployment, ModelVersion, Task, TaskState, utcnow
@@ -118,8 +118,7 @@ def new_deployment(
     project = get_project(ctx, proj)
     if params is not None and not isinstance(params, dict):
         raise UsageError("--params must be a JSON object")
-    profile = _profile(ctx)
-    check_replicas(ctx.config, n_tasks, profile)
+    check_replicas(ctx.config, n_tasks, ctx.config.container_manager.profile("deploy"))
     if port is not None and not 1 <= port <= 65535:
         raise UsageError(f"--port {port}: expected 1-65535")
     if port is not None and port in (ctx.config.router.port, ctx.config.ide.port):
@@ -160,21 +159,10 @@ def new_deployment(
             record = ctx.metadata.update(existing.model_copy(update={"details": {**existing.details, **marker}}))
         desired = build(Deployment, **fields, task=task, created_at=existing.created_at, revision=record.revision)
 
-    from atoll.backends import task_store_config
-
-    spec = TaskSpec(
-        kind="deploy",
-        project=project,
-        build=bvers,
-        name=name,
-        notebook=notebook,
-        env=env,
-        versions=versions,
+    spec = task_spec(
+        ctx, "deploy", project, bvers, name,
+        notebook=notebook, env=env, versions=versions, replicas=n_tasks, port=port,
         meta={"deployment": desired.public_dump()},
-        replicas=n_tasks,
-        port=port,
-        profile=profile,
-        store_config=task_store_config(ctx.config, ctx.metadata),
         replica={"secret": replica_secret(ctx, project.name, name), "limits": ctx.config.serving.limits()},
     )
     try:
@@ -208,16 +196,6 @@ def new_deployment(
         }
     )
     return ctx.metadata.update(done)
-
-
-def _profile(ctx: AtollContext) -> ResourceProfile | None:
-    section = ctx.config.container_manager
-    if not section.deploy_profile:
-        return None
-    profile = section.resource_profiles.get(section.deploy_profile)
-    if profile is None:
-        raise UsageError(f"container_manager.deploy_profile {section.deploy_profile!r} is not a resource profile")
-    return profile
 
 
 def _still_serving(ctx: AtollContext, proj: str, name: str) -> bool:

@@ -11,12 +11,11 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from atoll.api.builds import get_build
+from atoll.api.builds import get_build, task_spec
 from atoll.api.context import AtollContext
 from atoll.api.deployments import check_env, resolve_versions
 from atoll.api.projects import get_project, resolve_project_name
 from atoll.api.versions import parse_pretrained
-from atoll.containers.base import TaskSpec
 from atoll.domain.records import Dataset
 from atoll.errors import NotFoundError, UsageError
 
@@ -72,20 +71,10 @@ def start_ide(
         if not edit_dir.is_dir():
             raise NotFoundError(f"the home dir {edit_dir} of project {project.name} is missing")
     bvers = get_build(ctx, project.name, tag)
-    from atoll.backends import task_store_config
-
-    spec = TaskSpec(
-        kind="ide",
-        project=project,
-        build=bvers,
-        name="ide",
-        env=check_env(env),
-        datasets=resolve_datasets(ctx, datasets),
-        versions=resolve_versions(ctx, movers),
-        port=port,
-        profile=ctx.config.container_manager.profile("ide"),
-        edit_dir=edit_dir,
-        store_config=task_store_config(ctx.config, ctx.metadata),
+    spec = task_spec(
+        ctx, "ide", project, bvers, "ide",
+        env=check_env(env), datasets=resolve_datasets(ctx, datasets), versions=resolve_versions(ctx, movers),
+        port=port, edit_dir=edit_dir,
     )
     token = secrets.token_urlsafe(32)
     handle = ctx.containers.start_ide(spec, token)

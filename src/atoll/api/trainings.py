@@ -19,11 +19,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from atoll.api.builds import get_build
+from atoll.api.builds import get_build, task_spec
 from atoll.api.context import AtollContext
 from atoll.api.projects import get_project, resolve_project_name
 from atoll.api.records import Filter, build, drop_damaged, fresh_name, remove_record
-from atoll.containers.base import TaskSpec
 from atoll.domain.names import validate_name
 from atoll.domain.records import Dataset, ModelVersion, TaskState, Training
 from atoll.errors import (
@@ -156,20 +155,10 @@ def new_training(
             container_manager=ctx.config.container_manager.type,
         )
     )
-    from atoll.backends import task_store_config
-
-    spec = TaskSpec(
-        kind="train",
-        project=project,
-        build=bvers,
-        name=name,
-        notebook=notebook,
-        env=env,
-        datasets=ds_records,
-        versions=versions,
+    spec = task_spec(
+        ctx, "train", project, bvers, name,
+        notebook=notebook, env=env, datasets=ds_records, versions=versions,
         meta={"training": record.public_dump()},
-        profile=_profile(ctx),
-        store_config=task_store_config(ctx.config, ctx.metadata),
     )
     try:
         task_id = ctx.containers.start_task(spec)
@@ -177,18 +166,6 @@ def new_training(
         _mark(ctx, record, TaskState.FAILED, f"the task could not start: {exc}")
         raise
     return update_training(ctx.metadata, project.name, name, lambda r: setattr(r, "task_id", task_id))
-
-
-def _profile(ctx: AtollContext) -> Any:
-    cm = ctx.config.container_manager
-    if cm.train_profile is None:
-        return None
-    try:
-        return cm.resource_profiles[cm.train_profile]
-    except KeyError as exc:
-        raise UsageError(
-            f"container_manager.train_profile {cm.train_profile!r} is not a resource profile"
-        ) from exc
 
 
 def _mark(ctx: AtollContext, record: Training, state: TaskState, error: str | None) -> Training:

@@ -11,13 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from atoll.api.context import AtollContext
-from atoll.api.datasets import get_dataset, publish, remove_artifact
-from atoll.api.models import get_model
-from atoll.api.records import Filter, Page, and_filters, build, drop_damaged, fresh_name, list_records
+from atoll.api.datasets import get_dataset, new_artifact, remove_artifact, update_artifact
+from atoll.api.records import Filter, Page, and_filters, drop_damaged, list_records
 from atoll.domain.names import validate_name
-from atoll.domain.records import ModelVersion, Training, utcnow
+from atoll.domain.records import ModelVersion, Training
 from atoll.errors import UsageError
-from atoll.files.lightweight import is_lightweight
 
 
 def parse_pretrained(ref: str) -> tuple[str, str]:
@@ -78,13 +76,10 @@ def new_version(
         AlreadyExistsError: the model has a version of that name.
         ValidationError: the files break the model's ``model_files``.
     """
-    spec = get_model(ctx, model)
-    name = fresh_name(ctx, ModelVersion, model, name)
-    fields = _snapshots(ctx, model, dataset, train, proj, pretrained)
-    record = build(ModelVersion, name=name, model=model, details=details or {}, compressed=compress, **fields)
-    return publish(
-        ctx, record, path, spec.model_files, compress=compress, skip_upload=skip_upload, lightweight=lightweight,
-        follow_symlinks=follow_symlinks,
+    return new_artifact(
+        ctx, ModelVersion, model, name, details, path,
+        compress=compress, skip_upload=skip_upload, lightweight=lightweight, follow_symlinks=follow_symlinks,
+        fields=lambda: _snapshots(ctx, model, dataset, train, proj, pretrained),
     )
 
 
@@ -132,23 +127,10 @@ def update_version(
 ) -> ModelVersion:
     """Change the given fields; a new ``path`` replaces the stored files."""
     current = get_version(ctx, model, name)
-    changes: dict[str, Any] = {"modified_at": utcnow()}
-    if details is not None:
-        changes["details"] = details
-    if compress is not None:
-        changes["compressed"] = compress
-    changes.update(_snapshots(ctx, model, dataset, train, proj, pretrained))
-    base = current.model_dump()
-    for key in ("dataset", "train"):  # keep snapshots as records, not dicts
-        base[key] = getattr(current, key)
-    record = build(ModelVersion, **{**base, **changes})
-    if path is None and not skip_upload:
-        return ctx.metadata.update(record)
-    specs = get_model(ctx, model).model_files
-    return publish(
-        ctx, record, path, specs, compress=record.compressed, skip_upload=skip_upload, replace=True,
-        lightweight=is_lightweight(record.store_key) and not skip_upload,  # an update stays where it was
-        follow_symlinks=follow_symlinks,
+    return update_artifact(
+        ctx, current, path,
+        details=details, compress=compress, skip_upload=skip_upload, follow_symlinks=follow_symlinks,
+        fields=_snapshots(ctx, model, dataset, train, proj, pretrained),
     )
 
 

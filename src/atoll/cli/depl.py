@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from atoll.api import deployments as api
+from atoll.api.context import AtollContext
 from atoll.cli.common import (
     ProjOption,
     get_context,
@@ -18,7 +19,7 @@ from atoll.cli.common import (
     print_err,
     render,
 )
-from atoll.cli.records import PROJ, add_record_commands, option
+from atoll.cli.records import PROJ, add_record_commands, command, option
 from atoll.errors import ExecutionError, UsageError
 
 app = typer.Typer(help="Deployments: replicas of a prediction notebook serving HTTP.", no_args_is_help=True)
@@ -102,9 +103,12 @@ def _summary(info: dict[str, Any]) -> None:
         print(f"  balanced:           POST {info['balanced_url']}")
 
 
+#: The options naming one deployment.
+KEY = [option("name", str, "--name", text="Deployment name."), PROJ]
+
 add_record_commands(
     app,
-    key=[option("name", str, "--name", text="Deployment name."), PROJ],
+    key=KEY,
     info=(
         "Show a deployment, each replica's live state and its availability (healthy/N).",
         api.deployment_info,
@@ -119,16 +123,13 @@ add_record_commands(
 )
 
 
-@app.command("logs")
-def logs(
-    ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Deployment name."),
-    proj: ProjOption = None,
-    follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines (Ctrl-C to stop)."),
-) -> None:
-    """Print what the replicas printed."""
+def _logs(atoll: AtollContext, name: str, proj: str | None, follow: bool) -> None:
     try:
-        for line in api.deployment_logs(get_context(ctx), name, proj, follow):
+        for line in api.deployment_logs(atoll, name, proj, follow):
             print(line, flush=True)
     except KeyboardInterrupt:
         pass
+
+
+FOLLOW = option("follow", bool, "-f", "--follow", default=False, text="Keep printing new lines (Ctrl-C to stop).")
+app.command("logs")(command(_logs, [*KEY, FOLLOW], "Print what the replicas printed."))

@@ -6,19 +6,14 @@ cannot be shown again (make a new one and remove the lost one instead).
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from atoll.api import keys as api
 from atoll.api.projects import resolve_project_name
-from atoll.cli.common import (
-    ExpandOption,
-    FilterOption,
-    ProjOption,
-    get_context,
-    parse_filter,
-    render,
-    render_done,
-)
+from atoll.cli.common import ProjOption, get_context, render_done
+from atoll.cli.records import PROJ, add_record_commands, option
 
 app = typer.Typer(help="API keys for prediction requests through the router.", no_args_is_help=True)
 
@@ -49,24 +44,23 @@ def new(
     )
 
 
-@app.command("list")
-def list_(
-    ctx: typer.Context,
-    proj: str | None = typer.Option(None, "--proj", help="Only keys of this project (default: all)."),
-    filter_: FilterOption = None,
-    expand: ExpandOption = False,
-) -> None:
-    """List keys (name, project, deployment, expiry, prefix; never the key or its hash)."""
-    render(api.list_keys(get_context(ctx), proj, parse_filter(filter_)), kind="apikey", expand=expand)
-
-
-@app.command("rm")
-def rm(
-    ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Key name."),
-    proj: ProjOption = None,
-) -> None:
-    """Revoke a key (the router refuses it within a second)."""
-    atoll = get_context(ctx)
-    record = api.delete_key(atoll, resolve_project_name(atoll, proj), name)
+def _revoked(record: Any, **key: Any) -> None:
     render_done(f"revoked API key {record.ref}", removed="apikey", proj=record.proj, name=record.name)
+
+
+add_record_commands(
+    app,
+    key=[option("name", str, "--name", text="Key name."), PROJ],
+    list_=(
+        "List keys (name, project, deployment, expiry, prefix; never the key or its hash).",
+        lambda atoll, filter_, proj: api.list_keys(atoll, proj, filter_),
+    ),
+    kind="apikey",
+    list_options=[option("proj", str | None, "--proj", default=None, text="Only keys of this project (default: all).")],
+    rm=(
+        "Revoke a key (the router refuses it within a second).",
+        lambda atoll, name, proj: api.delete_key(atoll, resolve_project_name(atoll, proj), name),
+    ),
+    report=_revoked,
+    order=("list", "rm"),
+)

@@ -24,7 +24,6 @@ from atoll.api.projects import get_project
 from atoll.api.records import build as build_record
 from atoll.api.trainings import parse_ref
 from atoll.cli.common import ProjOption, get_context, parse_json_option, parse_kv
-from atoll.config import Config, ResourceProfile
 from atoll.containers.base import TaskSpec
 from atoll.containers.kubernetes import island_manifests, manifests
 from atoll.containers.kubernetes.objects import Manifest, namespace_manifest, redacted
@@ -45,15 +44,6 @@ def _emit(docs: list[Manifest]) -> None:
     # A JSON round trip unshares repeated parts (probes, mounts), so the YAML has no anchors.
     plain = [json.loads(json.dumps(redacted(doc))) for doc in docs]
     sys.stdout.write(yaml.safe_dump_all(plain, sort_keys=False))
-
-
-def _profile(config: Config, key: str | None, setting: str) -> ResourceProfile | None:
-    if key is None:
-        return None
-    try:
-        return config.container_manager.resource_profiles[key]
-    except KeyError as exc:
-        raise UsageError(f"container_manager.{setting} {key!r} is not a resource profile") from exc
 
 
 def _spec(atoll: AtollContext, kind: str, proj: str | None, name: str, tag: str, **fields: Any) -> TaskSpec:
@@ -86,7 +76,7 @@ def render_train(
     versions = [atoll.metadata.get(ModelVersion, v, model)
                 for model, v in (parse_ref(ref, "--pretrained", "version") for ref in pretrained or [])]
     spec = _spec(atoll, "train", proj, name, tag, notebook=notebook, env=envs, datasets=datasets,
-                 versions=versions, profile=_profile(config, config.container_manager.train_profile, "train_profile"))
+                 versions=versions, profile=config.container_manager.profile("train"))
     record = build_record(Training, name=name, proj=spec.project.name, notebook=notebook, params=values,
                           env_keys=sorted(envs), bvers=spec.build, datasets=datasets,
                           pretrained=[v.ref for v in versions], container_manager="kubernetes")
@@ -120,7 +110,7 @@ def render_depl(
     versions = resolve_versions(atoll, movers)
     spec = _spec(atoll, "deploy", proj, name, tag, notebook=notebook, env=envs, versions=versions,
                  replicas=n_tasks, port=port,
-                 profile=_profile(config, config.container_manager.deploy_profile, "deploy_profile"))
+                 profile=config.container_manager.profile("deploy"))
     record = build_record(Deployment, name=name, proj=spec.project.name, notebook=notebook, params=values,
                           env_keys=sorted(envs), n_tasks=n_tasks, port=port, bvers=spec.build, movers=versions,
                           container_manager="kubernetes")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,8 +16,12 @@ MODEL_FILE_HELP = 'File spec of a model version, JSON: {"name": "clf.pkl", "requ
 DATA_FILE_HELP = "File spec of a training dataset, same JSON form as --model-file (repeatable)."
 
 
-def _specs(items: list[str] | None, option: str) -> list[object]:
-    return [parse_json_option(item, option) for item in items or []]
+def _schemas(model_file: list[str] | None, data_file: list[str] | None) -> dict[str, Any]:
+    """``model_files`` and ``data_files`` for the API, from the repeated --model-file / --data-file JSON."""
+    return {
+        "model_files": [parse_json_option(item, "--model-file") for item in model_file or []],
+        "data_files": [parse_json_option(item, "--data-file") for item in data_file or []],
+    }
 
 
 @app.command("new")
@@ -29,13 +33,7 @@ def new(
     data_file: Annotated[list[str] | None, typer.Option("--data-file", help=DATA_FILE_HELP)] = None,
 ) -> None:
     """Record a new model."""
-    render(
-        api.new_model(
-            get_context(ctx), name, desc,
-            model_files=_specs(model_file, "--model-file"),  # type: ignore[arg-type]
-            data_files=_specs(data_file, "--data-file"),  # type: ignore[arg-type]
-        )
-    )
+    render(api.new_model(get_context(ctx), name, desc, **_schemas(model_file, data_file)))
 
 
 @app.command("update")
@@ -51,11 +49,8 @@ def update(
     """Change a model's description or file schemas (unspecified fields are kept)."""
     render(
         api.update_model(
-            get_context(ctx), name, desc,
-            model_files=_specs(model_file, "--model-file"),  # type: ignore[arg-type]
-            data_files=_specs(data_file, "--data-file"),  # type: ignore[arg-type]
-            no_model_files=no_model_files,
-            no_data_files=no_data_files,
+            get_context(ctx), name, desc, **_schemas(model_file, data_file),
+            no_model_files=no_model_files, no_data_files=no_data_files,
         )
     )
 

@@ -177,13 +177,10 @@ def _cancel(atoll: AtollContext, name: str, proj: str | None) -> None:
 app.command("cancel")(command(_cancel, KEY, "Stop a running training and record it CANCELLED."))
 
 
-@app.command("logs")
-def logs(
-    ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Training name."),
-    proj: ProjOption = None,
-    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the training ends."),
-) -> None:
-    """Print what the training's notebook printed."""
-    for line in api.training_logs(get_context(ctx), name, proj, follow=follow):
+def _logs(atoll: AtollContext, name: str, proj: str | None, follow: bool) -> None:
+    for line in api.training_logs(atoll, name, proj, follow=follow):
         print(line, flush=follow)
+
+
+FOLLOW = option("follow", bool, "--follow", "-f", default=False, text="Keep printing until the training ends.")
+app.command("logs")(command(_logs, [*KEY, FOLLOW], "Print what the training's notebook printed."))

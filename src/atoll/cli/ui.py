@@ -21,8 +21,8 @@ def ui(
 ) -> None:
     """Serve the UI until Ctrl-C; open the printed URL (it carries the access token)."""
     require_dependencies()
-    from atoll.ui.tokens import new_token
     from atoll.ui.server import bind, is_loopback, serve, url_of
+    from atoll.ui.tokens import new_token
 
     atoll = get_context(ctx)
     host = host or atoll.config.ui.host
