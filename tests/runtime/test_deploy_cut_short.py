@@ -58,7 +58,8 @@ class Cli:
     def start_deploy(self, name: str, notebook: str = "mute.ipynb", replicas: int = 2) -> subprocess.Popen[bytes]:
         return subprocess.Popen([str(ATOLL), "depl", "new", "--proj", PROJ, "--name", name, "--nb", notebook,
                                  "-n", str(replicas), "--timeout", "120"],
-                                cwd=self.cwd, env=self.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                cwd=self.cwd, env=self.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                preexec_fn=_ctrl_c_as_in_a_terminal)
 
     def context(self) -> AtollContext:
         saved = os.environ.get("ATOLL_HOME")
@@ -122,6 +123,13 @@ def _deployment_processes(home: Path) -> list[int]:
                                        and any(arg.startswith(services) for arg in argv)):
             found.append(pid)
     return found
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT handled as in a foreground terminal job: a test run started in the background
+    (``cmd &`` in a script) passes SIGINT on as ignored, and Python then never raises
+    KeyboardInterrupt for it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _alive(info: dict[str, Any] | None) -> bool:
