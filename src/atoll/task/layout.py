@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 TASK_DIR_ENV = "ATOLL_TASK_DIR"  # the task root ("/" in containers)
 STORE_CONFIG_ENV = "ATOLL_STORE_CONFIG"  # path of the store settings (a secret)
@@ -57,8 +58,12 @@ class _Under:
     def __init__(self, *parts: str) -> None:
         self.parts = parts
 
-    def __get__(self, layout: TaskLayout, owner: type[TaskLayout] | None = None) -> Path:
-        return layout.root.joinpath(*self.parts)
+    @overload
+    def __get__(self, layout: None, owner: type[TaskLayout]) -> _Under: ...
+    @overload
+    def __get__(self, layout: TaskLayout, owner: type[TaskLayout] | None = None) -> Path: ...
+    def __get__(self, layout: TaskLayout | None, owner: type[TaskLayout] | None = None) -> Path | _Under:
+        return self if layout is None else layout.root.joinpath(*self.parts)  # on the class: itself, like a property
 
 
 @dataclass(frozen=True)
