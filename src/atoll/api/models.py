@@ -17,6 +17,7 @@ from atoll.api.records import (
     Confirm,
     Filter,
     build,
+    create_named,
     parse_model,
     read_for_removal,
     remove_artifact,
@@ -56,15 +57,11 @@ def new_model(
         InvalidNameError / ValidationError: bad name or file spec (exit 2).
         AlreadyExistsError: a model of that name exists.
     """
-    validate_name(name, "model name")
-    model = build(
-        Model,
-        name=name,
-        desc=desc or "",
-        model_files=file_specs(model_files, "--model-file"),
-        data_files=file_specs(data_files, "--data-file"),
-    )
-    return ctx.metadata.create(model)
+    return create_named(ctx, Model, name, lambda: {
+        "desc": desc or "",
+        "model_files": file_specs(model_files, "--model-file"),
+        "data_files": file_specs(data_files, "--data-file"),
+    })
 
 
 def get_model(ctx: AtollContext, name: str) -> Model:

@@ -13,7 +13,15 @@ from typing import Any
 
 from atoll.api.context import AtollContext
 from atoll.api.keys import delete_project_keys
-from atoll.api.records import Confirm, Filter, build, containers_or_none, read_for_removal, remove_records
+from atoll.api.records import (
+    Confirm,
+    Filter,
+    build,
+    containers_or_none,
+    create_named,
+    read_for_removal,
+    remove_records,
+)
 from atoll.domain.names import validate_name
 from atoll.domain.records import BuildVersion, Deployment, Model, Project, Record, Training, utcnow
 from atoll.errors import ConflictError, NotFoundError, UsageError
@@ -81,17 +89,13 @@ def new_project(
         UsageError: the home dir is not a directory.
         AlreadyExistsError: a project of that name exists.
     """
-    validate_name(name, "project name")
-    project = build(
-        Project,
-        name=name,
-        desc=desc or "",
-        models=_check_models(ctx, models or []),
-        home_dir=_home_dir(home_dir),
-        git_repo=git_repo or None,
-        docker_repo=docker_repo or None,
-    )
-    return ctx.metadata.create(project)
+    return create_named(ctx, Project, name, lambda: {
+        "desc": desc or "",
+        "models": _check_models(ctx, models or []),
+        "home_dir": _home_dir(home_dir),
+        "git_repo": git_repo or None,
+        "docker_repo": docker_repo or None,
+    })
 
 
 def get_project(ctx: AtollContext, name: str | None = None) -> Project:

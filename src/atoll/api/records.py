@@ -55,6 +55,16 @@ def build(cls: type[R], **fields: Any) -> R:
         raise ValidationError(_pydantic_message(label(cls), exc)) from exc
 
 
+def create_named(ctx: AtollContext, cls: type[R], name: str, fields: Callable[[], dict[str, Any]]) -> R:
+    """Check ``name``, then build a ``cls`` record of it with ``fields()`` and create it in the store.
+
+    ``fields()`` runs once the name is checked, so a bad name is the error
+    reported before any about the other fields.
+    """
+    validate_name(name, f"{label(cls)} name")
+    return ctx.metadata.create(build(cls, name=name, **fields()))
+
+
 def parse_model(cls: type[Any], data: Any, what: str) -> Any:
     """Validate ``data`` into a pydantic model ``cls`` (e.g. a FileSpec), one-line errors."""
     try:

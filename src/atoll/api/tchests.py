@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from atoll.api.context import AtollContext
-from atoll.api.records import Confirm, Filter, build, drop_damaged
+from atoll.api.records import Confirm, Filter, build, create_named, drop_damaged
 from atoll.domain.names import validate_name
 from atoll.domain.records import TreasureChest, utcnow
 from atoll.errors import ConflictError, UsageError
@@ -43,16 +43,12 @@ def new_tchest(
         UsageError: empty secret.
         AlreadyExistsError: a chest of that name exists.
     """
-    validate_name(name, "treasure chest name")
-    record = build(
-        TreasureChest,
-        name=name,
-        desc=desc or "",
-        details=details or {},
-        user=user or "",
-        secret=_encrypt(_check_secret(secret)),
-    )
-    return _public(ctx.metadata.create(record))
+    return _public(create_named(ctx, TreasureChest, name, lambda: {
+        "desc": desc or "",
+        "details": details or {},
+        "user": user or "",
+        "secret": _encrypt(_check_secret(secret)),
+    }))
 
 
 def _public(record: TreasureChest) -> TreasureChest:

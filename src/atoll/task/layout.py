@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 TASK_DIR_ENV = "ATOLL_TASK_DIR"  # the task root ("/" in containers)
 STORE_CONFIG_ENV = "ATOLL_STORE_CONFIG"  # path of the store settings (a secret)
@@ -51,6 +52,20 @@ def artifact_entry(model: str, name: str) -> str:
     return f"{model}.{name}"
 
 
+class _Under:
+    """A read-only :class:`TaskLayout` attribute: the path ``parts`` under the layout's root."""
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = parts
+
+    @overload
+    def __get__(self, layout: None, owner: type[TaskLayout]) -> _Under: ...
+    @overload
+    def __get__(self, layout: TaskLayout, owner: type[TaskLayout] | None = None) -> Path: ...
+    def __get__(self, layout: TaskLayout | None, owner: type[TaskLayout] | None = None) -> Path | _Under:
+        return self if layout is None else layout.root.joinpath(*self.parts)  # on the class: itself, like a property
+
+
 @dataclass(frozen=True)
 class TaskLayout:
     """The paths of one task's layout under ``root`` (a host dir, or ``/`` in a container)."""
@@ -62,33 +77,13 @@ class TaskLayout:
         """The layout of the task this process runs in."""
         return cls(task_root())
 
-    @property
-    def app_dir(self) -> Path:
-        return self.root / "app"
-
-    @property
-    def meta_dir(self) -> Path:
-        return self.root / "atoll" / "meta"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def model_dir(self) -> Path:
-        return self.root / "model"
-
-    @property
-    def tmp_dir(self) -> Path:
-        return self.root / "atoll" / "tmp"
-
-    @property
-    def secret_dir(self) -> Path:
-        return self.root / "atoll" / "secret"
-
-    @property
-    def store_file(self) -> Path:
-        return self.secret_dir / "store.json"
+    app_dir = _Under("app")
+    meta_dir = _Under("atoll", "meta")
+    data_dir = _Under("data")
+    model_dir = _Under("model")
+    tmp_dir = _Under("atoll", "tmp")
+    secret_dir = _Under("atoll", "secret")
+    store_file = _Under("atoll", "secret", "store.json")
 
     def record_file(self, key: str) -> Path:
         """``atoll/meta/<key>.json`` (project, build, task, training, deployment)."""

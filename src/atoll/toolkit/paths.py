@@ -24,6 +24,7 @@ Dependencies: stdlib and orjson only (this module runs inside every task).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,19 @@ def staged_versions() -> list[tuple[str, str]]:
     return _staged(TaskLayout.current().model_dir)
 
 
+def _staged_path(
+    pairs: list[tuple[str, str]],
+    kind: str,
+    directory: Callable[[TaskLayout, str, str], Path],
+    model: str | None,
+    name: str | None,
+    file: str,
+) -> str:
+    """The directory of the one staged (model, name) pair that fits, or ``file`` inside it."""
+    m, n = _pick(pairs, model, name, kind)
+    return _join(directory(TaskLayout.current(), m, n), file)
+
+
 def data_path(file: str = "", model: str | None = None, dataset: str | None = None) -> str:
     """Path of a staged dataset's directory, or of ``file`` inside it.
 
@@ -78,8 +92,7 @@ def data_path(file: str = "", model: str | None = None, dataset: str | None = No
         NotFoundError: no staged dataset matches.
         UsageError: several match and the call did not say which.
     """
-    m, d = _pick(staged_datasets(), model, dataset, "dataset")
-    return _join(TaskLayout.current().dataset_dir(m, d), file)
+    return _staged_path(staged_datasets(), "dataset", TaskLayout.dataset_dir, model, dataset, file)
 
 
 def model_path(file: str = "", model: str | None = None, version: str | None = None) -> str:
@@ -89,8 +102,7 @@ def model_path(file: str = "", model: str | None = None, version: str | None = N
         NotFoundError: no staged version matches.
         UsageError: several match and the call did not say which.
     """
-    m, v = _pick(staged_versions(), model, version, "model version")
-    return _join(TaskLayout.current().version_dir(m, v), file)
+    return _staged_path(staged_versions(), "model version", TaskLayout.version_dir, model, version, file)
 
 
 def tmp_path(file: str = "") -> str:
