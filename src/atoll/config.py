@@ -219,6 +219,12 @@ class UiSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=30090, ge=0, le=65535)
 
+    @property
+    def url(self) -> str:
+        """Where a browser on this host reaches the UI: ``http://host:port`` (an IPv6 host in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
 
 class IdeSection(_Section):
     port: int = Field(default=30088, ge=1, le=65535)

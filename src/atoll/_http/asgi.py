@@ -273,14 +273,28 @@ def run_app(
         backlog=2048,
     )
     server = uvicorn.Server(config)
+    return launch(server, sock, lambda: _serve(server, sock), f"atoll-server-{port}", block, announce=True)
+
+
+def launch(
+    server: Any, sock: socket.socket, run: Callable[[], None], name: str, block: bool, announce: bool = False
+) -> ServerHandle:
+    """Run ``run`` (which serves ``server`` on ``sock``) here or in a daemon thread called ``name``.
+
+    With ``block`` and no running event loop in this thread it runs here and
+    this returns when it stops; otherwise it runs in a daemon thread, which
+    ``block`` waits for (Ctrl-C stops the server). ``announce`` logs the URL.
+    """
     if block and not _in_running_loop():
         handle = ServerHandle(server, sock, None)
-        logger.info("serving on %s", handle.url)
-        _serve(server, sock)
+        if announce:
+            logger.info("serving on %s", handle.url)
+        run()
         return handle
-    thread = threading.Thread(target=_serve, args=(server, sock), name=f"atoll-server-{port}", daemon=True)
+    thread = threading.Thread(target=run, name=name, daemon=True)
     handle = ServerHandle(server, sock, thread)
-    logger.info("serving on %s (background thread)", handle.url)
+    if announce:
+        logger.info("serving on %s (background thread)", handle.url)
     thread.start()
     if block:
         try:
@@ -302,6 +316,7 @@ __all__ = [
     "dumps",
     "env_host",
     "env_port",
+    "launch",
     "lifespan",
     "read_body",
     "run_app",

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from atoll._http.asgi import ASGIApp, Message, ServerHandle, bind_socket, env_host, env_port
+from atoll._http.asgi import ASGIApp, Message, ServerHandle, bind_socket, env_host, env_port, launch
 from atoll._http.dispatch import Dispatcher, Headers, Respond, error_answer
 from atoll._http.server import HttpServer, Limits
 
@@ -159,14 +158,6 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def _in_running_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
 def serve(
     dispatcher: Dispatcher,
     host: str | None = None,
@@ -201,20 +192,7 @@ def serve(
             loop.close()
             sock.close()
 
-    if block and not _in_running_loop():
-        handle = ServerHandle(control, sock, None)
-        run()
-        return handle
-    thread = threading.Thread(target=run, name=f"atoll-server-{server.port}", daemon=True)
-    handle = ServerHandle(control, sock, thread)
-    thread.start()
-    if block:
-        try:
-            while not handle.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            handle.stop()
-    return handle
+    return launch(control, sock, run, f"atoll-server-{server.port}", block)
 
 
 __all__ = ["AsgiDispatcher", "limits_from", "serve"]

@@ -31,8 +31,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import ssl
 import socket
+import ssl
 import sys
 import time
 from collections import deque

@@ -41,8 +41,12 @@ from atoll.containers.kubernetes.objects import SERVICE_PORT, Manifest, selector
 from atoll.containers.kubernetes.pods import pod_problem
 from atoll.errors import AtollError, BackendUnavailableError, ConfigError
 from atoll.islands.base import Island, IslandStatus
+from atoll.islands.db import DbIsland
+from atoll.islands.files import FilesIsland
 from atoll.islands.kube_images import push_island_image
+from atoll.islands.router import SwarmRouterIsland
 from atoll.islands.swarm import SwarmServiceIsland
+from atoll.islands.ui import SwarmUiIsland
 
 if TYPE_CHECKING:
     from atoll.containers.kubernetes.client import KubeClient
@@ -58,8 +62,10 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class KubeIsland(Island):
-    """An island as objects in the cluster. Subclasses name their manifests, port and address."""
+    """An island as objects in the cluster. Subclasses name their swarm twin, manifests and address."""
 
+    #: The swarm island that builds the same image (and keeps the same credentials, setting and checks).
+    twin_class: ClassVar[type[SwarmServiceIsland]]
     workload_kind: ClassVar[str] = "Deployment"
     in_cluster_port: ClassVar[int] = SERVICE_PORT
 
@@ -71,11 +77,12 @@ class KubeIsland(Island):
     # What subclasses define.
 
     def check_native(self) -> None:
-        """Refuse when the configuration points this part of Atoll at a foreign service."""
+        """Refuse when the configuration points this part of Atoll at a foreign service (as the twin does)."""
+        self.twin().check_native()
 
     def twin(self) -> SwarmServiceIsland:
         """The swarm island that builds the same image (and keeps the same credentials)."""
-        raise NotImplementedError
+        return self.twin_class(self.config)
 
     def manifests(self, image: str) -> list[Manifest]:
         """The objects to apply, credentials included (made on the first setup)."""
@@ -83,8 +90,8 @@ class KubeIsland(Island):
 
     @property
     def local_port(self) -> int:
-        """The port of this host the island's setting names (``router.port``, ``islands.db_port``...)."""
-        raise NotImplementedError
+        """The port of this host the island's setting names (``router.port``, ``islands.db_port``...): the twin's."""
+        return self.twin().port
 
     @property
     def host(self) -> str:
@@ -323,15 +330,7 @@ class KubeRouterIsland(KubeIsland):
     """The router: Deployment + Service, the API keys as a Secret mounted read-only."""
 
     name: ClassVar[str] = "router"
-
-    def twin(self) -> SwarmServiceIsland:
-        from atoll.islands.router import SwarmRouterIsland
-
-        return SwarmRouterIsland(self.config)
-
-    @property
-    def local_port(self) -> int:
-        return self.config.router.port
+    twin_class: ClassVar[type[SwarmServiceIsland]] = SwarmRouterIsland
 
     @property
     def host(self) -> str:
@@ -352,22 +351,9 @@ class KubeDbIsland(KubeIsland):
     """PostgreSQL: StatefulSet with its volume claim, the password as a Secret file."""
 
     name: ClassVar[str] = "db"
+    twin_class: ClassVar[type[SwarmServiceIsland]] = DbIsland
     workload_kind: ClassVar[str] = "StatefulSet"
     in_cluster_port: ClassVar[int] = manifests.DB_PORT
-
-    def check_native(self) -> None:
-        from atoll.islands.db import check_db_native
-
-        check_db_native(self.config)
-
-    def twin(self) -> SwarmServiceIsland:
-        from atoll.islands.db import DbIsland
-
-        return DbIsland(self.config)
-
-    @property
-    def local_port(self) -> int:
-        return self.config.islands.db_port
 
     def address(self, host: str, port: int) -> str:
         return f"postgresql://{DB_USER}@{host}:{port}/{DB_DATABASE}"
@@ -377,8 +363,6 @@ class KubeDbIsland(KubeIsland):
         return f"data-{self.object_name}-0"
 
     def manifests(self, image: str) -> list[Manifest]:
-        from atoll.islands.db import DbIsland
-
         return manifests.db_manifests(self.config, image, DbIsland(self.config).credentials()[1])
 
 
@@ -386,29 +370,14 @@ class KubeFilesIsland(KubeIsland):
     """The S3 server: Deployment on a PersistentVolumeClaim, its keys as a Secret file."""
 
     name: ClassVar[str] = "files"
+    twin_class: ClassVar[type[SwarmServiceIsland]] = FilesIsland
     in_cluster_port: ClassVar[int] = manifests.FILES_PORT
-
-    def check_native(self) -> None:
-        from atoll.islands.files import check_files_native
-
-        check_files_native(self.config)
-
-    def twin(self) -> SwarmServiceIsland:
-        from atoll.islands.files import FilesIsland
-
-        return FilesIsland(self.config)
-
-    @property
-    def local_port(self) -> int:
-        return self.config.islands.files_port
 
     @property
     def claim(self) -> str:
         return self.object_name
 
     def manifests(self, image: str) -> list[Manifest]:
-        from atoll.islands.files import FilesIsland
-
         access, secret = FilesIsland(self.config).credentials()
         return manifests.files_manifests(self.config, image, access, secret)
 
@@ -417,15 +386,7 @@ class KubeUiIsland(KubeIsland):
     """The web UI: Deployment + Service, its token and the stores' settings as a Secret."""
 
     name: ClassVar[str] = "ui"
-
-    def twin(self) -> SwarmServiceIsland:
-        from atoll.islands.ui import SwarmUiIsland
-
-        return SwarmUiIsland(self.config)
-
-    @property
-    def local_port(self) -> int:
-        return self.config.ui.port
+    twin_class: ClassVar[type[SwarmServiceIsland]] = SwarmUiIsland
 
     @property
     def host(self) -> str:
@@ -433,8 +394,6 @@ class KubeUiIsland(KubeIsland):
 
     @cached_property
     def token(self) -> str:
-        from atoll.islands.ui import SwarmUiIsland
-
         return SwarmUiIsland(self.config).token()
 
     def _store_config(self) -> dict[str, Any]:

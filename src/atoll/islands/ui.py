@@ -74,9 +74,7 @@ class LocalUiIsland(Island):
 
     @property
     def url(self) -> str:
-        ui = self.config.ui
-        host = f"[{ui.host}]" if ":" in ui.host else ui.host
-        return f"http://{host}:{ui.port}"
+        return self.config.ui.url
 
     def _running(self) -> dict[str, Any] | None:
         info = read_json(self._state_file)
@@ -163,9 +161,7 @@ class SwarmUiIsland(SwarmServiceIsland):
 
     @property
     def url(self) -> str:
-        ui = self.config.ui
-        host = f"[{ui.host}]" if ":" in ui.host else ui.host
-        return f"http://{host}:{ui.port}"
+        return self.config.ui.url
 
     def token(self) -> str:
         """The UI's token, made on the first setup and kept in the home store's chest ``atoll-ui``."""

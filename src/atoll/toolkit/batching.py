@@ -35,9 +35,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from atoll.errors import UsageError
 from atoll._http.asgi import Receive
 from atoll._http.metrics import SizeHistogram
+from atoll.errors import UsageError
 
 #: Status recorded (never sent) for a request whose client went away: nginx's "client closed request".
 CLIENT_CLOSED = 499

@@ -9,11 +9,10 @@ user how to reach it: the NodePort of ``--port`` on any node
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
-from atoll.config import Config
 from atoll.containers.base import TaskSpec
-from atoll.containers.kubernetes.client import KubeClient
-from atoll.containers.kubernetes.manifests import IDE_PORT, TaskObjects, ide_manifests
+from atoll.containers.kubernetes.manifests import IDE_PORT, KubeTasks, TaskObjects, ide_manifests
 from atoll.containers.kubernetes.objects import selector
 from atoll.containers.kubernetes.pods import is_ready, pod_problem
 from atoll.errors import ConflictError, ExecutionError
@@ -21,16 +20,14 @@ from atoll.errors import ConflictError, ExecutionError
 START_TIMEOUT = 300.0  # image pull + Jupyter start
 
 
-class KubeIde:
+class KubeIde(KubeTasks):
     """One Jupyter Lab pod per project."""
 
-    def __init__(self, kube: KubeClient, config: Config) -> None:
-        self.kube = kube
-        self.config = config
+    kind: ClassVar[str] = "ide"
 
-    @staticmethod
-    def objects(project: str) -> TaskObjects:
-        return TaskObjects("ide", project, "ide")
+    @classmethod
+    def objects(cls, project: str, name: str = "ide") -> TaskObjects:
+        return super().objects(project, name)
 
     def exit_reason(self, project: str) -> str | None:
         """None while the IDE pod exists and is not failing; else why not."""

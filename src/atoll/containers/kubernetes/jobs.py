@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
-from atoll.config import Config
 from atoll.containers.base import TaskSpec, TaskStatus
-from atoll.containers.kubernetes.client import KubeClient
-from atoll.containers.kubernetes.manifests import TaskObjects, training_manifests
+from atoll.containers.kubernetes.manifests import KubeTasks, training_manifests
 from atoll.containers.kubernetes.objects import selector
 from atoll.containers.kubernetes.pods import exit_code, pod_problem
 from atoll.errors import BackendError, NotFoundError
@@ -33,16 +31,10 @@ def _conditions(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["type"]: c for c in items if c.get("status") == "True"}
 
 
-class KubeTrainings:
+class KubeTrainings(KubeTasks):
     """The trainings of one cluster namespace (task id ``<project>/train/<name>``)."""
 
-    def __init__(self, kube: KubeClient, config: Config) -> None:
-        self.kube = kube
-        self.config = config
-
-    @staticmethod
-    def objects(project: str, name: str) -> TaskObjects:
-        return TaskObjects("train", project, name)
+    kind: ClassVar[str] = "train"
 
     def start(self, spec: TaskSpec) -> None:
         """Replace any leftovers of the same training, then create its Secret, ConfigMap and Job."""

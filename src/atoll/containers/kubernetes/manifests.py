@@ -22,12 +22,13 @@ image layers. Objects of one task (``<kind>-<project>-<name>``)::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
 from atoll.config import Config, ResourceProfile
 from atoll.containers.base import TaskSpec
+from atoll.containers.kubernetes.client import KubeClient
 from atoll.containers.kubernetes.objects import (
     ANNOTATION_BUILD,
     ANNOTATION_RECORD,
@@ -89,6 +90,20 @@ class TaskObjects:
     @property
     def labels(self) -> dict[str, str]:
         return labels(self.kind, self.project, self.name)
+
+
+class KubeTasks:
+    """The tasks of one kind in one cluster namespace (trainings, deployments, the IDE): what they share."""
+
+    kind: ClassVar[str]  # train | deploy | ide
+
+    def __init__(self, kube: KubeClient, config: Config) -> None:
+        self.kube = kube
+        self.config = config
+
+    @classmethod
+    def objects(cls, project: str, name: str) -> TaskObjects:
+        return TaskObjects(cls.kind, project, name)
 
 
 def task_objects(spec: TaskSpec) -> TaskObjects:

@@ -16,12 +16,10 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from atoll.config import Config
 from atoll.containers.base import ReplicaStatus, TaskSpec
-from atoll.containers.kubernetes.client import KubeClient
-from atoll.containers.kubernetes.manifests import TaskObjects, deployment_manifests
+from atoll.containers.kubernetes.manifests import KubeTasks, deployment_manifests
 from atoll.containers.kubernetes.objects import LABEL_GENERATION, SERVICE_PORT, selector
 from atoll.containers.kubernetes.pods import is_ready, pod_problem, replica_status
 from atoll.errors import BackendError, ConflictError
@@ -46,16 +44,10 @@ def _generation(obj: dict[str, Any]) -> str | None:
     return (obj["metadata"].get("labels") or {}).get(LABEL_GENERATION)
 
 
-class KubeDeployments:
+class KubeDeployments(KubeTasks):
     """The deployments of one cluster namespace."""
 
-    def __init__(self, kube: KubeClient, config: Config) -> None:
-        self.kube = kube
-        self.config = config
-
-    @staticmethod
-    def objects(project: str, name: str) -> TaskObjects:
-        return TaskObjects("deploy", project, name)
+    kind: ClassVar[str] = "deploy"
 
     def _read(self, project: str, name: str) -> dict[str, Any] | None:
         return self.kube.read("Deployment", self.objects(project, name).base)
