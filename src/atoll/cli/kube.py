@@ -29,7 +29,6 @@ from atoll.containers.kubernetes import island_manifests, manifests
 from atoll.containers.kubernetes.objects import Manifest, namespace_manifest, redacted
 from atoll.domain.names import validate_name
 from atoll.domain.records import Dataset, Deployment, ModelVersion, Training
-from atoll.errors import UsageError
 
 app = typer.Typer(help="Kubernetes: print the manifests Atoll would apply (no cluster needed).", no_args_is_help=True)
 render_app = typer.Typer(help="Print the exact manifests of a task or island as YAML.", no_args_is_help=True)
