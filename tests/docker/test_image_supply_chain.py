@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from atoll.islands.files import FilesIsland
 from atoll.islands.registry import RegistryIsland
 from atoll.islands.swarm import SwarmServiceIsland
 from atoll.metadata.base import get_metadata_store
+from support.swarm_islands import islands_settings, remove_islands
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -40,25 +40,11 @@ ISLANDS: tuple[type[SwarmServiceIsland], ...] = (DbIsland, FilesIsland, Registry
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|AUTH", re.IGNORECASE)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory, swarm_client: DockerClient,
            python_image: str) -> Iterator[Config]:
     home = tmp_path_factory.mktemp("supply-chain-home")
-    env = {
-        "ATOLL_HOME": str(home),
-        "ATOLL_CONTAINER_MANAGER__NAMESPACE": NAMESPACE,
-        "ATOLL_DOCKER__PYTHON_IMAGE": python_image,
-        "ATOLL_ISLANDS__DB_PORT": str(_free_port()),
-        "ATOLL_ISLANDS__FILES_PORT": str(_free_port()),
-        "ATOLL_ISLANDS__REGISTRY_PORT": str(_free_port()),
-        "ATOLL_ISLANDS__SETUP_TIMEOUT": "240",
-    }
+    env = islands_settings(home, NAMESPACE, python_image)
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)  # atoll.credentials reads ATOLL_HOME from the environment
@@ -66,22 +52,7 @@ def config(tmp_path_factory: pytest.TempPathFactory, swarm_client: DockerClient,
         try:
             yield config
         finally:
-            _remove_everything(swarm_client, config)
-
-
-def _remove_everything(client: DockerClient, config: Config) -> None:
-    from docker.errors import NotFound
-
-    for cls in ISLANDS:
-        island = cls(config, client)
-        island.stop()
-        try:
-            client.volumes.get(island.volume_name).remove(force=True)
-        except NotFound:
-            pass
-    for network in client.networks.list(names=[NAMESPACE]):
-        if network.name == NAMESPACE:
-            network.remove()
+            remove_islands(swarm_client, config, NAMESPACE)
 
 
 def _root_run(client: DockerClient, image: str, volume: str, path: str, script: str) -> str:

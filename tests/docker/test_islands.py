@@ -31,6 +31,7 @@ from atoll.islands.registry import RegistryIsland
 from atoll.islands.swarm import SwarmServiceIsland
 from atoll.metadata.base import MetadataStore, get_metadata_store
 from atoll.testing.conformance.metadata import MetadataStoreConformance
+from support.swarm_islands import islands_settings, remove_islands
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -51,38 +52,14 @@ def islands_env(tmp_path_factory: pytest.TempPathFactory, swarm_client: DockerCl
                 python_image: str) -> Iterator[dict[str, str]]:
     """Environment of the islands' config: private home, namespace and ports; cleans up at the end."""
     home = tmp_path_factory.mktemp("islands-home")
-    env = {
-        "ATOLL_HOME": str(home),
-        "ATOLL_CONTAINER_MANAGER__NAMESPACE": NAMESPACE,
-        "ATOLL_DOCKER__PYTHON_IMAGE": python_image,
-        "ATOLL_ISLANDS__DB_PORT": str(_free_port()),
-        "ATOLL_ISLANDS__FILES_PORT": str(_free_port()),
-        "ATOLL_ISLANDS__REGISTRY_PORT": str(_free_port()),
-        "ATOLL_ROUTER__PORT": str(_free_port()),
-        "ATOLL_ISLANDS__SETUP_TIMEOUT": "240",
-    }
+    env = {**islands_settings(home, NAMESPACE, python_image), "ATOLL_ROUTER__PORT": str(_free_port())}
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)  # atoll.credentials reads ATOLL_HOME from the environment
         try:
             yield env
         finally:
-            _remove_everything(swarm_client, load_config(cwd=home, environ=env))
-
-
-def _remove_everything(client: DockerClient, config: Config) -> None:
-    from docker.errors import NotFound
-
-    for cls in (DbIsland, FilesIsland, RegistryIsland):
-        island = cls(config, client)
-        island.stop()
-        try:
-            client.volumes.get(island.volume_name).remove(force=True)
-        except NotFound:
-            pass
-    for network in client.networks.list(names=[NAMESPACE]):
-        if network.name == NAMESPACE:
-            network.remove()
+            remove_islands(swarm_client, load_config(cwd=home, environ=env), NAMESPACE)
 
 
 def _config(env: dict[str, str], **extra: str) -> Config:

@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 import yaml
 
+from support.cli_home import CliHome
 from support.docker_cleanup import remove_by_name
 from support.processes import free_port
 
@@ -35,19 +33,7 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
-@dataclass
-class Home:
-    path: Path
-    namespace: str
-    port: int
-    env: dict[str, str]
-
-    def atoll(self, *args: str, timeout: float = 900) -> Any:
-        done = subprocess.run([sys.executable, "-m", "atoll.cli.main", "-o", "json", *args], capture_output=True,
-                              text=True, timeout=timeout, cwd=self.path, env=self.env, check=False)
-        assert done.returncode == 0, f"atoll {' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}"
-        return json.loads(done.stdout) if done.stdout.strip() else None
-
+class Home(CliHome):
     @property
     def service(self) -> str:
         return f"{self.namespace}-isle-ui"
