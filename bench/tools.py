@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,8 +139,7 @@ def post(url: str, body: bytes, timeout: float = 5, content_type: str = "applica
         return 0, b""
 
 
-def wait_predict(url: str, body: bytes, timeout: float, proc: Proc | None = None, poll: float = 0.02,
-                 headers: Mapping[str, str] | None = None) -> float:
+def wait_predict(url: str, body: bytes, timeout: float, proc: Proc | None = None, poll: float = 0.02) -> float:
     """Poll ``url`` with POST ``body`` until it answers 200; seconds waited.
 
     Raises:
@@ -149,7 +148,7 @@ def wait_predict(url: str, body: bytes, timeout: float, proc: Proc | None = None
     start = time.perf_counter()
     deadline = start + timeout
     while time.perf_counter() < deadline:
-        status, _ = post(url, body, timeout=2, headers=headers)
+        status, _ = post(url, body, timeout=2)
         if status == 200:
             return time.perf_counter() - start
         if proc is not None and not proc.alive():
