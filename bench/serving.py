@@ -13,6 +13,8 @@ configurations once per round) and the median of the rounds is reported.
 
 from __future__ import annotations
 
+import os
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,11 +53,30 @@ class Target:
     hey_cpus: str | None = LOAD_CPU
     rps_estimate: float = 0.0
     headers: tuple[str, ...] = ()  # e.g. the replica secret, the router's API key
+    cpu_pids: tuple[int, ...] = ()  # a proxy's processes: their CPU time per request is reported
+
+
+def _cpu_seconds(pids: tuple[int, ...]) -> float:
+    """User + system CPU seconds spent so far by ``pids`` (fields 14 and 15 of /proc/PID/stat)."""
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()  # the command name may hold spaces
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _run_rounds(targets: list[Target], concurrencies: tuple[int, ...], rounds: int, seconds: float,
-                on_round: Callable[[int], None] | None = None) -> dict[tuple[str, int], Load]:
-    """Warm up every target, then ``rounds`` interleaved passes; field-wise medians per (target, c)."""
+                on_round: Callable[[int], None] | None = None,
+                cpu: dict[tuple[str, int], list[float]] | None = None) -> dict[tuple[str, int], Load]:
+    """Warm up every target, then ``rounds`` interleaved passes; field-wise medians per (target, c).
+
+    ``cpu``, when given, receives per (target, c) the CPU microseconds per request that the
+    target's ``cpu_pids`` spent in each round.
+    """
     for target in targets:
         warm = hey(target.urls, target.body, 300, 8, cpus=target.hey_cpus, headers=target.headers)
         if warm.errors:
@@ -70,8 +91,12 @@ def _run_rounds(targets: list[Target], concurrencies: tuple[int, ...], rounds: i
                 # c=1 runs slower than the warm-up's c=8: size it on a third of the estimate.
                 estimate = target.rps_estimate / 3 if c == 1 else target.rps_estimate
                 n = requests_for(seconds, estimate, c)
-                runs.setdefault((target.name, c), []).append(
-                    hey(target.urls, target.body, n, c, cpus=target.hey_cpus, headers=target.headers))
+                before = _cpu_seconds(target.cpu_pids)
+                load = hey(target.urls, target.body, n, c, cpus=target.hey_cpus, headers=target.headers)
+                runs.setdefault((target.name, c), []).append(load)
+                if cpu is not None and target.cpu_pids and load.n:
+                    cpu.setdefault((target.name, c), []).append(
+                        (_cpu_seconds(target.cpu_pids) - before) * 1e6 / load.n)
     return {key: median_load(loads) for key, loads in runs.items()}
 
 
@@ -191,6 +216,7 @@ def router(report: Report, home: AtollHome, quick: bool) -> None:
             for key in ports:
                 wait_predict(f"http://127.0.0.1:{ports[key]}/predict", ROW, 30, nginx)
         results: dict[tuple[str, int], Load] = {}
+        cpu: dict[tuple[str, int], list[float]] = {}
         rounds = 1 if quick else 3
         concurrencies = (1, 8)
         for n_rep, reps in ((1, one), (2, two)):
@@ -208,12 +234,13 @@ def router(report: Report, home: AtollHome, quick: bool) -> None:
             targets = [Target(f"direct {n_rep}r", [r["url"] + "/predict" for r in reps], ROW, proxy_cpus[n_rep],
                               headers=(home.replica_header(depl),)),
                        Target(f"atoll router {n_rep}r", [f"{home.router_url}?project={home.proj}&deploy={depl}"], ROW,
-                              proxy_cpus[n_rep], headers=(home.key_header(),))]
+                              proxy_cpus[n_rep], headers=(home.key_header(),),
+                              cpu_pids=(router_pid,) if router_pid else ())]
             if nginx is not None:
                 targets.append(Target(f"nginx {n_rep}r", [f"http://127.0.0.1:{ports[n_rep]}/predict"], ROW,
-                                      proxy_cpus[n_rep]))
+                                      proxy_cpus[n_rep], cpu_pids=_tree(nginx.pid)))
             say(f"router, {n_rep} replica(s): {rounds} round(s) x {len(targets)} paths x c={concurrencies}")
-            results.update(_run_rounds(targets, concurrencies, rounds, 0.6 if quick else 2.0))
+            results.update(_run_rounds(targets, concurrencies, rounds, 0.6 if quick else 2.0, cpu=cpu))
     finally:
         if nginx is not None:
             nginx.stop()
@@ -236,14 +263,29 @@ def router(report: Report, home: AtollHome, quick: bool) -> None:
             Row(f"router {n_rep} replica(s) c=1: added p99", f"+{fmt(added99, 'ms')}",
                 f"nginx +{fmt(n1.p99 - d1.p99, 'ms')}" if n1 else "n/a", None, "(none)", None),
         )
+        router_cpu = cpu.get((f"atoll router {n_rep}r", 8))
+        nginx_cpu = cpu.get((f"nginx {n_rep}r", 8))
+        if router_cpu:
+            mine = statistics.median(router_cpu)
+            theirs = statistics.median(nginx_cpu) if nginx_cpu else None
+            report.add(Row(f"router {n_rep} replica(s) c=8: proxy CPU per request", f"{mine:.0f} us",
+                           f"nginx {theirs:.0f} us" if theirs else "n/a", mine / theirs if theirs else None,
+                           "(none)", None))
+    report.note("router with 2 replicas: the two replicas take one core each, so the proxy and hey share "
+                "the cores with them; every CPU microsecond the proxy spends per request is taken from the "
+                "replicas (see 'proxy CPU per request'). On 2 cores there is no core per process to pin to.")
 
 
-def _pin_tree(pid: int, cpus: str) -> None:
-    """Pin a process and its direct children (nginx's worker)."""
-    pin(pid, cpus)
+def _tree(pid: int) -> tuple[int, ...]:
+    """A process and its direct children (nginx's worker)."""
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         children = []
-    for child in children:
-        pin(int(child), cpus)
+    return (pid, *(int(child) for child in children))
+
+
+def _pin_tree(pid: int, cpus: str) -> None:
+    """Pin a process and its direct children (nginx's worker)."""
+    for member in _tree(pid):
+        pin(member, cpus)
