@@ -149,6 +149,7 @@ def test_two_replicas_predict_setosa_directly_balanced_and_through_the_router(
         assert httpx.post(f"{replica['url']}/predict", content=ROW, timeout=30).status_code == 403  # no secret
         answer = httpx.post(f"{replica['url']}/predict", content=ROW, timeout=30,
                             headers=atoll.replica_secret("iris-svc")).json()
+        assert answer["metadata"].pop("datetime").endswith("+00:00")
         assert answer == {"result": ["setosa"],
                           "metadata": {"model_version": "iris-clf:first", "replica": replica["name"]}}
     balanced = httpx.post(f"http://127.0.0.1:{served['port']}/predict", content=ROW, timeout=30, headers=atoll.auth)
