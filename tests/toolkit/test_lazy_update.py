@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 import pytest
+from test_serving import make_task
 
 from atoll.errors import UsageError
 from atoll.toolkit.serving import LazyModelServer, OnlinePredict
-from test_serving import make_task
 
 
 def _call(server: Any, method: str, path: str, query: bytes = b"", body: bytes = b"r") -> tuple[int, Any]:

@@ -41,7 +41,7 @@ from atoll.api.deployments import get_deployment
 from atoll.api.replica_secrets import known_replica_secret
 from atoll.containers.spec import ReplicaStatus
 from atoll.domain.records import Deployment, ModelVersion, Training
-from atoll.errors import BackendUnavailableError, ConflictError, UsageError
+from atoll.errors import BackendUnavailableError, ConflictError, NotFoundError, UsageError
 
 LAZY = "LazyModelServer"
 PROBE_TIMEOUT = 10.0  # seconds for one replica's GET /health
@@ -72,7 +72,10 @@ def check_target(ctx: AtollContext, name: str, proj: str | None = None) -> Deplo
         ConflictError: it has no healthy replica to ask (or to update later).
         BackendUnavailableError: a healthy replica cannot be reached from here.
     """
-    depl = get_deployment(ctx, name, proj)
+    try:
+        depl = get_deployment(ctx, name, proj)
+    except NotFoundError as exc:
+        raise NotFoundError(f"--target-deploy {name}: {exc}") from None
     healthy = [r for r in ctx.containers.service_status(depl.proj, depl.name) if r.healthy and r.url]
     if not healthy:
         raise ConflictError(
