@@ -87,8 +87,12 @@ def test_a_lazy_deployment_qualifies_and_others_are_refused(ctx: AtollContext, r
     ctx.metadata.create(Deployment(name="down", proj="p", notebook="nb.ipynb", bvers=BUILD))
     with pytest.raises(ConflictError, match="deployment p:down has no healthy replica"):
         hot_update.check_target(ctx, "down", "p")
-    replicas["shown"]["down"] = [ReplicaStatus("down-0", "healthy", f"http://127.0.0.1:{free_port()}")]
+    closed = f"http://127.0.0.1:{free_port()}"
+    replicas["shown"]["down"] = [ReplicaStatus("down-0", "healthy", closed)]
     with pytest.raises(BackendUnavailableError, match="cannot reach replica down-0 at http://127.0.0.1:"):
+        hot_update.check_target(ctx, "down", "p")
+    replicas["shown"]["down"].append(ReplicaStatus("down-1", "healthy", closed))  # one published port for both
+    with pytest.raises(ConflictError, match=f"cannot be told apart from here \\(they share the address {closed}\\)"):
         hot_update.check_target(ctx, "down", "p")
 
 

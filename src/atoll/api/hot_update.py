@@ -69,7 +69,8 @@ def check_target(ctx: AtollContext, name: str, proj: str | None = None) -> Deplo
     Raises:
         NotFoundError: no such deployment in the project.
         UsageError: its replicas run another server (not lazy): nothing to hot-update.
-        ConflictError: it has no healthy replica to ask (or to update later).
+        ConflictError: it has no healthy replica to ask (or to update later), or its
+            replicas share one address (each one could not be told).
         BackendUnavailableError: a healthy replica cannot be reached from here.
     """
     try:
@@ -81,6 +82,12 @@ def check_target(ctx: AtollContext, name: str, proj: str | None = None) -> Deplo
         raise ConflictError(
             f"--target-deploy {depl.name}: deployment {depl.ref} has no healthy replica "
             f"({depl.task.state.value}); see `atoll depl info --name {depl.name}`"
+        )
+    urls = [r.url for r in healthy]
+    if len(set(urls)) < len(urls):  # e.g. a port published on the host: one address, not one per replica
+        raise ConflictError(
+            f"--target-deploy {depl.name}: the replicas of {depl.ref} cannot be told apart from here "
+            f"(they share the address {max(urls, key=urls.count)}); each one must load the version"
         )
     for replica in healthy:
         kind = _health(replica).get("server")
