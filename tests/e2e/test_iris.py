@@ -149,6 +149,7 @@ def test_two_replicas_predict_setosa_directly_balanced_and_through_the_router(
         assert httpx.post(f"{replica['url']}/predict", content=ROW, timeout=30).status_code == 403  # no secret
         answer = httpx.post(f"{replica['url']}/predict", content=ROW, timeout=30,
                             headers=atoll.replica_secret("iris-svc")).json()
+        assert answer["metadata"].pop("datetime").endswith("+00:00")
         assert answer == {"result": ["setosa"],
                           "metadata": {"model_version": "iris-clf:first", "replica": replica["name"]}}
     balanced = httpx.post(f"http://127.0.0.1:{served['port']}/predict", content=ROW, timeout=30, headers=atoll.auth)
@@ -179,19 +180,37 @@ def test_a_killed_replica_is_restarted_while_the_router_keeps_answering(atoll: A
     assert next(r for r in info["replicas"] if r["name"] == victim["name"])["restarts"] == 1
 
 
-def test_one_lazy_deployment_serves_two_versions(atoll: Atoll) -> None:
-    atoll.run("train", "new", "--proj", "iris", "--name", "second", "--nb", "notebooks/train.ipynb",
-              "--dataset", "iris-clf:iris", "--params", '{"C": 0.5, "kernel": "rbf"}')
+def test_a_retraining_hot_updates_every_replica_of_a_lazy_deployment(atoll: Atoll, served: dict[str, Any]) -> None:
     atoll.run("depl", "new", "--proj", "iris", "--name", "lazy", "--nb", "notebooks/lazy_predict.ipynb",
-              "--movers", "iris-clf:first", "-n", "1")
+              "--movers", "iris-clf:first", "-n", "2")
+    train = ["train", "new", "--proj", "iris", "--nb", "notebooks/train.ipynb", "--dataset", "iris-clf:iris"]
+    refused = [  # checked before anything starts
+        (["--td", "nope"], 1, "--target-deploy nope: deployment 'iris:nope' not found"),
+        (["--td", "iris-svc"], 2, "deployment iris:iris-svc runs OnlinePredict, not a LazyModelServer"),
+        (["--target-deploy", "lazy", "--detach"], 2, "--target-deploy needs `atoll train new` to follow"),
+    ]
+    for extra, code, says in refused:
+        done = atoll.run(*train, "--name", "refused", *extra, check=False)
+        assert done.returncode == code, done.stderr
+        assert done.stderr.strip().splitlines() == [done.stderr.strip()] and says in done.stderr, done.stderr
+    assert "refused" not in [t["name"] for t in atoll.json("train", "list", "--proj", "iris")]
+
+    report = atoll.json(*train, "--name", "second", "--params", '{"C": 0.5, "kernel": "rbf"}', "--td", "lazy")
+    assert report["task"]["state"] == "FINISHED"
+    assert report["target_deploy"]["versions"] == ["iris-clf:second"]
+    rows = report["target_deploy"]["replicas"]
+    assert sorted(r["replica"] for r in rows) == ["lazy-0", "lazy-1"]
+    assert [(r["status"], r["model_version"], r["error"]) for r in rows] == [("loaded", "iris-clf:second", None)] * 2
+    for replica in atoll.json("depl", "info", "--proj", "iris", "--name", "lazy")["replicas"]:
+        answer = httpx.post(f"{replica['url']}/predict", content=ROW, timeout=30, headers=atoll.replica_secret("lazy"))
+        assert answer.json()["metadata"]["model_version"] == "iris-clf:second"  # what requests naming none get now
+
     for version in ("iris-clf:first", "iris-clf:second", "second"):
         answer = atoll.routed("lazy", query=f"&model_version={version}")
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["result"] == ["setosa"]
         assert body["metadata"]["model_version"] == ("iris-clf:second" if version == "second" else version)
-    default = atoll.routed("lazy").json()
-    assert default["metadata"]["model_version"] == "iris-clf:first"
     missing = atoll.routed("lazy", query="&model_version=iris-clf:nope")
     assert missing.status_code == 404
     atoll.run("depl", "rm", "--proj", "iris", "--name", "lazy")

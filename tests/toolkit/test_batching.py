@@ -11,6 +11,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Awaitable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ import pytest
 from atoll.errors import UsageError
 from atoll.toolkit import BatchConfig
 from atoll.toolkit.serving import LazyModelServer, OnlinePredict
+from support.answers import stamped
 
 T = TypeVar("T")
 WAIT_FOREVER = BatchConfig(max_size=3, max_latency_ms=60_000)  # batches form only when full
@@ -120,11 +122,12 @@ def test_each_request_gets_its_own_result_from_one_call_in_arrival_order() -> No
     async def scenario() -> None:
         await asyncio.gather(*(client.call(server.app) for client in clients))
 
+    before = datetime.now(timezone.utc)
     run(scenario())
     assert calls == [["a", "b", "c"]]
     assert [client.status for client in clients] == [200, 200, 200]
     assert [client.answer["result"] for client in clients] == ["a!", "b!", "c!"]
-    assert clients[0].answer["metadata"] == {"model_version": None, "replica": "r0"}
+    assert stamped(clients[0].answer["metadata"], before) == {"model_version": None, "replica": "r0"}
 
 
 def test_latency_cap_dispatches_a_partial_batch() -> None:
@@ -284,6 +287,7 @@ def test_lazy_server_batches_per_model_version() -> None:
     async def scenario() -> None:
         await asyncio.gather(*(client.call(server.app) for client in clients))
 
+    before = datetime.now(timezone.utc)
     run(scenario())
     # versions load in worker threads, so which request of a version queues first may vary
     assert sorted((model, sorted(bodies)) for model, bodies in calls) == [
@@ -296,7 +300,7 @@ def test_lazy_server_batches_per_model_version() -> None:
         "weights-v1:r2",
         "weights-v2:r3",
     ]
-    assert clients[1].answer["metadata"] == {"model_version": "wine:v2", "replica": "r0"}
+    assert stamped(clients[1].answer["metadata"], before) == {"model_version": "wine:v2", "replica": "r0"}
 
 
 def test_bad_batch_settings_are_usage_errors() -> None:

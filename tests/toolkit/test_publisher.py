@@ -203,3 +203,54 @@ def test_lightweight_publisher_keeps_the_model_in_the_database(world: dict) -> N
     assert world["files"].files.list("versions/") == []  # the file store was not used
     task_stores.cache_clear()
     assert Path(require_version("light"), "clf.pkl").read_bytes() == b"small-model"  # fetched, checksum checked
+
+
+def test_publisher_takes_the_modelled_frameworks_keywords(world: dict, tmp_path: Path) -> None:
+    _in_training(world)
+    src = tmp_path / "elsewhere"
+    src.mkdir()
+    (src / "clf.pkl").write_bytes(b"from-src")
+    version = Publisher()(src_path=str(src), uses_dataset=False, version_name="no-ds", details={"k": 1})
+    assert (version.name, version.model, version.details.k) == ("no-ds", "iris-clf", 1)  # reads as attributes
+    assert version["dataset"] is None  # a dataset was staged, but uses_dataset=False
+    assert Path(require_version("no-ds"), "clf.pkl").read_bytes() == b"from-src"
+
+    single = tmp_path / "clf.pkl"  # one file instead of a directory, given first as that framework's src_path
+    single.write_bytes(b"one-file")
+    one = Publisher()(str(single), version_name="one-file", uses_pretrained=True, pretrained_with="iris-clf:no-ds")
+    assert one["pretrained"] == "iris-clf:no-ds" and one["dataset"]["name"] == "iris"
+    assert Path(require_version("one-file"), "clf.pkl").read_bytes() == b"one-file"
+
+    with pytest.raises(UsageError, match="uses_dataset=False"):
+        Publisher()(src_path=src, uses_dataset=False, dataset_name="iris", version_name="x")
+    with pytest.raises(UsageError, match="versions are staged"):  # uses_pretrained, but none was staged
+        Publisher()(src_path=src, uses_pretrained=True, version_name="x")
+    with pytest.raises(NotFoundError, match="no such file"):
+        Publisher()(src_path=tmp_path / "missing", version_name="x")
+    assert not world["metadata"].exists(ModelVersion, "x", "iris-clf")
+
+
+def test_lightweight_can_be_asked_per_call(world: dict) -> None:
+    _in_ide(world)
+    Path(tmp_path("clf.pkl")).write_bytes(b"small-model")
+    version = Publisher()(version_name="light", lightweight=True)
+    assert version["store_key"].startswith("lightweight/versions/iris-clf/light/")
+
+
+def test_the_modelled_frameworks_shortcut_names(world: dict) -> None:
+    from atoll.toolkit import movers_meta, require_movers, train_meta, training_meta, version_meta
+
+    _in_training(world)
+    assert train_meta() == training_meta() and train_meta().name == "t1" and train_meta().proj == "iris"
+    assert movers_meta(ignore=True) == {}  # nothing staged: an empty record instead of an error
+    with pytest.raises(NotFoundError):
+        movers_meta()
+    Path(tmp_path("clf.pkl")).write_bytes(b"v1")
+    Publisher()(version_name="v1", details={"metrics": {"acc": 0.5}})
+    staged = require_movers("v1")  # the framework's name and argument order: (version, model)
+    assert staged == require_movers(version="v1", model="iris-clf")
+    assert Path(staged, "clf.pkl").read_bytes() == b"v1"
+    meta = movers_meta()
+    assert meta == version_meta() and meta.details.metrics.acc == 0.5 and meta.model == "iris-clf"
+    with pytest.raises(AttributeError, match="no field 'nope'"):
+        meta.nope  # noqa: B018

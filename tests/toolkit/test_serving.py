@@ -14,6 +14,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import pytest
 
 from atoll.errors import BackendUnavailableError, NotFoundError, UsageError
 from atoll.toolkit.serving import LazyModelServer, OnlinePredict
+from support.answers import stamped
 from support.processes import ServerProcess, free_port
 
 ECHO = """
@@ -133,12 +135,14 @@ def lazy(tmp_path: Path) -> Iterator[Replica]:
 
 
 def test_predict_answers_result_and_metadata(echo: Replica) -> None:
+    before = datetime.now(timezone.utc)
     answer = httpx.post(f"{echo.url}/predict", content=b'{"rows": [[1, 2]]}')
     assert answer.status_code == 200
     assert answer.headers["content-type"] == "application/json"
     body = answer.json()
     assert body["result"]["echo"] == '{"rows": [[1, 2]]}'
-    assert body["metadata"] == {"model_version": "wine:v1", "replica": "replica-a"}
+    assert list(body["metadata"]) == ["datetime", "model_version", "replica"]
+    assert stamped(body["metadata"], before) == {"model_version": "wine:v1", "replica": "replica-a"}
 
 
 def test_bad_input_is_400_and_exception_is_500_and_replica_survives(echo: Replica) -> None:
@@ -162,7 +166,7 @@ def test_non_utf8_body_is_400(echo: Replica) -> None:
 
 def test_health_routes_and_methods(echo: Replica) -> None:
     with httpx.Client(base_url=echo.url) as client:
-        assert client.get("/health").json() == {"status": "ok"}
+        assert client.get("/health").json() == {"status": "ok", "server": "OnlinePredict"}
         assert client.get("/nowhere").status_code == 404
         wrong = client.get("/predict")
         assert wrong.status_code == 405
@@ -217,9 +221,10 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(echo: Replica) -> Non
 
 
 def test_lazy_serves_the_first_staged_version_by_default(lazy: Replica) -> None:
+    before = datetime.now(timezone.utc)
     body = httpx.post(f"{lazy.url}/predict", content=b"row").json()
     assert body["result"]["weights"] == "weights-v1"
-    assert body["metadata"] == {"model_version": "wine:v1", "replica": "lazy-a"}
+    assert stamped(body["metadata"], before) == {"model_version": "wine:v1", "replica": "lazy-a"}
 
 
 def test_lazy_loads_named_versions_and_stages_missing_ones(lazy: Replica) -> None:
@@ -303,7 +308,7 @@ def test_health_is_503_until_the_server_is_started(tmp_path: Path, monkeypatch: 
     assert asyncio.run(_call(server.app, "GET", "/health"))[0] == 503
     assert "atoll_up 0" in asyncio.run(_call(server.app, "GET", "/metrics"))[1].decode()
     server._started()
-    assert asyncio.run(_call(server.app, "GET", "/health")) == (200, b'{"status":"ok"}')
+    assert asyncio.run(_call(server.app, "GET", "/health")) == (200, b'{"status":"ok","server":"OnlinePredict"}')
 
 
 def test_numpy_results_and_async_predict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -314,9 +319,12 @@ def test_numpy_results_and_async_predict(tmp_path: Path, monkeypatch: pytest.Mon
     async def predict(body: str) -> Any:
         return np.array([1.5, 2.5])
 
+    before = datetime.now(timezone.utc)
     status, body = asyncio.run(_call(OnlinePredict(predict).app, "POST", "/predict", b"x"))
     assert status == 200
-    assert orjson.loads(body) == {"result": [1.5, 2.5], "metadata": {"model_version": None, "replica": "r0"}}
+    answer = orjson.loads(body)
+    assert stamped(answer["metadata"], before) == {"model_version": None, "replica": "r0"}
+    assert answer == {"result": [1.5, 2.5], "metadata": {"model_version": None, "replica": "r0"}}
     status, body = asyncio.run(_call(OnlinePredict(lambda b: object()).app, "POST", "/predict", b"x"))
     assert status == 500
     assert b"cannot be serialized to JSON" in body

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from atoll.api import trainings as api
 from atoll.api.context import AtollContext
+from atoll.cli import target_deploy
 from atoll.cli.common import (
     ProjOption,
     current_state,
@@ -89,10 +90,16 @@ def new(
         list[str] | None, typer.Option("--pretrained", help="MODEL:VERSION to stage (repeatable).")
     ] = None,
     detach: bool = typer.Option(False, "--detach", help="Return once started instead of following it."),
+    target_deploy_name: str | None = typer.Option(
+        None, "--target-deploy", "--td", help=target_deploy.TD_HELP
+    ),
 ) -> None:
     """Run a training notebook; exit 0 only if it FINISHED."""
     atoll = get_context(ctx)
     state = get_state(ctx)
+    target = None
+    if target_deploy_name is not None:
+        target = target_deploy.check(atoll, target_deploy_name, proj, detach or state.background)
     record = api.new_training(
         atoll,
         notebook,
@@ -127,7 +134,9 @@ def new(
             file=sys.stderr,
             flush=True,
         )
-    else:
+    if target is not None:
+        target_deploy.update(atoll, target, final, state.output)
+    elif not table:
         render(final)
     _outcome(atoll, final)
 

@@ -20,6 +20,12 @@ Names never contain dots, so ``<model>.<name>`` splits unambiguously. When a
 notebook omits the model or dataset/version and exactly one is staged, that one
 is used; otherwise the error lists what is staged so the fix is obvious.
 Dependencies: stdlib and orjson only (this module runs inside every task).
+
+Names the modelled framework's notebooks use are here too:
+:func:`movers_meta` (our :func:`version_meta`) and :func:`train_meta` (our
+:func:`training_meta`) return the record as a :class:`Meta`, a dict whose keys
+also read as attributes (``movers_meta().details["metrics"]`` and
+``movers_meta().details.metrics`` both work), as that framework's documents did.
 """
 
 from __future__ import annotations
@@ -32,6 +38,21 @@ from atoll.errors import NotFoundError, UsageError
 from atoll.task.layout import TaskLayout, task_root
 from atoll.task.meta import list_entries as _staged
 from atoll.task.meta import read_json as _read_json
+
+
+class Meta(dict):  # type: ignore[type-arg]
+    """A record as a dict whose keys also read as attributes; nested dicts come back as Meta too.
+
+    A missing key read as an attribute raises AttributeError (``meta.get(key)``
+    for an optional one). Equal to, and serialized as, the plain dict.
+    """
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            value = self[key]
+        except KeyError:
+            raise AttributeError(f"the record has no field {key!r}") from None
+        return Meta(value) if isinstance(value, dict) and not isinstance(value, Meta) else value
 
 
 def meta_dir() -> Path:
@@ -131,6 +152,33 @@ def training_meta() -> dict[str, Any]:
     return _read_json(meta_dir() / "training.json", "training")
 
 
+def movers_meta(model: str | None = None, version: str | None = None, ignore: bool = False) -> Meta:
+    """The record of a staged model version, as the modelled framework's ``movers_meta`` returns it.
+
+    Same choice as :func:`version_meta`; with ``ignore`` an empty :class:`Meta`
+    instead of an error when none (or several) fit.
+
+    Raises:
+        NotFoundError: no staged version matches (unless ``ignore``).
+        UsageError: several match and the call did not say which (unless ``ignore``).
+    """
+    try:
+        return Meta(version_meta(model, version))
+    except (NotFoundError, UsageError):
+        if ignore:
+            return Meta()
+        raise
+
+
+def train_meta() -> Meta:
+    """The running training's record (:func:`training_meta`), as the modelled framework's ``train_meta``.
+
+    Raises:
+        NotFoundError: the task is not a training.
+    """
+    return Meta(training_meta())
+
+
 def deployment_meta() -> dict[str, Any]:
     """The record of the deployment this replica belongs to."""
     return _read_json(meta_dir() / "deployment.json", "deployment")
@@ -147,17 +195,20 @@ def build_meta() -> dict[str, Any]:
 
 
 __all__ = [
+    "Meta",
     "build_meta",
     "data_path",
     "dataset_meta",
     "deployment_meta",
     "meta_dir",
     "model_path",
+    "movers_meta",
     "project_meta",
     "staged_datasets",
     "staged_versions",
     "task_root",
     "tmp_path",
+    "train_meta",
     "training_meta",
     "version_meta",
 ]

@@ -65,6 +65,11 @@ def require_version(name: str, model: str | None = None) -> str:
     return _stage(ModelVersion, name, model, "model version", files_needed=True)
 
 
+def require_movers(version: str, model: str | None = None) -> str:
+    """:func:`require_version` under the modelled framework's name (``require_movers(version, model)``)."""
+    return require_version(version, model)
+
+
 def _stage(kind: type[ArtifactRecord], name: str, model: str | None, what: str, files_needed: bool = False) -> str:
     """Stage the ``kind`` record ``model:name``; without ``files_needed`` one recorded without
     files (kept elsewhere) stages as an empty directory."""
@@ -79,4 +84,4 @@ def _stage(kind: type[ArtifactRecord], name: str, model: str | None, what: str, 
     return str(stage_artifact(files, record, task_root()))
 
 
-__all__ = ["default_model", "require_dataset", "require_version"]
+__all__ = ["default_model", "require_dataset", "require_movers", "require_version"]

@@ -14,10 +14,17 @@ router and the ``--port`` balancer add it), else 403. Outside a deployment
 
 Routes::
 
-    POST /predict   body (text) -> {"result": ..., "metadata": {"model_version", "replica"}}
-    POST /update    (LazyModelServer) reload ?model_version=V
-    GET  /health    200 {"status": "ok"} once ready, 503 before and while stopping
+    POST /predict   body (text) -> {"result": ..., "metadata": {"datetime", "model_version", "replica"}}
+    POST /update    (LazyModelServer) reload ?model_version=V; with &default=true it also becomes
+                    the version served to requests that name none
+    GET  /health    200 {"status": "ok", "server": "OnlinePredict"|"LazyModelServer"} once ready,
+                    503 before and while stopping
     GET  /metrics   Prometheus text
+
+``datetime`` is when the answer was made, ISO-8601 in UTC with milliseconds
+(``2026-12-03T08:15:02.117+00:00``). The ``server`` of ``/health`` is how
+``atoll train new --target-deploy`` tells a lazy deployment from another one
+(:mod:`atoll.api.hot_update`).
 
 Errors of the predict function become JSON answers and the replica keeps
 serving: ``ValueError`` (bad input) -> 400, an :class:`~atoll.errors.AtollError`
@@ -34,6 +41,7 @@ import socket
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -61,7 +69,6 @@ from atoll.toolkit.batching import CLIENT_CLOSED, BatchConfig, Batcher, ClientDi
 
 logger = logging.getLogger(__name__)
 
-_HEALTH_OK = orjson.dumps({"status": "ok"})
 _HEALTH_WAIT = orjson.dumps({"status": "starting"})
 _NOT_ALLOWED = {"POST": [(b"allow", b"POST")], "GET": [(b"allow", b"GET")]}
 _LOG_EVERY = 1.0  # seconds between two logged tracebacks, so a bad client cannot flood the log
@@ -75,6 +82,11 @@ def replica_name() -> str:
     return os.environ.get("ATOLL_REPLICA") or socket.gethostname()
 
 
+def utc_now() -> str:
+    """Now, ISO-8601 in UTC with milliseconds: the ``datetime`` of an answer's metadata."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
 def _staged_version_name() -> str | None:
     """``model:version`` of the only staged model version, None when there are zero or several."""
     staged = paths.staged_versions()
@@ -84,8 +96,12 @@ def _staged_version_name() -> str | None:
 class _PredictServer:
     """Routing, health, metrics and error mapping shared by both servers."""
 
+    #: What ``GET /health`` says this server is (subclasses keep their base's).
+    server_kind = "OnlinePredict"
+
     def __init__(self, enrich: bool) -> None:
         self.enrich = enrich
+        self._health_ok = orjson.dumps({"status": "ok", "server": self.server_kind})
         self.ready = False
         self.replica = replica_name()
         self.metrics = Metrics("atoll", ("/predict", "/update"))
@@ -142,7 +158,7 @@ class _PredictServer:
 
     async def _health(self, scope: Scope, receive: Receive, send: Send) -> int:
         status = 200 if self.ready else 503
-        await send_bytes(send, status, _HEALTH_OK if self.ready else _HEALTH_WAIT)
+        await send_bytes(send, status, self._health_ok if self.ready else _HEALTH_WAIT)
         return status
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> int:
@@ -165,7 +181,7 @@ class _PredictServer:
         """Wait for this body's result from ``batcher`` and answer it."""
         try:
             result = await batcher.submit(body, receive)
-            payload = dumps({"result": result, "metadata": metadata} if self.enrich else result)
+            payload = dumps({"result": result, "metadata": {"datetime": utc_now(), **metadata}} if self.enrich else result)
         except ClientDisconnected:
             return CLIENT_CLOSED
         except Exception as exc:  # noqa: BLE001 - user code: any error becomes an answer
@@ -220,8 +236,8 @@ class OnlinePredict(_PredictServer):
         predict_func: called with the request body as text; returns anything
             JSON-serializable (numpy arrays and pandas objects included). It may
             be ``async``. Raise ``ValueError`` for bad input (-> 400).
-        enrich: wrap the result as ``{"result": ..., "metadata": {...}}``; when
-            False the answer is the bare result.
+        enrich: wrap the result as ``{"result": ..., "metadata": {"datetime",
+            "model_version", "replica"}}``; when False the answer is the bare result.
         batch: gather concurrent requests (see :mod:`atoll.toolkit.batching`);
             ``predict_func`` then takes a list of bodies and returns a list of
             results, one per body, in order.
@@ -253,7 +269,9 @@ class OnlinePredict(_PredictServer):
             result = self.predict_func(body)
             if self._is_async:
                 result = await result
-            payload = dumps({"result": result, "metadata": self.metadata} if self.enrich else result)
+            payload = dumps(
+                {"result": result, "metadata": {"datetime": utc_now(), **self.metadata}} if self.enrich else result
+            )
         except Exception as exc:  # noqa: BLE001 - user code: any error becomes an answer
             return await self._fail(send, exc, "predict")
         await send_bytes(send, 200, payload)
@@ -267,35 +285,51 @@ class LazyModelServer(_PredictServer):
     name) with ``load_model_func(path, meta)`` unless it is cached, then answers
     ``predict_func(body, model, meta)``. At most ``max_models`` stay loaded
     (least recently used dropped first). ``POST /update?model_version=V``
-    loads V again. Without ``model_version`` the first staged version is used.
-    A version not staged in the task is fetched with
+    loads V again; ``&default=true`` also makes V the version served without
+    ``model_version`` (what ``atoll train new --target-deploy`` sends to every
+    replica). Without ``model_version`` (and before any such update) the first
+    staged version is used. A version not staged in the task is fetched with
     :func:`atoll.toolkit.requirements.require_version`.
+
+    The signature and defaults are those of the modelled framework's
+    ``LazyModelServer(predict_func, load_model_func, model_name=None, max_models=100)``.
 
     Args:
         predict_func: ``(body: str, model, meta: dict) -> result``; may be ``async``.
         load_model_func: ``(path: str, meta: dict) -> model``; runs in a worker
-            thread so the server keeps answering while it loads.
-        max_models: how many loaded versions to keep.
+            thread so the server keeps answering while it loads. ``meta`` is
+            the version's record (a dict whose keys also read as attributes).
+        model_name: the model every served version belongs to: a bare
+            ``?model_version=V`` means ``model_name:V`` and another model's
+            version is refused (400). None: the staged versions' model, else
+            the project's only model.
+        max_models: how many loaded versions to keep (default 100).
         enrich: wrap results with metadata (see :class:`OnlinePredict`).
         batch: gather concurrent requests for the same version into one call of
             ``predict_func(bodies: list[str], model, meta) -> list``.
     """
 
+    server_kind = "LazyModelServer"
+
     def __init__(
         self,
         predict_func: Callable[..., Any],
         load_model_func: Callable[[str, dict[str, Any]], Any],
-        max_models: int = 4,
+        model_name: str | None = None,
+        max_models: int = 100,
         enrich: bool = True,
         batch: BatchConfig | None = None,
     ) -> None:
         super().__init__(enrich)
         if not callable(predict_func) or not callable(load_model_func):
             raise UsageError("LazyModelServer needs a predict function and a load function")
-        if not isinstance(max_models, int) or max_models < 1:
+        if model_name is not None and not (isinstance(model_name, str) and is_valid_name(model_name)):
+            raise UsageError(f"model_name must be a model name, not {model_name!r}")
+        if not isinstance(max_models, int) or isinstance(max_models, bool) or max_models < 1:
             raise UsageError(f"max_models must be a positive integer, not {max_models!r}")
         self.predict_func = predict_func
         self.load_model_func = load_model_func
+        self.model_name = model_name
         self.max_models = max_models
         self._is_async = inspect.iscoroutinefunction(predict_func)
         self._routes["/update"] = ("POST", self._update, True)
@@ -334,7 +368,7 @@ class LazyModelServer(_PredictServer):
             result = self.predict_func(body, model, meta)
             if self._is_async:
                 result = await result
-            payload = dumps({"result": result, "metadata": metadata} if self.enrich else result)
+            payload = dumps({"result": result, "metadata": {"datetime": utc_now(), **metadata}} if self.enrich else result)
         except Exception as exc:  # noqa: BLE001 - user code: any error becomes an answer
             return await self._fail(send, exc, "predict")
         await send_bytes(send, 200, payload)
@@ -357,12 +391,15 @@ class LazyModelServer(_PredictServer):
     async def _update(self, scope: Scope, receive: Receive, send: Send) -> int:
         try:
             await read_body(receive)
+            make_default = _flag_param(scope["query_string"], "default")
             key = await self._ensure(_version_param(scope["query_string"]), reload=True)
         except Exception as exc:  # noqa: BLE001
             return await self._fail(send, exc, "reloading a model version")
-        await send_bytes(
-            send, 200, dumps({"status": "loaded", "model_version": key, "replica": self.replica})
-        )
+        if make_default:
+            self._default = key
+            self._aliases[""] = key
+        answer = {"status": "loaded", "model_version": key, "replica": self.replica, "default": self._default}
+        await send_bytes(send, 200, dumps(answer))
         return 200
 
     async def _ensure(self, param: str | None, reload: bool = False) -> str:
@@ -397,18 +434,23 @@ class LazyModelServer(_PredictServer):
     def _resolve(self, param: str | None) -> tuple[str, str]:
         """(model, version) named by the query value; runs in a worker thread."""
         staged = paths.staged_versions()
+        if self.model_name is not None:
+            staged = [(m, v) for m, v in staged if m == self.model_name]
         if param is None:
             if self._default is None:
                 if not staged:
-                    raise NotFoundError("no model version is staged here; pass ?model_version=MODEL:VERSION")
+                    of = f" of model {self.model_name}" if self.model_name else ""
+                    raise NotFoundError(f"no model version{of} is staged here; pass ?model_version=MODEL:VERSION")
                 self._default = f"{staged[0][0]}:{staged[0][1]}"
             model, _, version = self._default.partition(":")
             return model, version
         model_name, colon, version = param.rpartition(":")
         if not colon:
-            model_name, version = "", param
+            model_name, version = self.model_name or "", param
         if not is_valid_name(version) or (colon and not is_valid_name(model_name)):
             raise UsageError(f"malformed model_version {param!r}: expected MODEL:VERSION or VERSION")
+        if self.model_name is not None and model_name != self.model_name:
+            raise UsageError(f"model_version {param!r}: this server serves versions of {self.model_name} only")
         if model_name and (model_name, version) in staged:
             return model_name, version
         if not model_name:
@@ -434,9 +476,9 @@ class LazyModelServer(_PredictServer):
 
             path = Path(require_version(version, model=model_name))
         try:
-            meta = paths.version_meta(model_name, version)
+            meta = paths.Meta(paths.version_meta(model_name, version))
         except NotFoundError:
-            meta = {"name": version, "model": model_name}
+            meta = paths.Meta(name=version, model=model_name)
         try:
             model = self.load_model_func(str(path), meta)
         except AtollError:
@@ -444,6 +486,21 @@ class LazyModelServer(_PredictServer):
         except Exception as exc:
             raise RuntimeError(f"loading model version {key} failed: {exc}") from exc
         return model, meta, {"model_version": key, "replica": self.replica}
+
+
+def _flag_param(query_string: bytes, name: str) -> bool:
+    """True when the query sets ``name`` to true/1/yes (UsageError for another value)."""
+    if not query_string or name.encode() not in query_string:
+        return False
+    for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if key == name:
+            lowered = value.lower()
+            if lowered in ("true", "1", "yes", ""):
+                return True
+            if lowered in ("false", "0", "no"):
+                return False
+            raise UsageError(f"{name}={value!r}: expected true or false")
+    return False
 
 
 def _version_param(query_string: bytes) -> str | None:
@@ -456,4 +513,4 @@ def _version_param(query_string: bytes) -> str | None:
     return None
 
 
-__all__ = ["BatchConfig", "LazyModelServer", "OnlinePredict", "replica_name"]
+__all__ = ["BatchConfig", "LazyModelServer", "OnlinePredict", "replica_name", "utc_now"]
