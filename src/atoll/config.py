@@ -321,15 +321,7 @@ class Config(_Section):
             ConfigError: the directory or the file cannot be created or opened.
         """
         path = self.log_dir / (file_name or self.logger.file_name)
-        try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            handler = _PrivateLogFile(
-                path, maxBytes=self.logger.max_bytes, backupCount=self.logger.backup_count, encoding="utf-8"
-            )
-        except OSError as exc:
-            raise ConfigError(f"logger.directory: cannot write the log file {path}: {exc.strerror}") from exc
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        return handler
+        return rotating_file_handler(path, self.logger.max_bytes, self.logger.backup_count)
 
     @property
     def file_store_path(self) -> Path:
@@ -350,6 +342,22 @@ class _PrivateLogFile(logging.handlers.RotatingFileHandler):
     def _open(self) -> Any:
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+def rotating_file_handler(path: Path, max_bytes: int, backup_count: int) -> logging.Handler:
+    """A handler appending to ``path`` (0600; its directory made 0700), rotated past ``max_bytes``
+    (0: never) keeping ``backup_count`` older files.
+
+    Raises:
+        ConfigError: the directory or the file cannot be created or opened.
+    """
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handler = _PrivateLogFile(path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"logger.directory: cannot write the log file {path}: {exc.strerror}") from exc
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
 
 
 def atoll_home() -> Path:
