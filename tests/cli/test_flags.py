@@ -8,6 +8,7 @@ one command share a flag (``depl new -n`` is --n-tasks, so its --name has no
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -66,19 +67,17 @@ def test_catalog_records_with_the_short_forms(atoll: Any, tmp_path: Path) -> Non
     files = tmp_path / "files"
     files.mkdir()
     (files / "rows.csv").write_text("a,b\n1,2\n")
-    atoll.ok("-l", "WARN", "model", "new", "-n", "iris", "-d", "Iris classifier")
-    [model] = atoll.js("model", "list", "-f", '{"name": "iris"}', "-e")
+    model = atoll.js("-l", "WARN", "model", "new", "-n", "iris", "-d", "Iris classifier")
     assert model["desc"] == "Iris classifier"
-    atoll.ok("proj", "new", "-n", "demo", "-m", "iris", "-d", "the demo")
-    assert [p["name"] for p in atoll.js("proj", "list", "-m", "iris")] == ["demo"]
+    assert atoll.js("proj", "new", "-n", "demo", "-m", "iris", "-d", "the demo")["models"] == ["iris"]
     ds = atoll.js("ds", "new", "-m", "iris", "-n", "d1", "-p", str(files), "-d", '{"rows": 1}', "-c")
     assert (ds["details"], ds["compressed"]) == ({"rows": 1}, True)
     atoll.ok("movers", "new", "-m", "iris", "-n", "v1", "-p", str(files), "--ds", "d1",
              "-d", '{"metrics": {"acc": 0.9}}')
-    [version] = atoll.js("movers", "list", "-m", "iris", "--ds", "d1", "-f", '{"details.metrics.acc": 0.9}')
-    assert version["name"] == "v1"
-    atoll.ok("tchest", "new", "-n", "db", "-u", "atoll", "--pswd-stdin", input="s3cret\n")
-    assert atoll.js("tchest", "info", "-n", "db")["user"] == "atoll"
+    [version] = atoll.js("movers", "list", "-m", "iris", "--ds", "d1", "-f", '{"details.metrics.acc": 0.9}', "-e")
+    assert (version["name"], version["dataset"]["name"]) == ("v1", "d1")  # -e: the whole dataset snapshot
+    chest = atoll.js("tchest", "new", "-n", "db", "-u", "atoll", "--pswd-stdin", input="s3cret\n")
+    assert chest["user"] == "atoll" and "s3cret" not in json.dumps(chest)
     assert "invalid value" in atoll.fails(2, "-l", "LOUD", "model", "list").lower()
 
 
