@@ -91,3 +91,21 @@ def test_logs_go_to_the_configured_file_at_the_chosen_level(tmp_path: Path) -> N
     assert "INFO atoll.somewhere: kept" in text and "below the level" not in text
     ours = str(tmp_path / "logs" / "atoll.log")
     assert not [h for h in root.handlers if getattr(h, "baseFilename", None) == ours]  # closed at the end
+
+
+def test_background_never_asks_on_the_terminal(atoll: Any) -> None:
+    """A question would go to the log file and wait unseen: -b answers no, or asks for --password-stdin."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    terminal, stdin = pty.openpty()
+    try:
+        done = subprocess.run([str(Path(sys.executable).parent / "atoll"), "-b", "tchest", "new", "-n", "db"],
+                              stdin=stdin, capture_output=True, text=True, env=atoll.environ(), cwd=atoll.cwd,
+                              timeout=60, check=False)
+    finally:
+        os.close(terminal)
+        os.close(stdin)
+    assert done.returncode == 2 and "--password-stdin" in done.stderr

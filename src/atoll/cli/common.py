@@ -112,15 +112,20 @@ def print_err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def can_ask() -> bool:
+    """Someone can answer a question: stdin is a terminal and the question would show (not ``-b``)."""
+    return sys.stdin.isatty() and not current_state().background
+
+
 def confirm(question: str) -> bool:
     """Ask a yes/no question; ``--skip-questions`` answers yes.
 
-    Without a terminal on stdin nobody can answer, so the answer is no: the
-    caller then refuses with a message telling to use ``-s``.
+    Without a terminal on stdin (or with ``-b``) nobody can answer, so the
+    answer is no: the caller then refuses with a message telling to use ``-s``.
     """
     if current_state().skip_questions:
         return True
-    if not sys.stdin.isatty():
+    if not can_ask():
         return False
     return bool(typer.confirm(question, default=False, err=True))
 
@@ -241,6 +246,7 @@ __all__ = [
     "LimitOption",
     "ProjOption",
     "SortOption",
+    "can_ask",
     "confirm",
     "current_state",
     "default_notebook",

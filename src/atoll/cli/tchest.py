@@ -12,7 +12,7 @@ import sys
 import typer
 
 from atoll.api import tchests as api
-from atoll.cli.common import NAME, confirm, get_context, parse_json_option, render
+from atoll.cli.common import NAME, can_ask, confirm, get_context, parse_json_option, render
 from atoll.cli.records import add_record_commands, option
 from atoll.errors import UsageError
 
@@ -30,9 +30,9 @@ def _read_secret(password_stdin: bool, *, required: bool) -> str | None:
         if not secret:
             raise UsageError("--password-stdin: read an empty secret")
         return secret
-    if not sys.stdin.isatty():
+    if not can_ask():
         if required:
-            raise UsageError("no terminal to ask for the secret: pipe it with --password-stdin")
+            raise UsageError("no terminal to ask for the secret (or -b): pipe it with --password-stdin")
         return None
     if required:
         return str(typer.prompt("Secret", hide_input=True, confirmation_prompt=True, err=True))
