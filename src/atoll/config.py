@@ -7,6 +7,8 @@ environment variables. Unknown keys and wrong types are errors naming the key.
 
 from __future__ import annotations
 
+import logging
+import logging.handlers
 import os
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +33,27 @@ class ProjectSection(_Section):
 
 class LoggerSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    # Log files: every command's logs go there when set; `-b/--background` always
+    # writes there (default <ATOLL_HOME>/logs), output included, nothing on the terminal.
+    directory: str | None = None
+    file_name: str = "atoll.log"
+    max_bytes: int = Field(default=1024 * 1024, ge=0)  # rotate past this size (0: never)
+    backup_count: int = Field(default=1, ge=0)  # rotated files kept: atoll.log.1 ... .N
+
+    @model_validator(mode="before")
+    @classmethod
+    def _warn_is_warning(cls, data: Any) -> Any:
+        """``WARN``, as the modelled framework spells it, is WARNING; level names in any case."""
+        if isinstance(data, dict) and isinstance(data.get("level"), str):
+            level = data["level"].upper()
+            data = {**data, "level": "WARNING" if level == "WARN" else level}
+        return data
+
+    @model_validator(mode="after")
+    def _plain_file_name(self) -> LoggerSection:
+        if not self.file_name or "/" in self.file_name or self.file_name in (".", ".."):
+            raise ValueError(f"logger.file_name {self.file_name!r}: a file name, not a path")
+        return self
 
 
 class MetadataSection(_Section):
@@ -286,6 +309,21 @@ class Config(_Section):
         return self.router_keys_file.parent / REPLICA_SECRETS_FILE
 
     @property
+    def log_dir(self) -> Path:
+        """Where log files go: ``logger.directory``, else ``$ATOLL_HOME/logs``."""
+        return Path(self.logger.directory).expanduser() if self.logger.directory else self.home / "logs"
+
+    def log_file_handler(self, file_name: str | None = None) -> logging.Handler:
+        """A handler appending to ``log_dir/file_name`` (default ``logger.file_name``), rotated at
+        ``logger.max_bytes`` keeping ``logger.backup_count`` files; the directory is made 0700.
+
+        Raises:
+            ConfigError: the directory or the file cannot be created or opened.
+        """
+        path = self.log_dir / (file_name or self.logger.file_name)
+        return rotating_file_handler(path, self.logger.max_bytes, self.logger.backup_count)
+
+    @property
     def file_store_path(self) -> Path:
         return Path(self.file_store.path) if self.file_store.path else self.home / "files"
 
@@ -296,6 +334,30 @@ class Config(_Section):
         if url:
             data["metadata"]["url"] = mask_url(url)
         return data
+
+
+class _PrivateLogFile(logging.handlers.RotatingFileHandler):
+    """Log files (and their rotated copies) readable by their owner only: output may hold URLs with tokens."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+def rotating_file_handler(path: Path, max_bytes: int, backup_count: int) -> logging.Handler:
+    """A handler appending to ``path`` (0600; its directory made 0700), rotated past ``max_bytes``
+    (0: never) keeping ``backup_count`` older files.
+
+    Raises:
+        ConfigError: the directory or the file cannot be created or opened.
+    """
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handler = _PrivateLogFile(path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"logger.directory: cannot write the log file {path}: {exc.strerror}") from exc
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
 
 
 def atoll_home() -> Path:

@@ -68,8 +68,9 @@ class Env:
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     tmp = tmp_path_factory.mktemp("deploy")
     home = tmp / "home"
-    saved = {k: os.environ.get(k) for k in ("ATOLL_HOME", "ATOLL_ROUTER__PORT")}
+    saved = {k: os.environ.get(k) for k in ("ATOLL_HOME", "ATOLL_ROUTER__PORT", "ATOLL_LOGGER__DIRECTORY")}
     os.environ["ATOLL_HOME"] = str(home)
+    os.environ["ATOLL_LOGGER__DIRECTORY"] = str(tmp / "logs")
     os.environ["ATOLL_ROUTER__PORT"] = str(free_port())
     config = load_config(tmp)
     manager = LocalContainerManager(config, MemoryMetadataStore(), MemoryFileStore())
@@ -112,6 +113,12 @@ def test_the_balancer_answers_with_one_date_header(env: Env, svc: str) -> None:
     assert len(answer.headers.get_list("date")) == 1, answer.headers.raw
     routed = env.routed(svc)
     assert len(routed.headers.get_list("date")) == 1, routed.headers.raw
+
+
+def test_the_supervisor_also_logs_to_the_configured_directory(env: Env, svc: str) -> None:
+    path = Path(os.environ["ATOLL_LOGGER__DIRECTORY"]) / f"supervisor-{env.project.name}-{svc}.log"
+    assert f"{svc}-0 healthy" in path.read_text()
+    assert f"{svc}-0 healthy" in (service_dir(env.project.name, svc) / "supervisor.log").read_text()  # kept
 
 
 def test_two_replicas_answer_directly_balanced_and_through_the_router(env: Env, svc: str) -> None:

@@ -8,7 +8,7 @@ import typer
 
 from atoll.api import records as api
 from atoll.api.projects import resolve_project_name
-from atoll.cli.common import confirm
+from atoll.cli.common import TAG, confirm
 from atoll.cli.records import PROJ, add_record_commands, option
 from atoll.domain.records import BuildVersion
 
@@ -29,7 +29,7 @@ def _list(atoll: Any, filter_: dict[str, Any] | None, proj: str | None) -> list[
 
 add_record_commands(
     app,
-    key=[option("tag", str, "--tag", "--name", text="Build version tag."), PROJ],
+    key=[option("tag", str, *TAG, "--name", default="latest", text="Build version tag."), PROJ],
     info=("Show a build version.", _get),
     rm=("Remove a build version and what was built for it.", _remove),
     list_=("List the build versions of a project.", _list),

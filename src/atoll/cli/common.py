@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from atoll.api.context import AtollContext
 from atoll.api.records import Page, label
+from atoll.cli.logfiles import go_background
 from atoll.cli.output import render, render_done
 from atoll.cli.state import CliState, current_state, set_state
 from atoll.domain.records import Record
@@ -32,10 +34,25 @@ from atoll.errors import UsageError
 
 PROJ_HELP = "Project (default: the project homed in the working dir, else project.working_project)."
 
+# The flags of options several commands take, with the short forms and aliases users
+# of the modelled framework type (``typer.Option(None, *NAME, help=...)``). A short
+# form is left out where the command uses it for something else (``depl new -n`` is
+# --n-tasks; ``-m`` is --mount on train/depl/note); tests/cli/test_flags.py checks.
+NAME = ("--name", "-n")
+MODEL = ("--model", "-m")
+TAG = ("--tag", "-t")
+ENV = ("--env", "--env-var", "-e")
+DATASET = ("--dataset", "--ds")
+MOVERS = ("--movers", "--mv")
+DETAILS = ("--details", "-d")
+DESC = ("--desc", "-d")
+PATH = ("--path", "-p")
+FILTER = ("--filter", "-f")
+
 # Options several subjects declare alike, written once (``proj: ProjOption = None``).
 ProjOption = Annotated[str | None, typer.Option("--proj", help=PROJ_HELP)]
-FilterOption = Annotated[str | None, typer.Option("--filter", help="MongoDB-style JSON query.")]
-ExpandOption = Annotated[bool, typer.Option("--expand", help="Show whole records.")]
+FilterOption = Annotated[str | None, typer.Option(*FILTER, help="MongoDB-style JSON query.")]
+ExpandOption = Annotated[bool, typer.Option("--expand", "-e", help="Show whole records.")]
 # Order and size of a listing (``list`` commands; see parse_page).
 LimitOption = Annotated[int | None, typer.Option("--limit", help="Show at most N records.")]
 SortOption = Annotated[
@@ -44,6 +61,23 @@ SortOption = Annotated[
 DescOption = Annotated[bool, typer.Option("--desc", help="Reverse the order (--sort created_at --desc: newest first).")]
 FollowOption = Annotated[
     bool, typer.Option("--follow-symlinks", help="Store what symbolic links point to (refused by default).")
+]
+
+
+def _go_background(ctx: typer.Context, value: bool) -> bool:
+    if value:
+        go_background(_root_state(ctx))
+    return value
+
+
+#: ``train new -b``, ``note -b``: the global ``-b`` given after the command.
+BackgroundOption = Annotated[
+    bool,
+    typer.Option(
+        "--background", "-b", callback=_go_background,
+        help="Return once started and print nothing: output and logs go to the log file (logger.directory, "
+        "default $ATOLL_HOME/logs).",
+    ),
 ]
 
 
@@ -78,15 +112,20 @@ def print_err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def can_ask() -> bool:
+    """Someone can answer a question: stdin is a terminal and the question would show (not ``-b``)."""
+    return sys.stdin.isatty() and not current_state().background
+
+
 def confirm(question: str) -> bool:
     """Ask a yes/no question; ``--skip-questions`` answers yes.
 
-    Without a terminal on stdin nobody can answer, so the answer is no: the
-    caller then refuses with a message telling to use ``-s``.
+    Without a terminal on stdin (or with ``-b``) nobody can answer, so the
+    answer is no: the caller then refuses with a message telling to use ``-s``.
     """
     if current_state().skip_questions:
         return True
-    if not sys.stdin.isatty():
+    if not can_ask():
         return False
     return bool(typer.confirm(question, default=False, err=True))
 
@@ -140,6 +179,28 @@ def parse_page(limit: int | None, sort: str | None, desc: bool) -> Page:
     return Page(limit=limit, sort=sort, descending=desc)
 
 
+def default_notebook(atoll: AtollContext, proj: str | None, tag: str, notebook: str | None, default: str) -> str:
+    """``--nb`` when given, else ``default`` (``notebooks/train.ipynb``...) when the project has it:
+    in the build's files (local runtime) or the project's home dir.
+
+    Raises:
+        NotFoundError: the project or the build is missing.
+        UsageError: no ``--nb`` and the project has no ``default`` (exit 2).
+    """
+    if notebook is not None:
+        return notebook
+    from atoll.api.builds import get_build
+    from atoll.api.projects import get_project
+
+    project = get_project(atoll, proj)
+    location = get_build(atoll, project.name, tag).location
+    places = [Path(location) / "app"] if location else []
+    places += [Path(project.home_dir)] if project.home_dir else []
+    if any((place / default).is_file() for place in places):
+        return default
+    raise UsageError(f"--nb: give the notebook to run (project {project.name} has no {default})")
+
+
 def render_removed(record: Record) -> None:
     """Report the removal of a record: ``removed <kind> <ref>``; ``-o json`` gives kind, scope and name."""
     data: dict[str, Any] = {"removed": record.kind}
@@ -165,7 +226,18 @@ def parse_kv(items: list[str] | None, option_name: str = "--env") -> dict[str, s
 
 
 __all__ = [
+    "DATASET",
+    "DESC",
+    "DETAILS",
+    "ENV",
+    "FILTER",
+    "MODEL",
+    "MOVERS",
+    "NAME",
+    "PATH",
     "PROJ_HELP",
+    "TAG",
+    "BackgroundOption",
     "CliState",
     "DescOption",
     "ExpandOption",
@@ -174,8 +246,10 @@ __all__ = [
     "LimitOption",
     "ProjOption",
     "SortOption",
+    "can_ask",
     "confirm",
     "current_state",
+    "default_notebook",
     "get_context",
     "get_state",
     "parse_filter",

@@ -11,7 +11,11 @@ import typer
 from atoll.api import deployments as api
 from atoll.api.context import AtollContext
 from atoll.cli.common import (
+    ENV,
+    MOVERS,
+    TAG,
     ProjOption,
+    default_notebook,
     get_context,
     get_state,
     parse_json_option,
@@ -34,13 +38,16 @@ def new(
     ctx: typer.Context,
     name: str | None = typer.Option(None, "--name", help="Deployment name (random when omitted)."),
     proj: ProjOption = None,
-    notebook: str = typer.Option(..., "--nb", "--notebook", help="Prediction notebook, relative to the project root."),
+    notebook: str | None = typer.Option(
+        None, "--nb", "--notebook",
+        help="Prediction notebook, relative to the project root (default: notebooks/predict.ipynb).",
+    ),
     params: str | None = typer.Option(None, "--params", help="Notebook parameters as a JSON object."),
-    tag: str = typer.Option("latest", "--tag", help="Build version to run."),
+    tag: str = typer.Option("latest", *TAG, help="Build version to run."),
     n_tasks: int = typer.Option(1, "-n", "--n-tasks", help="Number of replicas."),
     port: int | None = typer.Option(None, "--port", help="Also serve the replicas balanced on 127.0.0.1:PORT."),
-    env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for the replicas (repeatable).")] = None,
-    movers: Annotated[list[str] | None, typer.Option("--movers", help="MODEL:VERSION to stage (repeatable).")] = None,
+    env: Annotated[list[str] | None, typer.Option(*ENV, help="KEY=VALUE for the replicas (repeatable).")] = None,
+    movers: Annotated[list[str] | None, typer.Option(*MOVERS, help="MODEL:VERSION to stage (repeatable).")] = None,
     timeout: float = typer.Option(api.DEFAULT_TIMEOUT, "--timeout", help="Seconds a replica has to get healthy."),
 ) -> None:
     """Deploy a prediction notebook (or roll an existing deployment over to new settings).
@@ -62,7 +69,7 @@ def new(
             atoll,
             name,
             proj,
-            notebook=notebook,
+            notebook=default_notebook(atoll, proj, tag, notebook, "notebooks/predict.ipynb"),
             params=parse_json_option(params, "--params", expect=dict),
             tag=tag,
             n_tasks=n_tasks,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from atoll.api import datasets as api
-from atoll.cli.common import confirm
+from atoll.cli.common import MODEL, confirm
 from atoll.cli.records import add_record_commands, option
 from atoll.cli.uploads import add_upload_commands, by_model, upload_key
 
@@ -27,5 +27,5 @@ add_record_commands(
     ),
     list_=("List datasets.", lambda atoll, filter_, model: api.list_datasets(atoll, model, filter_)),
     kind="ds",
-    list_options=[option("model", str | None, "--model", default=None, text="Only datasets of this model.")],
+    list_options=[option("model", str | None, *MODEL, default=None, text="Only datasets of this model.")],
 )

@@ -12,7 +12,7 @@ import typer
 
 from atoll.api import keys as api
 from atoll.api.projects import resolve_project_name
-from atoll.cli.common import ProjOption, get_context, render_done
+from atoll.cli.common import NAME, ProjOption, get_context, render_done
 from atoll.cli.records import PROJ, add_record_commands, option
 
 app = typer.Typer(help="API keys for prediction requests through the router.", no_args_is_help=True)
@@ -22,7 +22,7 @@ app = typer.Typer(help="API keys for prediction requests through the router.", n
 def new(
     ctx: typer.Context,
     proj: ProjOption = None,
-    name: str | None = typer.Option(None, "--name", help="Key name (default: a random one)."),
+    name: str | None = typer.Option(None, *NAME, help="Key name (default: a random one)."),
     deploy: str | None = typer.Option(None, "--deploy", help="Only this deployment (default: all of the project)."),
     expires: float | None = typer.Option(None, "--expires", help="Days until the key stops working."),
 ) -> None:
@@ -50,7 +50,7 @@ def _revoked(record: Any, **key: Any) -> None:
 
 add_record_commands(
     app,
-    key=[option("name", str, "--name", text="Key name."), PROJ],
+    key=[option("name", str, *NAME, text="Key name."), PROJ],
     list_=(
         "List keys (name, project, deployment, expiry, prefix; never the key or its hash).",
         lambda atoll, filter_, proj: api.list_keys(atoll, proj, filter_),

@@ -23,7 +23,7 @@ from atoll.api.ide import resolve_datasets
 from atoll.api.projects import get_project
 from atoll.api.records import build as build_record
 from atoll.api.trainings import parse_ref
-from atoll.cli.common import ProjOption, get_context, parse_json_option, parse_kv
+from atoll.cli.common import DATASET, ENV, MOVERS, TAG, ProjOption, get_context, parse_json_option, parse_kv
 from atoll.containers.base import TaskSpec
 from atoll.containers.kubernetes import island_manifests, manifests
 from atoll.containers.kubernetes.objects import Manifest, namespace_manifest, redacted
@@ -34,8 +34,8 @@ app = typer.Typer(help="Kubernetes: print the manifests Atoll would apply (no cl
 render_app = typer.Typer(help="Print the exact manifests of a task or island as YAML.", no_args_is_help=True)
 app.add_typer(render_app, name="render")
 
-EnvOption = Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for the task (repeatable).")]
-TagOption = Annotated[str, typer.Option("--tag", help="Build version to run.")]
+EnvOption = Annotated[list[str] | None, typer.Option(*ENV, help="KEY=VALUE for the task (repeatable).")]
+TagOption = Annotated[str, typer.Option(*TAG, help="Build version to run.")]
 RENDER_TOKEN = "<generated-at-start>"
 
 
@@ -60,7 +60,7 @@ def render_train(
     params: str | None = typer.Option(None, "--params", help="Notebook parameters as a JSON object."),
     tag: TagOption = "latest",
     env: EnvOption = None,
-    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="MODEL:DATASET to stage (repeatable).")] = None,
+    dataset: Annotated[list[str] | None, typer.Option(*DATASET, help="MODEL:DATASET to stage (repeatable).")] = None,
     pretrained: Annotated[list[str] | None, typer.Option("--pretrained", help="MODEL:VERSION (repeatable).")] = None,
 ) -> None:
     """The Job of `atoll train new` (with its Secret and ConfigMap)."""
@@ -94,7 +94,7 @@ def render_depl(
     n_tasks: int = typer.Option(1, "-n", "--n-tasks", help="Number of replicas."),
     port: int | None = typer.Option(None, "--port", help="Also expose the replicas on this NodePort/LoadBalancer port."),
     env: EnvOption = None,
-    movers: Annotated[list[str] | None, typer.Option("--movers", help="MODEL:VERSION to stage (repeatable).")] = None,
+    movers: Annotated[list[str] | None, typer.Option(*MOVERS, help="MODEL:VERSION to stage (repeatable).")] = None,
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help="Seconds the new pods have to get ready."),
     generation: str = typer.Option("g1", "--generation", help="Rollout label of the pod template."),
 ) -> None:
@@ -123,8 +123,8 @@ def render_note(
     proj: ProjOption = None,
     tag: TagOption = "latest",
     port: int | None = typer.Option(None, "--port", help="NodePort to expose Jupyter on (else ClusterIP)."),
-    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="MODEL:DATASET to stage (repeatable).")] = None,
-    movers: Annotated[list[str] | None, typer.Option("--movers", help="MODEL:VERSION to stage (repeatable).")] = None,
+    dataset: Annotated[list[str] | None, typer.Option(*DATASET, help="MODEL:DATASET to stage (repeatable).")] = None,
+    movers: Annotated[list[str] | None, typer.Option(*MOVERS, help="MODEL:VERSION to stage (repeatable).")] = None,
     env: EnvOption = None,
 ) -> None:
     """The Pod, Service and token Secret of `atoll note`."""

@@ -23,6 +23,7 @@ import typer
 from atoll import __version__
 from atoll.cli.common import CliState, current_state, render, set_state
 from atoll.cli.lazy import SUBJECTS, LazyGroup
+from atoll.cli.logfiles import error_line, finish, setup_logging
 from atoll.domain.values import check_text
 from atoll.errors import AtollError
 
@@ -56,6 +57,7 @@ class LogLevel(str, Enum):
     DEBUG = "DEBUG"
     INFO = "INFO"
     WARNING = "WARNING"
+    WARN = "WARN"  # as the modelled framework spells it
     ERROR = "ERROR"
 
 
@@ -84,7 +86,7 @@ def _global_options(
 ) -> None:
     """Atoll: notebooks in, versioned models and replicated prediction services out."""
     state = CliState(
-        log_level=log_level.value if log_level else None,
+        log_level=("WARNING" if log_level is LogLevel.WARN else log_level.value) if log_level else None,
         debug=debug,
         pretty=pretty,
         skip_questions=skip_questions,
@@ -93,22 +95,7 @@ def _global_options(
     )
     set_state(state)
     ctx.obj = state
-    _setup_logging(state)
-
-
-def _setup_logging(state: CliState) -> None:
-    level = "DEBUG" if state.debug else state.log_level
-    if level is None:
-        try:
-            from atoll.config import load_config
-
-            state.config = load_config()  # reused by get_context
-            level = state.config.logger.level
-        except AtollError:
-            level = "WARNING"  # the config error is reported when a command opens it
-    logging.basicConfig(
-        level=getattr(logging, level), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(state)
 
 
 @app.command("version")
@@ -175,34 +162,35 @@ def main(argv: list[str] | None = None) -> None:
         code = 2
     except ClickUsageError as exc:
         where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
-        print(f"error: {where}{_one_line(exc.format_message())}", file=sys.stderr)
+        error_line(f"error: {where}{_one_line(exc.format_message())}")
         code = 2
     except ClickException as exc:
-        print(f"error: {_one_line(exc.format_message())}", file=sys.stderr)
+        error_line(f"error: {_one_line(exc.format_message())}")
         code = exc.exit_code
     except typer.Abort:
-        print("error: aborted", file=sys.stderr)
+        error_line("error: aborted")
         code = 1
     except AtollError as exc:
         if _debug_requested(args):
             traceback.print_exc()
-        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
+        error_line(f"error: {_one_line(str(exc))}")
         code = exc.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        error_line("error: interrupted")
         code = 130
     except BrokenPipeError:
         code = 1
     except Exception as exc:  # noqa: BLE001 - the one place that catches everything
         if _debug_requested(args):
             traceback.print_exc()
-        print(f"internal error: {type(exc).__name__}: {_one_line(str(exc))}", file=sys.stderr)
+        error_line(f"internal error: {type(exc).__name__}: {_one_line(str(exc))}")
         code = 1
     finally:
         try:
             current_state().close()
         except Exception:
             log.debug("closing the stores failed", exc_info=True)
+        finish()
     sys.stdout.flush()
     sys.exit(code)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from atoll.api import models as api
-from atoll.cli.common import confirm, get_context, parse_json_option, render, render_done
+from atoll.cli.common import DESC, NAME, confirm, get_context, parse_json_option, render, render_done
 from atoll.cli.records import add_record_commands, option
 
 app = typer.Typer(help="Model definitions: what a version and a training dataset hold.", no_args_is_help=True)
@@ -27,8 +27,8 @@ def _schemas(model_file: list[str] | None, data_file: list[str] | None) -> dict[
 @app.command("new")
 def new(
     ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Model name."),
-    desc: str = typer.Option("", "--desc", help="Description."),
+    name: str = typer.Option(..., *NAME, help="Model name."),
+    desc: str = typer.Option("", *DESC, help="Description."),
     model_file: Annotated[list[str] | None, typer.Option("--model-file", help=MODEL_FILE_HELP)] = None,
     data_file: Annotated[list[str] | None, typer.Option("--data-file", help=DATA_FILE_HELP)] = None,
 ) -> None:
@@ -39,12 +39,12 @@ def new(
 @app.command("update")
 def update(
     ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Model name."),
-    desc: str | None = typer.Option(None, "--desc", help="New description."),
+    name: str = typer.Option(..., *NAME, help="Model name."),
+    desc: str | None = typer.Option(None, *DESC, help="New description."),
     model_file: Annotated[list[str] | None, typer.Option("--model-file", help=MODEL_FILE_HELP + " Replaces the schema.")] = None,
     data_file: Annotated[list[str] | None, typer.Option("--data-file", help=DATA_FILE_HELP + " Replaces the schema.")] = None,
     no_model_files: bool = typer.Option(False, "--no-model-files", help="Empty the model files schema."),
-    no_data_files: bool = typer.Option(False, "--no-data-files", help="Empty the data files schema."),
+    no_data_files: bool = typer.Option(False, "--no-data-files", "--no-ds-files", help="Empty the data files schema."),
 ) -> None:
     """Change a model's description or file schemas (unspecified fields are kept)."""
     render(
@@ -69,7 +69,7 @@ def _report(removal: api.ModelRemoval, name: str) -> None:
 
 add_record_commands(
     app,
-    key=[option("name", str, "--name", text="Model name.")],
+    key=[option("name", str, *NAME, text="Model name.")],
     info=("Show a model.", api.get_model),
     rm=(
         "Remove a model with its datasets, versions and their files (asks first when it has any).",

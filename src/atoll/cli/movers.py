@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from atoll.api import versions as api
-from atoll.cli.common import DescOption, LimitOption, SortOption, parse_page
+from atoll.cli.common import DATASET, MODEL, DescOption, LimitOption, SortOption, parse_page
 from atoll.cli.records import Option, add_record_commands, option
 from atoll.cli.uploads import add_upload_commands, by_model, upload_key
 
@@ -18,7 +18,7 @@ add_upload_commands(
     app, title="Version", noun="model version", new=api.new_version, update=api.update_version,
     model_text="Model of the version.", details_text="JSON object of free details (e.g. metrics).",
     origin=[  # what the version came from
-        option("dataset", str | None, "--dataset", default=None, text="Dataset it was trained on (snapshotted)."),
+        option("dataset", str | None, *DATASET, default=None, text="Dataset it was trained on (snapshotted)."),
         option("train", str | None, "--train", default=None, text="Training that produced it (snapshotted)."),
         option("proj", str | None, "--proj", default=None, text="Project of --train (default: the current project)."),
         option("pretrained", str | None, "--pretrained", default=None, text="MODEL:VERSION it was derived from."),
@@ -38,8 +38,8 @@ add_record_commands(
     ),
     kind="movers",
     list_options=[
-        option("model", str | None, "--model", default=None, text="Only versions of this model."),
-        option("dataset", str | None, "--dataset", default=None, text=DATASET_FILTER_HELP),
+        option("model", str | None, *MODEL, default=None, text="Only versions of this model."),
+        option("dataset", str | None, *DATASET, default=None, text=DATASET_FILTER_HELP),
         option("train", str | None, "--train", default=None, text="Only versions produced by this training."),
         option("proj", str | None, "--proj", default=None, text=PROJ_FILTER_HELP),
         Option("limit", LimitOption, None),

@@ -11,7 +11,19 @@ from typing import Annotated
 import typer
 
 from atoll.api import ide as api
-from atoll.cli.common import ProjOption, get_context, get_state, parse_kv, render, render_done
+from atoll.cli.common import (
+    DATASET,
+    ENV,
+    MOVERS,
+    TAG,
+    BackgroundOption,
+    ProjOption,
+    get_context,
+    get_state,
+    parse_kv,
+    render,
+    render_done,
+)
 
 app = typer.Typer(help="Jupyter Lab on a project's build.", invoke_without_command=True)
 
@@ -24,13 +36,14 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def note(
     ctx: typer.Context,
     proj: ProjOption = None,
-    tag: str = typer.Option("latest", "--tag", help="Build version to run on."),
-    port: int | None = typer.Option(None, "--port", help="Port on 127.0.0.1 (default: ide.port, 30088)."),
+    tag: str = typer.Option("latest", *TAG, help="Build version to run on."),
+    port: int | None = typer.Option(None, "--port", "-p", help="Port on 127.0.0.1 (default: ide.port, 30088)."),
     edit: bool = typer.Option(False, "--edit", help="Work on the project's home dir itself as /app."),
-    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="MODEL:DATASET to stage (repeatable).")] = None,
-    movers: Annotated[list[str] | None, typer.Option("--movers", help="MODEL:VERSION to stage (repeatable).")] = None,
-    env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for the notebook kernels (repeatable).")] = None,
+    dataset: Annotated[list[str] | None, typer.Option(*DATASET, help="MODEL:DATASET to stage (repeatable).")] = None,
+    movers: Annotated[list[str] | None, typer.Option(*MOVERS, help="MODEL:VERSION to stage (repeatable).")] = None,
+    env: Annotated[list[str] | None, typer.Option(*ENV, help="KEY=VALUE for the notebook kernels (repeatable).")] = None,
     detach: bool = typer.Option(False, "--detach", help="Return at once; stop it later with --stop."),
+    background: BackgroundOption = False,
     stop: bool = typer.Option(False, "--stop", help="Stop the project's detached IDE."),
 ) -> None:
     """Start Jupyter Lab; without --detach it runs until Ctrl-C and then stops."""

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from atoll.api import projects as api
-from atoll.cli.common import confirm, get_context, get_state, render, render_done
+from atoll.cli.common import DESC, MODEL, NAME, TAG, confirm, get_context, get_state, render, render_done
 from atoll.cli.records import add_record_commands, option
 from atoll.errors import UsageError
 
@@ -19,9 +19,9 @@ NAME_HELP = "Project name (default: the project homed in the working dir, else p
 @app.command("new")
 def new(
     ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Project name."),
-    desc: str = typer.Option("", "--desc", help="Description."),
-    model: Annotated[list[str] | None, typer.Option("--model", help="Model the project uses (repeatable).")] = None,
+    name: str = typer.Option(..., *NAME, help="Project name."),
+    desc: str = typer.Option("", *DESC, help="Description."),
+    model: Annotated[list[str] | None, typer.Option(*MODEL, help="Model the project uses (repeatable).")] = None,
     home_dir: str | None = typer.Option(None, "--home-dir", help="Local directory holding the code."),
     git_repo: str | None = typer.Option(None, "--git-repo", help="Git repository URL."),
     docker_repo: str | None = typer.Option(None, "--docker-repo", help="Docker repository of pre-built images."),
@@ -33,9 +33,9 @@ def new(
 @app.command("update")
 def update(
     ctx: typer.Context,
-    name: str | None = typer.Option(None, "--name", help=NAME_HELP),
-    desc: str | None = typer.Option(None, "--desc", help="New description."),
-    model: Annotated[list[str] | None, typer.Option("--model", help="Models (repeatable; replaces the list).")] = None,
+    name: str | None = typer.Option(None, *NAME, help=NAME_HELP),
+    desc: str | None = typer.Option(None, *DESC, help="New description."),
+    model: Annotated[list[str] | None, typer.Option(*MODEL, help="Models (repeatable; replaces the list).")] = None,
     home_dir: str | None = typer.Option(None, "--home-dir", help="Local directory holding the code."),
     git_repo: str | None = typer.Option(None, "--git-repo", help='Git repository URL ("" clears it).'),
     docker_repo: str | None = typer.Option(None, "--docker-repo", help='Docker repository ("" clears it).'),
@@ -58,7 +58,7 @@ def _report(removal: api.ProjectRemoval, name: str | None) -> None:
 
 add_record_commands(
     app,
-    key=[option("name", str | None, "--name", default=None, text=NAME_HELP)],
+    key=[option("name", str | None, *NAME, "--proj", default=None, text=NAME_HELP)],
     info=("Show a project.", api.get_project),
     rm=(
         "Remove a project, stopping its deployments and removing its trainings and builds (asks first).",
@@ -67,15 +67,15 @@ add_record_commands(
     report=_report,
     list_=("List projects.", lambda atoll, filter_, model: api.list_projects(atoll, model, filter_)),
     kind="project",
-    list_options=[option("model", str | None, "--model", default=None, text="Only projects using this model.")],
+    list_options=[option("model", str | None, *MODEL, default=None, text="Only projects using this model.")],
 )
 
 
 @app.command("build")
 def build(
     ctx: typer.Context,
-    name: str | None = typer.Option(None, "--name", help=NAME_HELP),
-    tag: str = typer.Option("latest", "--tag", help="Build version tag."),
+    name: str | None = typer.Option(None, *NAME, "--proj", help=NAME_HELP),
+    tag: str = typer.Option("latest", *TAG, help="Build version tag."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not reuse cached layers/environments."),
     from_here: bool = typer.Option(False, "--from-here", help="Build from the working directory (default)."),
     from_home: bool = typer.Option(False, "--from-home", help="Build from the project's home dir."),

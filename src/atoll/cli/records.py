@@ -30,6 +30,7 @@ from typing import Any
 import typer
 
 from atoll.cli.common import (
+    FILTER,
     ExpandOption,
     FilterOption,
     ProjOption,
@@ -138,7 +139,7 @@ def add_record_commands(
                 filter_ = Option("filter_", FilterOption, None)
             else:
                 text = f"MongoDB-style JSON query, e.g. '{filter_example}'."
-                filter_ = option("filter_", str | None, "--filter", default=None, text=text)
+                filter_ = option("filter_", str | None, *FILTER, default=None, text=text)
             options = [*list_options, filter_, Option("expand", ExpandOption, False)]
             app.command("list")(command(list_command, options, list_[0]))
 

@@ -12,12 +12,13 @@ import sys
 import typer
 
 from atoll.api import tchests as api
-from atoll.cli.common import confirm, get_context, parse_json_option, render
+from atoll.cli.common import NAME, can_ask, confirm, get_context, parse_json_option, render
 from atoll.cli.records import add_record_commands, option
 from atoll.errors import UsageError
 
 app = typer.Typer(help="Treasure chests: named credentials.", no_args_is_help=True)
 
+STDIN = ("--password-stdin", "--pswd-stdin")  # the modelled framework's --pswd, never on the command line
 STDIN_HELP = "Read the secret from stdin (e.g. `printf %s \"$PW\" | atoll tchest new ...`)."
 
 
@@ -29,9 +30,9 @@ def _read_secret(password_stdin: bool, *, required: bool) -> str | None:
         if not secret:
             raise UsageError("--password-stdin: read an empty secret")
         return secret
-    if not sys.stdin.isatty():
+    if not can_ask():
         if required:
-            raise UsageError("no terminal to ask for the secret: pipe it with --password-stdin")
+            raise UsageError("no terminal to ask for the secret (or -b): pipe it with --password-stdin")
         return None
     if required:
         return str(typer.prompt("Secret", hide_input=True, confirmation_prompt=True, err=True))
@@ -43,11 +44,11 @@ def _read_secret(password_stdin: bool, *, required: bool) -> str | None:
 @app.command("new")
 def new(
     ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Treasure chest name."),
+    name: str = typer.Option(..., *NAME, help="Treasure chest name."),
     desc: str = typer.Option("", "--desc", help="Description."),
     details: str | None = typer.Option(None, "--details", help="JSON object of free details."),
-    user: str = typer.Option("", "--user", help="User name."),
-    password_stdin: bool = typer.Option(False, "--password-stdin", help=STDIN_HELP),
+    user: str = typer.Option("", "--user", "-u", help="User name."),
+    password_stdin: bool = typer.Option(False, *STDIN, help=STDIN_HELP),
 ) -> None:
     """Record a credential; the secret is asked for (hidden) or read from stdin."""
     details_obj = parse_json_option(details, "--details", expect=dict)
@@ -59,11 +60,11 @@ def new(
 @app.command("update")
 def update(
     ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Treasure chest name."),
+    name: str = typer.Option(..., *NAME, help="Treasure chest name."),
     desc: str | None = typer.Option(None, "--desc", help="New description."),
     details: str | None = typer.Option(None, "--details", help="JSON object replacing the details."),
-    user: str | None = typer.Option(None, "--user", help="New user name."),
-    password_stdin: bool = typer.Option(False, "--password-stdin", help=STDIN_HELP),
+    user: str | None = typer.Option(None, "--user", "-u", help="New user name."),
+    password_stdin: bool = typer.Option(False, *STDIN, help=STDIN_HELP),
 ) -> None:
     """Change a credential; the secret changes only when a new one is given."""
     details_obj = parse_json_option(details, "--details", expect=dict)
@@ -75,7 +76,7 @@ def update(
 
 add_record_commands(
     app,
-    key=[option("name", str, "--name", text="Treasure chest name.")],
+    key=[option("name", str, *NAME, text="Treasure chest name.")],
     info=("Show a credential (never its secret).", api.get_tchest),
     rm=("Remove a credential.", lambda atoll, name: api.delete_tchest(atoll, name, confirm=confirm)),
     list_=("List credentials (never their secrets).", api.list_tchests),

@@ -13,8 +13,14 @@ from atoll.api import trainings as api
 from atoll.api.context import AtollContext
 from atoll.cli import target_deploy
 from atoll.cli.common import (
+    DATASET,
+    ENV,
+    NAME,
+    TAG,
+    BackgroundOption,
     ProjOption,
     current_state,
+    default_notebook,
     get_context,
     get_state,
     parse_json_option,
@@ -71,20 +77,20 @@ def _outcome(atoll: AtollContext, record: Training) -> None:
 @app.command("new")
 def new(
     ctx: typer.Context,
-    notebook: str = typer.Option(
-        ..., "--nb", "--notebook", help="Notebook path relative to the project root."
+    notebook: str | None = typer.Option(
+        None, "--nb", "--notebook", help="Notebook path relative to the project root (default: notebooks/train.ipynb).",
     ),
-    name: str | None = typer.Option(None, "--name", help="Training name (default: a random one)."),
+    name: str | None = typer.Option(None, *NAME, help="Training name (default: a random one)."),
     proj: ProjOption = None,
     params: str | None = typer.Option(
-        None, "--params", help="JSON object injected into the parameters cell."
+        None, "--params", "-p", help="JSON object injected into the parameters cell."
     ),
-    tag: str = typer.Option("latest", "--tag", help="Build version to run on."),
+    tag: str = typer.Option("latest", *TAG, help="Build version to run on."),
     env: Annotated[
-        list[str] | None, typer.Option("--env", help="KEY=VALUE for the task (repeatable).")
+        list[str] | None, typer.Option(*ENV, help="KEY=VALUE for the task (repeatable).")
     ] = None,
     dataset: Annotated[
-        list[str] | None, typer.Option("--dataset", help="MODEL:DATASET to stage (repeatable).")
+        list[str] | None, typer.Option(*DATASET, help="MODEL:DATASET to stage (repeatable).")
     ] = None,
     pretrained: Annotated[
         list[str] | None, typer.Option("--pretrained", help="MODEL:VERSION to stage (repeatable).")
@@ -93,6 +99,7 @@ def new(
     target_deploy_name: str | None = typer.Option(
         None, "--target-deploy", "--td", help=target_deploy.TD_HELP
     ),
+    background: BackgroundOption = False,
 ) -> None:
     """Run a training notebook; exit 0 only if it FINISHED."""
     atoll = get_context(ctx)
@@ -102,7 +109,7 @@ def new(
         target = target_deploy.check(atoll, target_deploy_name, proj, detach or state.background)
     record = api.new_training(
         atoll,
-        notebook,
+        default_notebook(atoll, proj, tag, notebook, "notebooks/train.ipynb"),
         proj=proj,
         name=name,
         params=parse_json_option(params, "--params", expect=dict),
@@ -142,7 +149,7 @@ def new(
 
 
 #: The options naming one training.
-KEY = [option("name", str, "--name", text="Training name."), PROJ]
+KEY = [option("name", str, *NAME, text="Training name."), PROJ]
 
 
 def _notebook_location(atoll: AtollContext, record: Training) -> None:

@@ -18,15 +18,15 @@ from typing import Any
 
 import typer
 
-from atoll.cli.common import FollowOption, parse_json_option, render
+from atoll.cli.common import DETAILS, MODEL, NAME, PATH, FollowOption, parse_json_option, render
 from atoll.cli.records import Option, command, option
 
 
 def upload_key(title: str) -> list[Option]:
     """``--name`` and ``--model``, naming one dataset (``title="Dataset"``) or version."""
     return [
-        option("name", str, "--name", text=f"{title} name."),
-        option("model", str, "--model", text=f"Model of the {title.lower()}."),
+        option("name", str, *NAME, text=f"{title} name."),
+        option("model", str, *MODEL, text=f"Model of the {title.lower()}."),
     ]
 
 
@@ -63,12 +63,12 @@ def add_upload_commands(
         origin: options of both commands after ``--path``, passed on by name.
     """
     new_options = [
-        option("name", str | None, "--name", default=None, text=f"{title} name (default: a random name)."),
-        option("model", str, "--model", text=model_text),
-        option("details", str | None, "--details", default=None, text=details_text),
-        option("path", str | None, "--path", default=None, text="Directory holding the files."),
+        option("name", str | None, *NAME, default=None, text=f"{title} name (default: a random name)."),
+        option("model", str, *MODEL, text=model_text),
+        option("details", str | None, *DETAILS, default=None, text=details_text),
+        option("path", str | None, *PATH, default=None, text="Directory holding the files."),
         *origin,
-        option("compress", bool, "--compress", default=False, text="Store the files as one tar.gz."),
+        option("compress", bool, "--compress", "-c", default=False, text="Store the files as one tar.gz."),
         option("skip_upload", bool, "--skip-upload", default=False, text=f"Record the {title.lower()} without storing files."),
         option(
             "lightweight", bool, "--lightweight", default=False,
@@ -79,8 +79,8 @@ def add_upload_commands(
     app.command("new")(command(_uploader(new), new_options, f"Upload a {noun}."))
     update_options = [
         *upload_key(title),
-        option("details", str | None, "--details", default=None, text="JSON object replacing the details."),
-        option("path", str | None, "--path", default=None, text="Directory whose files replace the stored ones."),
+        option("details", str | None, *DETAILS, default=None, text="JSON object replacing the details."),
+        option("path", str | None, *PATH, default=None, text="Directory whose files replace the stored ones."),
         *origin,
         option(
             "compress", bool | None, "--compress/--no-compress", default=None,

@@ -152,6 +152,12 @@ class LocalServices(ContainerManager):
             "timeout": timeout,
             "healthcheck": self.config.container_manager.healthcheck.model_dump(),
             "discovery": str(discovery_file(project, name)),
+            # logger.directory set: the supervisor also logs there, rotated (supervisor.log stays)
+            "log_file": {
+                "path": str(self.config.log_dir / f"supervisor-{project}-{name}.log"),
+                "max_bytes": self.config.logger.max_bytes,
+                "backup_count": self.config.logger.backup_count,
+            } if self.config.logger.directory else None,
             # The process deploying it: a roll-out it does not live to see through is abandoned.
             "owner": {"pid": os.getpid(), "start_time": proc_start_time(os.getpid())},
             "balancer": {  # spec.json is 0600: the replica secret may sit here

@@ -54,6 +54,7 @@ from typing import Any
 
 import orjson
 
+from atoll.config import rotating_file_handler
 from atoll.containers.local.process import (
     log_tail,
     pid_alive,
@@ -62,6 +63,7 @@ from atoll.containers.local.process import (
     write_json,
 )
 from atoll.containers.local.replica import Replica, tls_health
+from atoll.errors import ConfigError
 
 log = logging.getLogger("atoll.supervisor")
 
@@ -411,6 +413,20 @@ class Supervisor:
             )
 
 
+def log_to_file(spec: dict[str, Any]) -> logging.Handler | None:
+    """With ``logger.directory`` set (the spec's ``log_file``), records also go to a rotated file there."""
+    settings = spec.get("log_file")
+    if not settings:
+        return None
+    try:
+        handler = rotating_file_handler(Path(settings["path"]), settings["max_bytes"], settings["backup_count"])
+    except ConfigError as exc:
+        log.warning("%s", exc)  # supervisor.log keeps everything anyway
+        return None
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
@@ -418,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run_dir = Path(args[0])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    log_to_file(read_json(run_dir / "spec.json") or {})
     write_json(run_dir / "supervisor.pid", {"pid": os.getpid(), "start_time": proc_start_time(os.getpid())})
     # The pid file stays after exit: with the start time it cannot be mistaken
     # for a later process, and the CLI uses it to wait until this one is gone.
