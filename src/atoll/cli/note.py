@@ -12,6 +12,7 @@ import typer
 
 from atoll.api import ide as api
 from atoll.cli.common import ProjOption, get_context, get_state, parse_kv, render, render_done
+from atoll.cli.taskopts import MountOption, ResourceProfileOption
 
 app = typer.Typer(help="Jupyter Lab on a project's build.", invoke_without_command=True)
 
@@ -32,6 +33,8 @@ def note(
     env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for the notebook kernels (repeatable).")] = None,
     detach: bool = typer.Option(False, "--detach", help="Return at once; stop it later with --stop."),
     stop: bool = typer.Option(False, "--stop", help="Stop the project's detached IDE."),
+    resource_profile: ResourceProfileOption = None,
+    mount: MountOption = None,
 ) -> None:
     """Start Jupyter Lab; without --detach it runs until Ctrl-C and then stops."""
     atoll = get_context(ctx)
@@ -48,6 +51,8 @@ def note(
         datasets=dataset or [],
         movers=movers or [],
         env=parse_kv(env, "--env"),
+        resource_profile=resource_profile,
+        mounts=mount,
     )
     if get_state(ctx).output == "table":
         print(f"Jupyter Lab for project {session.project}: {session.url}", flush=True)

@@ -22,6 +22,7 @@ from atoll.cli.common import (
     render_done,
 )
 from atoll.cli.records import PROJ, add_record_commands, command, option
+from atoll.cli.taskopts import MountOption, ResourceProfileOption
 from atoll.domain.records import TaskState, Training
 from atoll.errors import CancelledError, ExecutionError
 
@@ -89,6 +90,8 @@ def new(
         list[str] | None, typer.Option("--pretrained", help="MODEL:VERSION to stage (repeatable).")
     ] = None,
     detach: bool = typer.Option(False, "--detach", help="Return once started instead of following it."),
+    resource_profile: ResourceProfileOption = None,
+    mount: MountOption = None,
 ) -> None:
     """Run a training notebook; exit 0 only if it FINISHED."""
     atoll = get_context(ctx)
@@ -103,6 +106,8 @@ def new(
         env=parse_kv(env, "--env"),
         datasets=dataset,
         pretrained=pretrained,
+        resource_profile=resource_profile,
+        mounts=mount,
     )
     if detach or state.background:
         render(record)

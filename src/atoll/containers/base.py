@@ -64,7 +64,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from atoll._registry import Backend, Registry
 from atoll.config import Config
@@ -109,6 +109,8 @@ class ContainerManager(ABC):
     """
 
     type: str = "abstract"
+    #: Resource-profile values this runtime cannot enforce (named in the record's note).
+    unenforced_resources: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Config, metadata: MetadataStore, files: FileStore) -> None:
         self.config = config

@@ -218,6 +218,11 @@ def pod_spec(spec: TaskSpec, config: Config, command: list[str], *, generation: 
                          _mount("model", "/model", True, model_sub), _mount("scratch", "/atoll/tmp", False)],
         "securityContext": {"allowPrivilegeEscalation": False},
     }
+    for index, mount in enumerate(spec.mounts):  # --mount: a claim, or a path of the node
+        source: Manifest = ({"persistentVolumeClaim": {"claimName": mount.source, "readOnly": mount.read_only}}
+                            if mount.volume else {"hostPath": {"path": mount.source}})
+        volumes.append({"name": f"mount-{index}", **source})
+        container["volumeMounts"].append(_mount(f"mount-{index}", mount.target, mount.read_only))
     if ports:
         container["ports"] = ports
     if probes:

@@ -34,6 +34,7 @@ class SwarmContainerManager(SwarmTasks, SwarmServices, SwarmIde):
     """Runs builds and tasks on a Docker engine that is a swarm manager."""
 
     type = "swarm"
+    unenforced_resources = frozenset({"auto_scale"})  # Swarm has no autoscaler
 
     @cached_property
     def client(self) -> DockerClient:  # type: ignore[override]

@@ -111,6 +111,14 @@ def mounts(binds: list[Bind]) -> list[Mount]:
     return [Mount(target, source, type="bind", read_only=ro) for source, target, ro in binds]
 
 
+def user_mounts(spec: TaskSpec) -> list[Mount]:
+    """``--mount``: a bind mount of a host path, or a named volume (created by the engine when missing)."""
+    from docker.types import Mount
+
+    return [Mount(m.target, m.source, type="volume" if m.volume else "bind", read_only=m.read_only)
+            for m in spec.mounts]
+
+
 def task_env(spec: TaskSpec, staged: StagedTask, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a task's container: the task contract's variables on top of ``spec.env``."""
     env = dict(spec.env)
@@ -130,4 +138,5 @@ __all__ = [
     "mounts",
     "task_binds",
     "task_env",
+    "user_mounts",
 ]
