@@ -117,10 +117,10 @@ def new_deployment(
         ExecutionError: the replicas did not become healthy (record FAILED, nothing
             left running), or a redeploy failed (the old replicas keep serving).
     """
+    profile, mount_list = task_options(ctx, "deploy", resource_profile, mounts)
     project = get_project(ctx, proj)
     if params is not None and not isinstance(params, dict):
         raise UsageError("--params must be a JSON object")
-    profile, mount_list = task_options(ctx, "deploy", resource_profile, mounts)
     check_replicas(ctx.config, n_tasks, ctx.config.container_manager.pick_profile("deploy", resource_profile)[1])
     if port is not None and not 1 <= port <= 65535:
         raise UsageError(f"--port {port}: expected 1-65535")
