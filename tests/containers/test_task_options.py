@@ -86,7 +86,7 @@ def test_local_limits_reach_the_child_process() -> None:
     probe = ("import os, resource; print(resource.getrlimit(resource.RLIMIT_DATA)[0], len(os.sched_getaffinity(0)))\n"
              "try:\n    bytearray(600 * 1024 * 1024)\nexcept MemoryError:\n    print('MemoryError')")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60,
-                          preexec_fn=preexec(limits))  # noqa: PLW1509 - no thread runs here
+                          preexec_fn=preexec(limits))
     data, cpus, outcome = done.stdout.split()
     assert int(data) == 300 * 1024 * 1024 and int(cpus) == 1 and outcome == "MemoryError"
     assert resource.getrlimit(resource.RLIMIT_DATA)[0] != 300 * 1024 * 1024  # the caller is untouched
