@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_helpers import fake_build, kill_all, processes_of, write_notebook
+from deploy_helpers import fake_build, free_port, kill_all, processes_of, write_notebook
 
 from atoll.api import builds
+from atoll.api.builds import save_build
+from atoll.api.context import AtollContext
 from atoll.config import ResourceProfile, load_config
 from atoll.containers.base import TaskSpec
 from atoll.containers.local.manager import LocalContainerManager
 from atoll.containers.spec import parse_mounts
+from atoll.domain.records import Project
 from atoll.testing.memory import MemoryMetadataStore
 from atoll.testing.memory_files import MemoryFileStore
 
@@ -59,6 +62,43 @@ def test_local_replicas_run_under_the_profile_and_see_the_mount(tmp_path: Path, 
     finally:
         manager.remove_service("echo", "limited")
         kill_all(processes_of(tmp_path / "home"))
+
+
+@pytest.mark.slow
+def test_cli_depl_new_records_and_applies_the_profile_and_the_mounts(tmp_path: Path) -> None:
+    home, shared = tmp_path / "home", tmp_path / "shared"
+    shared.mkdir()
+    env = {**os.environ, "ATOLL_HOME": str(home), "ATOLL_ROUTER__PORT": str(free_port()),
+           "ATOLL_CONTAINER_MANAGER__RESOURCE_PROFILES": '{"serving": {"cpu_limit": 1, "memory_limit": 900}}'}
+    ctx = AtollContext(load_config(tmp_path, environ=env), cwd=tmp_path)
+    try:
+        project, build = fake_build(tmp_path / "build")
+        ctx.metadata.create(Project(name=project.name))
+        save_build(ctx, build)
+    finally:
+        ctx.close()
+
+    def atoll(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "atoll.cli.main", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+
+    try:
+        done = atoll("depl", "new", "--proj", "echo", "--name", "svc", "--nb", "echo.ipynb", "--rp", "serving",
+                     "-m", f"{shared}:/mnt/shared:ro", "--timeout", "120")
+        assert done.returncode == 0, done.stderr
+        info = json.loads(atoll("-o", "json", "depl", "info", "--proj", "echo", "--name", "svc").stdout)
+        assert info["availability"] == "1/1"
+        assert info["resource_profile"] == {"name": "serving", "cpu_limit": 1.0, "memory_limit": 900}
+        assert info["mounts"] == [{"source": str(shared), "target": "/mnt/shared", "read_only": True,
+                                   "volume": False}]
+        pid = json.loads((home / "run" / "services" / "echo" / "svc" / "status.json").read_text())["replicas"][0]["pid"]
+        assert _limits(pid) == (900 * MB, 1)
+    finally:
+        atoll("depl", "rm", "--proj", "echo", "--name", "svc")
+        atoll("isle", "router", "stop")
+        leftovers = processes_of(home)
+        kill_all(leftovers)
+    assert leftovers == [], "processes were left running"
 
 
 # ------------------------------------------------------------------ a training, through the CLI
