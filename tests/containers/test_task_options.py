@@ -92,3 +92,18 @@ def test_local_limits_reach_the_child_process() -> None:
     assert resource.getrlimit(resource.RLIMIT_DATA)[0] != 300 * 1024 * 1024  # the caller is untouched
     assert preexec({}) is None and process_limits(None) == {}
     assert len(os.sched_getaffinity(0)) >= 1
+
+
+def test_what_each_runtime_does_not_enforce_depends_on_the_kind(tmp_path: Path) -> None:
+    from atoll.config import Config
+    from atoll.containers.local.manager import LocalContainerManager
+    from atoll.containers.swarm.manager import SwarmContainerManager
+    from atoll.testing.memory import MemoryMetadataStore
+    from atoll.testing.memory_files import MemoryFileStore
+
+    config = Config()
+    swarm = SwarmContainerManager(config, MemoryMetadataStore(), MemoryFileStore())  # no engine touched
+    local = LocalContainerManager(config, MemoryMetadataStore(), MemoryFileStore())
+    assert swarm.unenforced("deploy") == {"auto_scale"}
+    assert swarm.unenforced("train") == {"auto_scale", "cpu_request"}
+    assert local.unenforced("deploy") == {"cpu_request", "memory_request", "gpu", "auto_scale"}

@@ -211,7 +211,7 @@ def task_options(
     manager = ctx.config.container_manager.type
     name, profile = ctx.config.container_manager.pick_profile(kind, resource_profile)
     checked = parse_mounts(mounts or [], manager)
-    summary = profile_summary(name, profile, manager, ctx.containers.unenforced_resources if profile else ())
+    summary = profile_summary(name, profile, manager, ctx.containers.unenforced(kind) if profile else ())
     return summary, checked
 
 

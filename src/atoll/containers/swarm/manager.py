@@ -36,6 +36,10 @@ class SwarmContainerManager(SwarmTasks, SwarmServices, SwarmIde):
     type = "swarm"
     unenforced_resources = frozenset({"auto_scale"})  # Swarm has no autoscaler
 
+    def unenforced(self, kind: str) -> frozenset[str]:
+        """Plus ``cpu_request`` for trainings and the IDE: a plain container has no CPU reservation."""
+        return super().unenforced(kind) | (frozenset() if kind == "deploy" else frozenset({"cpu_request"}))
+
     @cached_property
     def client(self) -> DockerClient:  # type: ignore[override]
         """The engine client, connected on first use.
