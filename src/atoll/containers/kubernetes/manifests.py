@@ -8,6 +8,7 @@ A task pod sees the DESIGN.md §4 layout::
                              file store into an emptyDir (or the configured NFS export
                              or PersistentVolumeClaim); read-only for the task
     /run/secrets/atoll/      the store settings (a Secret, mode 0400, read-only)
+    DST of each --mount      a PersistentVolumeClaim (SRC a name) or a hostPath (SRC a path)
 
 Store credentials travel only in that Secret: never in env values, args or
 image layers. Objects of one task (``<kind>-<project>-<name>``)::

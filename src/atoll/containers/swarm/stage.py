@@ -9,6 +9,7 @@ says how the container sees it (DESIGN.md §4)::
     <stage>/model        -> /model          staged model versions  } only
     <stage>/atoll/secret/store.json         store settings (0600): a file mount for
                                             containers, a Docker secret for services
+    SRC of each --mount  -> DST             a bind mount (a host path) or a named volume
 
 ``/app`` is the image's own code. With ``fetch`` staging (``container_manager.staging``;
 the default whenever the stores are not embedded) ``/data`` and ``/model``
