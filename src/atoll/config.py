@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from atoll.errors import ConfigError
+from atoll.errors import ConfigError, UsageError
 
 DEFAULTS = Path(__file__).parent / "resources" / "atoll.yaml"
 
@@ -175,6 +175,33 @@ class ContainerManagerSection(_Section):
             known = ", ".join(sorted(self.resource_profiles)) or "none"
             raise ConfigError(
                 f"container_manager.{task}_profile {name!r} is not a resource profile (defined: {known})"
+            )
+        return profile
+
+    def pick_profile(
+        self, task: Literal["train", "deploy", "ide"], name: str | None = None
+    ) -> tuple[str | None, ResourceProfile | None]:
+        """``(name, profile)`` of a task: the one ``--resource-profile`` names, else ``<task>_profile``'s.
+
+        Raises:
+            UsageError: ``name`` is not a key of ``resource_profiles`` (the message lists them).
+            ConfigError: ``<task>_profile`` names no resource profile.
+        """
+        if name is None:
+            return getattr(self, f"{task}_profile") or None, self.profile(task)
+        return name, self.named_profile(name)
+
+    def named_profile(self, name: str) -> ResourceProfile:
+        """The resource profile ``name`` (``--resource-profile``).
+
+        Raises:
+            UsageError: no such profile (the message lists the defined ones).
+        """
+        profile = self.resource_profiles.get(name)
+        if profile is None:
+            known = ", ".join(sorted(self.resource_profiles)) or "none"
+            raise UsageError(
+                f"--resource-profile {name!r}: not one of container_manager.resource_profiles (defined: {known})"
             )
         return profile
 

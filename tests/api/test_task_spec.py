@@ -30,6 +30,14 @@ def test_each_kind_gets_the_profile_its_setting_names(tmp_path: Path) -> None:
     assert spec.profile is not None and spec.profile.cpu_limit == 0.5
     assert spec.store_config  # the stores the task reaches
     assert task_spec(ctx, "deploy", PROJECT, BUILD, "d1").profile is None
+    picked = task_spec(ctx, "deploy", PROJECT, BUILD, "d1", "small")  # --resource-profile small
+    assert (picked.profile_name, picked.profile) == ("small", spec.profile)
+
+
+def test_the_ide_gets_the_profile_ide_profile_names(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, resource_profiles={"lab": {"memory_limit": 2048}}, ide_profile="lab")
+    spec = task_spec(ctx, "ide", PROJECT, BUILD, "ide")
+    assert (spec.profile_name, spec.profile.memory_limit if spec.profile else None) == ("lab", 2048)
 
 
 def test_a_profile_that_is_not_defined_is_a_config_error(tmp_path: Path) -> None:

@@ -149,7 +149,8 @@ def iris(swarm_client: DockerClient, python_image: str, tmp_path_factory: pytest
         "ATOLL_CONTAINER_MANAGER__TYPE": "swarm",
         "ATOLL_CONTAINER_MANAGER__NAMESPACE": namespace,
         "ATOLL_CONTAINER_MANAGER__HEALTHCHECK__INTERVAL": "1",
-        "ATOLL_CONTAINER_MANAGER__RESOURCE_PROFILES": '{"tiny": {"memory_limit": 64}}',
+        "ATOLL_CONTAINER_MANAGER__RESOURCE_PROFILES":
+            '{"tiny": {"memory_limit": 64}, "roomy": {"cpu_limit": 1, "memory_limit": 1024, "memory_request": 128}}',
         "ATOLL_ROUTER__PORT": str(free_port()),
         "ATOLL_DOCKER__PYTHON_IMAGE": python_image,
         "ATOLL_CONTAINER_MANAGER__STAGING": request.param,
@@ -219,7 +220,8 @@ def served(iris: SwarmIris) -> SwarmIris:
 
     started = time.monotonic()
     deployments.new_deployment(iris.ctx, "svc", iris.project, notebook="notebooks/predict.ipynb", n_tasks=2,
-                               movers=["iris-clf:first"], timeout=240, log=lambda _line: None)
+                               movers=["iris-clf:first"], timeout=240, log=lambda _line: None,
+                               resource_profile="roomy", mounts=[f"{iris.project_dir}/datasets:/mnt/datasets:ro"])
     iris.timings["deploy (2 replicas healthy)"] = time.monotonic() - started
     return iris
 
@@ -228,6 +230,12 @@ def test_the_replicas_get_their_inputs_as_the_staging_mode_says(served: SwarmIri
     spec = served.client.services.get(served.service("svc")).attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
     targets = {mount["Target"] for mount in spec.get("Mounts") or []}
     records = {config["File"]["Name"] for config in spec.get("Configs") or []}
+    # --resource-profile roomy and --mount reach the service (docker inspect's view).
+    resources = served.client.services.get(served.service("svc")).attrs["Spec"]["TaskTemplate"]["Resources"]
+    assert resources["Limits"] == {"NanoCPUs": 10**9, "MemoryBytes": 1024 * 2**20}
+    assert resources["Reservations"] == {"MemoryBytes": 128 * 2**20}
+    mount = next(m for m in spec["Mounts"] if m["Target"] == "/mnt/datasets")
+    assert (mount["Source"], mount["Type"], mount.get("ReadOnly")) == (f"{served.project_dir}/datasets", "bind", True)
     if served.staging == "host":
         assert {"/atoll/meta", "/data", "/model"} <= targets and not records
     else:  # nothing of the layout comes from the host: the replicas fetch the model version themselves
@@ -317,13 +325,16 @@ def test_a_training_killed_for_memory_ends_failed(iris: SwarmIris) -> None:
     from atoll.api.context import AtollContext
     from atoll.config import load_config
 
-    ctx = AtollContext(load_config(iris.project_dir, {**os.environ, "ATOLL_CONTAINER_MANAGER__TRAIN_PROFILE": "tiny"}),
+    # train_profile names the default; --resource-profile picks another for one training.
+    ctx = AtollContext(load_config(iris.project_dir, {**os.environ, "ATOLL_CONTAINER_MANAGER__TRAIN_PROFILE": "roomy"}),
                        cwd=iris.project_dir)
     try:
-        record = trainings.new_training(ctx, "notebooks/oom.ipynb", proj=iris.project, name="oom")
+        record = trainings.new_training(ctx, "notebooks/oom.ipynb", proj=iris.project, name="oom",
+                                        resource_profile="tiny")
         final = trainings.wait_training(ctx, record, timeout=180)
     finally:
         ctx.close()
+    assert final.resource_profile == {"name": "tiny", "memory_limit": 64}
     assert final.task.state.value == "FAILED"
     assert "out of memory (limit 64 MB)" in (final.task.error or "")
     assert f"{iris.namespace}-train-{iris.project}-oom" not in [c.name for c in iris.client.containers.list(all=True)]
@@ -333,7 +344,8 @@ def test_the_ide_answers_only_with_its_token(iris: SwarmIris) -> None:
     from atoll.api import ide
 
     port = free_port()
-    session = ide.start_ide(iris.ctx, iris.project, port=port)
+    session = ide.start_ide(iris.ctx, iris.project, port=port, resource_profile="roomy",
+                            mounts=[f"{iris.project_dir}/notebooks:/mnt/notebooks"])
     try:
         assert session.url.startswith(f"http://127.0.0.1:{port}/lab?token=")
         assert get(f"http://127.0.0.1:{port}/api/status", {"Authorization": f"token {session.token}"}) == 200
@@ -343,6 +355,10 @@ def test_the_ide_answers_only_with_its_token(iris: SwarmIris) -> None:
         assert session.token not in " ".join(container.attrs["Config"]["Cmd"] + container.attrs["Config"]["Env"])
         bindings = container.attrs["HostConfig"]["PortBindings"]["8888/tcp"]
         assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
+        host = container.attrs["HostConfig"]  # the profile and the mount, as docker inspect shows them
+        assert (host["NanoCpus"], host["Memory"], host["MemoryReservation"]) == (10**9, 1024 * 2**20, 128 * 2**20)
+        mount = next(m for m in container.attrs["Mounts"] if m["Destination"] == "/mnt/notebooks")
+        assert (mount["Source"], mount["RW"]) == (f"{iris.project_dir}/notebooks", True)
     finally:
         ide.stop_ide(iris.ctx, iris.project)
     assert f"{iris.namespace}-ide-{iris.project}" not in [c.name for c in iris.client.containers.list(all=True)]

@@ -119,7 +119,8 @@ def session(swarm_client: DockerClient, python_image: str, tmp_path: Path,
     home.mkdir()
     router_port = free_port()
     (home / "atoll.yaml").write_text(yaml.safe_dump({
-        "container_manager": {"type": "swarm", "namespace": namespace, "healthcheck": {"interval": 1}},
+        "container_manager": {"type": "swarm", "namespace": namespace, "healthcheck": {"interval": 1},
+                              "resource_profiles": {"isle": {"cpu_limit": 1, "memory_limit": 512}}},
         "metadata": {"native": True},
         "file_store": {"native": True},
         "islands": {"db_port": free_port(), "files_port": free_port(), "setup_timeout": 240},
@@ -163,10 +164,13 @@ def test_iris_runs_on_swarm_with_its_records_in_the_db_island_and_its_files_in_t
     started = time.monotonic()
 
     # The islands, set up as a user would; each answers healthy on its free port.
-    for island in ISLANDS:
-        status = s.atoll("isle", island, "setup", timeout=300)
+    for island in ISLANDS:  # the files island with a resource profile, as docker inspect shows
+        status = s.atoll("isle", island, "setup", *(["--rp", "isle"] if island == "files" else []), timeout=300)
         assert (status["running"], status["health"]) == (True, "healthy"), status
         assert status["service"] == f"{s.namespace}-isle-{island}"
+    limits = {island: (s.client.services.get(f"{s.namespace}-isle-{island}").attrs["Spec"]["TaskTemplate"]
+                       .get("Resources") or {}).get("Limits") for island in ISLANDS}
+    assert not limits["db"] and limits["files"] == {"NanoCPUs": 10**9, "MemoryBytes": 512 * 2**20}
     config = s.config()
     assert config.islands.db_port != 30432 and config.islands.files_port != 30900
 

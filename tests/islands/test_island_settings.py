@@ -63,6 +63,27 @@ def test_names_follow_the_namespace_and_the_image_follows_the_recipe(home: Path)
     assert island.image.startswith("atoll/isle-db:") and island.image != other_base.image
 
 
+def test_a_running_island_is_re_created_only_for_another_profile(home: Path) -> None:
+    from atoll.config import ResourceProfile
+    from atoll.islands.swarm import LABEL_PROFILE
+
+    island = DbIsland(_config())
+
+    class Service:
+        def __init__(self, labels: dict[str, str]) -> None:
+            self.attrs = {"Spec": {"Labels": labels, "EndpointSpec": {"Ports": [{"PublishedPort": island.port}]},
+                                   "TaskTemplate": {"ContainerSpec": {"Image": island.image}}}}
+
+    plain = Service({})
+    assert island._runs(plain, island.image)  # no --rp: whatever it runs with stays
+    island.profile_name, island.profile = "small", ResourceProfile(memory_limit=512)
+    assert not island._runs(plain, island.image)
+    with_small = Service({LABEL_PROFILE: island._profile_label()})
+    assert island._runs(with_small, island.image)
+    island.profile = ResourceProfile(memory_limit=1024)  # same name, other values
+    assert not island._runs(with_small, island.image)
+
+
 def test_registry_port_comes_from_a_loopback_target_registry(home: Path) -> None:
     assert registry_port(_config()) == 30500
     assert registry_port(_config(islands={"registry_port": 31000})) == 31000

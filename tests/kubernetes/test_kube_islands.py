@@ -24,7 +24,7 @@ from atoll.api import islands as api
 from atoll.api.context import AtollContext
 from atoll.api.get_me_started import get_me_started
 from atoll.api.keys import delete_key, keys_document, new_key
-from atoll.config import Config
+from atoll.config import Config, ResourceProfile
 from atoll.credentials import home_chest
 from atoll.domain.records import Project
 from atoll.errors import BackendUnavailableError, ConfigError
@@ -104,6 +104,23 @@ def test_the_router_island_runs_as_a_deployment_with_the_keys_as_a_secret(cluste
     assert again.message.startswith("the router island is already running")
     assert len(cluster.emulated.calls("POST", "/deployments")) == 1
     assert not cluster.emulated.calls("PUT", "/deployments/atoll-isle-router")
+
+
+def test_an_island_runs_with_the_resource_profile_setup_names(cluster: Cluster, ctx: AtollContext) -> None:
+    ctx.config.container_manager.resource_profiles = {
+        "small": ResourceProfile(cpu_request=0.25, memory_limit=256), "big": ResourceProfile(memory_limit=1024)}
+
+    def resources() -> Any:
+        deployment = cluster.emulated.objects("deployments")[0]
+        return deployment["spec"]["template"]["spec"]["containers"][0].get("resources")
+
+    api.setup_island(ctx, "router", resource_profile="small")
+    assert resources() == {"requests": {"cpu": "250m"}, "limits": {"memory": "256Mi"}}
+    # Without the option a running island keeps what it runs with (`depl new` sets the router up this way).
+    assert api.setup_island(ctx, "router").message.startswith("the router island is already running")
+    assert resources() == {"requests": {"cpu": "250m"}, "limits": {"memory": "256Mi"}}
+    api.setup_island(ctx, "router", resource_profile="big")
+    assert resources() == {"limits": {"memory": "1024Mi"}}
 
 
 def test_key_changes_reach_the_router_secret(cluster: Cluster, ctx: AtollContext) -> None:

@@ -16,19 +16,22 @@ from atoll.config import AutoScale, Config, NfsVolume, ResourceProfile
 from atoll.containers.kubernetes import island_manifests as islands
 from atoll.containers.kubernetes import manifests
 from atoll.containers.kubernetes.objects import image_pull_secret, namespace_manifest
+from atoll.containers.spec import parse_mounts
 from atoll.errors import UsageError, ValidationError
 from kube_helpers import DIGEST, STORE, sample_inputs, task_spec
 
 VERSIONS = ("1.30.0", "1.37.0")
 PROFILE = ResourceProfile(cpu_request=0.5, cpu_limit=2, memory_request=256, memory_limit=1024, gpu=1,
                           auto_scale=AutoScale(min_replicas=2, max_replicas=5, target_cpu=70))
+SMALL = ResourceProfile(cpu_request=0.25, cpu_limit=1, memory_limit=512)
+MOUNTS = parse_mounts(["features-pvc:/features:ro", "/srv/shared:/mnt/shared"], "kubernetes")
 
 
 def every_manifest(config: Config) -> list[dict[str, Any]]:
     """One of each object Atoll creates, with the optional parts switched on."""
-    train = task_spec(**sample_inputs())
+    train = task_spec(profile=SMALL, mounts=MOUNTS, **sample_inputs())
     depl = task_spec("deploy", "online", replicas=2, port=30123, profile=PROFILE, **sample_inputs())
-    ide = task_spec("ide", "ide", port=30188)
+    ide = task_spec("ide", "ide", port=30188, profile=SMALL, mounts=MOUNTS)
     image = DIGEST.replace("iris", "isle")
     return [
         namespace_manifest("atoll"),
@@ -122,6 +125,24 @@ def test_training_job_runs_once_by_digest_and_fetches_inputs_first(kube_config: 
     assert json.loads(meta["data"]["versions.iris-clf.mv1.json"])["name"] == "mv1"
     items = {v["name"]: v for v in pod["volumes"]}["meta"]["configMap"]["items"]
     assert {"key": "datasets.iris-clf.ds1.json", "path": "datasets/iris-clf.ds1.json"} in items
+
+
+def test_each_kind_of_task_gets_its_profile_and_its_mounts(kube_config: Config) -> None:
+    job = manifests.training_job(task_spec(profile=SMALL, mounts=MOUNTS), kube_config)
+    depl = manifests.deployment(task_spec("deploy", "online", profile=SMALL, mounts=MOUNTS), kube_config, "g1", 60)
+    ide = next(d for d in manifests.ide_manifests(task_spec("ide", "ide", profile=SMALL, mounts=MOUNTS), kube_config,
+                                                  token="t") if d["kind"] == "Pod")
+    for pod in (job["spec"]["template"]["spec"], depl["spec"]["template"]["spec"], ide["spec"]):
+        container = pod["containers"][0]
+        assert container["resources"] == {"requests": {"cpu": "250m"}, "limits": {"cpu": "1000m", "memory": "512Mi"}}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["mount-0"]["persistentVolumeClaim"] == {"claimName": "features-pvc", "readOnly": True}
+        assert volumes["mount-1"]["hostPath"] == {"path": "/srv/shared"}
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        assert mounts["mount-0"] == {"name": "mount-0", "mountPath": "/features", "readOnly": True}
+        assert mounts["mount-1"] == {"name": "mount-1", "mountPath": "/mnt/shared", "readOnly": False}
+    plain = manifests.training_job(task_spec(), kube_config)["spec"]["template"]["spec"]
+    assert "resources" not in plain["containers"][0] and not any(v["name"].startswith("mount") for v in plain["volumes"])
 
 
 def test_a_task_without_inputs_has_no_init_container(kube_config: Config) -> None:

@@ -36,7 +36,8 @@ def recorded(home: Path) -> Path:
 
 def atoll(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATOLL_")}
-    env.update({"ATOLL_HOME": str(home), "ATOLL_CONTAINER_MANAGER__TYPE": "kubernetes"})
+    env.update({"ATOLL_HOME": str(home), "ATOLL_CONTAINER_MANAGER__TYPE": "kubernetes",
+                "ATOLL_CONTAINER_MANAGER__RESOURCE_PROFILES": '{"serving": {"cpu_request": 0.5, "memory_limit": 512}}'})
     return subprocess.run([str(ATOLL), *args], capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
@@ -61,10 +62,15 @@ def test_render_train_prints_the_job_and_records_nothing(recorded: Path) -> None
 
 def test_render_depl_with_port(recorded: Path) -> None:
     done = atoll(recorded, "kube", "render", "depl", "--proj", "iris", "--tag", "v1", "--nb", "predict.ipynb",
-                 "--name", "online", "-n", "2", "--port", "30111", "--movers", "iris-clf:mv1")
+                 "--name", "online", "-n", "2", "--port", "30111", "--movers", "iris-clf:mv1",
+                 "--rp", "serving", "-m", "features:/features:ro")
     assert done.returncode == 0, done.stderr
     docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(done.stdout)}
     assert docs[("Deployment", "depl-iris-online")]["spec"]["replicas"] == 2
+    pod = docs[("Deployment", "depl-iris-online")]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"] == {"requests": {"cpu": "500m"}, "limits": {"memory": "512Mi"}}
+    assert {"name": "mount-0", "persistentVolumeClaim": {"claimName": "features", "readOnly": True}} in pod["volumes"]
+    assert {"name": "mount-0", "mountPath": "/features", "readOnly": True} in pod["containers"][0]["volumeMounts"]
     assert docs[("Service", "depl-iris-online")]["spec"]["clusterIP"] == "None"
     assert docs[("Service", "depl-iris-online-port")]["spec"]["ports"][0]["nodePort"] == 30111
 
@@ -100,6 +106,11 @@ def test_render_errors_are_one_line(recorded: Path) -> None:
                  "--name", "online", "--port", "8080")
     assert done.returncode == 2
     assert "30000-32767" in done.stderr
+    done = atoll(recorded, "kube", "render", "note", "--proj", "iris", "--tag", "v1", "--rp", "huge")
+    assert done.returncode == 2 and "(defined: serving)" in done.stderr
+    done = atoll(recorded, "kube", "render", "train", "--proj", "iris", "--tag", "v1", "--nb", "t.ipynb",
+                 "--name", "x", "-m", "features:/model/extra")
+    assert done.returncode == 2 and "inside Atoll's own layout" in done.stderr
     done = atoll(recorded, "kube", "render", "isle", "router", "--image", "atoll/isle-router:latest")
     assert done.returncode == 2
     assert "docker.target_registry" in done.stderr

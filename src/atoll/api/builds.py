@@ -24,9 +24,9 @@ from atoll.api.context import AtollContext
 from atoll.api.projects import get_project
 from atoll.containers.base import BuildRequest, TaskSpec
 from atoll.containers.sources import code_hash
-from atoll.containers.spec import TaskKind
+from atoll.containers.spec import TaskKind, parse_mounts, profile_summary
 from atoll.domain.names import validate_name
-from atoll.domain.records import BuildVersion, Project, utcnow
+from atoll.domain.records import BuildVersion, Project, TaskMount, utcnow
 from atoll.errors import BackendError, ExecutionError, NotFoundError, UsageError
 
 SOURCES = ("here", "home", "git", "pre-built")
@@ -176,21 +176,46 @@ def get_build(ctx: AtollContext, proj: str, tag: str) -> BuildVersion:
 
 
 def task_spec(
-    ctx: AtollContext, kind: TaskKind, project: Project, bvers: BuildVersion, name: str, **fields: Any
+    ctx: AtollContext, kind: TaskKind, project: Project, bvers: BuildVersion, name: str,
+    resource_profile: str | None = None, **fields: Any,
 ) -> TaskSpec:
-    """A task of ``kind`` on ``bvers``, with the resource profile ``container_manager.<kind>_profile``
-    names and the store settings handed to the task.
+    """A task of ``kind`` on ``bvers``, with the resource profile ``resource_profile`` names (else
+    the one ``container_manager.<kind>_profile`` names) and the store settings handed to the task.
 
     Raises:
-        ConfigError: the profile named is not one of ``resource_profiles``.
+        UsageError: ``resource_profile`` is not one of ``resource_profiles``.
+        ConfigError: the ``<kind>_profile`` named is not one of ``resource_profiles``.
     """
     from atoll.backends import task_store_config
 
+    profile_name, profile = ctx.config.container_manager.pick_profile(kind, resource_profile)
     return TaskSpec(
         kind=kind, project=project, build=bvers, name=name, **fields,
-        profile=ctx.config.container_manager.profile(kind),
+        profile=profile, profile_name=profile_name,
         store_config=task_store_config(ctx.config, ctx.metadata),
     )
 
 
-__all__ = ["SOURCES", "build_project", "gather_source", "get_build", "git_commit_of", "save_build", "task_spec"]
+def task_options(
+    ctx: AtollContext, kind: TaskKind, resource_profile: str | None, mounts: list[str] | None
+) -> tuple[dict[str, Any] | None, list[TaskMount]]:
+    """Check ``--resource-profile`` and ``--mount`` before anything starts.
+
+    Returns what the training / deployment record keeps: the profile's summary
+    (with a note naming what this runtime does not enforce) and the mounts.
+
+    Raises:
+        UsageError: an unknown profile, a malformed or refused mount.
+        ConfigError: the ``<kind>_profile`` named is not one of ``resource_profiles``.
+    """
+    manager = ctx.config.container_manager.type
+    name, profile = ctx.config.container_manager.pick_profile(kind, resource_profile)
+    checked = parse_mounts(mounts or [], manager)
+    summary = profile_summary(name, profile, manager, ctx.containers.unenforced(kind) if profile else ())
+    return summary, checked
+
+
+__all__ = [
+    "SOURCES", "build_project", "gather_source", "get_build", "git_commit_of", "save_build", "task_options",
+    "task_spec",
+]

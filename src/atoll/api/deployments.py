@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from atoll.api.builds import get_build, task_spec
+from atoll.api.builds import get_build, task_options, task_spec
 from atoll.api.context import AtollContext
 from atoll.api.islands import available, ensure_router, island_status
 from atoll.api.projects import get_project, resolve_project_name
@@ -106,19 +106,22 @@ def new_deployment(
     movers: list[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     log: Callable[[str], None] = print,
+    resource_profile: str | None = None,
+    mounts: list[str] | None = None,
 ) -> Deployment:
     """Deploy (or redeploy) a prediction notebook; return the record once every replica is healthy.
 
     Raises:
         NotFoundError: project, build, notebook or model version missing.
-        UsageError: malformed option (name, notebook path, params, port, env).
+        UsageError: malformed option (name, notebook path, params, port, env, mounts), unknown resource profile.
         ExecutionError: the replicas did not become healthy (record FAILED, nothing
             left running), or a redeploy failed (the old replicas keep serving).
     """
+    profile, mount_list = task_options(ctx, "deploy", resource_profile, mounts)
     project = get_project(ctx, proj)
     if params is not None and not isinstance(params, dict):
         raise UsageError("--params must be a JSON object")
-    check_replicas(ctx.config, n_tasks, ctx.config.container_manager.profile("deploy"))
+    check_replicas(ctx.config, n_tasks, ctx.config.container_manager.pick_profile("deploy", resource_profile)[1])
     if port is not None and not 1 <= port <= 65535:
         raise UsageError(f"--port {port}: expected 1-65535")
     if port is not None and port in (ctx.config.router.port, ctx.config.ide.port):
@@ -147,6 +150,8 @@ def new_deployment(
         "bvers": bvers,
         "movers": versions,
         "container_manager": ctx.config.container_manager.type,
+        "resource_profile": profile,
+        "mounts": mount_list,
     }
     task = Task(state=TaskState.WAITING, start_time=utcnow())
     marker = {DEPLOYER: _this_process()}  # lets a later look tell a `depl new` cut short (see reconcile)
@@ -160,8 +165,8 @@ def new_deployment(
         desired = build(Deployment, **fields, task=task, created_at=existing.created_at, revision=record.revision)
 
     spec = task_spec(
-        ctx, "deploy", project, bvers, name,
-        notebook=notebook, env=env, versions=versions, replicas=n_tasks, port=port,
+        ctx, "deploy", project, bvers, name, resource_profile,
+        notebook=notebook, env=env, versions=versions, replicas=n_tasks, port=port, mounts=mount_list,
         meta={"deployment": desired.public_dump()},
         replica={"secret": replica_secret(ctx, project.name, name), "limits": ctx.config.serving.limits()},
     )

@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from atoll.api.builds import get_build, task_spec
+from atoll.api.builds import get_build, task_options, task_spec
 from atoll.api.context import AtollContext
 from atoll.api.deployments import check_env, resolve_versions
 from atoll.api.projects import get_project, resolve_project_name
@@ -50,15 +50,18 @@ def start_ide(
     datasets: list[str] | None = None,
     movers: list[str] | None = None,
     env: dict[str, str] | None = None,
+    resource_profile: str | None = None,
+    mounts: list[str] | None = None,
 ) -> IdeSession:
     """Start Jupyter Lab for a project; returns once it answers.
 
     Raises:
         NotFoundError: project, build, dataset, version or (``edit``) home dir missing.
         ConflictError: the project's IDE already runs.
-        UsageError: bad port.
+        UsageError: bad port or mount, unknown resource profile.
         ExecutionError: Jupyter did not start.
     """
+    mount_list = task_options(ctx, "ide", resource_profile, mounts)[1]
     project = get_project(ctx, proj)
     port = port or ctx.config.ide.port
     if not 1 <= port <= 65535:
@@ -72,7 +75,7 @@ def start_ide(
             raise NotFoundError(f"the home dir {edit_dir} of project {project.name} is missing")
     bvers = get_build(ctx, project.name, tag)
     spec = task_spec(
-        ctx, "ide", project, bvers, "ide",
+        ctx, "ide", project, bvers, "ide", resource_profile, mounts=mount_list,
         env=check_env(env), datasets=resolve_datasets(ctx, datasets), versions=resolve_versions(ctx, movers),
         port=port, edit_dir=edit_dir,
     )

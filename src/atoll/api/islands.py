@@ -40,22 +40,34 @@ def build_island(ctx: AtollContext, name: str, log: LogSink) -> IslandStatus:
     return island(ctx, name).build(log)
 
 
-def setup_island(ctx: AtollContext, name: str, self_signed: bool = False) -> IslandStatus:
+def setup_island(
+    ctx: AtollContext, name: str, self_signed: bool = False, resource_profile: str | None = None
+) -> IslandStatus:
     """Start island ``name`` unless it runs.
 
     Args:
         self_signed: the router only: make (or reuse) a self-signed certificate under
             ``$ATOLL_HOME/tls/``, set ``router.tls_cert``/``tls_key`` in ``$ATOLL_HOME/atoll.yaml``
             and serve HTTPS with it; the status's ``ca_file`` is what clients trust.
+        resource_profile: a key of ``container_manager.resource_profiles`` the island's
+            container gets (limits/reservations); an island running with other values is
+            re-created (its data stays). Without it a running island keeps what it has.
 
     Raises:
-        UsageError: ``self_signed`` for another island.
+        UsageError: ``self_signed`` for another island; an unknown profile, or one for an
+            island that runs as a process of this host.
     """
+    profile = ctx.config.container_manager.named_profile(resource_profile) if resource_profile else None
     if self_signed:
         if name != "router":
             raise UsageError("--self-signed is for the router island only")
         _self_signed(ctx)
     found = island(ctx, name)
+    if profile is not None:
+        if not found.takes_profile:
+            raise UsageError(f"--resource-profile: the {name} island runs as a process of this host here; "
+                             "profiles apply to islands run as containers (swarm, kubernetes)")
+        found.profile_name, found.profile = resource_profile, profile
     if name == "router":
         _router_keys(ctx)
     status = found.setup()

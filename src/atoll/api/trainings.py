@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from atoll.api.builds import get_build, task_spec
+from atoll.api.builds import get_build, task_options, task_spec
 from atoll.api.context import AtollContext
 from atoll.api.projects import get_project, resolve_project_name
 from atoll.api.records import Filter, build, drop_damaged, fresh_name, remove_record
@@ -113,14 +113,17 @@ def new_training(
     env: dict[str, str] | None = None,
     datasets: list[str] | None = None,
     pretrained: list[str] | None = None,
+    resource_profile: str | None = None,
+    mounts: list[str] | None = None,
 ) -> Training:
     """Record a training and start it (detached); return the record with its task id.
 
     Raises:
         NotFoundError: project, build, notebook, dataset or version missing.
         AlreadyExistsError: the project has a training of that name.
-        UsageError: malformed names, references, parameters or env.
+        UsageError: malformed names, references, parameters, env or mounts; an unknown resource profile.
     """
+    profile, mount_list = task_options(ctx, "train", resource_profile, mounts)
     project = get_project(ctx, proj)
     name = fresh_name(ctx, Training, project.name, name)
     if ctx.metadata.exists(Training, name, project.name):
@@ -153,11 +156,13 @@ def new_training(
             datasets=ds_records,
             pretrained=[v.ref for v in versions],
             container_manager=ctx.config.container_manager.type,
+            resource_profile=profile,
+            mounts=mount_list,
         )
     )
     spec = task_spec(
-        ctx, "train", project, bvers, name,
-        notebook=notebook, env=env, datasets=ds_records, versions=versions,
+        ctx, "train", project, bvers, name, resource_profile,
+        notebook=notebook, env=env, datasets=ds_records, versions=versions, mounts=mount_list,
         meta={"training": record.public_dump()},
     )
     try:

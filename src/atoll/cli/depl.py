@@ -24,6 +24,7 @@ from atoll.cli.common import (
     render,
 )
 from atoll.cli.records import PROJ, add_record_commands, command, option
+from atoll.cli.taskopts import MountOption, ResourceProfileOption
 from atoll.errors import ExecutionError, UsageError
 
 app = typer.Typer(help="Deployments: replicas of a prediction notebook serving HTTP.", no_args_is_help=True)
@@ -49,6 +50,8 @@ def new(
     env: Annotated[list[str] | None, typer.Option(*ENV, help="KEY=VALUE for the replicas (repeatable).")] = None,
     movers: Annotated[list[str] | None, typer.Option(*MOVERS, help="MODEL:VERSION to stage (repeatable).")] = None,
     timeout: float = typer.Option(api.DEFAULT_TIMEOUT, "--timeout", help="Seconds a replica has to get healthy."),
+    resource_profile: ResourceProfileOption = None,
+    mount: MountOption = None,
 ) -> None:
     """Deploy a prediction notebook (or roll an existing deployment over to new settings).
 
@@ -78,6 +81,8 @@ def new(
             movers=movers or [],
             timeout=timeout,
             log=print_err if quiet else print,
+            resource_profile=resource_profile,
+            mounts=mount,
         )
     except ExecutionError as exc:
         if exc.log_tail:

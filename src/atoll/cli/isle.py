@@ -10,6 +10,7 @@ import typer
 
 from atoll.api import islands as api
 from atoll.cli.common import get_context, render
+from atoll.cli.taskopts import ResourceProfileOption
 from atoll.errors import UsageError
 
 app = typer.Typer(help="Islands: services Atoll runs next to the tasks (router, db, files, registry, ui).", no_args_is_help=True)
@@ -35,14 +36,17 @@ def _island_command(island: str) -> None:
             help="router setup: serve HTTPS with a self-signed certificate made under $ATOLL_HOME/tls "
                  "(sets router.tls_cert/tls_key; prints the certificate's path for clients)",
         )] = False,
+        resource_profile: ResourceProfileOption = None,
     ) -> None:
         atoll = get_context(ctx)
         if self_signed and (island != "router" or action is not Action.setup):
             raise UsageError("--self-signed goes with `atoll isle router setup` only")
+        if resource_profile is not None and action is not Action.setup:
+            raise UsageError(f"--resource-profile goes with `atoll isle {island} setup` only")
         if action is Action.build:
             result = api.build_island(atoll, island, _log)
         elif action is Action.setup:
-            result = api.setup_island(atoll, island, self_signed=self_signed)
+            result = api.setup_island(atoll, island, self_signed=self_signed, resource_profile=resource_profile)
         elif action is Action.stop:
             result = api.stop_island(atoll, island)
         else:

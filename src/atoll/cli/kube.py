@@ -24,9 +24,12 @@ from atoll.api.projects import get_project
 from atoll.api.records import build as build_record
 from atoll.api.trainings import parse_ref
 from atoll.cli.common import DATASET, ENV, MOVERS, TAG, ProjOption, get_context, parse_json_option, parse_kv
+from atoll.cli.taskopts import MountOption, ResourceProfileOption
+from atoll.config import Config
 from atoll.containers.base import TaskSpec
 from atoll.containers.kubernetes import island_manifests, manifests
 from atoll.containers.kubernetes.objects import Manifest, namespace_manifest, redacted
+from atoll.containers.spec import parse_mounts, profile_summary
 from atoll.domain.names import validate_name
 from atoll.domain.records import Dataset, Deployment, ModelVersion, Training
 
@@ -51,6 +54,14 @@ def _spec(atoll: AtollContext, kind: str, proj: str | None, name: str, tag: str,
     return TaskSpec(kind=kind, project=project, build=bvers, name=name, **fields)  # type: ignore[arg-type]
 
 
+def _task_options(config: Config, kind: str, resource_profile: str | None, mount: list[str] | None) -> dict[str, Any]:
+    """``--rp`` and ``-m`` as the real command checks them: the spec's fields and the record's."""
+    name, profile = config.container_manager.pick_profile(kind, resource_profile)  # type: ignore[arg-type]
+    mounts = parse_mounts(mount or [], "kubernetes")
+    return {"profile": profile, "profile_name": name, "mounts": mounts,
+            "summary": profile_summary(name, profile, "kubernetes")}
+
+
 @render_app.command("train")
 def render_train(
     ctx: typer.Context,
@@ -62,10 +73,13 @@ def render_train(
     env: EnvOption = None,
     dataset: Annotated[list[str] | None, typer.Option(*DATASET, help="MODEL:DATASET to stage (repeatable).")] = None,
     pretrained: Annotated[list[str] | None, typer.Option("--pretrained", help="MODEL:VERSION (repeatable).")] = None,
+    resource_profile: ResourceProfileOption = None,
+    mount: MountOption = None,
 ) -> None:
     """The Job of `atoll train new` (with its Secret and ConfigMap)."""
     atoll = get_context(ctx)
     config = atoll.config
+    options = _task_options(config, "train", resource_profile, mount)
     name = validate_name(name, "training name")
     notebook = check_notebook(notebook)
     values = parse_json_option(params, "--params", expect=dict) or {}
@@ -75,10 +89,12 @@ def render_train(
     versions = [atoll.metadata.get(ModelVersion, v, model)
                 for model, v in (parse_ref(ref, "--pretrained", "version") for ref in pretrained or [])]
     spec = _spec(atoll, "train", proj, name, tag, notebook=notebook, env=envs, datasets=datasets,
-                 versions=versions, profile=config.container_manager.profile("train"))
+                 versions=versions, profile=options["profile"], profile_name=options["profile_name"],
+                 mounts=options["mounts"])
     record = build_record(Training, name=name, proj=spec.project.name, notebook=notebook, params=values,
                           env_keys=sorted(envs), bvers=spec.build, datasets=datasets,
-                          pretrained=[v.ref for v in versions], container_manager="kubernetes")
+                          pretrained=[v.ref for v in versions], container_manager="kubernetes",
+                          resource_profile=options["summary"], mounts=options["mounts"])
     spec.meta = {"training": record.public_dump()}
     _emit(manifests.training_manifests(spec, config))
 
@@ -97,22 +113,26 @@ def render_depl(
     movers: Annotated[list[str] | None, typer.Option(*MOVERS, help="MODEL:VERSION to stage (repeatable).")] = None,
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help="Seconds the new pods have to get ready."),
     generation: str = typer.Option("g1", "--generation", help="Rollout label of the pod template."),
+    resource_profile: ResourceProfileOption = None,
+    mount: MountOption = None,
 ) -> None:
     """The Deployment, Services and autoscaler of `atoll depl new`."""
     atoll = get_context(ctx)
     config = atoll.config
-    check_replicas(config, n_tasks)
+    options = _task_options(config, "deploy", resource_profile, mount)
+    check_replicas(config, n_tasks, options["profile"])
     name = validate_name(name, "deployment name")
     notebook = check_notebook(notebook)
     values = parse_json_option(params, "--params", expect=dict) or {}
     envs = check_env(parse_kv(env, "--env"))
     versions = resolve_versions(atoll, movers)
     spec = _spec(atoll, "deploy", proj, name, tag, notebook=notebook, env=envs, versions=versions,
-                 replicas=n_tasks, port=port,
-                 profile=config.container_manager.profile("deploy"))
+                 replicas=n_tasks, port=port, profile=options["profile"], profile_name=options["profile_name"],
+                 mounts=options["mounts"])
     record = build_record(Deployment, name=name, proj=spec.project.name, notebook=notebook, params=values,
                           env_keys=sorted(envs), n_tasks=n_tasks, port=port, bvers=spec.build, movers=versions,
-                          container_manager="kubernetes")
+                          container_manager="kubernetes", resource_profile=options["summary"],
+                          mounts=options["mounts"])
     spec.meta = {"deployment": record.public_dump()}
     _emit(manifests.deployment_manifests(spec, config, validate_name(generation, "generation"), timeout))
 
@@ -126,11 +146,15 @@ def render_note(
     dataset: Annotated[list[str] | None, typer.Option(*DATASET, help="MODEL:DATASET to stage (repeatable).")] = None,
     movers: Annotated[list[str] | None, typer.Option(*MOVERS, help="MODEL:VERSION to stage (repeatable).")] = None,
     env: EnvOption = None,
+    resource_profile: ResourceProfileOption = None,
+    mount: MountOption = None,
 ) -> None:
     """The Pod, Service and token Secret of `atoll note`."""
     atoll = get_context(ctx)
+    options = _task_options(atoll.config, "ide", resource_profile, mount)
     spec = _spec(atoll, "ide", proj, "ide", tag, env=check_env(parse_kv(env, "--env")),
-                 datasets=resolve_datasets(atoll, dataset), versions=resolve_versions(atoll, movers), port=port)
+                 datasets=resolve_datasets(atoll, dataset), versions=resolve_versions(atoll, movers), port=port,
+                 profile=options["profile"], profile_name=options["profile_name"], mounts=options["mounts"])
     _emit(manifests.ide_manifests(spec, atoll.config, RENDER_TOKEN))
 
 

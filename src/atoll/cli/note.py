@@ -24,6 +24,7 @@ from atoll.cli.common import (
     render,
     render_done,
 )
+from atoll.cli.taskopts import MountOption, ResourceProfileOption
 
 app = typer.Typer(help="Jupyter Lab on a project's build.", invoke_without_command=True)
 
@@ -45,6 +46,8 @@ def note(
     detach: bool = typer.Option(False, "--detach", help="Return at once; stop it later with --stop."),
     background: BackgroundOption = False,
     stop: bool = typer.Option(False, "--stop", help="Stop the project's detached IDE."),
+    resource_profile: ResourceProfileOption = None,
+    mount: MountOption = None,
 ) -> None:
     """Start Jupyter Lab; without --detach it runs until Ctrl-C and then stops."""
     atoll = get_context(ctx)
@@ -61,6 +64,8 @@ def note(
         datasets=dataset or [],
         movers=movers or [],
         env=parse_kv(env, "--env"),
+        resource_profile=resource_profile,
+        mounts=mount,
     )
     if get_state(ctx).output == "table":
         print(f"Jupyter Lab for project {session.project}: {session.url}", flush=True)

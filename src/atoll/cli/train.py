@@ -29,6 +29,7 @@ from atoll.cli.common import (
     render_done,
 )
 from atoll.cli.records import PROJ, add_record_commands, command, option
+from atoll.cli.taskopts import MountOption, ResourceProfileOption
 from atoll.domain.records import TaskState, Training
 from atoll.errors import CancelledError, ExecutionError
 
@@ -100,6 +101,8 @@ def new(
         None, "--target-deploy", "--td", help=target_deploy.TD_HELP
     ),
     background: BackgroundOption = False,
+    resource_profile: ResourceProfileOption = None,
+    mount: MountOption = None,
 ) -> None:
     """Run a training notebook; exit 0 only if it FINISHED."""
     atoll = get_context(ctx)
@@ -117,6 +120,8 @@ def new(
         env=parse_kv(env, "--env"),
         datasets=dataset,
         pretrained=pretrained,
+        resource_profile=resource_profile,
+        mounts=mount,
     )
     if detach or state.background:
         render(record)

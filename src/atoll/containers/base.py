@@ -64,7 +64,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from atoll._registry import Backend, Registry
 from atoll.config import Config
@@ -109,11 +109,20 @@ class ContainerManager(ABC):
     """
 
     type: str = "abstract"
+    #: Resource-profile values this runtime cannot enforce for any task (see :meth:`unenforced`).
+    unenforced_resources: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Config, metadata: MetadataStore, files: FileStore) -> None:
         self.config = config
         self.metadata = metadata
         self.files = files
+
+    def unenforced(self, kind: str) -> frozenset[str]:
+        """Resource-profile values a task of ``kind`` does not get here (named in its record's note).
+
+        ``auto_scale`` applies to deployments only.
+        """
+        return self.unenforced_resources | (frozenset() if kind == "deploy" else frozenset({"auto_scale"}))
 
     # Staging
 

@@ -6,18 +6,19 @@ Plain dataclasses and small helpers shared by :mod:`atoll.containers.base`
 
 from __future__ import annotations
 
+import re
 import signal
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from atoll.config import ResourceProfile, atoll_home
-from atoll.domain.records import BuildVersion, Dataset, ModelVersion, Project
-from atoll.errors import NotFoundError
+from atoll.domain.records import BuildVersion, Dataset, ModelVersion, Project, TaskMount
+from atoll.errors import NotFoundError, UsageError
 from atoll.task.layout import TaskLayout
 
 TaskKind = Literal["train", "deploy", "ide"]
@@ -62,6 +63,8 @@ class TaskSpec:
     replicas: int = 1
     port: int | None = None
     profile: ResourceProfile | None = None
+    profile_name: str | None = None  # the key of ``profile`` in ``container_manager.resource_profiles``
+    mounts: list[TaskMount] = field(default_factory=list)  # --mount (checked by :func:`parse_mounts`)
     edit_dir: Path | None = None  # IDE --edit: mount this as /app
     store_config: dict[str, Any] = field(default_factory=dict)  # secret: delivered as a secret
     #: Deployments: ``{"secret", "limits"}`` added to the store settings as ``replica`` (a secret too).
@@ -145,6 +148,73 @@ class IdeLaunch:
     task_id: str
 
 
+#: Where Atoll lays out a task (DESIGN.md §4): no ``--mount`` target may be there or below.
+RESERVED_TARGETS = ("/app", "/data", "/model", "/atoll")
+_VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
+_CLAIM_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
+
+
+def parse_mounts(values: Iterable[str], manager: str) -> list[TaskMount]:
+    """``--mount SRC:DST[:ro|:rw]`` values, checked for container manager ``manager``.
+
+    ``SRC`` is an absolute host path (it must exist, except on kubernetes where it is
+    a path of the node), or a name: a named volume on swarm, a PersistentVolumeClaim
+    on kubernetes (the local runtime has no volumes). ``DST`` is absolute, not ``/``,
+    not in Atoll's own layout (:data:`RESERVED_TARGETS`) and given once.
+
+    Raises:
+        UsageError: one line naming the value and what is wrong with it.
+    """
+    kube = manager in ("kubernetes", "kube")
+    out: list[TaskMount] = []
+    for value in values:
+        parts = value.split(":")
+        mode = parts.pop() if len(parts) == 3 else "rw"
+        if len(parts) != 2 or mode not in ("ro", "rw") or not all(parts):
+            raise UsageError(f"--mount {value!r}: expected SRC:DST or SRC:DST:ro")
+        source, target = parts
+        dst = PurePosixPath(target)
+        if not dst.is_absolute() or ".." in dst.parts or str(dst) == "/":
+            raise UsageError(f"--mount {value!r}: DST must be an absolute path (not / and without '..')")
+        if any(str(dst) == top or str(dst).startswith(top + "/") for top in RESERVED_TARGETS):
+            raise UsageError(f"--mount {value!r}: DST {dst} is inside Atoll's own layout ({', '.join(RESERVED_TARGETS)})")
+        if any(m.target == str(dst) for m in out):
+            raise UsageError(f"--mount {value!r}: DST {dst} is given twice")
+        volume = not source.startswith("/")
+        if volume and manager == "local":
+            raise UsageError(f"--mount {value!r}: the local runtime mounts host paths only (give an absolute SRC)")
+        if volume and not (_CLAIM_NAME if kube else _VOLUME_NAME).fullmatch(source):
+            what = "a PersistentVolumeClaim name" if kube else "a volume name"
+            raise UsageError(f"--mount {value!r}: SRC must be an absolute host path or {what}")
+        if not volume:
+            path = PurePosixPath(source)
+            if ".." in path.parts:
+                raise UsageError(f"--mount {value!r}: SRC must not contain '..'")
+            if not kube and not Path(source).exists():
+                raise UsageError(f"--mount {value!r}: SRC {source} does not exist on this host")
+            source = str(path)
+        out.append(TaskMount(source=source, target=str(dst), read_only=mode == "ro", volume=volume))
+    return out
+
+
+def profile_summary(
+    name: str | None, profile: ResourceProfile | None, manager: str, unenforced: Iterable[str] = ()
+) -> dict[str, Any] | None:
+    """What a training / deployment record keeps of its resource profile (None without one).
+
+    ``{"name", <each value set>, "note"}``; ``note`` names the values ``manager`` does
+    not enforce (``unenforced``: :attr:`ContainerManager.unenforced_resources`).
+    """
+    if profile is None:
+        return None
+    values = {k: v for k, v in profile.model_dump(mode="json").items() if v not in (None, 0)}
+    out: dict[str, Any] = {"name": name, **values}
+    skipped = [key for key in values if key in set(unenforced)]
+    if skipped:
+        out["note"] = f"not enforced on {manager}: {', '.join(skipped)}"
+    return out
+
+
 def http_ok(url: str, token: str | None = None, timeout: float = 2.0) -> bool:
     """True when ``GET url`` answers 200 (with ``token`` as Jupyter's ``Authorization: token``).
 
@@ -197,6 +267,7 @@ def split_task_id(task_id: str) -> tuple[str, str]:
 __all__ = [
     "IDE_CONFIG_FILE",
     "IDE_START_TIMEOUT",
+    "RESERVED_TARGETS",
     "BuildRequest",
     "IdeHandle",
     "IdeLaunch",
@@ -210,6 +281,8 @@ __all__ = [
     "TaskStatus",
     "describe_exit",
     "http_ok",
+    "parse_mounts",
+    "profile_summary",
     "split_task_id",
     "task_dir_for",
     "training_task_id",

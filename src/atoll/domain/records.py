@@ -192,6 +192,19 @@ class Task(_Strict):
     failed_cell: int | None = None
 
 
+class TaskMount(_Strict):
+    """What a task sees at ``target`` (``--mount SRC:DST[:ro]``): a host path, or a named
+    volume (swarm) / PersistentVolumeClaim (kubernetes) when ``volume`` is set."""
+
+    source: str = Field(min_length=1)
+    target: str = Field(min_length=2)
+    read_only: bool = False
+    volume: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.target}" + (":ro" if self.read_only else "")
+
+
 class Training(Record):
     kind: ClassVar[str] = "train"
     scope_field: ClassVar[str | None] = "proj"
@@ -206,6 +219,9 @@ class Training(Record):
     container_manager: str = "local"
     task_id: str | None = None  # pid / container id
     output_notebook: str | None = None  # file-store key of the executed notebook
+    #: The resource profile it ran with: ``{"name", <the values set>, "note"}`` (None: no profile).
+    resource_profile: JsonDict | None = None
+    mounts: list[TaskMount] = Field(default_factory=list)
     details: JsonDict = Field(default_factory=dict)
 
 
@@ -229,6 +245,8 @@ class Deployment(Record):
     movers: list[ModelVersion] = Field(default_factory=list)  # snapshots
     container_manager: str = "local"
     task: Task = Field(default_factory=Task)
+    resource_profile: JsonDict | None = None  # as Training.resource_profile
+    mounts: list[TaskMount] = Field(default_factory=list)
     details: JsonDict = Field(default_factory=dict)
 
 

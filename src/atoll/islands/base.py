@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
-from atoll.config import Config
+from atoll.config import Config, ResourceProfile
 from atoll.containers.base import LogSink
 
 
@@ -44,9 +44,14 @@ class Island(ABC):
     """
 
     name: ClassVar[str] = "abstract"
+    #: Whether :meth:`setup` applies a resource profile (``isle <name> setup --resource-profile``).
+    takes_profile: ClassVar[bool] = False
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        #: ``isle <name> setup --resource-profile``: its name and values (None: keep what runs / none).
+        self.profile_name: str | None = None
+        self.profile: ResourceProfile | None = None
 
     def build(self, log: LogSink) -> IslandStatus:
         """Prepare what :meth:`setup` needs (an image...) without starting anything.

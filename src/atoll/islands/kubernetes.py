@@ -37,7 +37,7 @@ from atoll.backends import DB_DATABASE, DB_USER
 from atoll.config import Config
 from atoll.containers.base import LogSink
 from atoll.containers.kubernetes import island_manifests as manifests
-from atoll.containers.kubernetes.objects import SERVICE_PORT, Manifest, selector
+from atoll.containers.kubernetes.objects import SERVICE_PORT, Manifest, resources, selector
 from atoll.containers.kubernetes.pods import pod_problem
 from atoll.errors import AtollError, BackendUnavailableError, ConfigError
 from atoll.islands.base import Island, IslandStatus
@@ -68,6 +68,7 @@ class KubeIsland(Island):
     twin_class: ClassVar[type[SwarmServiceIsland]]
     workload_kind: ClassVar[str] = "Deployment"
     in_cluster_port: ClassVar[int] = SERVICE_PORT
+    takes_profile: ClassVar[bool] = True
 
     def __init__(self, config: Config, kube: KubeClient | None = None, image: str | None = None) -> None:
         super().__init__(config)
@@ -148,10 +149,11 @@ class KubeIsland(Island):
         started = time.monotonic()
         ref, build_seconds = self.image(lambda line: None)
         docs = self.manifests(ref)
+        current = self._workload()
+        self._set_resources(docs, current)
         spec_hash = _stamp(docs, self.workload_kind)
         self.kube.ensure_namespace()
         self._ensure_pull_secret()
-        current = self._workload()
         if current is not None and _annotation(current) == spec_hash and _rolled_out(current):
             for doc in docs:
                 if doc["kind"] == "Secret":
@@ -192,6 +194,24 @@ class KubeIsland(Island):
         return self._status(False, "stopped", message)
 
     # Cluster plumbing.
+
+    def _set_resources(self, docs: list[Manifest], current: Manifest | None) -> None:
+        """Give the workload's containers :attr:`profile`'s requests/limits; without one, those they run with."""
+        running: dict[str, Any] = {}
+        if current is not None:
+            for container in _containers(current):
+                if container.get("resources"):
+                    running[container.get("name", "")] = container["resources"]
+        wanted = resources(self.profile) if self.profile is not None else None
+        for doc in docs:
+            if doc["kind"] != self.workload_kind:
+                continue
+            for container in _containers(doc):
+                chosen = wanted if wanted is not None else running.get(container.get("name", ""))
+                if chosen:
+                    container["resources"] = chosen
+                elif wanted is not None:  # a profile with nothing set: none
+                    container.pop("resources", None)
 
     def _workload(self) -> Manifest | None:
         return self.kube.read(self.workload_kind, self.object_name)
@@ -305,6 +325,10 @@ def _stamp(docs: list[Manifest], kind: str) -> str:
         if doc["kind"] == kind:
             doc["metadata"].setdefault("annotations", {})[ANNOTATION_SPEC] = digest
     return digest
+
+
+def _containers(workload: Manifest) -> list[Manifest]:
+    return list((((workload.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or [])
 
 
 def _annotation(workload: Manifest) -> str | None:

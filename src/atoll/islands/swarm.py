@@ -44,6 +44,7 @@ from atoll.containers.swarm.engine import (
     service_log_tail,
 )
 from atoll.containers.swarm.images import ensure_python_image, image_id, run_build
+from atoll.containers.swarm.services import service_resources
 from atoll.errors import AtollError, BackendUnavailableError
 from atoll.islands.base import Island, IslandStatus
 from atoll.task.deadline import wait_until
@@ -55,6 +56,7 @@ RESOURCES = Path(__file__).resolve().parent.parent / "resources" / "docker"
 #: uid/gid the recipe islands' images run as (their Dockerfiles' ``USER``), never root.
 ISLAND_USER = (999, 999)
 LABEL_ISLAND = "io.atoll.island"
+LABEL_PROFILE = "io.atoll.resource-profile"  # the name and a hash of the values the service runs with
 ALREADY_RUNNING_GRACE = 30.0  # an existing service not healthy by then is re-created (its volume stays)
 _POLL = 0.5
 _GIVE_UP_FAILURES = 3  # a service restarting in a loop: say why now, not at the deadline
@@ -74,6 +76,7 @@ class SwarmServiceIsland(Island):
     stop_grace: ClassVar[float] = 20.0
     #: (uid, gid) the image runs as: its secrets and its data volume belong to them (None: root).
     user: ClassVar[tuple[int, int] | None] = None
+    takes_profile: ClassVar[bool] = True
 
     def __init__(self, config: Config, client: DockerClient | None = None) -> None:
         super().__init__(config)
@@ -254,6 +257,13 @@ class SwarmServiceIsland(Island):
     def _labels(self) -> dict[str, str]:
         return {LABEL_KIND: "island", LABEL_ISLAND: self.name, LABEL_NAMESPACE: self.namespace}
 
+    def _profile_label(self) -> str:
+        """``<name>:<hash of the values>`` of :attr:`profile` ("" without one)."""
+        if self.profile is None:
+            return ""
+        values = self.profile.model_dump_json(exclude_none=True).encode()
+        return f"{self.profile_name}:{hashlib.sha256(values).hexdigest()[:12]}"
+
     def _service(self) -> Any:
         name = self.service_name
         return get_or_none(self.config, f"inspecting service {name}", lambda: self.client.services.get(name))
@@ -264,12 +274,15 @@ class SwarmServiceIsland(Island):
         running = str(spec["TaskTemplate"]["ContainerSpec"]["Image"]).split("@", 1)[0]
         published = [p.get("PublishedPort") for p in (spec.get("EndpointSpec") or {}).get("Ports") or []]
         command = spec["TaskTemplate"]["ContainerSpec"].get("Command")
-        return running == image and published == [self.port] and command == self.command()
+        # Without --resource-profile a running island keeps the profile it has.
+        same_profile = self.profile is None or (spec.get("Labels") or {}).get(LABEL_PROFILE) == self._profile_label()
+        return running == image and published == [self.port] and command == self.command() and same_profile
 
     def _create(self, image: str) -> None:
         from docker.types import EndpointSpec, Mount, RestartPolicy, SecretReference, ServiceMode
 
         labels = self._labels()
+        service_labels = {**labels, LABEL_PROFILE: self._profile_label()} if self.profile is not None else labels
         refs = []
         for file_name, content in self.secrets().items():
             name = self.secret_name(file_name)
@@ -294,7 +307,7 @@ class SwarmServiceIsland(Island):
                 image,
                 self.command(),
                 name=self.service_name,
-                labels=labels,
+                labels=service_labels,
                 container_labels=labels,
                 networks=[network],
                 endpoint_spec=EndpointSpec(mode="dnsrr", ports={self.port: (self.container_port, "tcp", "host")}),
@@ -303,6 +316,7 @@ class SwarmServiceIsland(Island):
                 secrets=refs,
                 healthcheck=self.healthcheck(),
                 restart_policy=RestartPolicy(condition="any", delay=NS),
+                resources=service_resources(self.profile),
                 stop_grace_period=int(self.stop_grace * NS),
                 init=True,
             )

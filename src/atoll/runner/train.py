@@ -181,7 +181,8 @@ def run_training(task_dir: Path) -> int:
         meta = orjson.loads(meta_path.read_bytes())
         proj, name, notebook = meta["proj"], meta["name"], meta["notebook"]
         params = meta.get("params") or {}
-    except (OSError, KeyError, ValueError) as exc:
+        profile = meta.get("resource_profile") or {}
+    except (OSError, KeyError, ValueError, AttributeError) as exc:
         print(f"atoll: error: cannot read the training record {meta_path}: {exc}", file=sys.stderr)
         return 2
 
@@ -243,7 +244,9 @@ def run_training(task_dir: Path) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish the bookkeeping even if cancelled now
     if not announced:
         announce()
-    return _conclude(task, reporter, out_path, proj, name, failure, started)
+    limit = profile.get("memory_limit") if isinstance(profile, dict) else None
+    hint = f" (over the memory_limit of resource profile {profile.get('name')}: {limit} MB)" if limit else ""
+    return _conclude(task, reporter, out_path, proj, name, failure, started, hint)
 
 
 def _conclude(
@@ -254,8 +257,12 @@ def _conclude(
     name: str,
     failure: BaseException | None,
     started: float,
+    memory_hint: str = "",
 ) -> int:
-    """Report the outcome, store the executed notebook, record the final state; the exit code."""
+    """Report the outcome, store the executed notebook, record the final state; the exit code.
+
+    ``memory_hint`` is added to a ``MemoryError`` (the task's memory limit, when it has one).
+    """
     from atoll.domain.records import TaskState
     from atoll.task.outputs import output_key
     from atoll.task.records import update_training
@@ -270,7 +277,7 @@ def _conclude(
         code = 1
         state = TaskState.FAILED
         if isinstance(failure, PapermillExecutionError):
-            error = f"{failure.ename}: {failure.evalue}"
+            error = f"{failure.ename}: {failure.evalue}" + (memory_hint if failure.ename == "MemoryError" else "")
             failed_cell = _source_cell_index(out_path, failure.cell_index)
             print(f"atoll: cell {failed_cell} failed: {error}", file=sys.stderr, flush=True)
         else:

@@ -133,6 +133,14 @@ def tmp_path(file: str = "") -> str:
     return _join(base, file)
 
 
+def mount_path(target: str, file: str = "") -> str:
+    """Where the task sees ``--mount SRC:<target>``: ``target`` itself in a container; on the
+    local runtime (no container) the link to ``SRC`` at ``<task dir>/<target>``."""
+    if not target.startswith("/"):
+        raise UsageError(f"mount_path({target!r}): give the absolute DST of the --mount")
+    return _join(task_root() / target.lstrip("/"), file)
+
+
 def dataset_meta(model: str | None = None, dataset: str | None = None) -> dict[str, Any]:
     """The record of a dataset given to the task (see :func:`data_path` for the choice)."""
     base = meta_dir() / "datasets"
@@ -203,6 +211,7 @@ __all__ = [
     "meta_dir",
     "model_path",
     "movers_meta",
+    "mount_path",
     "project_meta",
     "staged_datasets",
     "staged_versions",

@@ -8,6 +8,7 @@ A task pod sees the DESIGN.md §4 layout::
                              file store into an emptyDir (or the configured NFS export
                              or PersistentVolumeClaim); read-only for the task
     /run/secrets/atoll/      the store settings (a Secret, mode 0400, read-only)
+    DST of each --mount      a PersistentVolumeClaim (SRC a name) or a hostPath (SRC a path)
 
 Store credentials travel only in that Secret: never in env values, args or
 image layers. Objects of one task (``<kind>-<project>-<name>``)::
@@ -218,6 +219,11 @@ def pod_spec(spec: TaskSpec, config: Config, command: list[str], *, generation: 
                          _mount("model", "/model", True, model_sub), _mount("scratch", "/atoll/tmp", False)],
         "securityContext": {"allowPrivilegeEscalation": False},
     }
+    for index, mount in enumerate(spec.mounts):  # --mount: a claim, or a path of the node
+        source: Manifest = ({"persistentVolumeClaim": {"claimName": mount.source, "readOnly": mount.read_only}}
+                            if mount.volume else {"hostPath": {"path": mount.source}})
+        volumes.append({"name": f"mount-{index}", **source})
+        container["volumeMounts"].append(_mount(f"mount-{index}", mount.target, mount.read_only))
     if ports:
         container["ports"] = ports
     if probes:

@@ -71,6 +71,25 @@ def link_app(spec: TaskSpec, staged: StagedTask) -> Path:
     return app
 
 
+def link_mounts(spec: TaskSpec, staged: StagedTask) -> None:
+    """``--mount`` on the local runtime: ``<task dir>/<DST>`` becomes a symbolic link to ``SRC``.
+
+    There is no container to mount into, and the host's own ``DST`` is never touched
+    (it usually cannot be made without root, and tasks would share it). A notebook
+    finds the mount at ``atoll.toolkit.mount_path(DST)``: this link locally, ``DST``
+    itself in a container. ``:ro`` cannot be enforced by a link: the files keep their
+    own permissions.
+    """
+    for mount in spec.mounts:
+        link = staged.root / mount.target.lstrip("/")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.is_file():
+            link.unlink()
+        elif link.exists():
+            remove_tree(link)
+        link.symlink_to(mount.source)
+
+
 def task_environment(
     build: BuildVersion, staged: StagedTask, extra_env: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -103,4 +122,4 @@ def task_environment(
     return env
 
 
-__all__ = ["build_app_dir", "build_env_dir", "build_python", "link_app", "task_environment"]
+__all__ = ["build_app_dir", "build_env_dir", "build_python", "link_app", "link_mounts", "task_environment"]

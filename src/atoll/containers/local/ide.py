@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from atoll.containers.base import ContainerManager
-from atoll.containers.local.environment import build_env_dir, build_python, link_app, task_environment
+from atoll.containers.local.environment import (
+    build_env_dir,
+    build_python,
+    link_app,
+    link_mounts,
+    task_environment,
+)
+from atoll.containers.local.limits import preexec, process_limits
 from atoll.containers.local.process import kill_group, log_tail, proc_start_time, read_json, write_json
 from atoll.containers.local.services import alive, port_in_use, run_dir
 from atoll.containers.spec import IdeLaunch, StagedTask, TaskSpec, describe_exit
@@ -51,6 +58,7 @@ class LocalIde(ContainerManager):
         _ensure_jupyterlab(python, spec)
         root = staged.root
         app = link_app(spec, staged)
+        link_mounts(spec, staged)
         config = self.write_ide_config(
             staged,
             token,
@@ -75,6 +83,7 @@ class LocalIde(ContainerManager):
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=preexec(process_limits(spec.profile)),  # noqa: PLW1509 - see local.limits
             )
         self._ide_procs[project] = proc
         base_url = f"http://127.0.0.1:{port}"

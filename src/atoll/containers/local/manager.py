@@ -26,6 +26,8 @@ class LocalContainerManager(LocalTasks, LocalServices, LocalIde):
     """Runs builds and tasks as local processes (``container_manager.type: local``)."""
 
     type = "local"
+    # Requests are scheduling hints with no scheduler here; a GPU cannot be fenced off a process.
+    unenforced_resources = frozenset({"cpu_request", "memory_request", "gpu", "auto_scale"})
 
     def build(self, request: BuildRequest, log: LogSink) -> BuildVersion:
         """Snapshot the code and create (or reuse) the environment."""

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from atoll.containers.local.limits import preexec
 from atoll.containers.local.process import kill_group, proc_start_time
 
 
@@ -30,7 +31,7 @@ class Replica:
     """One replica process and what the supervisor knows about it."""
 
     def __init__(self, spec: dict[str, Any], generation: int, command: list[str]) -> None:
-        self.spec = spec  # {"name", "index", "task_dir", "env", "log"}
+        self.spec = spec  # {"name", "index", "task_dir", "env", "log", "limits"}
         self.name: str = spec["name"]
         self.index: int = spec["index"]
         self.generation = generation
@@ -74,6 +75,7 @@ class Replica:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stopped as a whole
+                preexec_fn=preexec(self.spec.get("limits")),  # noqa: PLW1509 - see local.limits
             )
         self.start_time = proc_start_time(self.proc.pid)
         self.state, self.error = "starting", None

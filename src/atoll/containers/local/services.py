@@ -33,7 +33,8 @@ from filelock import FileLock
 
 from atoll.config import atoll_home
 from atoll.containers.base import ContainerManager, LogSink, ReplicaStatus, Rollout, TaskSpec
-from atoll.containers.local.environment import build_python, link_app, task_environment
+from atoll.containers.local.environment import build_python, link_app, link_mounts, task_environment
+from atoll.containers.local.limits import process_limits
 from atoll.containers.local.process import (
     kill_group,
     log_tail,
@@ -133,6 +134,7 @@ class LocalServices(ContainerManager):
             replica = f"{name}-{index}"
             staged = self.stage_task(spec, base / replica)
             link_app(spec, staged)
+            link_mounts(spec, staged)
             replicas.append(
                 {
                     "name": replica,
@@ -140,6 +142,7 @@ class LocalServices(ContainerManager):
                     "task_dir": str(staged.root),
                     "env": task_environment(spec.build, staged, spec.env),
                     "log": str(service_dir(project, name) / "logs" / f"g{generation}-{index}.log"),
+                    "limits": process_limits(spec.profile),
                 }
             )
         return {

@@ -26,7 +26,8 @@ from atoll.containers.base import (
     TaskStatus,
     describe_exit,
 )
-from atoll.containers.local.environment import build_python, link_app, task_environment
+from atoll.containers.local.environment import build_python, link_app, link_mounts, task_environment
+from atoll.containers.local.limits import preexec, process_limits
 from atoll.containers.local.process import kill_group, pid_alive, proc_start_time
 from atoll.errors import BackendError, NotFoundError
 
@@ -46,6 +47,7 @@ class LocalTasks(ContainerManager):
         """Start the runner detached, in its own session, from the build's environment."""
         root = staged.root
         link_app(spec, staged)
+        link_mounts(spec, staged)
         python = build_python(spec.build)
         env = task_environment(spec.build, staged, spec.env)
         with open(root / "atoll" / "task.log", "ab") as log:
@@ -59,6 +61,7 @@ class LocalTasks(ContainerManager):
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     close_fds=True,
+                    preexec_fn=preexec(process_limits(spec.profile)),  # noqa: PLW1509 - see local.limits
                 )
             except OSError as exc:
                 raise BackendError(f"cannot start training {spec.name}: {exc}") from exc

@@ -34,6 +34,11 @@ class SwarmContainerManager(SwarmTasks, SwarmServices, SwarmIde):
     """Runs builds and tasks on a Docker engine that is a swarm manager."""
 
     type = "swarm"
+    unenforced_resources = frozenset({"auto_scale"})  # Swarm has no autoscaler
+
+    def unenforced(self, kind: str) -> frozenset[str]:
+        """Plus ``cpu_request`` for trainings and the IDE: a plain container has no CPU reservation."""
+        return super().unenforced(kind) | (frozenset() if kind == "deploy" else frozenset({"cpu_request"}))
 
     @cached_property
     def client(self) -> DockerClient:  # type: ignore[override]

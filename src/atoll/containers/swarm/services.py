@@ -54,7 +54,7 @@ from atoll.containers.swarm.engine import (
     service_healthcheck,
     split_lines,
 )
-from atoll.containers.swarm.stage import mounts, task_binds, task_env
+from atoll.containers.swarm.stage import mounts, task_binds, task_env, user_mounts
 from atoll.errors import UsageError
 from atoll.task.layout import META_DIR
 
@@ -161,7 +161,7 @@ class SwarmServices(ContainerManager):
             "labels": tag,
             "container_labels": tag,
             "hostname": "{{.Service.Name}}-{{.Task.Slot}}",
-            "mounts": mounts(binds),
+            "mounts": [*mounts(binds), *user_mounts(spec)],
             "secrets": [self._store_secret(service, tag, staged)],
             "configs": self._meta_configs(service, tag, staged) if staged.staging == "fetch" else None,
             "networks": [self.namespace],

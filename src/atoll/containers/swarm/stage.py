@@ -9,6 +9,7 @@ says how the container sees it (DESIGN.md §4)::
     <stage>/model        -> /model          staged model versions  } only
     <stage>/atoll/secret/store.json         store settings (0600): a file mount for
                                             containers, a Docker secret for services
+    SRC of each --mount  -> DST             a bind mount (a host path) or a named volume
 
 ``/app`` is the image's own code. With ``fetch`` staging (``container_manager.staging``;
 the default whenever the stores are not embedded) ``/data`` and ``/model``
@@ -111,6 +112,14 @@ def mounts(binds: list[Bind]) -> list[Mount]:
     return [Mount(target, source, type="bind", read_only=ro) for source, target, ro in binds]
 
 
+def user_mounts(spec: TaskSpec) -> list[Mount]:
+    """``--mount``: a bind mount of a host path, or a named volume (created by the engine when missing)."""
+    from docker.types import Mount
+
+    return [Mount(m.target, m.source, type="volume" if m.volume else "bind", read_only=m.read_only)
+            for m in spec.mounts]
+
+
 def task_env(spec: TaskSpec, staged: StagedTask, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a task's container: the task contract's variables on top of ``spec.env``."""
     env = dict(spec.env)
@@ -130,4 +139,5 @@ __all__ = [
     "mounts",
     "task_binds",
     "task_env",
+    "user_mounts",
 ]

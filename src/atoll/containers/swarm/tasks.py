@@ -44,7 +44,7 @@ from atoll.containers.swarm.engine import (
     nano_cpus,
     split_lines,
 )
-from atoll.containers.swarm.stage import mounts, task_binds, task_env
+from atoll.containers.swarm.stage import mounts, task_binds, task_env, user_mounts
 from atoll.domain.records import TaskState, Training
 from atoll.errors import AtollError, NotFoundError
 
@@ -112,7 +112,7 @@ class SwarmContainers(ContainerManager):
                     init=True,
                     working_dir="/app",
                     labels=labels(self.config, kind, spec.project.name, spec.name),
-                    mounts=mounts(binds),
+                    mounts=[*mounts(binds), *user_mounts(spec)],
                     network=network,
                     **container_resources(spec.profile),
                     **kwargs,
