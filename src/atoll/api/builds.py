@@ -185,7 +185,10 @@ def task_spec(
         ConfigError: the profile named is not one of ``resource_profiles``.
     """
     from atoll.backends import task_store_config
+    from atoll.task.layout import NORONHA_COMPAT_ENV
 
+    if not ctx.config.container_manager.noronha_compat:  # `import noronha` fails in the task, saying why
+        fields["env"] = {**(fields.get("env") or {}), NORONHA_COMPAT_ENV: "0"}
     return TaskSpec(
         kind=kind, project=project, build=bvers, name=name, **fields,
         profile=ctx.config.container_manager.profile(kind),
