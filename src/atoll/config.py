@@ -160,6 +160,9 @@ class ContainerManagerSection(_Section):
     deploy_profile: str | None = None
     ide_profile: str | None = None
     kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
+    #: Noronha projects run unchanged: ``FROM noronhadataops/noronha`` builds on the base image and
+    #: tasks can ``import noronha`` (README, Coming from Noronha). False: both refused.
+    noronha_compat: bool = True
 
     def profile(self, task: Literal["train", "deploy", "ide"]) -> ResourceProfile | None:
         """The resource profile that ``<task>_profile`` names; None when it names none.

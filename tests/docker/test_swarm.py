@@ -5,7 +5,9 @@ containers through bind mounts) with ``container_manager.type: swarm`` and a
 namespace of its own, run once per staging mode (``container_manager.staging``:
 ``host`` mounts the staged inputs, ``fetch`` lets each task fetch them from the
 file store and hands a deployment its records as Docker configs), so every Docker object this module creates has a name
-unique to the run; the fixture removes each one by exact name at the end and
+unique to the run. The ``fetch`` run builds the project written for Noronha
+(examples/noronha-iris: its Dockerfile ``FROM noronhadataops/noronha``, its
+``noronha.tools`` notebooks) on the same data, so the same scenario covers it; the fixture removes each one by exact name at the end and
 fails when something is left. The base image is shared (built once, reused
 while Atoll's code is unchanged).
 """
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.docker
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "iris"
+NORONHA_EXAMPLE = EXAMPLE.parent / "noronha-iris"  # the fetch run's project (module doc)
 ROW = b"[5.1, 3.5, 1.4, 0.2]"
 MODEL_FILES = [{"name": "clf.pkl", "required": True, "max_mb": 10}]
 DATA_FILES = [{"name": "measures.csv", "required": True}, {"name": "species.csv", "required": True}]
@@ -138,6 +141,8 @@ def iris(swarm_client: DockerClient, python_image: str, tmp_path_factory: pytest
     namespace, project = f"atoll-t{suffix}", f"iris-{suffix}"
     project_dir = tmp / "iris"
     shutil.copytree(EXAMPLE, project_dir, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    if request.param == "fetch":  # Noronha's Dockerfile, requirements and train/predict notebooks over iris
+        shutil.copytree(NORONHA_EXAMPLE, project_dir, dirs_exist_ok=True)
     write_notebook(project_dir / "notebooks" / "broken.ipynb", ["raise RuntimeError('this model does not load')"])
     write_notebook(project_dir / "notebooks" / "slow.ipynb", ["import time\nfor _ in range(600):\n    time.sleep(0.5)"])
     write_notebook(project_dir / "notebooks" / "oom.ipynb", [
@@ -195,6 +200,20 @@ def test_the_build_is_recorded_by_image_id_and_runs_by_it(iris: SwarmIris) -> No
     assert build.image == f"atoll/{iris.project}:latest"
     assert build.digest is not None and build.digest.startswith("sha256:")
     assert iris.client.images.get(build.image).id == build.image_id == build.digest
+
+
+def test_the_noronha_project_is_built_from_its_own_dockerfile_on_the_base_image(iris: SwarmIris) -> None:
+    from atoll.domain.records import BuildVersion
+
+    if iris.staging != "fetch":
+        pytest.skip("the host run builds examples/iris (no Dockerfile)")
+    image = iris.client.images.get(iris.ctx.metadata.get(BuildVersion, "latest", iris.project).image_id)
+    assert image.labels["io.atoll.image"] == "base"  # built FROM Atoll's base image, not Noronha's
+    env = image.attrs["Config"]["Env"]
+    assert {"CONDA_HOME=/opt/atoll/venv", "CONDA_VENV=py3_default", "APP_HOME=/app"} <= set(env)
+    steps = " ".join(str(layer.get("CreatedBy")) for layer in image.history())
+    assert "source ${CONDA_HOME}/bin/activate ${CONDA_VENV}" in steps and "pip install -r requirements.txt" in steps
+    # its training (test below) imported noronha.tools and sklearn: the pip install landed in the runner's Python
 
 
 def test_the_training_finished_in_a_container_that_is_gone(iris: SwarmIris) -> None:

@@ -187,8 +187,11 @@ def task_spec(
         ConfigError: the ``<kind>_profile`` named is not one of ``resource_profiles``.
     """
     from atoll.backends import task_store_config
+    from atoll.task.layout import NORONHA_COMPAT_ENV
 
     profile_name, profile = ctx.config.container_manager.pick_profile(kind, resource_profile)
+    if not ctx.config.container_manager.noronha_compat:  # `import noronha` fails in the task, saying why
+        fields["env"] = {**(fields.get("env") or {}), NORONHA_COMPAT_ENV: "0"}
     return TaskSpec(
         kind=kind, project=project, build=bvers, name=name, **fields,
         profile=profile, profile_name=profile_name,

@@ -32,6 +32,7 @@ from typing import overload
 TASK_DIR_ENV = "ATOLL_TASK_DIR"  # the task root ("/" in containers)
 STORE_CONFIG_ENV = "ATOLL_STORE_CONFIG"  # path of the store settings (a secret)
 STAGING_ENV = "ATOLL_STAGING"  # "fetch": the task fetches its inputs itself
+NORONHA_COMPAT_ENV = "ATOLL_NORONHA_COMPAT"  # "0": `import noronha` fails (container_manager.noronha_compat off)
 
 APP_DIR = "/app"
 META_DIR = "/atoll/meta"
@@ -107,6 +108,7 @@ __all__ = [
     "DATA_DIR",
     "META_DIR",
     "MODEL_DIR",
+    "NORONHA_COMPAT_ENV",
     "STAGING_ENV",
     "STORE_CONFIG_ENV",
     "TASK_DIR_ENV",

@@ -5,12 +5,14 @@ Layout under ``$ATOLL_HOME``::
     builds/<project>/<code_hash[:16]>/app/     the project's files, as built
     envs/<env_hash>/                           venv: requirements + on-board deps
 
-The environment is keyed by the hash of ``requirements.txt``, Atoll's version
-and the Python version, so rebuilding with unchanged requirements reuses it
-(seconds); ``--no-cache`` recreates it. Environments are created in a
+The environment is keyed by the hash of ``requirements.txt`` (plus what the
+project's ``Dockerfile`` pip-installs besides, :mod:`atoll.containers.dockerfile`),
+Atoll's version and the Python version, so rebuilding with unchanged
+requirements reuses it (seconds); ``--no-cache`` recreates it. Environments are created in a
 temporary directory and renamed into place, so a failed or interrupted build
 never leaves a half environment under the final name. The venv sees the very
-``atoll`` package that built it through a ``.pth`` entry.
+``atoll`` package that built it through a ``.pth`` entry, and Noronha's
+toolkit paths as the package ``noronha`` (:mod:`atoll.compat.noronha`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from filelock import FileLock, Timeout
 import atoll
 from atoll.config import atoll_home
 from atoll.containers.base import BuildRequest, LogSink
+from atoll.containers.dockerfile import LocalInstalls, local_installs
 from atoll.containers.sources import code_hash, project_files
 from atoll.domain.records import BuildVersion
 from atoll.errors import BackendError, ExecutionError
@@ -163,13 +166,14 @@ def _site_packages(env_dir: Path) -> Path:
     return found[0]
 
 
-def _create_env(tmp: Path, requirements: Path | None, log: LogSink) -> str:
-    """Create the venv in ``tmp`` with the project's and the on-board requirements."""
+def _create_env(tmp: Path, requirements: list[Path], packages: list[str], log: LogSink) -> str:
+    """Create the venv in ``tmp`` with the project's (files and packages) and the on-board requirements."""
     uv = _find_uv()
-    req_args = ["-r", str(requirements)] if requirements else []
+    req_args = [arg for path in requirements for arg in ("-r", str(path))] + packages
     python = sys.executable
+    named = ", ".join([p.name for p in requirements] + packages)
     log(
-        f"installing {'requirements.txt and ' if requirements else ''}Atoll's on-board packages "
+        f"installing {named + ' and ' if named else ''}Atoll's on-board packages "
         f"with {'uv' if uv else 'pip'} (at most {INSTALL_TIMEOUT:g}s)"
     )
     if uv:
@@ -200,7 +204,7 @@ def _create_env(tmp: Path, requirements: Path | None, log: LogSink) -> str:
 
 
 def _link_atoll(env_dir: Path) -> None:
-    """Let the venv import the running ``atoll`` package, and only that package.
+    """Let the venv import the running ``atoll`` package (and ``noronha``, its compatibility package).
 
     A symlink to the package sits in ``<env>/atoll-src``; a relative ``.pth``
     entry adds that directory, so the venv survives being renamed into place.
@@ -211,8 +215,16 @@ def _link_atoll(env_dir: Path) -> None:
     if link.is_symlink() or link.exists():
         link.unlink()
     link.symlink_to(Path(atoll.__file__).resolve().parent, target_is_directory=True)
+    _link_noronha(env_dir)
     site = _site_packages(env_dir)
     (site / "_atoll_onboard.pth").write_text(os.path.relpath(src, site) + "\n")
+
+
+def _link_noronha(env_dir: Path) -> None:
+    """``<env>/atoll-src/noronha`` -> :mod:`atoll.compat.noronha` (added to environments made before it too)."""
+    link = env_dir / "atoll-src" / "noronha"
+    if not link.is_symlink():
+        link.symlink_to(Path("atoll", "compat", "noronha"), target_is_directory=True)
 
 
 def _write_kernelspec(env_dir: Path) -> None:
@@ -228,6 +240,18 @@ def _write_kernelspec(env_dir: Path) -> None:
     (spec_dir / "kernel.json").write_bytes(orjson.dumps(spec, option=orjson.OPT_INDENT_2))
 
 
+def _dockerfile_installs(source_dir: Path, log: LogSink) -> LocalInstalls:
+    """What the project's Dockerfile pip-installs besides ``requirements.txt``; what else it does is logged."""
+    dockerfile = source_dir / "Dockerfile"
+    if not dockerfile.is_file():
+        return LocalInstalls()
+    found = local_installs(dockerfile.read_text(errors="replace"), source_dir)
+    found.requirement_files = [f for f in found.requirement_files if f != "requirements.txt"]
+    for line in found.not_done:
+        log(f"Dockerfile {line}: not run by the local runtime (it installs only the RUN lines' pip packages)")
+    return found
+
+
 def ensure_env(source_dir: Path, no_cache: bool, log: LogSink) -> tuple[str, Path, bool]:
     """Return ``(env_hash, env_dir, reused)``, creating the environment when needed.
 
@@ -236,6 +260,13 @@ def ensure_env(source_dir: Path, no_cache: bool, log: LogSink) -> tuple[str, Pat
     """
     req_path = source_dir / "requirements.txt"
     requirements = req_path.read_bytes() if req_path.is_file() else b""
+    extra = _dockerfile_installs(source_dir, log)
+    req_files = [req_path] if requirements else []
+    if extra.requirement_files or extra.packages:  # only then: unchanged keys for projects without them
+        req_files += [source_dir / rel for rel in extra.requirement_files]
+        requirements += b"\0Dockerfile\0" + b"\0".join(
+            [(source_dir / rel).read_bytes() for rel in extra.requirement_files] + [p.encode() for p in extra.packages]
+        )
     key = env_hash(requirements)
     envs = atoll_home() / "envs"
     envs.mkdir(parents=True, exist_ok=True)
@@ -251,13 +282,14 @@ def ensure_env(source_dir: Path, no_cache: bool, log: LogSink) -> tuple[str, Pat
             raise BackendError(f"another build holds the environment lock {key} for too long") from exc
     try:
         if (final / ENV_MARKER).is_file() and not no_cache:
+            _link_noronha(final)
             log(f"reusing environment {final} (requirements unchanged)")
             return key, final, True
         tmp = envs / f".{key}.{uuid.uuid4().hex[:8]}.partial"
         started = time.monotonic()
         log(f"creating environment {final}")
         try:
-            installer = _create_env(tmp, req_path if requirements else None, log)
+            installer = _create_env(tmp, req_files, extra.packages, log)
             _link_atoll(tmp)
             _write_kernelspec(tmp)
             marker = {

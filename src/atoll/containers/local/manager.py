@@ -31,8 +31,12 @@ class LocalContainerManager(LocalTasks, LocalServices, LocalIde):
 
     def build(self, request: BuildRequest, log: LogSink) -> BuildVersion:
         """Snapshot the code and create (or reuse) the environment."""
+        from atoll.containers.dockerfile import check_noronha_base
         from atoll.containers.local.build import build_local
 
+        dockerfile = request.source_dir / "Dockerfile"
+        if dockerfile.is_file():  # run by no Docker here, but its FROM says what the project expects
+            check_noronha_base(dockerfile.read_text(errors="replace"), self.config)
         return build_local(request, log)
 
     def delete_build(self, build: BuildVersion) -> None:

@@ -3,8 +3,10 @@
 A build is an image ``atoll/<proj>:<tag>`` (``<target_registry>/atoll/...``
 and pushed when a target registry is configured) made from the gathered
 source dir. A project's own ``Dockerfile`` must start ``FROM`` the base image
-(the ``ATOLL_BASE_IMAGE`` build argument names it); without one Atoll writes
-the obvious one. The record keeps the image id and a digest — the registry's
+(the ``ATOLL_BASE_IMAGE`` build argument names it) or ``FROM
+noronhadataops/noronha[:tag]``, which builds on the base image too
+(:mod:`atoll.containers.dockerfile`); without one Atoll writes the obvious
+one. The record keeps the image id and a digest — the registry's
 ``RepoDigests`` entry when pushed, else the image id — and tasks run that,
 never the (movable) tag. ``--pre-built`` pulls ``<docker_repo>:<tag>``.
 
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from atoll.config import Config
 from atoll.containers.base import BuildRequest, LogSink
+from atoll.containers.dockerfile import check_noronha_base, map_noronha_base
 from atoll.containers.swarm.engine import LABEL_KIND, LABEL_PROJECT, engine_errors
 from atoll.containers.swarm.images import ensure_base_image, pull_image, run_build
 from atoll.credentials import open_chest
@@ -90,17 +93,24 @@ def build_image(client: DockerClient, config: Config, request: BuildRequest, log
     auth = registry_auth(config, metadata)
     if request.built_from == "pre-built":
         return pull_prebuilt(client, config, request, log, auth)
+    source = request.source_dir
+    own = source / "Dockerfile"
+    text = own.read_text(errors="replace") if own.is_file() else ""
+    noronha = check_noronha_base(text, config)  # refused before any build when the compatibility is off
     base = ensure_base_image(client, config, log)
     repo = image_repository(config, project)
     ref = f"{repo}:{request.tag}"
-    source = request.source_dir
-    own = source / "Dockerfile"
     with tempfile.TemporaryDirectory(prefix="atoll-dockerfile-") as tmp:
         if own.is_file():
-            first = _first_from(own.read_text(errors="replace"))
-            if first is not None and "ATOLL_BASE_IMAGE" not in first and not first.startswith(base):
-                log(f"warning: the project's Dockerfile starts {first!r}, not FROM the base image ${{ATOLL_BASE_IMAGE}}")
-            dockerfile = str(own)
+            first = _first_from(text)
+            if noronha:  # a Noronha project: its base image is Atoll's
+                dockerfile = str(Path(tmp) / "Dockerfile")
+                Path(dockerfile).write_text(map_noronha_base(text, base))
+                log(f"the project's Dockerfile starts FROM {first} (Noronha's base image): building it FROM {base}")
+            else:
+                if first is not None and "ATOLL_BASE_IMAGE" not in first and not first.startswith(base):
+                    log(f"warning: the project's Dockerfile starts {first!r}, not FROM the base image ${{ATOLL_BASE_IMAGE}}")
+                dockerfile = str(own)
         else:
             text = _DEFAULT_DOCKERFILE.format(
                 requirements=_REQUIREMENTS if (source / "requirements.txt").is_file() else ""

@@ -37,6 +37,7 @@ BASE_EXTRAS = ("ide", "mongo", "s3")  # base.Dockerfile's ATOLL_EXTRAS
 BASE_DOCKERFILE = Path(atoll.__file__).parent / "resources" / "docker" / "base.Dockerfile"
 _SKIP_DIRS = {"__pycache__", ".mypy_cache", ".pytest_cache"}
 _SKIP_SUFFIXES = {".pyc", ".pyo"}
+_COMPAT_NORONHA = "atoll/compat/noronha/"  # Noronha's toolkit paths (atoll.compat.noronha)
 
 
 def base_image_ref(config: Config) -> str:
@@ -81,6 +82,9 @@ def source_hash() -> str:
 def build_wheel(dest: Path) -> Path:
     """Pack the installed Atoll into ``dest/atoll-<version>-py3-none-any.whl``.
 
+    The wheel also holds :mod:`atoll.compat.noronha` as the top-level package
+    ``noronha``: in the base image, notebooks written for Noronha import it.
+
     Raises:
         NotFoundError: Atoll's distribution metadata is missing (not installed).
     """
@@ -106,6 +110,8 @@ def build_wheel(dest: Path) -> Path:
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, path in _package_files():
             add(archive, name, path.read_bytes())
+            if name.startswith(_COMPAT_NORONHA):  # also installed as the top-level package `noronha`
+                add(archive, "noronha/" + name[len(_COMPAT_NORONHA):], path.read_bytes())
         for name, text in extra.items():
             add(archive, name, text.encode())
         record.append(f"{info}/RECORD,,")

@@ -5,7 +5,8 @@
 #   deps/requirements.txt   Atoll's own dependencies (extras resolved); installed in
 #                           their own layer, so a change of Atoll's code alone
 #                           reuses that (slow) layer from the build cache
-#   dist/   exactly one atoll wheel (*.whl) or, failing that, an sdist (*.tar.gz)
+#   dist/   exactly one atoll wheel (*.whl) or, failing that, an sdist (*.tar.gz);
+#           Atoll's wheel (build_wheel) also carries the package `noronha` (atoll.compat.noronha)
 #
 #   docker build --network host --build-arg PYTHON_IMAGE=python:3.11-slim \
 #       -f base.Dockerfile CONTEXT
@@ -55,6 +56,14 @@ RUN set -eu; \
     pip install --no-deps "$pkg"; \
     rm -rf /tmp/atoll-dist; \
     python -c "import atoll, papermill, ipykernel"
+
+# What a Dockerfile written for Noronha's base image uses (README, Coming from
+# Noronha): `source ${CONDA_HOME}/bin/activate ${CONDA_VENV}` enters Atoll's
+# environment (the venv's own activate script; the name is not needed), and the
+# project goes to ${APP_HOME}. Here, after the slow layers, so their cache holds.
+ENV CONDA_HOME=/opt/atoll/venv \
+    CONDA_VENV=py3_default \
+    APP_HOME=/app
 
 LABEL io.atoll.image=base
 

@@ -1,0 +1,1 @@
+"""``noronha.tools``: shortcuts, publish, serving (and its older name, online)."""
