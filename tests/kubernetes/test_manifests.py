@@ -37,6 +37,7 @@ def every_manifest(config: Config) -> list[dict[str, Any]]:
         *manifests.ide_manifests(ide, config, token="tok"),
         image_pull_secret("registry-chest", "atoll", "registry.example:5000", "user", "pw"),
         *islands.router_manifests(config, image, b'{"version": 1, "keys": []}'),
+        *islands.router_manifests(_with_tls(config), image, tls=(b"cert", b"key")),  # + its TLS Secret, HTTPS probes
         *islands.db_manifests(config, image, "pw"),
         *islands.files_manifests(config, image, "access", "secret"),
         *islands.ui_manifests(config, image, "tok", STORE),
@@ -65,6 +66,12 @@ def test_every_kind_validates_strictly_against_1_30_and_1_37(kube_config: Config
                               capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
         assert done.stdout.count("passed") == len(docs), done.stdout
+
+
+def _with_tls(config: Config) -> Config:
+    copy = config.model_copy(deep=True)
+    copy.router.tls_cert, copy.router.tls_key = "/etc/atoll/router.crt", "/etc/atoll/router.key"
+    return copy
 
 
 def _pod_specs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -218,18 +225,35 @@ def test_island_credentials_are_secret_files(kube_config: Config) -> None:
 
 
 def test_the_router_reads_the_keys_from_a_secret_directory(kube_config: Config) -> None:
-    docs = islands.router_manifests(kube_config, DIGEST, b'{"pepper": "p3pp3r"}')
+    docs = islands.router_manifests(kube_config, DIGEST, b'{"pepper": "p3pp3r"}', b'{"secrets": {"i/o": "r3pl1ca"}}')
     assert [d["kind"] for d in docs] == ["Secret", "Deployment", "Service"]
-    assert "p3pp3r" not in _text(docs[1:])
+    assert "p3pp3r" not in _text(docs[1:]) and "r3pl1ca" not in _text(docs[1:])
     assert base64.b64decode(docs[0]["data"]["keys.json"]) == b'{"pepper": "p3pp3r"}'
+    assert base64.b64decode(docs[0]["data"]["replica-secrets.json"]) == b'{"secrets": {"i/o": "r3pl1ca"}}'
     pod = docs[1]["spec"]["template"]["spec"]
     mount = pod["containers"][0]["volumeMounts"][0]
     assert "subPath" not in mount and mount["readOnly"]  # a subPath mount would never see the Secret's updates
     assert pod["automountServiceAccountToken"] is False
     kube_config.router.auth = False
     docs = islands.router_manifests(kube_config, DIGEST)
-    assert [d["kind"] for d in docs] == ["Deployment", "Service"]
-    assert docs[0]["spec"]["template"]["spec"]["containers"][0]["command"][-2:] == ["--auth", "off"]
+    assert [d["kind"] for d in docs] == ["Secret", "Deployment", "Service"]
+    assert list(docs[0]["data"]) == ["replica-secrets.json"]
+    assert docs[1]["spec"]["template"]["spec"]["containers"][0]["command"][-4:-2] == ["--auth", "off"]
+
+
+def test_a_replica_gets_its_secret_in_the_store_secret_only(kube_config: Config, tmp_path: Path) -> None:
+    from atoll.containers.kubernetes.manager import KubernetesContainerManager
+    from atoll.testing.memory import MemoryMetadataStore
+    from atoll.testing.memory_files import MemoryFileStore
+
+    manager = KubernetesContainerManager(kube_config, MemoryMetadataStore(), MemoryFileStore())
+    manager._ensure_pull_secret = lambda: None  # type: ignore[method-assign]  # no cluster here
+    replica = {"secret": "r3pl1ca-s3cr3t", "limits": {"max_body": 1024}}
+    spec = manager._for_cluster(task_spec("deploy", "online", replica=replica))
+    docs = manifests.deployment_manifests(spec, kube_config, "g1", 60)
+    store = next(d for d in docs if d["kind"] == "Secret")
+    assert json.loads(base64.b64decode(store["data"]["store.json"]))["replica"] == replica
+    assert "r3pl1ca-s3cr3t" not in _text([d for d in docs if d["kind"] != "Secret"])
 
 
 def test_pull_secret_is_a_dockerconfigjson(kube_config: Config) -> None:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import base64
 import shutil
 import socket
+import ssl
 import threading
 import time
 import urllib.error
@@ -325,9 +326,12 @@ class DockerKubelet(Kubelet):
             return False
         timeout = float(probe.get("timeoutSeconds", 1))
         if "httpGet" in probe:
-            url = f"http://{host}:{self._port(run, probe['httpGet']['port'])}{probe['httpGet'].get('path', '/')}"
+            get = probe["httpGet"]
+            scheme = str(get.get("scheme", "HTTP")).lower()  # HTTPS: not verified, as the kubelet does
+            url = f"{scheme}://{host}:{self._port(run, get['port'])}{get.get('path', '/')}"
+            context = ssl._create_unverified_context() if scheme == "https" else None
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as answer:
+                with urllib.request.urlopen(url, timeout=timeout, context=context) as answer:
                     return 200 <= answer.status < 400
             except (urllib.error.URLError, OSError):
                 return False
