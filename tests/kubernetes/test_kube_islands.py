@@ -96,7 +96,7 @@ def test_the_router_island_runs_as_a_deployment_with_the_keys_as_a_secret(cluste
                                          "--replica-secrets", "/run/secrets/atoll/replica-secrets.json"]
     assert container["volumeMounts"] == [{"name": "secrets", "mountPath": "/run/secrets/atoll", "readOnly": True}]
     assert pod["volumes"] == [{"name": "secrets", "secret": {"secretName": "atoll-isle-router-keys",
-                                                             "defaultMode": 0o400}}]
+                                                             "defaultMode": 0o440}}]
     assert "env" not in container and "pepper" not in json.dumps(posted)
 
     shown = cli(cluster, "isle", "router", "status")
@@ -167,7 +167,7 @@ def test_router_tls_pair_is_a_secret_and_the_url_is_https(cluster: Cluster, ctx:
     assert command[command.index("--tls-cert") + 1] == "/run/secrets/atoll-tls/tls.crt"
     assert command[command.index("--tls-key") + 1] == "/run/secrets/atoll-tls/tls.key"
     assert {"name": "tls", "mountPath": "/run/secrets/atoll-tls", "readOnly": True} in container["volumeMounts"]
-    assert {"name": "tls", "secret": {"secretName": "atoll-isle-router-tls", "defaultMode": 0o400}} in pod["volumes"]
+    assert {"name": "tls", "secret": {"secretName": "atoll-isle-router-tls", "defaultMode": 0o440}} in pod["volumes"]
     assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
     # A new pair behind the same paths rolls the router over (it reads the pair when it starts).
     stamp = deployment["spec"]["template"]["metadata"]["annotations"]["atoll.io/tls-pair"]

@@ -49,6 +49,8 @@ def test_every_kind_validates_strictly_against_1_30_and_1_37(kube_config: Config
     kube_config.container_manager.kubernetes.image_pull_secret = "chest"  # every pod refers to its Secret
     docs = every_manifest(kube_config)
     assert all(pod["imagePullSecrets"] == [{"name": "registry-chest"}] for pod in _pod_specs(docs))
+    assert all(pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] > 0
+               for pod in _pod_specs(docs))  # tasks, IDE and every island: no pod runs as root
     kube_config.container_manager.kubernetes.nfs = NfsVolume(server="nfs.example", path="/exports/atoll")
     docs += manifests.training_manifests(task_spec(name="on-nfs", **sample_inputs()), kube_config)
     kinds = {(d["apiVersion"], d["kind"]) for d in docs}
@@ -105,7 +107,9 @@ def test_store_credentials_are_only_in_the_secret(kube_config: Config) -> None:
     assert json.loads(base64.b64decode(store["data"]["store.json"])) == STORE
     job = manifests.training_job(task_spec(), kube_config)
     volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["secrets"]["projected"]["defaultMode"] == 0o400
+    assert volumes["secrets"]["projected"]["defaultMode"] == 0o440  # for the pod's group only
+    assert job["spec"]["template"]["spec"]["securityContext"] == {
+        "runAsUser": 10001, "runAsGroup": 10001, "runAsNonRoot": True, "fsGroup": 10001}
     mounts = {m["name"]: m for m in job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
     assert mounts["secrets"] == {"name": "secrets", "mountPath": "/run/secrets/atoll", "readOnly": True}
     assert mounts["data"]["readOnly"] and mounts["model"]["readOnly"]

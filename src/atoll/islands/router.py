@@ -18,6 +18,7 @@ an environment value or an image layer.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -280,6 +281,11 @@ class SwarmRouterIsland(SwarmServiceIsland):
         keys_dir = self.config.router_keys_file.parent
         keys_dir.mkdir(parents=True, exist_ok=True)
         return [(KEYS_MOUNT, str(keys_dir))]
+
+    def run_as(self) -> tuple[int, int]:
+        """The user Atoll runs as: the owner of the keys directory the router reads (0700; root when
+        Atoll runs as root)."""
+        return os.geteuid(), os.getegid()
 
     def healthcheck(self) -> Any:
         check = service_healthcheck(self.config)

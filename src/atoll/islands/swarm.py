@@ -122,6 +122,10 @@ class SwarmServiceIsland(Island):
         """Read-write bind mounts ``(container path, host path)`` (none by default; the ui island's embedded stores)."""
         return []
 
+    def run_as(self) -> tuple[int, int] | None:
+        """(uid, gid) the service runs as and its secrets belong to (hook; :attr:`user` here)."""
+        return self.user
+
     def healthcheck(self) -> Any:
         """A ``docker.types.Healthcheck`` (None: the image's own HEALTHCHECK)."""
         return None
@@ -271,12 +275,13 @@ class SwarmServiceIsland(Island):
 
         labels = self._labels()
         refs = []
+        user = self.run_as()
         for file_name, content in self.secrets().items():
             name = self.secret_name(file_name)
             remove_secret(self.client, self.config, name)  # secrets are immutable: recreate from the chest
             with engine_errors(self.config, f"creating secret {name}"):
                 secret = self.client.secrets.create(name=name, data=content, labels=labels)
-            uid, gid = (str(n) for n in self.user or (0, 0))
+            uid, gid = (str(n) for n in user or (0, 0))
             refs.append(SecretReference(secret.id, name, filename=file_name, uid=uid, gid=gid, mode=0o400))
         mounts = []
         if self.volume_name and self.data_path:
@@ -305,6 +310,7 @@ class SwarmServiceIsland(Island):
                 restart_policy=RestartPolicy(condition="any", delay=NS),
                 stop_grace_period=int(self.stop_grace * NS),
                 init=True,
+                user=f"{user[0]}:{user[1]}" if user is not None else None,
             )
 
     def own_volume(self, image: str) -> None:

@@ -31,9 +31,11 @@ from atoll.containers.kubernetes.objects import (
     metadata,
     object_name,
     pinned_image,
+    run_as,
     secret,
     service,
 )
+from atoll.containers.spec import TASK_USER
 
 DB_PORT = 5432
 FILES_PORT = 9000
@@ -75,11 +77,7 @@ def _secret_volume(secret_name: str) -> Manifest:
 def _run_as_island_user(workload: Manifest) -> Manifest:
     """The db and files images run as uid/gid 999 (``ISLAND_USER``): the claim and the secret files
     are given to that group (``fsGroup``), the secrets readable by it (0440)."""
-    pod = workload["spec"]["template"]["spec"]
-    pod["securityContext"] = {"runAsUser": 999, "runAsGroup": 999, "runAsNonRoot": True, "fsGroup": 999}
-    for volume in pod.get("volumes", []):
-        if "secret" in volume:
-            volume["secret"]["defaultMode"] = 0o440
+    run_as(workload["spec"]["template"]["spec"], (999, 999))
     return workload
 
 
@@ -166,7 +164,7 @@ def router_manifests(config: Config, image: str, keys: bytes = b"", replica_secr
         "spec": {"replicas": 1, "selector": {"matchLabels": own},
                  "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                  "template": {"metadata": {"labels": own, "annotations": annotations},
-                              "spec": _pull_secrets(config, pod)}},
+                              "spec": _pull_secrets(config, run_as(pod, TASK_USER))}},
     }
     kind = config.container_manager.kubernetes.service_type
     node_port = config.router.port if kind == "NodePort" and 30000 <= config.router.port <= 32767 else None
@@ -258,9 +256,9 @@ def ui_manifests(config: Config, image: str, token: str, store_config: Manifest)
     deployment: Manifest = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(name, ns, own),
         "spec": {"replicas": 1, "selector": {"matchLabels": own},
-                 "template": {"metadata": {"labels": own}, "spec": _pull_secrets(config, {
+                 "template": {"metadata": {"labels": own}, "spec": _pull_secrets(config, run_as({
                      "containers": [container], "volumes": [_secret_volume(secret_name)],
-                     "automountServiceAccountToken": False, "enableServiceLinks": False})}},
+                     "automountServiceAccountToken": False, "enableServiceLinks": False}, TASK_USER))}},
     }
     files = {"token.json": json.dumps({"token": token}).encode(), "stores.json": json.dumps(store_config).encode()}
     kind = config.container_manager.kubernetes.service_type
