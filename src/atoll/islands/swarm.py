@@ -74,6 +74,8 @@ class SwarmServiceIsland(Island):
     stop_grace: ClassVar[float] = 20.0
     #: (uid, gid) the image runs as: its secrets and its data volume belong to them (None: root).
     user: ClassVar[tuple[int, int] | None] = None
+    #: Seconds the swarm waits before it restarts a task that exited or was killed.
+    restart_delay: ClassVar[float] = 1.0
 
     def __init__(self, config: Config, client: DockerClient | None = None) -> None:
         super().__init__(config)
@@ -307,7 +309,7 @@ class SwarmServiceIsland(Island):
                 mounts=mounts,
                 secrets=refs,
                 healthcheck=self.healthcheck(),
-                restart_policy=RestartPolicy(condition="any", delay=NS),
+                restart_policy=RestartPolicy(condition="any", delay=int(self.restart_delay * NS)),
                 stop_grace_period=int(self.stop_grace * NS),
                 init=True,
                 user=f"{user[0]}:{user[1]}" if user is not None else None,
