@@ -176,6 +176,9 @@ class KubernetesContainerManager(ContainerManager):
 
     def start_generation(self, spec: TaskSpec, generation: int, previous: int | None, timeout: float,
                          log: LogSink) -> None:
+        if spec.port is not None and spec.replica:
+            log(f"note: the --port {spec.port} Service reaches the replicas directly, with no balancer to check "
+                "API keys: they refuse predictions through it (403); predict through the router")
         self.deployments.start(self._for_cluster(spec), _generation_label(generation), timeout)
 
     def rollout_state(self, project: str, name: str, generation: int) -> Rollout:
