@@ -96,7 +96,8 @@ def test_the_base_and_ui_images_run_as_the_task_user(config: Config, swarm_clien
     ui, _ = SwarmUiIsland(config, swarm_client).ensure_image(lambda line: None)
     for image in (base, ui):
         assert swarm_client.images.get(image).attrs["Config"].get("User") == "10001:10001", image
-        out = swarm_client.containers.run(image, entrypoint=["id", "-u", "-g"], network_mode="none", remove=True)
+        out = swarm_client.containers.run(image, entrypoint=["sh", "-c", "id -u; id -g"], network_mode="none",
+                                          remove=True)
         assert tuple(int(n) for n in out.decode().split()) == TASK_USER
         # where a task writes outside its mounts is open to it (and to the host user's uid on swarm)
         out = swarm_client.containers.run(image, entrypoint=["sh", "-c", "touch /atoll/x /atoll/tmp/x /data/x /model/x"
