@@ -100,9 +100,9 @@ def test_the_base_and_ui_images_run_as_the_task_user(config: Config, swarm_clien
                                           remove=True)
         assert tuple(int(n) for n in out.decode().split()) == TASK_USER
         # where a task writes outside its mounts is open to it (and to the host user's uid on swarm)
-        out = swarm_client.containers.run(image, entrypoint=["sh", "-c", "touch /atoll/x /atoll/tmp/x /data/x /model/x"
-                                                             " && echo ok"], user="4321:4321", network_mode="none",
-                                          remove=True)
+        script = "touch /atoll/x /atoll/tmp/x /data/x /model/x && echo ok"
+        out = swarm_client.containers.run(image, entrypoint=["sh", "-c", script], user="4321:4321",
+                                          network_mode="none", remove=True)
         assert out.decode().strip() == "ok"
 
 

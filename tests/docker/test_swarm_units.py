@@ -125,7 +125,7 @@ def test_as_a_user_a_task_runs_as_that_user_and_nothing_is_handed_over(tmp_path:
 
     from atoll.containers.swarm.stage import task_user, user_env
 
-    spec, (staged, binds), home = _embedded_task(tmp_path, monkeypatch)
+    spec, (staged, binds), _ = _embedded_task(tmp_path, monkeypatch)
     before = _owners(tmp_path)
     monkeypatch.setattr(os, "geteuid", lambda: 1234)
     monkeypatch.setattr(os, "getegid", lambda: 567)
