@@ -22,10 +22,16 @@ def test_noronhas_base_image_in_any_spelling_builds_on_atolls() -> None:
     text = (NORONHA_IRIS / "Dockerfile").read_text()
     assert noronha_bases(text) == ["noronhadataops/noronha:latest"]
     mapped = map_noronha_base(text, "atoll/base:0.1.0")
-    assert "\nFROM atoll/base:0.1.0\n" in mapped
-    assert mapped.replace("FROM atoll/base:0.1.0", "FROM noronhadataops/noronha:latest") == text  # nothing else
+    # Noronha's image built as root: the mapped stage does too, and the image ends as Atoll's task user.
+    assert "\nFROM atoll/base:0.1.0\nUSER root\n" in mapped
+    assert mapped.endswith("\nUSER 10001:10001\n")
+    unmapped = mapped.replace("FROM atoll/base:0.1.0\nUSER root\n", "FROM noronhadataops/noronha:latest\n")
+    assert unmapped.removesuffix("USER 10001:10001\n") == text  # nothing else
     staged = "from --platform=linux/amd64 docker.io/noronhadataops/noronha AS base\nFROM base\n"
-    assert map_noronha_base(staged, "B") == "from --platform=linux/amd64 B AS base\nFROM base\n"
+    assert map_noronha_base(staged, "B") == (
+        "from --platform=linux/amd64 B AS base\nUSER root\nFROM base\nUSER 10001:10001\n")
+    own_user = "FROM noronhadataops/noronha\nUSER 1234\n"
+    assert map_noronha_base(own_user, "B") == "FROM B\nUSER root\nUSER 1234\n"  # the Dockerfile's own USER stands
     for other in ("FROM noronhadataops/noronha-extra:1\n", "FROM someone/noronha:1\n", "FROM python:3.11\n"):
         assert noronha_bases(other) == [] and map_noronha_base(other, "B") == other
 

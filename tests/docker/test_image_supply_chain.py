@@ -1,5 +1,5 @@
-"""Supply-chain basics of the images Atoll builds: the islands run as a non-root user, and no
-image carries a credential.
+"""Supply-chain basics of the images Atoll builds: the islands, the base image (tasks) and the
+ui island run as a non-root user, and no image carries a credential.
 
 The db and files islands are set up for real in a private namespace (``atoll-sc<pid>``,
 free loopback ports, ``ATOLL_HOME`` in a temporary directory), which makes Atoll generate
@@ -21,7 +21,6 @@ import pytest
 
 from atoll.backends import open_file_store
 from atoll.config import Config, load_config
-from atoll.containers.swarm.images import base_image_ref
 from atoll.islands.db import DbIsland
 from atoll.islands.files import FilesIsland
 from atoll.islands.registry import RegistryIsland
@@ -87,6 +86,26 @@ def test_island_images_are_configured_to_run_as_a_non_root_user(
     assert int(out.decode().strip()) == island.user[0] != 0  # type: ignore[index]
 
 
+def test_the_base_and_ui_images_run_as_the_task_user(config: Config, swarm_client: DockerClient) -> None:
+    """Tasks (the base image, and every build made from it) and the ui island never run as root by default."""
+    from atoll.containers.spec import TASK_USER
+    from atoll.containers.swarm.images import ensure_base_image
+    from atoll.islands.ui import SwarmUiIsland
+
+    base = ensure_base_image(swarm_client, config, lambda line: None)
+    ui, _ = SwarmUiIsland(config, swarm_client).ensure_image(lambda line: None)
+    for image in (base, ui):
+        assert swarm_client.images.get(image).attrs["Config"].get("User") == "10001:10001", image
+        out = swarm_client.containers.run(image, entrypoint=["sh", "-c", "id -u; id -g"], network_mode="none",
+                                          remove=True)
+        assert tuple(int(n) for n in out.decode().split()) == TASK_USER
+        # where a task writes outside its mounts is open to it (and to the host user's uid on swarm)
+        script = "touch /atoll/x /atoll/tmp/x /data/x /model/x && echo ok"
+        out = swarm_client.containers.run(image, entrypoint=["sh", "-c", script], user="4321:4321",
+                                          network_mode="none", remove=True)
+        assert out.decode().strip() == "ok"
+
+
 def test_running_islands_have_no_root_process(running: dict[str, Any], swarm_client: DockerClient) -> None:
     for island in running.values():
         containers = swarm_client.containers.list(
@@ -118,14 +137,12 @@ def test_a_volume_of_a_root_run_island_is_handed_over_and_keeps_its_data(
 
 
 def _images(config: Config, swarm_client: DockerClient) -> list[str]:
-    from docker.errors import ImageNotFound
+    from atoll.containers.swarm.images import ensure_base_image
+    from atoll.islands.ui import SwarmUiIsland
 
     images = [cls(config, swarm_client).image for cls in ISLANDS]
-    try:  # the base image as it is (rebuilt by the tests that run tasks, not here)
-        swarm_client.images.get(base_image_ref(config))
-        images.append(base_image_ref(config))
-    except ImageNotFound:
-        pass
+    images.append(ensure_base_image(swarm_client, config, lambda line: None))  # current: nothing to build
+    images.append(SwarmUiIsland(config, swarm_client).ensure_image(lambda line: None)[0])
     return images
 
 

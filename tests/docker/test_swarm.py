@@ -287,6 +287,8 @@ def test_two_replicas_predict_setosa_through_the_router(served: SwarmIris) -> No
     code, output = container.exec_run(["python", "-c", _DIRECT])
     assert code == 0 and output.decode().split() == ["403", "200"], output
     assert all(secret not in item for item in container.attrs["Config"]["Env"])  # a Docker secret, not env
+    top = container.top(ps_args="-o pid,uid,comm")  # no replica process runs as root (the tasks' user)
+    assert "0" not in {row[top["Titles"].index("UID")] for row in top["Processes"]}, top["Processes"]
     logs = list(deployments.deployment_logs(served.ctx, "svc", served.project))
     assert all(isinstance(line, str) for line in logs)
 

@@ -79,6 +79,73 @@ def test_the_staged_layout_has_meta_data_model_and_a_private_store_file(
     assert targets == {"/atoll/meta": True, "/data": True, "/model": True}
 
 
+def _embedded_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **extra: Any) -> tuple[Any, Any, Path]:
+    from atoll.containers.swarm.stage import task_binds
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("ATOLL_HOME", str(home))
+    home.mkdir()
+    (home / "atoll.db").write_bytes(b"")
+    (home / "atoll.yaml").write_text("{}")
+    (home / "files" / "datasets" / "old").mkdir(parents=True)
+    (home / "files" / "datasets" / "old" / "a.csv").write_text("1")
+    store = {"version": 1, "metadata": {"url": f"sqlite:///{home}/atoll.db"},
+             "file_store": {"type": "local", "options": {"root": str(home / "files")}}}
+    spec = TaskSpec(kind="train", project=Project(name="p"), build=BuildVersion(name="latest", proj="p"), name="t",
+                    meta={"training": {"name": "t"}}, store_config=store, **extra)
+    manager = _manager(tmp_path)
+    staged = manager.stage_task(spec, tmp_path / "stage")
+    return spec, (staged, task_binds(spec, staged, store_file=True)), home
+
+
+def _owners(root: Path) -> set[tuple[int, int]]:
+    return {(p.lstat().st_uid, p.lstat().st_gid) for p in [root, *root.rglob("*")]}
+
+
+def test_as_root_a_task_runs_as_the_image_user_handed_what_it_writes(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from atoll.containers.spec import TASK_USER
+    from atoll.containers.swarm.stage import task_user, user_env
+
+    if os.geteuid() != 0:
+        pytest.skip("handing files over needs root")
+    spec, (staged, binds), home = _embedded_task(tmp_path, monkeypatch)
+    assert task_user(spec, staged, binds) == TASK_USER and user_env(TASK_USER) == {}
+    assert _owners(staged.root) == {TASK_USER}  # its records, inputs and 0600 store settings
+    assert _owners(home / "files") == {TASK_USER}  # the local file store's tree
+    assert {(p.stat().st_uid, p.stat().st_gid) for p in (home, home / "atoll.db")} == {TASK_USER}
+    assert (home / "atoll.yaml").stat().st_uid == 0  # nothing else of the home
+
+
+def test_as_a_user_a_task_runs_as_that_user_and_nothing_is_handed_over(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from atoll.containers.swarm.stage import task_user, user_env
+
+    spec, (staged, binds), _ = _embedded_task(tmp_path, monkeypatch)
+    before = _owners(tmp_path)
+    monkeypatch.setattr(os, "geteuid", lambda: 1234)
+    monkeypatch.setattr(os, "getegid", lambda: 567)
+    assert task_user(spec, staged, binds) == (1234, 567)
+    assert user_env((1234, 567)) == {"HOME": "/tmp"}  # no account of that uid in the image
+    assert _owners(tmp_path) == before
+
+
+def test_note_edit_runs_as_the_owner_of_the_project_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from atoll.containers.swarm.stage import task_user
+
+    project = tmp_path / "project"
+    project.mkdir()
+    spec, (staged, binds), _ = _embedded_task(tmp_path, monkeypatch, edit_dir=project)
+    assert task_user(spec, staged, binds) == (project.stat().st_uid, project.stat().st_gid)
+    assert project.stat().st_uid == os.geteuid()  # never handed over
+
+
 def test_a_port_with_several_replicas_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("docker")
     monkeypatch.setenv("ATOLL_HOME", str(tmp_path / "home"))

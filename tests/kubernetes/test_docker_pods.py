@@ -146,7 +146,7 @@ def test_a_training_pod_runs_init_container_secret_config_and_empty_dir(docker_c
     assert "fetched 5.1,3.5" in log
     assert "staging fetch cwd /app" in log
     assert "data read-only True" in log
-    assert "secret mode 0o400" in log
+    assert "secret mode 0o440" in log  # for the pod's group (fsGroup): the pod runs as no root
 
 
 def test_the_real_fetch_step_fails_without_atoll_in_the_image(docker_cluster: Cluster, docker_client: Any) -> None:

@@ -11,8 +11,9 @@ kubelet, which really runs the pods Atoll's manifests describe):
   publishes a model version there, recorded in the db island;
 - ``depl new`` creates a Deployment whose two pods get ready through their
   readiness probe; each answers ``setosa`` **directly on its pod IP**
-  (``depl info``'s replica URLs): the router has no Kubernetes runner yet, so
-  ``depl new`` starts none on this runtime;
+  (``depl info``'s replica URLs) to a request carrying the deployment's
+  replica secret, and 403 to one without it (the router island's pod cannot
+  resolve the replicas here: the test kubelet has no cluster DNS);
 - ``depl rm`` leaves no object in the namespace and no container.
 
 Stand-ins, and why: no cluster runs here, so the API server is the emulator
@@ -143,10 +144,14 @@ def test_iris_trains_in_a_job_and_a_deployment_pod_predicts_setosa(session: Sess
     assert info["availability"] == "2/2", info
     urls = [r["url"] for r in info["replicas"]]
     assert len(set(urls)) == 2 and all(u and u.endswith(":8080") for u in urls), info["replicas"]
+    # Only with the deployment's replica secret (the router's; delivered in the pods' store Secret).
+    secrets = json.loads((cluster.home / "run" / "router-keys" / "replica-secrets.json").read_text())["secrets"]
+    allowed = {"x-atoll-replica-secret": secrets[f"{proj}/svc"]}
     for url in urls:
-        answer = httpx.post(f"{url}/predict", content=ROW, timeout=60)
+        answer = httpx.post(f"{url}/predict", content=ROW, headers=allowed, timeout=60)
         assert answer.status_code == 200, answer.text
         assert "setosa" in answer.text
+    assert httpx.post(f"{urls[0]}/predict", content=ROW, timeout=60).status_code == 403
     assert s.objects()["deployments"] == [f"depl-{proj}-svc"]
 
     # depl rm: no object of the deployment in the namespace, no pod container left running.

@@ -24,6 +24,7 @@ from atoll.api import islands as api
 from atoll.api.context import AtollContext
 from atoll.api.get_me_started import get_me_started
 from atoll.api.keys import delete_key, keys_document, new_key
+from atoll.api.replica_secrets import drop_replica_secret, replica_secret
 from atoll.config import Config, ResourceProfile
 from atoll.credentials import home_chest
 from atoll.domain.records import Project
@@ -82,16 +83,20 @@ def test_the_router_island_runs_as_a_deployment_with_the_keys_as_a_secret(cluste
     assert "kubectl -n atoll port-forward service/atoll-isle-router 30080:8080" in status.message
     assert names(cluster) == {"deployments": ["atoll-isle-router"], "pods": names(cluster)["pods"],
                               "secrets": ["atoll-isle-router-keys"], "services": ["atoll-isle-router"]}
-    # The keys file as written by Atoll, as a Secret mounted read-only (a directory: no subPath).
-    assert secret_files(cluster, "atoll-isle-router-keys") == {"keys.json": cluster.config.router_keys_file.read_bytes()}
+    # The keys file as written by Atoll and the (still empty) replica secrets, as a Secret mounted
+    # read-only (a directory: no subPath).
+    assert secret_files(cluster, "atoll-isle-router-keys") == {
+        "keys.json": cluster.config.router_keys_file.read_bytes(),
+        "replica-secrets.json": b'{"version":1,"secrets":{}}'}
     posted = next(c[2] for c in cluster.emulated.calls("POST", "/deployments"))
     pod = posted["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["image"] == IMAGE.replace("isle", "isle-router")
-    assert container["command"][-2:] == ["--keys-file", "/run/secrets/atoll/keys.json"]
+    assert container["command"][-4:] == ["--keys-file", "/run/secrets/atoll/keys.json",
+                                         "--replica-secrets", "/run/secrets/atoll/replica-secrets.json"]
     assert container["volumeMounts"] == [{"name": "secrets", "mountPath": "/run/secrets/atoll", "readOnly": True}]
     assert pod["volumes"] == [{"name": "secrets", "secret": {"secretName": "atoll-isle-router-keys",
-                                                             "defaultMode": 0o400}}]
+                                                             "defaultMode": 0o440}}]
     assert "env" not in container and "pepper" not in json.dumps(posted)
 
     shown = cli(cluster, "isle", "router", "status")
@@ -128,18 +133,66 @@ def test_key_changes_reach_the_router_secret(cluster: Cluster, ctx: AtollContext
     api.setup_island(ctx, "router")
     record, key = new_key(ctx, "iris", "ci")
     files = secret_files(cluster, "atoll-isle-router-keys")
-    assert files == {"keys.json": keys_document(ctx)}
+    assert files["keys.json"] == keys_document(ctx)
     assert record.hash in files["keys.json"].decode() and key not in files["keys.json"].decode()
     delete_key(ctx, "iris", "ci")
     assert record.hash not in secret_files(cluster, "atoll-isle-router-keys")["keys.json"].decode()
 
 
-def test_without_router_auth_there_is_no_keys_secret(cluster: Cluster, ctx: AtollContext) -> None:
+def _router_template(cluster: Cluster) -> dict[str, Any]:
+    return dict(cluster.emulated.objects("deployments")[0]["spec"]["template"])
+
+
+def test_replica_secrets_reach_the_router_and_a_new_one_rolls_it_over(cluster: Cluster, ctx: AtollContext) -> None:
+    api.setup_island(ctx, "router")
+    before = _router_template(cluster)["metadata"]["annotations"]["atoll.io/replica-secrets"]
+    secret = replica_secret(ctx, "iris", "online")  # what `depl new` makes before it sets the router up
+    shared = json.loads(secret_files(cluster, "atoll-isle-router-keys")["replica-secrets.json"])
+    assert shared["secrets"] == {"iris/online": secret}
+    # The kubelet refreshes a mounted Secret within about a minute: a new secret rolls the router over
+    # at the next setup (as `depl new` does) so that the new deployment's first request carries it.
+    again = api.setup_island(ctx, "router")
+    assert again.message.startswith("the router island is running")
+    after = _router_template(cluster)["metadata"]["annotations"]["atoll.io/replica-secrets"]
+    assert after != before and secret not in json.dumps(cluster.emulated.objects("deployments"))
+    assert replica_secret(ctx, "iris", "online") == secret  # a redeploy keeps it: no roll-over
+    assert api.setup_island(ctx, "router").message.startswith("the router island is already running")
+    drop_replica_secret(ctx, "iris", "online")  # depl rm
+    shared = json.loads(secret_files(cluster, "atoll-isle-router-keys")["replica-secrets.json"])
+    assert shared["secrets"] == {}
+
+
+def test_without_router_auth_the_secret_holds_the_replica_secrets_only(cluster: Cluster, ctx: AtollContext) -> None:
     cluster.config.router.auth = False
     api.setup_island(ctx, "router")
-    assert "secrets" not in names(cluster)
+    assert list(secret_files(cluster, "atoll-isle-router-keys")) == ["replica-secrets.json"]
     command = cluster.emulated.objects("deployments")[0]["spec"]["template"]["spec"]["containers"][0]["command"]
-    assert command[-2:] == ["--auth", "off"]
+    assert command[-4:] == ["--auth", "off", "--replica-secrets", "/run/secrets/atoll/replica-secrets.json"]
+
+
+def test_router_tls_pair_is_a_secret_and_the_url_is_https(cluster: Cluster, ctx: AtollContext) -> None:
+    status = api.setup_island(ctx, "router", self_signed=True)
+    assert status.url == "https://127.0.0.1:30080"
+    config = cluster.config
+    cert, key = Path(str(config.router.tls_cert)).read_bytes(), Path(str(config.router.tls_key)).read_bytes()
+    assert secret_files(cluster, "atoll-isle-router-tls") == {"tls.crt": cert, "tls.key": key}
+    deployment = cluster.emulated.objects("deployments")[0]
+    assert b"PRIVATE KEY" in key and key.decode() not in json.dumps(deployment)
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    command = container["command"]
+    assert command[command.index("--tls-cert") + 1] == "/run/secrets/atoll-tls/tls.crt"
+    assert command[command.index("--tls-key") + 1] == "/run/secrets/atoll-tls/tls.key"
+    assert {"name": "tls", "mountPath": "/run/secrets/atoll-tls", "readOnly": True} in container["volumeMounts"]
+    assert {"name": "tls", "secret": {"secretName": "atoll-isle-router-tls", "defaultMode": 0o440}} in pod["volumes"]
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    # A new pair behind the same paths rolls the router over (it reads the pair when it starts).
+    stamp = deployment["spec"]["template"]["metadata"]["annotations"]["atoll.io/tls-pair"]
+    Path(str(config.router.tls_cert)).write_bytes(cert + b"\n")
+    api.setup_island(ctx, "router")
+    assert _router_template(cluster)["metadata"]["annotations"]["atoll.io/tls-pair"] != stamp
+    api.stop_island(ctx, "router")
+    assert "secrets" not in names(cluster)
 
 
 def test_stop_deletes_what_setup_created_and_nothing_else(cluster: Cluster, ctx: AtollContext) -> None:

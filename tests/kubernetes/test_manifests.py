@@ -40,6 +40,7 @@ def every_manifest(config: Config) -> list[dict[str, Any]]:
         *manifests.ide_manifests(ide, config, token="tok"),
         image_pull_secret("registry-chest", "atoll", "registry.example:5000", "user", "pw"),
         *islands.router_manifests(config, image, b'{"version": 1, "keys": []}'),
+        *islands.router_manifests(_with_tls(config), image, tls=(b"cert", b"key")),  # + its TLS Secret, HTTPS probes
         *islands.db_manifests(config, image, "pw"),
         *islands.files_manifests(config, image, "access", "secret"),
         *islands.ui_manifests(config, image, "tok", STORE),
@@ -51,6 +52,8 @@ def test_every_kind_validates_strictly_against_1_30_and_1_37(kube_config: Config
     kube_config.container_manager.kubernetes.image_pull_secret = "chest"  # every pod refers to its Secret
     docs = every_manifest(kube_config)
     assert all(pod["imagePullSecrets"] == [{"name": "registry-chest"}] for pod in _pod_specs(docs))
+    assert all(pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] > 0
+               for pod in _pod_specs(docs))  # tasks, IDE and every island: no pod runs as root
     kube_config.container_manager.kubernetes.nfs = NfsVolume(server="nfs.example", path="/exports/atoll")
     docs += manifests.training_manifests(task_spec(name="on-nfs", **sample_inputs()), kube_config)
     kinds = {(d["apiVersion"], d["kind"]) for d in docs}
@@ -68,6 +71,12 @@ def test_every_kind_validates_strictly_against_1_30_and_1_37(kube_config: Config
                               capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
         assert done.stdout.count("passed") == len(docs), done.stdout
+
+
+def _with_tls(config: Config) -> Config:
+    copy = config.model_copy(deep=True)
+    copy.router.tls_cert, copy.router.tls_key = "/etc/atoll/router.crt", "/etc/atoll/router.key"
+    return copy
 
 
 def _pod_specs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -101,7 +110,9 @@ def test_store_credentials_are_only_in_the_secret(kube_config: Config) -> None:
     assert json.loads(base64.b64decode(store["data"]["store.json"])) == STORE
     job = manifests.training_job(task_spec(), kube_config)
     volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["secrets"]["projected"]["defaultMode"] == 0o400
+    assert volumes["secrets"]["projected"]["defaultMode"] == 0o440  # for the pod's group only
+    assert job["spec"]["template"]["spec"]["securityContext"] == {
+        "runAsUser": 10001, "runAsGroup": 10001, "runAsNonRoot": True, "fsGroup": 10001}
     mounts = {m["name"]: m for m in job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
     assert mounts["secrets"] == {"name": "secrets", "mountPath": "/run/secrets/atoll", "readOnly": True}
     assert mounts["data"]["readOnly"] and mounts["model"]["readOnly"]
@@ -239,18 +250,35 @@ def test_island_credentials_are_secret_files(kube_config: Config) -> None:
 
 
 def test_the_router_reads_the_keys_from_a_secret_directory(kube_config: Config) -> None:
-    docs = islands.router_manifests(kube_config, DIGEST, b'{"pepper": "p3pp3r"}')
+    docs = islands.router_manifests(kube_config, DIGEST, b'{"pepper": "p3pp3r"}', b'{"secrets": {"i/o": "r3pl1ca"}}')
     assert [d["kind"] for d in docs] == ["Secret", "Deployment", "Service"]
-    assert "p3pp3r" not in _text(docs[1:])
+    assert "p3pp3r" not in _text(docs[1:]) and "r3pl1ca" not in _text(docs[1:])
     assert base64.b64decode(docs[0]["data"]["keys.json"]) == b'{"pepper": "p3pp3r"}'
+    assert base64.b64decode(docs[0]["data"]["replica-secrets.json"]) == b'{"secrets": {"i/o": "r3pl1ca"}}'
     pod = docs[1]["spec"]["template"]["spec"]
     mount = pod["containers"][0]["volumeMounts"][0]
     assert "subPath" not in mount and mount["readOnly"]  # a subPath mount would never see the Secret's updates
     assert pod["automountServiceAccountToken"] is False
     kube_config.router.auth = False
     docs = islands.router_manifests(kube_config, DIGEST)
-    assert [d["kind"] for d in docs] == ["Deployment", "Service"]
-    assert docs[0]["spec"]["template"]["spec"]["containers"][0]["command"][-2:] == ["--auth", "off"]
+    assert [d["kind"] for d in docs] == ["Secret", "Deployment", "Service"]
+    assert list(docs[0]["data"]) == ["replica-secrets.json"]
+    assert docs[1]["spec"]["template"]["spec"]["containers"][0]["command"][-4:-2] == ["--auth", "off"]
+
+
+def test_a_replica_gets_its_secret_in_the_store_secret_only(kube_config: Config, tmp_path: Path) -> None:
+    from atoll.containers.kubernetes.manager import KubernetesContainerManager
+    from atoll.testing.memory import MemoryMetadataStore
+    from atoll.testing.memory_files import MemoryFileStore
+
+    manager = KubernetesContainerManager(kube_config, MemoryMetadataStore(), MemoryFileStore())
+    manager._ensure_pull_secret = lambda: None  # type: ignore[method-assign]  # no cluster here
+    replica = {"secret": "r3pl1ca-s3cr3t", "limits": {"max_body": 1024}}
+    spec = manager._for_cluster(task_spec("deploy", "online", replica=replica))
+    docs = manifests.deployment_manifests(spec, kube_config, "g1", 60)
+    store = next(d for d in docs if d["kind"] == "Secret")
+    assert json.loads(base64.b64decode(store["data"]["store.json"]))["replica"] == replica
+    assert "r3pl1ca-s3cr3t" not in _text([d for d in docs if d["kind"] != "Secret"])
 
 
 def test_pull_secret_is_a_dockerconfigjson(kube_config: Config) -> None:

@@ -177,10 +177,10 @@ def _hand_keys_to_cluster_router(ctx: AtollContext, data: bytes) -> None:
     """On Kubernetes the router reads the keys from a Secret: update it (a warning when the cluster is away)."""
     if ctx.config.container_manager.type not in ("kubernetes", "kube"):
         return
-    from atoll.islands.kubernetes import publish_router_keys
+    from atoll.islands.kubernetes import publish_router_secrets
 
     try:
-        publish_router_keys(ctx.config, data)
+        publish_router_secrets(ctx.config, data)
     except AtollError as exc:
         log.warning("the router island's keys Secret was not updated (%s); `atoll isle router setup` "
                     "hands it the keys again", exc)

@@ -5,15 +5,17 @@ in ``$ATOLL_HOME/run/router-keys/replica-secrets.json``
 (``config.router_replica_secrets_file``) until ``depl rm``; a redeploy keeps
 it, so old and new replicas accept the same one during a roll-over. The
 replicas receive it with their store settings (the task's secret file, a
-Docker secret on swarm), the router reads the file (the swarm router through
-the same read-only mount as the keys file), and the local balancer gets it in
-its supervisor's 0600 spec. Never on a command line, in an environment
+Docker secret on swarm, the store Secret on Kubernetes), the router reads the
+file (the swarm router through the same read-only mount as the keys file, the
+Kubernetes router from its keys Secret, updated here), and the local balancer
+gets it in its supervisor's 0600 spec. Never on a command line, in an environment
 variable or an image.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -22,10 +24,11 @@ from typing import Any
 import orjson
 
 from atoll.api.context import AtollContext
-from atoll.errors import BackendError
+from atoll.errors import AtollError, BackendError
 from atoll.task.meta import write_private_json
 
 FILE_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 def _read(path: Path) -> dict[str, str]:
@@ -52,11 +55,25 @@ def _update(ctx: AtollContext, change: Any) -> str | None:
             result = change(found)
             if found != before:
                 write_private_json(path, {"version": FILE_VERSION, "secrets": found})
+                _hand_secrets_to_cluster_router(ctx)
             return result
         finally:
             os.close(fd)
     except OSError as exc:
         raise BackendError(f"cannot update the replica secrets file {path}: {exc.strerror}") from exc
+
+
+def _hand_secrets_to_cluster_router(ctx: AtollContext) -> None:
+    """On Kubernetes the router reads the file from its keys Secret: update it (a warning when the cluster is away)."""
+    if ctx.config.container_manager.type not in ("kubernetes", "kube"):
+        return
+    from atoll.islands.kubernetes import publish_router_secrets
+
+    try:
+        publish_router_secrets(ctx.config)
+    except AtollError as exc:
+        log.warning("the router island's keys Secret was not updated with the replica secrets (%s); "
+                    "`atoll isle router setup` hands them over again", exc)
 
 
 def replica_secret(ctx: AtollContext, proj: str, name: str) -> str:

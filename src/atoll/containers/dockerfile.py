@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from atoll.config import Config
+from atoll.containers.spec import TASK_USER
 from atoll.errors import UsageError
 
 NORONHA_IMAGE = re.compile(r"^(?:docker\.io/)?noronhadataops/noronha(?::[\w][\w.-]*)?(?:@sha256:[0-9a-f]{64})?$")
@@ -106,13 +107,23 @@ def check_noronha_base(text: str, config: Config) -> list[str]:
 
 
 def map_noronha_base(text: str, base: str) -> str:
-    """``text`` with every ``FROM noronhadataops/noronha[:tag]`` building on ``base`` instead."""
+    """``text`` with every ``FROM noronhadataops/noronha[:tag]`` building on ``base`` instead.
+
+    Noronha's image builds and runs as root; Atoll's runs as ``TASK_USER``. So a
+    mapped stage's steps run as root (``USER root`` after its ``FROM``, as they
+    did on Noronha's image: ``pip install`` into the image's environment), and
+    the image ends as ``TASK_USER`` again unless the Dockerfile says otherwise.
+    """
     lines = []
+    mapped = False
     for line in text.splitlines(keepends=True):
         match = _FROM.match(line.rstrip("\r\n"))
         if match and NORONHA_IMAGE.match(match.group(2)):
-            line = f"{match.group(1)}{base}{match.group(3)}\n"
-        lines.append(line)
+            line = f"{match.group(1)}{base}{match.group(3)}\nUSER root\n"
+            mapped = True
+        lines.append(line if line.endswith("\n") else line + "\n")
+    if mapped and not any(i.keyword == "USER" for i in instructions(text)):
+        lines.append(f"USER {TASK_USER[0]}:{TASK_USER[1]}\n")
     return "".join(lines)
 
 

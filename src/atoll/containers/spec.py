@@ -26,6 +26,10 @@ Staging = Literal["host", "fetch"]
 LogSink = Callable[[str], None]
 
 IDE_START_TIMEOUT = 120.0
+#: uid/gid of ``atoll``, the user the base image (``base.Dockerfile``) runs as: task containers and
+#: pods never run as root by default. An id no host account usually has, so files handed to it on a
+#: host where Atoll runs as root give no user of that host new rights.
+TASK_USER = (10001, 10001)
 IDE_CONFIG_FILE = "jupyter_server_config.json"  # in the task's secret directory: it holds the token
 
 
@@ -268,6 +272,7 @@ __all__ = [
     "IDE_CONFIG_FILE",
     "IDE_START_TIMEOUT",
     "RESERVED_TARGETS",
+    "TASK_USER",
     "BuildRequest",
     "IdeHandle",
     "IdeLaunch",

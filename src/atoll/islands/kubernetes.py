@@ -4,7 +4,7 @@
 apply the manifests of :mod:`atoll.containers.kubernetes.island_manifests` in
 ``container_manager.namespace``::
 
-    router  Deployment + Service (kubernetes.service_type) + Secret <name>-keys (router.auth)
+    router  Deployment + Service (kubernetes.service_type) + Secret <name>-keys [+ <name>-tls]
     db      StatefulSet (PostgreSQL) + its claim data-<name>-0 + Secret + Service (ClusterIP)
     files   Deployment (S3 server) + PersistentVolumeClaim + Secret + Service (ClusterIP)
     ui      Deployment + Secret (token, store settings) + Service (kubernetes.service_type)
@@ -20,9 +20,13 @@ and what setup applied is deleted again. ``status`` reads the ready replicas;
 ``stop`` deletes the island's workload, Service and Secrets (by its labels)
 and keeps its volume claim. The URL is the Service's: NodePort, LoadBalancer,
 or the ``kubectl port-forward`` line (ClusterIP; always for db and files).
-The router's API keys are the Secret ``<namespace>-isle-router-keys``, mounted
-as a directory; :func:`publish_router_keys` updates it when ``atoll key
-new/rm`` rewrite the keys file, and the kubelet refreshes the mounted file.
+The router's API keys and the deployments' replica secrets are the Secret
+``<namespace>-isle-router-keys``, mounted as a directory;
+:func:`publish_router_secrets` updates it when ``atoll key new/rm`` or ``depl
+new/rm`` rewrite those files, and the kubelet refreshes the mounted files (a
+new replica secret also rolls the router over at the ``depl new``'s setup:
+sooner than that refresh). ``router.tls_cert``/``tls_key`` are the Secret
+``<namespace>-isle-router-tls``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import hashlib
 import json
 import time
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from atoll.backends import DB_DATABASE, DB_USER
@@ -56,7 +61,7 @@ ANNOTATION_SPEC = "atoll.io/spec-hash"
 #: What ``stop`` deletes (found by the island's labels); claims are kept.
 REMOVED_KINDS = ("Deployment", "StatefulSet", "Service", "Secret")
 #: An image reference for manifests whose objects are only named, never applied.
-_NAMING_IMAGE = "atoll.invalid/atoll/isle@sha256:" + "0" * 64
+_NO_REPLICA_SECRETS = b'{"version":1,"secrets":{}}'
 _POLL = 0.2
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -360,6 +365,9 @@ class KubeRouterIsland(KubeIsland):
     def host(self) -> str:
         return self.config.router.host
 
+    def address(self, host: str, port: int) -> str:
+        return f"{'https' if self.config.router.tls else 'http'}://{host}:{port}"
+
     def manifests(self, image: str) -> list[Manifest]:
         keys = b""
         if self.config.router.auth:
@@ -368,7 +376,18 @@ class KubeRouterIsland(KubeIsland):
                 raise ConfigError(f"the router's API keys file {path} is missing: `atoll isle router setup` "
                                   "writes it from the metadata store")
             keys = path.read_bytes()
-        return manifests.router_manifests(self.config, image, keys)
+        return manifests.router_manifests(self.config, image, keys, replica_secrets_document(self.config),
+                                          self._tls_pair())
+
+    def _tls_pair(self) -> tuple[bytes, bytes]:
+        """The PEM files of ``router.tls_cert``/``tls_key`` (empty when TLS is off)."""
+        router = self.config.router
+        if not router.tls:
+            return b"", b""
+        try:
+            return Path(str(router.tls_cert)).read_bytes(), Path(str(router.tls_key)).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"router TLS: cannot read {exc.filename}: {exc.strerror}") from None
 
 
 class KubeDbIsland(KubeIsland):
@@ -442,22 +461,38 @@ class KubeUiIsland(KubeIsland):
         return status
 
 
-def publish_router_keys(config: Config, document: bytes, kube: KubeClient | None = None) -> bool:
-    """Hand a rewritten API keys file to the router island on the cluster: update its keys Secret.
+def replica_secrets_document(config: Config) -> bytes:
+    """The deployments' replica secrets file as the router reads it (an empty one when there is none yet)."""
+    try:
+        return config.router_replica_secrets_file.read_bytes()
+    except FileNotFoundError:
+        return _NO_REPLICA_SECRETS
+
+
+def publish_router_secrets(config: Config, keys: bytes | None = None, kube: KubeClient | None = None) -> bool:
+    """Hand the rewritten API keys file or replica secrets file to the router island: update its keys Secret.
+
+    Args:
+        keys: the API keys file's new content (None: read it from disk).
 
     Returns:
-        False when the cluster has no such Secret (no router island: its setup hands the keys).
+        False when the cluster has no such Secret (no router island: its setup hands both over),
+        or when the keys file is missing (the router's setup writes it).
 
     Raises:
         BackendUnavailableError / BackendError: the cluster did not take it.
     """
     from atoll.containers.kubernetes.client import KubeClient
 
+    if keys is None and config.router.auth:
+        try:
+            keys = config.router_keys_file.read_bytes()
+        except FileNotFoundError:
+            return False
     client = kube or KubeClient(config)
     try:
-        docs = manifests.router_manifests(config, _NAMING_IMAGE, document)
-        secret = next((doc for doc in docs if doc["kind"] == "Secret"), None)
-        if secret is None or client.read("Secret", secret["metadata"]["name"]) is None:
+        secret = manifests.router_keys_secret(config, keys or b"", replica_secrets_document(config))
+        if client.read("Secret", secret["metadata"]["name"]) is None:
             return False
         client.apply(secret)
         return True
@@ -473,5 +508,6 @@ __all__ = [
     "KubeIsland",
     "KubeRouterIsland",
     "KubeUiIsland",
-    "publish_router_keys",
+    "publish_router_secrets",
+    "replica_secrets_document",
 ]

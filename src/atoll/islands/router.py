@@ -18,6 +18,7 @@ an environment value or an image layer.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -235,6 +236,8 @@ class SwarmRouterIsland(SwarmServiceIsland):
     container_port: ClassVar[int] = SERVICE_PORT
     data_path: ClassVar[str | None] = None  # stateless
     stop_grace: ClassVar[float] = 5.0
+    #: Every request fails while the router is down: restart it at once, as the local supervisor does (0.1 s).
+    restart_delay: ClassVar[float] = 0.1
 
     @property
     def service_name(self) -> str:
@@ -280,6 +283,11 @@ class SwarmRouterIsland(SwarmServiceIsland):
         keys_dir = self.config.router_keys_file.parent
         keys_dir.mkdir(parents=True, exist_ok=True)
         return [(KEYS_MOUNT, str(keys_dir))]
+
+    def run_as(self) -> tuple[int, int]:
+        """The user Atoll runs as: the owner of the keys directory the router reads (0700; root when
+        Atoll runs as root)."""
+        return os.geteuid(), os.getegid()
 
     def healthcheck(self) -> Any:
         check = service_healthcheck(self.config)

@@ -77,6 +77,8 @@ class SwarmServiceIsland(Island):
     #: (uid, gid) the image runs as: its secrets and its data volume belong to them (None: root).
     user: ClassVar[tuple[int, int] | None] = None
     takes_profile: ClassVar[bool] = True
+    #: Seconds the swarm waits before it restarts a task that exited or was killed.
+    restart_delay: ClassVar[float] = 1.0
 
     def __init__(self, config: Config, client: DockerClient | None = None) -> None:
         super().__init__(config)
@@ -124,6 +126,10 @@ class SwarmServiceIsland(Island):
     def writable_bind_mounts(self) -> list[tuple[str, str]]:
         """Read-write bind mounts ``(container path, host path)`` (none by default; the ui island's embedded stores)."""
         return []
+
+    def run_as(self) -> tuple[int, int] | None:
+        """(uid, gid) the service runs as and its secrets belong to (hook; :attr:`user` here)."""
+        return self.user
 
     def healthcheck(self) -> Any:
         """A ``docker.types.Healthcheck`` (None: the image's own HEALTHCHECK)."""
@@ -284,12 +290,13 @@ class SwarmServiceIsland(Island):
         labels = self._labels()
         service_labels = {**labels, LABEL_PROFILE: self._profile_label()} if self.profile is not None else labels
         refs = []
+        user = self.run_as()
         for file_name, content in self.secrets().items():
             name = self.secret_name(file_name)
             remove_secret(self.client, self.config, name)  # secrets are immutable: recreate from the chest
             with engine_errors(self.config, f"creating secret {name}"):
                 secret = self.client.secrets.create(name=name, data=content, labels=labels)
-            uid, gid = (str(n) for n in self.user or (0, 0))
+            uid, gid = (str(n) for n in user or (0, 0))
             refs.append(SecretReference(secret.id, name, filename=file_name, uid=uid, gid=gid, mode=0o400))
         mounts = []
         if self.volume_name and self.data_path:
@@ -315,10 +322,11 @@ class SwarmServiceIsland(Island):
                 mounts=mounts,
                 secrets=refs,
                 healthcheck=self.healthcheck(),
-                restart_policy=RestartPolicy(condition="any", delay=NS),
+                restart_policy=RestartPolicy(condition="any", delay=int(self.restart_delay * NS)),
                 resources=service_resources(self.profile),
                 stop_grace_period=int(self.stop_grace * NS),
                 init=True,
+                user=f"{user[0]}:{user[1]}" if user is not None else None,
             )
 
     def own_volume(self, image: str) -> None:

@@ -48,7 +48,7 @@ from atoll.containers.local.process import (
 )
 from atoll.containers.swarm.engine import SERVICE_PORT
 from atoll.containers.swarm.images import base_image_current, ensure_base_image, image_id, run_build
-from atoll.containers.swarm.stage import blank_file, container_store_config
+from atoll.containers.swarm.stage import blank_file, container_store_config, hand_over_stores, runtime_user
 from atoll.credentials import home_chest, new_token
 from atoll.errors import BackendUnavailableError, ConfigError
 from atoll.islands.base import Island, IslandStatus
@@ -191,6 +191,12 @@ class SwarmUiIsland(SwarmServiceIsland):
     def writable_bind_mounts(self) -> list[tuple[str, str]]:
         # SQLite writes its journal next to the database even to read: the directory cannot be read-only.
         return [(target, source) for source, target, read_only in self._stores[1] if not read_only]
+
+    def run_as(self) -> tuple[int, int]:
+        """The user Atoll runs as, or the base image's (never root), handed the embedded stores it writes."""
+        user = runtime_user()
+        hand_over_stores(self._stores[1], user, self._stores[0])
+        return user
 
     def command(self) -> list[str]:
         return ["python", "-m", "atoll.ui", "--host", "0.0.0.0", "--port", str(SERVICE_PORT),

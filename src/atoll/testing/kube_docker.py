@@ -4,7 +4,9 @@ It implements what Atoll's pods use, no more:
 
 - init containers, run in order to completion before the task container;
 - ``command`` (the entry point), ``workingDir``, ``env`` (values and the pod's
-  name through ``fieldRef: metadata.name``), ``resources.limits.memory``;
+  name through ``fieldRef: metadata.name``), ``resources.limits.memory``, the
+  pod's ``runAsUser``/``runAsGroup`` and ``fsGroup`` (the volumes' files
+  belong to that group, which the containers get as a supplementary one);
 - volumes: ``emptyDir``, ``configMap`` (with ``items``), ``secret`` and
   ``projected`` secrets (file mode from ``defaultMode``), mounted read-only
   where the manifest says so, ``subPath`` included;
@@ -37,8 +39,10 @@ prefix; :meth:`DockerKubelet.close` removes exactly those.
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import socket
+import ssl
 import threading
 import time
 import urllib.error
@@ -155,6 +159,7 @@ class DockerKubelet(Kubelet):
         """Host directories standing for the pod's volumes (unsupported kinds raise ValueError)."""
         namespace = run.pod["metadata"]["namespace"]
         root = self.workdir / run.pod["metadata"]["uid"]
+        group = (run.pod["spec"].get("securityContext") or {}).get("fsGroup")
         dirs: dict[str, Path] = {}
         for volume in run.pod["spec"].get("volumes") or []:
             path = root / volume["name"]
@@ -174,6 +179,9 @@ class DockerKubelet(Kubelet):
             else:
                 raise ValueError(f"volume {volume['name']}: only emptyDir, configMap, secret and projected "
                                  "volumes run on the test kubelet")
+            if group is not None and "emptyDir" not in volume:  # the files belong to the pod's group
+                for item in path.rglob("*"):
+                    os.chown(item, -1, int(group))
             dirs[volume["name"]] = path
         return dirs
 
@@ -211,6 +219,11 @@ class DockerKubelet(Kubelet):
             "environment": env, "volumes": binds, "labels": {LABEL: self.prefix},
             "working_dir": container.get("workingDir"),
         }
+        context = run.pod["spec"].get("securityContext") or {}
+        if "runAsUser" in context:
+            args["user"] = f"{context['runAsUser']}:{context.get('runAsGroup', context['runAsUser'])}"
+        if "fsGroup" in context:
+            args["group_add"] = [str(context["fsGroup"])]
         if container.get("command"):
             args["entrypoint"] = container["command"]
         if container.get("args"):
@@ -325,9 +338,12 @@ class DockerKubelet(Kubelet):
             return False
         timeout = float(probe.get("timeoutSeconds", 1))
         if "httpGet" in probe:
-            url = f"http://{host}:{self._port(run, probe['httpGet']['port'])}{probe['httpGet'].get('path', '/')}"
+            get = probe["httpGet"]
+            scheme = str(get.get("scheme", "HTTP")).lower()  # HTTPS: not verified, as the kubelet does
+            url = f"{scheme}://{host}:{self._port(run, get['port'])}{get.get('path', '/')}"
+            context = ssl._create_unverified_context() if scheme == "https" else None
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as answer:
+                with urllib.request.urlopen(url, timeout=timeout, context=context) as answer:
                     return 200 <= answer.status < 400
             except (urllib.error.URLError, OSError):
                 return False

@@ -3,8 +3,8 @@
 Islands::
 
     router   Deployment (python -m atoll.router, DNS discovery of the deployments'
-             headless Services) + Secret (the API keys file, when router.auth)
-             + Service of ``kubernetes.service_type``
+             headless Services) + Secret (the replica secrets file, and the API keys
+             file when router.auth) [+ Secret (TLS pair)] + Service of ``kubernetes.service_type``
     db       PostgreSQL StatefulSet + its volume claim + Secret (password file) + Service
     files    S3 server (rclone serve s3) Deployment + PersistentVolumeClaim + Secret + Service
     ui       the web UI Deployment + Secret (token, store settings) + Service
@@ -16,6 +16,7 @@ the islands' treasure chests and reach the pods only as Secret files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from atoll.config import Config
@@ -30,9 +31,11 @@ from atoll.containers.kubernetes.objects import (
     metadata,
     object_name,
     pinned_image,
+    run_as,
     secret,
     service,
 )
+from atoll.containers.spec import TASK_USER
 
 DB_PORT = 5432
 FILES_PORT = 9000
@@ -74,11 +77,7 @@ def _secret_volume(secret_name: str) -> Manifest:
 def _run_as_island_user(workload: Manifest) -> Manifest:
     """The db and files images run as uid/gid 999 (``ISLAND_USER``): the claim and the secret files
     are given to that group (``fsGroup``), the secrets readable by it (0440)."""
-    pod = workload["spec"]["template"]["spec"]
-    pod["securityContext"] = {"runAsUser": 999, "runAsGroup": 999, "runAsNonRoot": True, "fsGroup": 999}
-    for volume in pod.get("volumes", []):
-        if "secret" in volume:
-            volume["secret"]["defaultMode"] = 0o440
+    run_as(workload["spec"]["template"]["spec"], (999, 999))
     return workload
 
 
@@ -91,41 +90,85 @@ def _pull_secrets(config: Config, pod: Manifest) -> Manifest:
 
 
 KEYS_FILE = "keys.json"
+REPLICA_SECRETS_FILE = "replica-secrets.json"
+#: Where the router pod sees its TLS pair (the Secret ``<name>-tls``).
+TLS_DIR = "/run/secrets/atoll-tls"
+TLS_FILES = ("tls.crt", "tls.key")
+#: Pod-template annotations: a digest of what the router reads only when it starts (a change rolls it over).
+ANNOTATION_REPLICA_SECRETS = "atoll.io/replica-secrets"
+ANNOTATION_TLS = "atoll.io/tls-pair"
 
 
-def router_manifests(config: Config, image: str, keys: bytes = b"") -> list[Manifest]:
+def _digest(*parts: bytes) -> str:
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+
+
+def router_keys_secret(config: Config, keys: bytes = b"", replica_secrets: bytes = b"") -> Manifest:
+    """The Secret ``<name>-keys``: the deployments' replica secrets file, and the API keys file (``router.auth``)."""
+    files = {REPLICA_SECRETS_FILE: replica_secrets}
+    if config.router.auth:
+        files[KEYS_FILE] = keys
+    name = island_name(config, "router")
+    return secret(object_name(name, "keys"), config.container_manager.namespace, _island_labels("router"), files)
+
+
+def router_manifests(config: Config, image: str, keys: bytes = b"", replica_secrets: bytes = b"",
+                     tls: tuple[bytes, bytes] = (b"", b"")) -> list[Manifest]:
     """The router island: finds replicas as A records of ``depl-<proj>-<name>`` headless Services.
 
-    With ``router.auth`` the API keys file (``atoll.api.keys.keys_document``:
-    hashes and the pepper, no key) is the Secret ``<name>-keys`` mounted
-    read-only as a directory (no ``subPath``), so the kubelet refreshes the
-    file when Atoll updates the Secret and the router re-reads it.
+    The API keys file (``atoll.api.keys.keys_document``: hashes and the
+    pepper, no key; with ``router.auth``) and the replica secrets file
+    (``atoll.api.replica_secrets``: what the router sends replicas as
+    ``x-atoll-replica-secret``) are the Secret ``<name>-keys`` mounted read-only
+    as a directory (no ``subPath``), so the kubelet refreshes the files when
+    Atoll updates the Secret and the router re-reads them. A replica secret must
+    be there before the deployment's first request, sooner than the kubelet's
+    refresh: the pod template carries a digest of the secrets file, so a new
+    one rolls the router over (a new pod reads the files when it starts).
+
+    With ``router.tls_cert``/``tls_key`` the pair (``tls``: PEM contents) is the
+    Secret ``<name>-tls`` mounted at ``/run/secrets/atoll-tls``; the probes use
+    HTTPS and a new pair rolls the router over.
     """
     ns = config.container_manager.namespace
     name = island_name(config, "router")
     own = _island_labels("router")
     auth = (["--keys-file", f"{ISLAND_SECRET_DIR}/{KEYS_FILE}"] if config.router.auth else ["--auth", "off"])
+    tls_args = (["--tls-cert", f"{TLS_DIR}/{TLS_FILES[0]}", "--tls-key", f"{TLS_DIR}/{TLS_FILES[1]}"]
+                if config.router.tls else [])
     command = ["python", "-m", "atoll.router", "--host", "0.0.0.0", "--port", str(SERVICE_PORT),
                "--discovery", "dns", "--dns-pattern", f"depl-{{project}}-{{deployment}}.{ns}.svc.cluster.local",
-               "--dns-port", str(SERVICE_PORT), *auth]
-    mounts: list[Manifest] = ([{"name": "secrets", "mountPath": ISLAND_SECRET_DIR, "readOnly": True}]
-                              if config.router.auth else [])
+               "--dns-port", str(SERVICE_PORT), *tls_args, *auth,
+               "--replica-secrets", f"{ISLAND_SECRET_DIR}/{REPLICA_SECRETS_FILE}"]
+    mounts: list[Manifest] = [{"name": "secrets", "mountPath": ISLAND_SECRET_DIR, "readOnly": True}]
+    keys_secret = router_keys_secret(config, keys, replica_secrets)
+    volumes = [_secret_volume(keys_secret["metadata"]["name"])]
+    docs = [keys_secret]
+    annotations = {ANNOTATION_REPLICA_SECRETS: _digest(replica_secrets)}
+    if config.router.tls:
+        tls_name = object_name(name, "tls")
+        docs.append(secret(tls_name, ns, own, dict(zip(TLS_FILES, tls, strict=True))))
+        mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
+        volumes.append({"name": "tls", "secret": {"secretName": tls_name, "defaultMode": 0o400}})
+        annotations[ANNOTATION_TLS] = _digest(*tls)
     container = _container("router", pinned_image(image, "the router island image"), command, SERVICE_PORT, mounts)
-    container.update(http_probes(config.container_manager.healthcheck))
-    secret_name = object_name(name, "keys")
-    pod: Manifest = {"containers": [container], "automountServiceAccountToken": False, "enableServiceLinks": False}
-    if config.router.auth:
-        pod["volumes"] = [_secret_volume(secret_name)]
+    probes = http_probes(config.container_manager.healthcheck)
+    if config.router.tls:  # the kubelet does not verify the certificate of an HTTPS probe
+        for probe in probes.values():
+            probe["httpGet"]["scheme"] = "HTTPS"
+    container.update(probes)
+    pod: Manifest = {"containers": [container], "automountServiceAccountToken": False, "enableServiceLinks": False,
+                     "volumes": volumes}
     deployment: Manifest = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(name, ns, own),
         "spec": {"replicas": 1, "selector": {"matchLabels": own},
                  "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-                 "template": {"metadata": {"labels": own}, "spec": _pull_secrets(config, pod)}},
+                 "template": {"metadata": {"labels": own, "annotations": annotations},
+                              "spec": _pull_secrets(config, run_as(pod, TASK_USER))}},
     }
     kind = config.container_manager.kubernetes.service_type
     node_port = config.router.port if kind == "NodePort" and 30000 <= config.router.port <= 32767 else None
     port = SERVICE_PORT if kind != "LoadBalancer" else config.router.port
-    docs = [secret(secret_name, ns, own, {KEYS_FILE: keys})] if config.router.auth else []
     return [*docs, deployment, service(name, ns, own, own, port=port, service_type=kind, node_port=node_port)]
 
 
@@ -213,9 +256,9 @@ def ui_manifests(config: Config, image: str, token: str, store_config: Manifest)
     deployment: Manifest = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(name, ns, own),
         "spec": {"replicas": 1, "selector": {"matchLabels": own},
-                 "template": {"metadata": {"labels": own}, "spec": _pull_secrets(config, {
+                 "template": {"metadata": {"labels": own}, "spec": _pull_secrets(config, run_as({
                      "containers": [container], "volumes": [_secret_volume(secret_name)],
-                     "automountServiceAccountToken": False, "enableServiceLinks": False})}},
+                     "automountServiceAccountToken": False, "enableServiceLinks": False}, TASK_USER))}},
     }
     files = {"token.json": json.dumps({"token": token}).encode(), "stores.json": json.dumps(store_config).encode()}
     kind = config.container_manager.kubernetes.service_type
@@ -260,10 +303,12 @@ __all__ = [
     "FILES_PORT",
     "KEYS_FILE",
     "RBAC_RULES",
+    "REPLICA_SECRETS_FILE",
     "db_manifests",
     "files_manifests",
     "island_name",
     "rbac_manifests",
+    "router_keys_secret",
     "router_manifests",
     "ui_manifests",
 ]

@@ -5,7 +5,8 @@ and this package: builds are the swarm builds pushed to ``docker.target_registry
 (nodes pull them, tasks run ``image@digest``); trainings are Jobs
 (:mod:`.jobs`), deployments Deployments (:mod:`.rollouts`), the IDE a pod
 (:mod:`.ide`). Inputs always reach a task by fetch staging (an init
-container), the store settings as a Secret.
+container), the store settings as a Secret (with a deployment's replica
+secret: its pods answer predictions only to the router that sends it).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from atoll.domain.records import BuildVersion
 from atoll.errors import ConfigError, UsageError
 from atoll.files.base import FileStore
 from atoll.metadata.base import MetadataStore
+from atoll.task.stores import with_replica
 
 
 def _generation_label(generation: int) -> str:
@@ -109,8 +111,11 @@ class KubernetesContainerManager(ContainerManager):
         if self.config.container_manager.staging == "host":
             raise UsageError("container_manager.staging: host cannot work on Kubernetes (pods do not see this "
                              "host's files); unset it or set fetch")
-        settings = store_config if store_config is not None else self.task_store_config(spec)
-        return replace(spec, store_config=settings)
+        if store_config is None:  # (stage_task's settings already carry a replica's part)
+            store_config = self.task_store_config(spec)
+            if spec.replica:  # the replica secret (and the server's limits) travel in the store Secret
+                store_config = with_replica(store_config, spec.replica)
+        return replace(spec, store_config=store_config)
 
     # Builds: the swarm builds, pushed to the target registry.
 
@@ -171,6 +176,9 @@ class KubernetesContainerManager(ContainerManager):
 
     def start_generation(self, spec: TaskSpec, generation: int, previous: int | None, timeout: float,
                          log: LogSink) -> None:
+        if spec.port is not None and spec.replica:
+            log(f"note: the --port {spec.port} Service reaches the replicas directly, with no balancer to check "
+                "API keys: they refuse predictions through it (403); predict through the router")
         self.deployments.start(self._for_cluster(spec), _generation_label(generation), timeout)
 
     def rollout_state(self, project: str, name: str, generation: int) -> Rollout:

@@ -7,8 +7,10 @@ A task pod sees the DESIGN.md §4 layout::
     /data, /model            inputs fetched by the ``fetch`` init container from the
                              file store into an emptyDir (or the configured NFS export
                              or PersistentVolumeClaim); read-only for the task
-    /run/secrets/atoll/      the store settings (a Secret, mode 0400, read-only)
+    /run/secrets/atoll/      the store settings (a Secret, mode 0440 for the pod's group, read-only)
     DST of each --mount      a PersistentVolumeClaim (SRC a name) or a hostPath (SRC a path)
+
+Pods run as the base image's user (``TASK_USER``, ``runAsNonRoot``), never root.
 
 Store credentials travel only in that Secret: never in env values, args or
 image layers. Objects of one task (``<kind>-<project>-<name>``)::
@@ -45,9 +47,11 @@ from atoll.containers.kubernetes.objects import (
     object_name,
     pinned_image,
     resources,
+    run_as,
     secret,
     service,
 )
+from atoll.containers.spec import TASK_USER
 from atoll.domain.records import Record
 
 SECRET_DIR = "/run/secrets/atoll"
@@ -231,8 +235,8 @@ def pod_spec(spec: TaskSpec, config: Config, command: list[str], *, generation: 
     limits = resources(spec.profile)
     if limits:
         container["resources"] = limits
-    pod: Manifest = {"restartPolicy": restart_policy, "containers": [container], "volumes": volumes,
-                     "enableServiceLinks": False}
+    pod: Manifest = run_as({"restartPolicy": restart_policy, "containers": [container], "volumes": volumes,
+                            "enableServiceLinks": False}, TASK_USER)
     if spec.datasets or spec.versions:
         pod["initContainers"] = [{
             "name": "fetch",

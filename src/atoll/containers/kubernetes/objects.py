@@ -153,6 +153,18 @@ def http_probes(healthcheck: HealthcheckSection, path: str = "/health", port: st
     return {"startupProbe": startup, "readinessProbe": dict(probe), "livenessProbe": dict(probe)}
 
 
+def run_as(pod: Manifest, user: tuple[int, int]) -> Manifest:
+    """``pod`` running as ``user`` (uid, gid; never root), its Secret and ConfigMap files given to that
+    group (``fsGroup``) and readable by it (0440 where they were 0400)."""
+    uid, gid = user
+    pod["securityContext"] = {"runAsUser": uid, "runAsGroup": gid, "runAsNonRoot": True, "fsGroup": gid}
+    for volume in pod.get("volumes", []):
+        for source in (volume.get("secret"), volume.get("projected")):
+            if source is not None and source.get("defaultMode") == 0o400:
+                source["defaultMode"] = 0o440
+    return pod
+
+
 def secret(name: str, namespace: str, object_labels: dict[str, str], files: dict[str, bytes],
            secret_type: str = "Opaque") -> Manifest:
     """A Secret holding ``files`` (mounted read-only where a task needs them)."""

@@ -39,8 +39,10 @@ _DEFAULT_DOCKERFILE = """\
 # Written by Atoll: the project has no Dockerfile of its own.
 ARG ATOLL_BASE_IMAGE
 FROM ${{ATOLL_BASE_IMAGE}}
-{requirements}COPY . /app
+USER root
+{requirements}COPY --chown=10001:10001 . /app
 WORKDIR /app
+USER 10001:10001
 """
 _REQUIREMENTS = """\
 COPY requirements.txt /tmp/atoll-requirements.txt

@@ -54,7 +54,7 @@ from atoll.containers.swarm.engine import (
     service_healthcheck,
     split_lines,
 )
-from atoll.containers.swarm.stage import mounts, task_binds, task_env, user_mounts
+from atoll.containers.swarm.stage import mounts, task_binds, task_env, task_user, user_env, user_mounts
 from atoll.errors import UsageError
 from atoll.task.layout import META_DIR
 
@@ -151,18 +151,21 @@ class SwarmServices(ContainerManager):
         binds = task_binds(spec, staged, store_file=False)
         if staged.staging == "fetch":  # the records travel as configs: no host path for /atoll/meta
             binds = [b for b in binds if b[1] != META_DIR]
+        user = task_user(spec, staged, binds)
+        env.update(user_env(user))
         return {
             "image": runnable_ref(spec.build),
             "command": ["python", "-m", "atoll.runner", "serve"],
             "name": service,
             "env": [f"{k}={v}" for k, v in env.items()],
             "workdir": "/app",
+            "user": f"{user[0]}:{user[1]}",
             "init": True,
             "labels": tag,
             "container_labels": tag,
             "hostname": "{{.Service.Name}}-{{.Task.Slot}}",
             "mounts": [*mounts(binds), *user_mounts(spec)],
-            "secrets": [self._store_secret(service, tag, staged)],
+            "secrets": [self._store_secret(service, tag, staged, user)],
             "configs": self._meta_configs(service, tag, staged) if staged.staging == "fetch" else None,
             "networks": [self.namespace],
             "endpoint_spec": EndpointSpec(mode="dnsrr", ports=ports),
@@ -183,13 +186,14 @@ class SwarmServices(ContainerManager):
         short = hashlib.sha256(service.encode()).hexdigest()[:10]
         return f"{self.namespace[:20]}-{kind}-{short}-{generation}" + (f"-{index}" if index is not None else "")
 
-    def _store_secret(self, service: str, tag: dict[str, str], staged: StagedTask) -> Any:
+    def _store_secret(self, service: str, tag: dict[str, str], staged: StagedTask, user: tuple[int, int]) -> Any:
         from docker.types import SecretReference
 
         name = self._object_name(service, "store", tag[LABEL_GENERATION])
         with engine_errors(self.config, f"creating the secret of {service}"):
             secret = self.client.secrets.create(name=name, data=orjson.dumps(staged.store_config), labels=tag)
-        return SecretReference(secret.id, name, filename=STORE_SECRET_FILE, mode=0o400)
+        return SecretReference(secret.id, name, filename=STORE_SECRET_FILE, uid=str(user[0]), gid=str(user[1]),
+                               mode=0o400)
 
     def _meta_configs(self, service: str, tag: dict[str, str], staged: StagedTask) -> list[Any]:
         """The task's records as Docker configs at ``/atoll/meta/...`` (fetch staging: any node)."""

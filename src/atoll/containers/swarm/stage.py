@@ -24,6 +24,10 @@ the store settings are rewritten to those paths; ``secret.key`` (the
 treasure-chest key) is masked by an empty file when it lives next to the
 database. Other stores (PostgreSQL, S3...) are handed over unchanged and must
 be reachable from the ``atoll`` overlay network.
+
+Task containers never run as root by default (:func:`task_user`): as the
+user Atoll runs as, or, when that is root, as the base image's user with
+what the container must read or write handed over to it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from atoll.config import atoll_home
 from atoll.containers.base import StagedTask, TaskSpec
+from atoll.containers.spec import TASK_USER
 from atoll.task.layout import DATA_DIR, META_DIR, MODEL_DIR, STAGING_ENV, STORE_CONFIG_ENV, TASK_DIR_ENV
 
 if TYPE_CHECKING:
@@ -105,6 +110,75 @@ def task_binds(spec: TaskSpec, staged: StagedTask, *, store_file: bool) -> list[
     return binds
 
 
+def task_user(spec: TaskSpec, staged: StagedTask, binds: list[Bind]) -> tuple[int, int]:
+    """The uid/gid a task container runs as: never root, unless Atoll runs as root and ``note --edit``
+    mounts a directory that root owns.
+
+    - Atoll runs as a user: that user (the staged files and the embedded stores are theirs);
+    - Atoll runs as root: the base image's user (:data:`TASK_USER`), to which the task's staged
+      directory and what the container writes (:func:`hand_over_stores`) are handed over (``chown``);
+    - ``note --edit``: the owner of the project directory Jupyter edits (handed the rest as above
+      when Atoll runs as root).
+    """
+    if spec.edit_dir is not None:
+        found = spec.edit_dir.stat()
+        user = (found.st_uid, found.st_gid)
+    else:
+        user = runtime_user()
+    if os.geteuid() == 0 and user[0] != 0:
+        _hand_over(staged.root, user, recursive=True)
+        hand_over_stores([b for b in binds if b[1] != "/app"], user, staged.store_config)
+    return user
+
+
+def runtime_user() -> tuple[int, int]:
+    """The uid/gid of a container of the base image: the user Atoll runs as, or :data:`TASK_USER`
+    when that is root."""
+    return (os.geteuid(), os.getegid()) if os.geteuid() != 0 else TASK_USER
+
+
+def hand_over_stores(binds: list[Bind], user: tuple[int, int], store_config: Mapping[str, Any]) -> None:
+    """Give ``user`` what a container writes through ``binds`` (Atoll runs as root): the SQLite
+    database, its WAL files and its directory (not the rest of that directory), and the local file
+    store's tree. SQLite gives the journal files root makes later the database's owner."""
+    if os.geteuid() != 0:
+        return
+    for source, target, read_only in binds:
+        if read_only:
+            continue
+        if target == CONTAINER_DB_DIR:
+            _hand_over(Path(source), user, recursive=False)
+            url = str((store_config.get("metadata") or {}).get("url") or "")
+            database = Path(source) / url.rpartition("/")[2].partition("?")[0]
+            for path in (database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))):
+                _hand_over(path, user, recursive=False)
+        else:
+            _hand_over(Path(source), user, recursive=True)
+
+
+def _hand_over(path: Path, user: tuple[int, int], recursive: bool) -> None:
+    """``chown`` ``path`` (and what is under it) to ``user`` where it is not theirs yet; a missing path is skipped."""
+    def own(item: str | Path) -> None:
+        try:
+            found = os.lstat(item)
+            if (found.st_uid, found.st_gid) != user:
+                os.lchown(item, *user)
+        except FileNotFoundError:
+            pass
+
+    own(path)
+    if recursive and path.is_dir() and not path.is_symlink():
+        for top, dirs, files in os.walk(path):
+            for name in (*dirs, *files):
+                own(os.path.join(top, name))
+
+
+def user_env(user: tuple[int, int]) -> dict[str, str]:
+    """What a task container running as ``user`` needs in its environment: a writable ``HOME`` when it
+    is not the image's user (no account of that uid in the image)."""
+    return {} if user == TASK_USER else {"HOME": "/tmp"}
+
+
 def mounts(binds: list[Bind]) -> list[Mount]:
     """``docker.types.Mount`` objects for bind mounts."""
     from docker.types import Mount
@@ -136,8 +210,12 @@ __all__ = [
     "STORE_SECRET_PATH",
     "blank_file",
     "container_store_config",
+    "hand_over_stores",
     "mounts",
+    "runtime_user",
     "task_binds",
     "task_env",
+    "task_user",
+    "user_env",
     "user_mounts",
 ]

@@ -44,7 +44,7 @@ from atoll.containers.swarm.engine import (
     nano_cpus,
     split_lines,
 )
-from atoll.containers.swarm.stage import mounts, task_binds, task_env, user_mounts
+from atoll.containers.swarm.stage import mounts, task_binds, task_env, task_user, user_env, user_mounts
 from atoll.domain.records import TaskState, Training
 from atoll.errors import AtollError, NotFoundError
 
@@ -100,6 +100,8 @@ class SwarmContainers(ContainerManager):
                       extra_binds: Sequence[tuple[str, str, bool]] = (), **kwargs: Any) -> Container:
         """Start a detached container of the build for a staged task (store settings as a file mount)."""
         binds = [*task_binds(spec, staged, store_file=True), *extra_binds]
+        user = task_user(spec, staged, binds)
+        kwargs["environment"] = {**kwargs.get("environment", {}), **user_env(user)}
 
         def run() -> Container:
             network = ensure_network(self.client, self.config)
@@ -114,6 +116,7 @@ class SwarmContainers(ContainerManager):
                     labels=labels(self.config, kind, spec.project.name, spec.name),
                     mounts=[*mounts(binds), *user_mounts(spec)],
                     network=network,
+                    user=f"{user[0]}:{user[1]}",
                     **container_resources(spec.profile),
                     **kwargs,
                 )

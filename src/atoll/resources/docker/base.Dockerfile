@@ -57,6 +57,17 @@ RUN set -eu; \
     rm -rf /tmp/atoll-dist; \
     python -c "import atoll, papermill, ipykernel"
 
+# Tasks run as `atoll`, uid/gid 10001 (atoll.containers.spec.TASK_USER), never as root.
+# Where a task writes outside its mounts (/atoll: the executed notebook and
+# /atoll/tmp; /data and /model with fetch staging) is open to every uid, sticky
+# like /tmp: on swarm a task runs as the uid of the user Atoll runs as.
+# A project's own Dockerfile runs its RUN steps as `atoll` too: `USER root`
+# for what needs root (apt-get, pip into /opt/atoll/venv), then `USER atoll`.
+RUN set -eu; \
+    groupadd --gid 10001 atoll; \
+    useradd --uid 10001 --gid 10001 --home-dir /home/atoll --create-home --shell /bin/sh atoll; \
+    install -d -m 1777 /atoll /atoll/tmp /data /model
+
 # What a Dockerfile written for Noronha's base image uses (README, Coming from
 # Noronha): `source ${CONDA_HOME}/bin/activate ${CONDA_VENV}` enters Atoll's
 # environment (the venv's own activate script; the name is not needed), and the
@@ -68,3 +79,4 @@ ENV CONDA_HOME=/opt/atoll/venv \
 LABEL io.atoll.image=base
 
 WORKDIR /app
+USER 10001:10001

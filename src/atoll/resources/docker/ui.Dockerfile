@@ -8,5 +8,8 @@ ARG BASE_IMAGE=atoll/base:latest
 FROM ${BASE_IMAGE}
 ARG UI_REQUIREMENTS
 # Unquoted on purpose: one word per requirement (a ">=" from a variable is no redirection).
+USER root
 RUN pip install ${UI_REQUIREMENTS} && python -c "import atoll.ui.app"
+# The base image's user (uid/gid 10001): the ui runs as no root either.
+USER 10001:10001
 LABEL io.atoll.image=isle-ui
