@@ -22,7 +22,8 @@ import threading
 from pathlib import Path
 
 CHUNK = 8 << 20  # a multiple of mmap.ALLOCATIONGRANULARITY: the hasher maps chunk-aligned regions
-_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF}
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF,
+                   errno.ENOTSOCK}  # the last: macOS sends files to sockets only
 
 
 def copy_hashing(source: Path, target: Path) -> tuple[int, str]:
@@ -111,7 +112,8 @@ def _copy_fds(src: int, dst: int) -> tuple[int, str]:
     written = 0
     failed = True
     try:
-        mode = "copy_file_range" if hasattr(os, "copy_file_range") else "sendfile"
+        mode = ("copy_file_range" if hasattr(os, "copy_file_range")
+                else "sendfile" if hasattr(os, "sendfile") else "read")
         buffer: bytearray | None = None
         while True:
             if mode == "copy_file_range":
