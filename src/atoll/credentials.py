@@ -6,12 +6,18 @@ refused when group or others can read it. Only the off-board side needs it:
 tasks receive already-decrypted store settings (see :mod:`atoll.backends`),
 never the key.
 
-Credentials that must be known *before* the configured metadata store can be
-opened (``metadata.tchest``, the db island's password, the files island's key
-pair) are kept in the embedded store of ``ATOLL_HOME``
-(``sqlite:///<home>/atoll.db``, :func:`home_store`): that store exists before
-any island, so the db island can hold the credentials needed to open the db
-island. Island chests are generated on the first setup (:func:`home_chest`).
+One rule for where chests live: **every treasure chest is kept in the chest
+store**, the embedded store of ``ATOLL_HOME`` (``sqlite:///<home>/atoll.db``,
+:func:`home_store`), whatever ``metadata.url`` says. The configured metadata
+store cannot hold the credentials needed to open it (``metadata.tchest``, the
+db island's password), the key that decrypts chests is in ``ATOLL_HOME`` too,
+and so ``atoll tchest`` never needs the configured store to open: a chest can
+be made before or after ``atoll.yaml`` names it. Island chests are generated
+on the first setup (:func:`home_chest`).
+
+Earlier versions kept user-made chests in the configured metadata store; they
+are still read from there when the chest store lacks them (:func:`read_chest`
+with ``fallback``), and ``atoll tchest import`` moves them.
 """
 
 from __future__ import annotations
@@ -157,10 +163,43 @@ def open_chest(metadata: MetadataStore, name: str, setting: str) -> tuple[str, s
     return chest.user, decrypt(chest.secret) if chest.secret else ""
 
 
+def chest_store_path(config: Config) -> Path:
+    """The chest store's file: ``<home>/atoll.db``."""
+    return config.home / "atoll.db"
+
+
+def chest_store_url(config: Config) -> str:
+    """``sqlite:///<home>/atoll.db``: where every treasure chest lives."""
+    return f"sqlite:///{chest_store_path(config)}"
+
+
+def read_chest(config: Config, name: str, setting: str, *, fallback: MetadataStore | None = None) -> tuple[str, str]:
+    """``(user, secret)`` of the chest ``name`` named by the setting ``setting``.
+
+    Looked up in the chest store (never created by a lookup), then in
+    ``fallback`` (the configured metadata store, where earlier versions put
+    chests) when given.
+
+    Raises:
+        ConfigError: no such chest: one line naming the setting and the fix.
+        BackendError: the secret cannot be decrypted (the key file changed).
+    """
+    if chest_store_path(config).exists():
+        with home_store(config) as store:
+            if store.exists(TreasureChest, name):
+                return open_chest(store, name, setting)
+    if fallback is not None and fallback.exists(TreasureChest, name):
+        return open_chest(fallback, name, setting)
+    raise ConfigError(
+        f"{setting}: treasure chest {name!r} does not exist; create it with "
+        f"`atoll tchest new --name {name} --user USER --password-stdin` (or unset {setting})"
+    )
+
+
 @contextmanager
 def home_store(config: Config) -> Iterator[MetadataStore]:
-    """The embedded store of ``ATOLL_HOME`` (``sqlite:///<home>/atoll.db``), closed afterwards."""
-    store = get_metadata_store(f"sqlite:///{config.home / 'atoll.db'}")
+    """The chest store, the embedded store of ``ATOLL_HOME`` (``sqlite:///<home>/atoll.db``), closed afterwards."""
+    store = get_metadata_store(chest_store_url(config))
     try:
         yield store
     finally:
@@ -208,6 +247,8 @@ def new_token(nbytes: int = 24) -> str:
 
 __all__ = [
     "KEY_FILE",
+    "chest_store_path",
+    "chest_store_url",
     "decrypt",
     "encrypt",
     "home_chest",
@@ -216,5 +257,6 @@ __all__ = [
     "load_key",
     "new_token",
     "open_chest",
+    "read_chest",
     "read_home_chest",
 ]

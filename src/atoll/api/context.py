@@ -35,6 +35,13 @@ class AtollContext:
         return open_metadata_store(self.config)
 
     @cached_property
+    def chests(self) -> MetadataStore:
+        """The chest store in ATOLL_HOME, where every treasure chest lives (never the configured store)."""
+        from atoll.backends import open_chest_store
+
+        return open_chest_store(self.config)
+
+    @cached_property
     def files(self) -> FileStore:
         from atoll.backends import open_file_store
 
@@ -55,7 +62,7 @@ class AtollContext:
         self.__dict__["metadata"] = store
 
     def close(self) -> None:
-        for name in ("files", "metadata"):
+        for name in ("files", "metadata", "chests"):
             backend = self.__dict__.pop(name, None)
             if backend is not None:
                 backend.close()

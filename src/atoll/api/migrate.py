@@ -170,15 +170,17 @@ def _inner(files: FileStore) -> FileStore:
 
 def _open_target_metadata(ctx: AtollContext, url: str, tchest: str | None) -> MetadataStore:
     if tchest:
-        from atoll.backends import open_chest, with_credentials
+        from atoll.backends import with_credentials
+        from atoll.credentials import read_chest
 
-        user, password = open_chest(ctx.metadata, tchest, "--to-metadata-tchest")
+        user, password = read_chest(ctx.config, tchest, "--to-metadata-tchest", fallback=ctx.metadata)
         url = with_credentials(url, user, password)
     return get_metadata_store(url)
 
 
 def _open_target_files(ctx: AtollContext, settings: dict[str, Any]) -> FileStore:
-    """Open a file store from ``file_store``-style settings, chests read from the source store."""
+    """Open a file store from ``file_store``-style settings, chests read from the chest store
+    (then the source store, where earlier versions created them)."""
     from pydantic import ValidationError as PydanticValidationError
 
     from atoll.backends import open_file_store

@@ -3,6 +3,10 @@
 The secret is read from stdin (``--password-stdin``) or a hidden prompt,
 never from a command-line argument (which ``ps`` and shell history show),
 and never printed.
+
+Chests live in the chest store in ``ATOLL_HOME`` whatever ``atoll.yaml``
+names, so these commands never open the configured metadata store (but
+``import``, which moves the chests earlier versions made there).
 """
 
 from __future__ import annotations
@@ -72,6 +76,12 @@ def update(
     api.get_tchest(atoll, name)  # fail before prompting
     secret = _read_secret(password_stdin, required=False)
     render(api.update_tchest(atoll, name, secret=secret, user=user, desc=desc, details=details_obj))
+
+
+@app.command("import")
+def import_(ctx: typer.Context) -> None:
+    """Move the chests earlier versions kept in the configured metadata store into ATOLL_HOME."""
+    render(api.import_tchests(get_context(ctx)))
 
 
 add_record_commands(

@@ -25,7 +25,7 @@ import tarfile
 import tempfile
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -365,8 +365,7 @@ def fetch_artifact(files: FileStore, record: ArtifactRecord, dest: Path) -> Path
             for item in record.files:
                 target = dest / _safe_name(item.name)
                 written.append(target)
-                files.download(prefix + item.name, target)
-                _check(item, *_hash_file(target))
+                files.download_verified(prefix + item.name, target, _checker(item))
         for path in written:
             path.chmod(path.stat().st_mode & _READ_ONLY)
     except BaseException:
@@ -384,6 +383,11 @@ def _safe_name(name: str) -> str:
     if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in name:
         raise ValidationError(f"refusing stored file name {name!r}: it is not a relative path")
     return name
+
+
+def _checker(item: StoredFile) -> Callable[[int, str], None]:
+    """``verify`` for :meth:`FileStore.download_verified`: raises on a checksum mismatch."""
+    return lambda size, sha256: _check(item, size, sha256)
 
 
 def _check(item: StoredFile, size: int, sha256: str) -> None:

@@ -20,6 +20,7 @@ import builtins
 import hashlib
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -96,6 +97,20 @@ class FileStore(ABC):
         """True when ``key`` is stored."""
 
     # Shared behaviour built on the primitives.
+
+    def download_verified(self, key: str, local_path: Path, verify: Callable[[int, str], None]) -> None:
+        """:meth:`download`, then ``verify(size, sha256)`` of the bytes written; a file ``verify``
+        refuses (by raising) is removed. Stores that can hash while copying override it.
+        """
+        local_path = Path(local_path)
+        self.download(key, local_path)
+        try:
+            with open(local_path, "rb") as handle:
+                digest = sha256_of(handle).hexdigest()
+            verify(local_path.stat().st_size, digest)
+        except BaseException:
+            local_path.unlink(missing_ok=True)
+            raise
 
     def upload_dir(self, local_dir: Path, prefix: str) -> builtins.list[str]:
         """Upload every file below ``local_dir`` under ``prefix/``; return the keys."""

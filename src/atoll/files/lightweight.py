@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,13 @@ class LightweightFileStore(FileStore):
             tmp.replace(local_path)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def download_verified(self, key: str, local_path: Path, verify: Callable[[int, str], None]) -> None:
+        check_key(key)
+        if not is_lightweight(key):
+            self.files.download_verified(key, local_path, verify)
+        else:
+            super().download_verified(key, local_path, verify)
 
     def delete(self, key: str) -> None:
         check_key(key)

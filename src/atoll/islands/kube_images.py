@@ -54,15 +54,7 @@ def push_island_image(config: Config, twin: SwarmServiceIsland, log: LogSink) ->
         tag = f"{__version__}-{str(image.id).removeprefix('sha256:')[:12]}"
     with engine_errors(config, f"tagging {repo}:{tag}"):
         image.tag(repo, tag)
-    auth = None
-    if config.docker.registry_secret:
-        from atoll.backends import open_metadata_store
-
-        metadata = open_metadata_store(config)
-        try:
-            auth = registry_auth(config, metadata)
-        finally:
-            metadata.close()
+    auth = registry_auth(config, None)  # from the chest store: the metadata store may be an island not up yet
     log(f"pushing {repo}:{tag}")
     return push_image(client, config, repo, tag, log, auth), build_seconds
 

@@ -244,14 +244,10 @@ class KubeIsland(Island):
         name = pull_secret_name(chest)
         if self.kube.read("Secret", name) is not None:
             return
-        from atoll.backends import open_metadata_store
-        from atoll.credentials import open_chest
+        from atoll.credentials import read_chest
 
-        metadata = open_metadata_store(self.config)
-        try:
-            user, password = open_chest(metadata, chest, "container_manager.kubernetes.image_pull_secret")
-        finally:
-            metadata.close()
+        # from the chest store: the metadata store may be an island not up yet
+        user, password = read_chest(self.config, chest, "container_manager.kubernetes.image_pull_secret")
         self.kube.apply(image_pull_secret(name, self.namespace, str(self.config.docker.target_registry),
                                           user, password))
 

@@ -21,6 +21,7 @@ from atoll.task.stores import open_task_stores
 
 if TYPE_CHECKING:
     from atoll.containers.base import ContainerManager
+    from atoll.metadata.base import MetadataStore
 
 NO_RUNTIME = ("the ui island sees the records only, not the container manager "
               "(replicas, logs and test predictions: run `atoll ui` on the host)")
@@ -42,6 +43,16 @@ class StoresContext(AtollContext):
     @cached_property
     def containers(self) -> ContainerManager:
         raise NoRuntimeError(NO_RUNTIME)
+
+    @cached_property
+    def chests(self) -> MetadataStore:
+        """The store handed over: with the embedded stores it is ATOLL_HOME's, where chests live (the
+        island lists them, never decrypts them: the key is masked)."""
+        return self.metadata
+
+    def close(self) -> None:
+        self.__dict__.pop("chests", None)  # the metadata store, closed as such
+        super().close()
 
 
 def stores_context(path: Path) -> StoresContext:

@@ -99,9 +99,10 @@ class KubernetesContainerManager(ContainerManager):
         chest = self.config.container_manager.kubernetes.image_pull_secret
         if not chest:
             return
-        from atoll.credentials import open_chest
+        from atoll.credentials import read_chest
 
-        user, password = open_chest(self.metadata, chest, "container_manager.kubernetes.image_pull_secret")
+        user, password = read_chest(self.config, chest, "container_manager.kubernetes.image_pull_secret",
+                                    fallback=self.metadata)
         self.kube.ensure_namespace()
         self.kube.apply(image_pull_secret(pull_secret_name(chest), self.kube.namespace,
                                           str(self.config.docker.target_registry), user, password))

@@ -26,7 +26,7 @@ from atoll.containers.base import BuildRequest, LogSink
 from atoll.containers.dockerfile import check_noronha_base, map_noronha_base
 from atoll.containers.swarm.engine import LABEL_KIND, LABEL_PROJECT, engine_errors
 from atoll.containers.swarm.images import ensure_base_image, pull_image, run_build
-from atoll.credentials import open_chest
+from atoll.credentials import read_chest
 from atoll.domain.records import BuildVersion
 from atoll.errors import BackendError, ExecutionError, UsageError
 
@@ -75,13 +75,16 @@ def runnable_ref(build: BuildVersion) -> str:
 def registry_auth(config: Config, metadata: MetadataStore | None) -> dict[str, str] | None:
     """The engine's ``auth_config`` from the chest ``docker.registry_secret`` (None when unset).
 
+    The chest is read from the chest store in ``ATOLL_HOME``, then from
+    ``metadata`` (where earlier versions created chests) when given.
+
     Raises:
         ConfigError: the chest does not exist.
     """
     name = config.docker.registry_secret
-    if not name or metadata is None:
+    if not name:
         return None
-    user, secret = open_chest(metadata, name, "docker.registry_secret")
+    user, secret = read_chest(config, name, "docker.registry_secret", fallback=metadata)
     return {"username": user, "password": secret}
 
 
@@ -89,7 +92,7 @@ def build_image(client: DockerClient, config: Config, request: BuildRequest, log
                 metadata: MetadataStore | None = None) -> BuildVersion:
     """Build (or pull, for ``pre-built``) the project image and return the unsaved record.
 
-    ``metadata`` is where the ``docker.registry_secret`` chest is looked up.
+    ``metadata`` is where the ``docker.registry_secret`` chest is looked up when the chest store lacks it.
     """
     project = request.project.name
     auth = registry_auth(config, metadata)

@@ -1,0 +1,158 @@
+"""Copy a file and compute the sha256 of the copy in the same pass.
+
+The copy is made by the kernel (``copy_file_range``, else ``sendfile``, else
+``read``/``write``) in chunks on the calling thread; a second thread hashes
+each chunk of the *target* as soon as it is written, reading it through
+``mmap`` (no copy into a Python buffer; ``hashlib`` releases the GIL on large
+buffers). What is hashed is therefore exactly what the target holds, as if
+it were read back after the copy, while the two run side by side on two
+cores: a fetch costs about ``max(copy, sha256)`` instead of their sum.
+
+sha256 itself is the floor: on a CPU where hashing is slower than the copy
+(``bench/run --only files`` shows both), the copy waits for the hash.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import mmap
+import os
+import threading
+from pathlib import Path
+
+CHUNK = 8 << 20  # a multiple of mmap.ALLOCATIONGRANULARITY: the hasher maps chunk-aligned regions
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF,
+                   errno.ENOTSOCK}  # the last: macOS sends files to sockets only
+
+
+def copy_hashing(source: Path, target: Path) -> tuple[int, str]:
+    """Copy ``source`` over ``target`` (created or truncated) and return ``(size, sha256)`` of the target's bytes.
+
+    Raises:
+        OSError: reading, writing or mapping failed (the target is left as it is).
+    """
+    src = os.open(source, os.O_RDONLY)
+    try:
+        dst = os.open(target, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            return _copy_fds(src, dst)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+class _Hasher(threading.Thread):
+    """Hashes ``fd`` up to the offset the copier has reached, chunk by chunk."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(name="atoll-copy-hash", daemon=True)
+        self.fd = fd
+        self.digest = hashlib.sha256()
+        self.error: BaseException | None = None
+        self._written = 0
+        self._final = False  # the copy ended: hash whatever is left, even a partial chunk
+        self._abort = False  # the copy failed: stop now
+        self._cond = threading.Condition()
+
+    def advance(self, written: int) -> None:
+        with self._cond:
+            self._written = written
+            self._cond.notify()
+
+    def finish(self, *, failed: bool = False) -> None:
+        with self._cond:
+            self._final = True
+            self._abort = failed
+            self._cond.notify()
+
+    def run(self) -> None:
+        try:
+            self._hash()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the copying thread
+            self.error = exc
+
+    def _hash(self) -> None:
+        done = 0
+        while True:
+            with self._cond:
+                while not self._final and self._written - done < CHUNK:
+                    self._cond.wait()
+                if self._abort:
+                    return
+                end = self._written if self._final else self._written - (self._written - done) % CHUNK
+                final = self._final
+            while done < end:
+                size = min(CHUNK, end - done)
+                self._update(done, size)
+                done += size
+            if final:
+                return
+
+    def _update(self, offset: int, size: int) -> None:
+        try:
+            with mmap.mmap(self.fd, size, offset=offset, access=mmap.ACCESS_READ) as view:
+                self.digest.update(view)
+            return
+        except (OSError, ValueError):  # a file system without mmap: read it instead
+            pass
+        while size:
+            data = os.pread(self.fd, min(size, 1 << 20), offset)
+            if not data:
+                raise OSError(errno.EIO, "the copy shrank while it was hashed")
+            self.digest.update(data)
+            offset += len(data)
+            size -= len(data)
+
+
+def _copy_fds(src: int, dst: int) -> tuple[int, str]:
+    hasher = _Hasher(dst)
+    hasher.start()
+    written = 0
+    failed = True
+    try:
+        mode = ("copy_file_range" if hasattr(os, "copy_file_range")
+                else "sendfile" if hasattr(os, "sendfile") else "read")
+        buffer: bytearray | None = None
+        while True:
+            if mode == "copy_file_range":
+                try:
+                    n = os.copy_file_range(src, dst, CHUNK)
+                except OSError as exc:
+                    if exc.errno not in _NO_KERNEL_COPY or written:
+                        raise
+                    mode = "sendfile"
+                    continue
+            elif mode == "sendfile":
+                try:
+                    n = os.sendfile(dst, src, None, CHUNK)
+                except OSError as exc:
+                    if exc.errno not in _NO_KERNEL_COPY or written:
+                        raise
+                    mode = "read"
+                    continue
+            else:
+                buffer = buffer or bytearray(CHUNK)
+                n = os.readv(src, [buffer])
+                view = memoryview(buffer)[:n]
+                while view:
+                    view = view[os.write(dst, view):]
+            if n == 0:
+                if mode != "read" and written < os.fstat(src).st_size:
+                    # some file systems (FUSE, overlays, /proc) answer 0 to a kernel copy: copy by hand
+                    mode = "sendfile" if mode == "copy_file_range" else "read"
+                    continue
+                break
+            written += n
+            hasher.advance(written)
+        failed = False
+    finally:
+        hasher.finish(failed=failed)
+        hasher.join()
+    if hasher.error is not None:
+        raise hasher.error
+    return written, hasher.digest.hexdigest()
+
+
+__all__ = ["CHUNK", "copy_hashing"]

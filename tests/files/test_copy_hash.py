@@ -1,0 +1,164 @@
+"""The one-pass copy and sha256 of the local store: what is hashed is what the copy holds, and a
+file that fails verification is never visible under its name."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import mmap
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from atoll.domain.records import Dataset, FileSpec
+from atoll.errors import BackendError, ValidationError
+from atoll.files import copy_hash
+from atoll.files.artifacts import fetch_artifact, publish_artifact
+from atoll.files.lightweight import LightweightFileStore
+from atoll.files.local import TMP_PREFIX, LocalFileStore
+from atoll.testing.memory import MemoryMetadataStore
+
+SMALL_CHUNK = 64 * 1024  # a multiple of the mmap granularity: many chunks without a big file
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(copy_hash, "CHUNK", SMALL_CHUNK)
+    return SMALL_CHUNK
+
+
+@pytest.fixture
+def blob(tmp_path: Path) -> Path:
+    path = tmp_path / "blob.bin"
+    path.write_bytes(os.urandom(5 * SMALL_CHUNK + 12345))  # several chunks and a partial last one
+    return path
+
+
+def _expect(path: Path) -> tuple[int, str]:
+    data = path.read_bytes()
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
+def test_a_large_file_is_copied_and_hashed_in_chunks(small_chunks: int, blob: Path, tmp_path: Path) -> None:
+    target = tmp_path / "copy"
+    assert copy_hash.copy_hashing(blob, target) == _expect(blob)
+    assert target.read_bytes() == blob.read_bytes()
+
+
+def test_the_default_chunk_also_copies_a_file_over_one_chunk(tmp_path: Path) -> None:
+    source = tmp_path / "big"
+    source.write_bytes(os.urandom(copy_hash.CHUNK + 4097))
+    assert copy_hash.copy_hashing(source, tmp_path / "copy") == _expect(source)
+    assert (tmp_path / "copy").read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize("size", [0, 1, SMALL_CHUNK])
+def test_empty_tiny_and_exactly_one_chunk(small_chunks: int, tmp_path: Path, size: int) -> None:
+    source = tmp_path / "f"
+    source.write_bytes(os.urandom(size))
+    assert copy_hash.copy_hashing(source, tmp_path / "copy") == _expect(source)
+
+
+def _refuse(err: int) -> Callable[..., int]:
+    def refuse(*_args: object) -> int:
+        raise OSError(err, os.strerror(err))
+    return refuse
+
+
+@pytest.mark.parametrize("without", ["copy_file_range", "copy_file_range+sendfile"])
+def test_without_kernel_copies_the_copy_falls_back(small_chunks: int, blob: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch, without: str) -> None:
+    monkeypatch.setattr(os, "copy_file_range", _refuse(errno.EXDEV), raising=False)
+    if "sendfile" in without:
+        monkeypatch.setattr(os, "sendfile", _refuse(errno.EINVAL))
+    assert copy_hash.copy_hashing(blob, tmp_path / "copy") == _expect(blob)
+    assert (tmp_path / "copy").read_bytes() == blob.read_bytes()
+
+
+def test_a_kernel_copy_that_copies_nothing_falls_back(small_chunks: int, blob: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "copy_file_range", lambda *_a: 0, raising=False)  # FUSE/overlay behaviour
+    assert copy_hash.copy_hashing(blob, tmp_path / "copy") == _expect(blob)
+
+
+def test_without_mmap_the_copy_is_read_back(small_chunks: int, blob: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_mmap(*_args: object, **_kw: object) -> mmap.mmap:
+        raise OSError(errno.ENODEV, "no mmap here")
+
+    monkeypatch.setattr(mmap, "mmap", no_mmap)
+    assert copy_hash.copy_hashing(blob, tmp_path / "copy") == _expect(blob)
+
+
+def test_a_copy_failing_half_way_raises_and_stops_the_hasher(small_chunks: int, blob: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalFileStore(tmp_path / "store")
+    store.upload(blob, "k/blob")
+    real = os.sendfile
+    calls: list[int] = []
+
+    def failing(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+        calls.append(count)
+        if len(calls) == 3:
+            raise OSError(errno.EIO, "disk on fire")
+        return real(out_fd, in_fd, offset, count)
+
+    monkeypatch.setattr(os, "copy_file_range", _refuse(errno.ENOSYS), raising=False)
+    monkeypatch.setattr(os, "sendfile", failing)
+    with pytest.raises(OSError, match="disk on fire"):
+        copy_hash.copy_hashing(blob, tmp_path / "copy")
+    calls.clear()
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(BackendError, match="disk on fire"):
+        store.download_verified("k/blob", out / "blob", lambda size, sha: None)
+    assert list(out.iterdir()) == []  # the temporary is gone, nothing appeared
+
+
+def test_download_verified_shows_the_file_only_once_accepted(small_chunks: int, blob: Path, tmp_path: Path) -> None:
+    store = LocalFileStore(tmp_path / "store")
+    store.upload(blob, "k/blob")
+    out = tmp_path / "out"
+    out.mkdir()
+    seen: list[tuple[int, str, bool, list[str]]] = []
+
+    def verify(size: int, sha256: str) -> None:  # runs after the whole copy, before the rename
+        seen.append((size, sha256, (out / "blob").exists(), [p.name for p in out.iterdir()]))
+
+    store.download_verified("k/blob", out / "blob", verify)
+    (size, sha256, visible, names), = seen
+    assert (size, sha256) == _expect(blob) and not visible
+    assert len(names) == 1 and names[0].startswith(TMP_PREFIX)  # only the hidden temporary, complete
+    assert (out / "blob").read_bytes() == blob.read_bytes()
+
+    def refuse(size: int, sha256: str) -> None:
+        raise ValidationError("no")
+
+    with pytest.raises(ValidationError):
+        store.download_verified("k/blob", out / "again", refuse)
+    assert sorted(p.name for p in out.iterdir()) == ["blob"]
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+@pytest.mark.parametrize("where", [0, "middle", -1])
+def test_a_flipped_byte_is_caught_on_fetch(small_chunks: int, blob: Path, tmp_path: Path, wrapped: bool,
+                                           where: int | str) -> None:
+    meta = MemoryMetadataStore()
+    local = LocalFileStore(tmp_path / "store")
+    files = LightweightFileStore(local, meta) if wrapped else local
+    src = tmp_path / "src"
+    src.mkdir()
+    blob.rename(src / "blob.bin")
+    record = publish_artifact(meta, files, Dataset(name="d", model="m"), src, [FileSpec(name="blob.bin")])
+    assert record.files[0].sha256 == _expect(src / "blob.bin")[1]  # the bytes stored, hashed while copied
+    fetch_artifact(files, record, tmp_path / "ok")
+    assert (tmp_path / "ok" / "blob.bin").read_bytes() == (src / "blob.bin").read_bytes()
+    stored = tmp_path / "store" / str(record.store_key) / "blob.bin"
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2 if where == "middle" else int(where)] ^= 0x01
+    stored.write_bytes(bytes(data))
+    with pytest.raises(ValidationError, match="checksum mismatch for blob.bin"):
+        fetch_artifact(files, record, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
