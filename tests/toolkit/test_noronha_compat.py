@@ -69,27 +69,54 @@ def test_publisher_takes_noronhas_arguments(noronha: ModuleType, world: dict, tm
     stored = world["metadata"].get(ModelVersion, "t1", "iris-clf")
     assert (first["name"], stored.details, stored.dataset) == ("t1", {"metrics": {"accuracy": 0.9}}, None)
     assert [f.name for f in stored.files] == ["clf.pkl"]
+    Path(paths.tmp_path("clf.pkl")).write_bytes(b"model 2")  # src_path alone is published, as Noronha did
     second = Publisher()(src_path=paths.tmp_path(), version_name="t2", uses_pretrained=True,
                          pretrained_with="iris-clf:t1")
     assert second["pretrained"] == "iris-clf:t1" and second["dataset"]["name"] == "iris"
-    with pytest.raises(Exception, match="src_path .* does not exist"):
+    with pytest.raises(Exception, match="src_path .*: no such file or directory"):
         Publisher()(src_path=str(tmp_path / "missing"), version_name="t3")
+
+
+def test_the_names_are_the_toolkits_own(noronha: ModuleType) -> None:
+    from noronha.tools import publish, shortcuts
+
+    from atoll import toolkit
+
+    for name in ("movers_meta", "train_meta", "require_movers"):
+        assert getattr(shortcuts, name) is getattr(toolkit, name)
+    assert publish.Publisher is toolkit.Publisher
+
+
+def test_noronhas_keyword_names_and_ignore(noronha: ModuleType, world: dict) -> None:  # noqa: F811
+    from noronha.tools.shortcuts import dataset_meta, require_dataset
+
+    _in_training(world)
+    assert dataset_meta(dataset="iris").name == "iris"  # a record reads as attributes, as Noronha's documents did
+    assert dataset_meta(dataset="no-such", ignore=True) == {}
+    with pytest.raises(Exception, match="no-such"):
+        dataset_meta(dataset="no-such")
+    assert Path(require_dataset(dataset="iris", model="iris-clf"), "measures.csv").read_text() == "a,b\n1,2\n"
 
 
 def test_serving_names_and_the_lazy_servers_defaults(noronha: ModuleType, world: dict) -> None:  # noqa: F811
     from noronha.tools.online import OnlinePredict as Older
     from noronha.tools.publish import Publisher
     from noronha.tools.serving import LazyModelServer, OnlinePredict
+    from test_lazy_update import _call
 
+    from atoll.toolkit.serving import LazyModelServer as AtollLazyModelServer
     from atoll.toolkit.serving import OnlinePredict as AtollOnlinePredict
 
     assert OnlinePredict is Older is AtollOnlinePredict
     _in_ide(world)
     Path(paths.tmp_path("clf.pkl")).write_bytes(b"v")
     Publisher()(version_name="tried")  # in the IDE: staged into the session
-    server = LazyModelServer(lambda body, model, meta: body, lambda path, meta: path, model_name="iris-clf")
-    assert (server.max_models, server.enrich) == (100, False)
-    assert server._resolve("tried") == ("iris-clf", "tried")
+    server = LazyModelServer(lambda body, model, meta: [body, model, meta.name],
+                             lambda path, meta: Path(path, "clf.pkl").read_text(), "iris-clf")
+    assert isinstance(server, AtollLazyModelServer)
+    assert (server.model_name, server.max_models, server.enrich) == ("iris-clf", 100, False)
+    # Noronha's lazy server answered the bare result; a bare version name is one of model_name's
+    assert _call(server, "POST", "/predict", b"model_version=tried", b"x") == (200, ["x", "v", "tried"])
 
 
 def test_turned_off_the_import_fails_saying_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
