@@ -77,8 +77,8 @@ def _global_options(
         False,
         "-b",
         "--background",
-        help="Do not wait for long tasks: `train new` returns once started (like --detach); "
-        "`depl new` refuses it (not supported yet).",
+        help="Print nothing: output and logs go to the log file (logger.directory, default $ATOLL_HOME/logs); "
+        "`train new` and `note` return once started (like --detach); `depl new` refuses it (not supported yet).",
     ),
     output: Annotated[
         OutputFormat, typer.Option("-o", "--output", case_sensitive=False, help="Output format.")
