@@ -20,7 +20,7 @@ from atoll.cli.common import (
     render,
 )
 from atoll.cli.records import PROJ, add_record_commands, command, option
-from atoll.errors import ExecutionError, UsageError
+from atoll.errors import ExecutionError
 
 app = typer.Typer(help="Deployments: replicas of a prediction notebook serving HTTP.", no_args_is_help=True)
 
@@ -42,17 +42,18 @@ def new(
     env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for the replicas (repeatable).")] = None,
     movers: Annotated[list[str] | None, typer.Option("--movers", help="MODEL:VERSION to stage (repeatable).")] = None,
     timeout: float = typer.Option(api.DEFAULT_TIMEOUT, "--timeout", help="Seconds a replica has to get healthy."),
+    background: bool = typer.Option(
+        False, "-b", "--background", help="Return once the replicas are started (DEPLOYING); `depl info` follows."
+    ),
 ) -> None:
     """Deploy a prediction notebook (or roll an existing deployment over to new settings).
 
-    Waits until every replica is healthy (or the roll-out failed); the global
-    -b/--background is not supported here yet and is refused.
+    Waits until every replica is healthy (or the roll-out failed); with
+    -b/--background (here or global) returns once they are started, the
+    record DEPLOYING until a later `depl info` / `depl list` finds it RUNNING or FAILED.
     """
     state = get_state(ctx)
-    if state.background:
-        raise UsageError(
-            "-b/--background is not supported for depl new yet: it waits until the replicas are healthy"
-        )
+    background = background or state.background
     atoll = get_context(ctx)
     quiet = state.output != "table"
     # SIGTERM like Ctrl-C: the deployment is recorded FAILED and nothing it started is left running.
@@ -71,6 +72,7 @@ def new(
             movers=movers or [],
             timeout=timeout,
             log=print_err if quiet else print,
+            wait=not background,
         )
     except ExecutionError as exc:
         if exc.log_tail:
@@ -86,6 +88,8 @@ def new(
         render(info)
     else:
         _summary(info)
+        if background:
+            print(f"  started in the background: `atoll depl info --name {record.name} --proj {record.proj}` follows it")
 
 
 def _summary(info: dict[str, Any]) -> None:
