@@ -231,6 +231,7 @@ def new_deployment(
 
 def _still_serving(ctx: AtollContext, proj: str, name: str) -> bool:
     try:
+        ctx.containers.recover_service(proj, name)  # e.g. the old replicas of a supervisor that died meanwhile
         return bool(ctx.containers.service_status(proj, name))
     except AtollError:
         return False
@@ -308,11 +309,10 @@ def reconcile(ctx: AtollContext, record: Deployment) -> Deployment:
     supervisor abandons such a roll-out by itself; this covers the rest), as
     when a new deployment does not get healthy. Every read goes through it.
     """
-    if not record.task.state.ended:
-        try:
-            ctx.containers.recover_service(record.proj, record.name)
-        except AtollError:
-            pass  # the next look tries again
+    try:  # whatever the record says: no replica may be left without a supervisor
+        ctx.containers.recover_service(record.proj, record.name)
+    except AtollError:
+        pass  # the next look tries again
     if record.task.state == TaskState.DEPLOYING:
         return _settle(ctx, record)
     if record.task.state != TaskState.WAITING or _deployer_alive(record):
