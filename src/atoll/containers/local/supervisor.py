@@ -149,8 +149,10 @@ class Supervisor:
     def adopt(self) -> None:
         """Take over what a supervisor that died left running (``--adopt``; see the module docstring)."""
         status = read_json(self.status_path) or {}
-        active = read_json(self.active_path) or {}
+        spec = read_json(self.spec_path) or {}
         gen = int(status.get("active_generation") or 0)
+        # active.json, or the spec itself when it still describes the serving generation (an older supervisor)
+        active = read_json(self.active_path) or (spec if int(spec.get("generation", 0)) == gen else {})
         live = {
             (item.get("generation"), item.get("index")): item
             for item in status.get("replicas", [])
@@ -179,7 +181,6 @@ class Supervisor:
             kill_group(int(item["pid"]), item.get("start_time"))
         self.attempted_gen = self.active_gen
         rollout = status.get("rollout") or {}
-        spec = read_json(self.spec_path) or {}
         if rollout.get("generation") == spec.get("generation") and rollout.get("state") in ("done", "failed"):
             self.attempted_gen = max(self.attempted_gen, int(rollout["generation"]))  # ended: not redone
             self.rollout = rollout
