@@ -3,7 +3,7 @@
 Through the real ``atoll`` command (:class:`runtime.deploy_helpers.Cli`): a
 deployment whose supervisor dies keeps its replicas running (they are in
 their own sessions) until the next look (``depl info``), which starts a
-supervisor that adopts them; a replica SIGSTOPped (alive, its health check
+supervisor that adopts them (so does ``isle router status``); a replica SIGSTOPped (alive, its health check
 hanging) is restarted once ``healthcheck.unhealthy_after`` has passed.
 """
 
@@ -70,10 +70,22 @@ def test_a_sigkilled_supervisor_is_replaced_at_the_next_look_which_adopts_its_re
     os.kill(victim["pid"], signal.SIGKILL)
     wait_for(lambda: (r := _replicas(cli, "adopt").get("adopt-0")) and r["pid"] != victim["pid"]
              and r["state"] == "healthy", timeout=90)
+    # The router looking (`isle router status`) adopts as well.
+    second = cli.supervisor("adopt")
+    replicas = {n: r["pid"] for n, r in _replicas(cli, "adopt").items()}
+    os.kill(second["pid"], signal.SIGKILL)  # type: ignore[index]
+    wait_for(lambda: not alive(second), timeout=30)
+    cli.run("isle", "router", "status")
+    third = cli.supervisor("adopt")
+    assert alive(third) and third["pid"] != second["pid"]  # type: ignore[index]
+    wait_for(lambda: _answers(port), timeout=60)
+    assert {n: r["pid"] for n, r in _replicas(cli, "adopt").items()} == replicas
     figure(
         "local deployment supervisor SIGKILLed (2 replicas, --port balancer), then `depl info`",
         f"replicas kept running; the look started a supervisor that adopted both (same PIDs); --port balancer "
-        f"serving again {serving_after:.1f}s after `depl info` returned; an adopted replica SIGKILLed later was restarted",
+        f"serving again {serving_after:.1f}s after `depl info` returned; an adopted replica SIGKILLed later "
+        "was restarted; "
+        "a second supervisor SIGKILLed was replaced at `isle router status`",
         "adopted or stopped at the next look, never orphaned",
     )
     cli.run("depl", "rm", "--proj", PROJ, "--name", "adopt")

@@ -386,6 +386,18 @@ def list_deployments(ctx: AtollContext, proj: str | None = None, filter: Filter 
     return [reconcile(ctx, d) for d in list_records(ctx, Deployment, resolve_project_name(ctx, proj), filter)]
 
 
+def recover_deployments(ctx: AtollContext) -> None:
+    """Let the manager recover every deployment of every project (the router is about to route to them).
+
+    The local runtime adopts there the replicas of supervisors that died (see :func:`reconcile`).
+    """
+    for record in ctx.metadata.list(Deployment):
+        try:
+            ctx.containers.recover_service(record.proj, record.name)
+        except AtollError:
+            continue  # the next look tries again
+
+
 def remove_deployment(ctx: AtollContext, name: str, proj: str | None = None) -> Deployment:
     """Stop every replica and its supervisor, then remove the record."""
     validate_name(name, "deployment name")
@@ -409,6 +421,7 @@ __all__ = [
     "list_deployments",
     "new_deployment",
     "reconcile",
+    "recover_deployments",
     "remove_deployment",
     "resolve_versions",
     "router_url",
