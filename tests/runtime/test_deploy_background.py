@@ -5,17 +5,22 @@ runs for it but the deployment's supervisor, and later ``depl info`` / ``depl
 list`` find the roll-out's outcome (RUNNING, or FAILED saying why, with
 nothing left running). The ``gated`` notebook serves only once the test
 creates its ``go`` file, so "still deploying" is a state the test controls,
-not a race.
+not a race. Its supervisor SIGKILLed mid-roll-out, the next look starts one
+that carries the roll-out on.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from deploy_helpers import PROJ, Cli, alive, deployment_processes, open_cli, wait_for
+
+from atoll.containers.local.process import pid_alive, read_json
 
 pytestmark = pytest.mark.slow
 
@@ -23,6 +28,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     yield from open_cli(tmp_path_factory.mktemp("bg"))
+
+
+def _replicas(cli: Cli, name: str) -> list[dict[str, Any]]:
+    return (read_json(cli.home / "run" / "services" / PROJ / name / "status.json") or {}).get("replicas", [])
 
 
 def _settled(cli: Cli, name: str) -> Any:
@@ -44,6 +53,18 @@ def test_depl_new_b_returns_deploying_and_depl_info_follows_it_to_running(cli: C
     assert [r["state"] for r in info["replicas"]] == ["starting", "starting"]
     again = cli.run("depl", "new", "--proj", PROJ, "--name", "bg", "--nb", "echo.ipynb", check=False)
     assert again.returncode == 1 and "still being deployed" in again.stderr
+
+    # Its supervisor killed mid-roll-out: the next look starts one that stops the unfinished replicas and
+    # starts the roll-out again (nobody waits for it: it must not be lost).
+    first = cli.supervisor("bg")
+    unfinished = [(r["pid"], r["start_time"]) for r in _replicas(cli, "bg")]
+    os.kill(first["pid"], signal.SIGKILL)  # type: ignore[index]
+    wait_for(lambda: not alive(first), timeout=30)
+    assert cli.json("depl", "info", "--proj", PROJ, "--name", "bg")["task"]["state"] == "DEPLOYING"
+    assert alive(cli.supervisor("bg")) and cli.supervisor("bg") != first
+    wait_for(lambda: not any(pid_alive(pid, start) for pid, start in unfinished), timeout=30)
+    wait_for(lambda: len([r for r in _replicas(cli, "bg") if (r["pid"], r["start_time"]) not in unfinished
+                          and r["pid"]]) == 2, timeout=60)
 
     go.touch()
     final = wait_for(lambda: _settled(cli, "bg"), timeout=120, every=0.5)
