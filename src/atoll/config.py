@@ -85,6 +85,9 @@ class HealthcheckSection(_Section):
     timeout: float = 2
     retries: int = 3
     start_period: float = 60
+    #: Local runtime: seconds a live replica may stay unhealthy (since its last good answer)
+    #: before its supervisor restarts it; 0: never. Swarm and Kubernetes replace it after ``retries``.
+    unhealthy_after: float = Field(default=30, ge=0)
 
 
 class AutoScale(_Section):

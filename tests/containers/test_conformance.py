@@ -21,6 +21,7 @@ from atoll.config import Config, load_config
 from atoll.containers.base import task_dir_for
 from atoll.containers.local import LocalContainerManager
 from atoll.testing.conformance.containers import (
+    BackgroundDeployConformance,
     ContainerManagerConformance,
     ContainerWorld,
     OnBoardConformance,
@@ -39,7 +40,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield path
 
 
-class TestMemoryContainerManager(ContainerManagerConformance):
+class TestMemoryContainerManager(ContainerManagerConformance, BackgroundDeployConformance):
     @pytest.fixture(scope="class")
     def world(self, home: Path) -> ContainerWorld:
         manager = MemoryContainerManager(Config(), MemoryMetadataStore(), MemoryFileStore())
@@ -70,7 +71,7 @@ def _local_world(home: Path, staging: str) -> Iterator[ContainerWorld]:
 
 
 @pytest.mark.slow
-class TestLocalContainerManager(ContainerManagerConformance, OnBoardConformance):
+class TestLocalContainerManager(ContainerManagerConformance, BackgroundDeployConformance, OnBoardConformance):
     @pytest.fixture(scope="class")
     def world(self, home: Path) -> Iterator[ContainerWorld]:
         yield from _local_world(home, "host")

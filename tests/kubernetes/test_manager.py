@@ -82,6 +82,37 @@ def test_deploy_redeploy_rollback_and_remove(manager: KubernetesContainerManager
     assert all(cluster.emulated.objects(kind) == [] for kind in kinds)
 
 
+def test_a_deploy_started_without_waiting_is_settled_by_later_looks(
+    manager: KubernetesContainerManager, cluster: Cluster
+) -> None:
+    """`depl new -b`: started here, settled by another manager (as a later `depl info` in another process)."""
+    pending = manager.start_deploy(spec(replicas=2), timeout=20, log=lambda line: None)
+    assert pending.previous is None
+    later = KubernetesContainerManager(cluster.config, MemoryMetadataStore(), MemoryFileStore())
+    try:
+        def settled(p: Any) -> Any:
+            outcome = later.settle_deploy("iris", "online", p)
+            return outcome if outcome.state != "running" else None
+
+        done = wait_for(lambda: settled(pending), what="the roll-out's end")
+        assert done.state == "done" and [r.state for r in done.replicas] == ["healthy", "healthy"]
+        first = later.running_generation("iris", "online")
+        serving = {p["metadata"]["name"] for p in cluster.emulated.objects("pods")}
+
+        kept = f"g{first}"
+        cluster.outcome(lambda pod: "ready" if pod["metadata"]["labels"]["atoll.io/generation"] == kept else "unready")
+        broken = manager.start_deploy(spec(replicas=2), timeout=3, log=lambda line: None)
+        assert broken.previous == first
+        failed = wait_for(lambda: settled(broken), what="the broken roll-out's end")
+        assert failed.state == "failed" and "got ready within 3s" in (failed.error or "")
+        assert later.running_generation("iris", "online") == first
+        wait_for(lambda: {p["metadata"]["name"] for p in cluster.emulated.objects("pods")} == serving,
+                 what="the failed pods' removal")
+    finally:
+        later.close()
+        manager.remove_service("iris", "online")
+
+
 def test_a_new_deployment_that_fails_leaves_nothing(manager: KubernetesContainerManager, cluster: Cluster) -> None:
     cluster.outcome(lambda pod: "image-pull")
     with pytest.raises(ExecutionError, match="ImagePullBackOff"):

@@ -7,6 +7,12 @@ to start or roll over the replicas. The record's task goes WAITING → RUNNING
 once every replica is healthy, or FAILED with the replicas' error. A failed
 *redeploy* leaves the old replicas serving and the record describing them
 (the failure is kept in ``details.redeploy_error``).
+
+With ``wait=False`` (``depl new -b``) it returns once the replicas are
+started, the record DEPLOYING with the roll-out in ``details.rollout``; the
+roll-out goes on in the runtime, and every later read (:func:`reconcile`)
+asks the manager how it went until it settles RUNNING or FAILED (a failed
+redeploy: the previous record back, with ``details.redeploy_error``).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from atoll.api.records import Filter, build, fresh_name, get_record, list_record
 from atoll.api.replica_secrets import replica_secret
 from atoll.api.versions import get_version, parse_pretrained
 from atoll.config import Config, ResourceProfile
-from atoll.containers.base import ReplicaStatus
+from atoll.containers.base import PendingRollout, ReplicaStatus, Rollout
 from atoll.containers.local.process import pid_alive, proc_start_time
 from atoll.domain.names import validate_name
 from atoll.domain.records import Deployment, ModelVersion, Task, TaskState, utcnow
@@ -34,6 +40,7 @@ from atoll.errors import AtollError, ConflictError, NotFoundError, UsageError
 
 DEFAULT_TIMEOUT = 120.0
 DEPLOYER = "deployer"  # details key: {host, pid, start_time} of the process deploying a WAITING record
+ROLLOUT = "rollout"  # details key of a DEPLOYING record: {generation, previous, deadline, previous_record}
 
 
 def check_notebook(notebook: str) -> str:
@@ -108,8 +115,11 @@ def new_deployment(
     log: Callable[[str], None] = print,
     resource_profile: str | None = None,
     mounts: list[str] | None = None,
+    wait: bool = True,
 ) -> Deployment:
     """Deploy (or redeploy) a prediction notebook; return the record once every replica is healthy.
+
+    With ``wait=False``, return once the replicas are started (record DEPLOYING; later reads settle it).
 
     Raises:
         NotFoundError: project, build, notebook or model version missing.
@@ -139,6 +149,13 @@ def new_deployment(
     existing: Deployment | None = None
     if ctx.metadata.exists(Deployment, name, project.name):
         existing = ctx.metadata.get(Deployment, name, project.name)
+        if existing.task.state == TaskState.DEPLOYING:
+            existing = reconcile(ctx, existing)
+        if existing.task.state == TaskState.DEPLOYING:
+            raise ConflictError(
+                f"deployment {project.name}:{name} is still being deployed (`depl new -b`); "
+                "wait until `atoll depl info` shows it RUNNING or FAILED, or remove it"
+            )
     fields: dict[str, Any] = {
         "name": name,
         "proj": project.name,
@@ -174,7 +191,10 @@ def new_deployment(
         router = ensure_router(ctx)
         if router is not None and router.message:
             log(router.message)
-        ctx.containers.deploy(spec, timeout, log)
+        if wait:
+            ctx.containers.deploy(spec, timeout, log)
+        else:
+            pending = ctx.containers.start_deploy(spec, timeout, log)
     except (AtollError, KeyboardInterrupt) as exc:  # KeyboardInterrupt: Ctrl-C, or SIGTERM in the CLI
         error = str(exc) if isinstance(exc, AtollError) else "interrupted before the replicas were healthy"
         serving = _still_serving(ctx, project.name, name)
@@ -192,6 +212,17 @@ def new_deployment(
             )
             ctx.metadata.update(failed)
         raise
+    if not wait:
+        previous = existing.public_dump() if existing is not None and pending.previous is not None else None
+        deploying = desired.model_copy(
+            update={
+                "task": Task(state=TaskState.DEPLOYING, start_time=task.start_time),
+                "revision": record.revision,
+                "modified_at": utcnow(),
+                "details": {ROLLOUT: {**pending.to_dict(), "previous_record": previous}},
+            }
+        )
+        return ctx.metadata.update(deploying)
     done = desired.model_copy(
         update={
             "task": Task(state=TaskState.RUNNING, progress=1.0, start_time=task.start_time),
@@ -205,6 +236,7 @@ def new_deployment(
 
 def _still_serving(ctx: AtollContext, proj: str, name: str) -> bool:
     try:
+        ctx.containers.recover_service(proj, name)  # e.g. the old replicas of a supervisor that died meanwhile
         return bool(ctx.containers.service_status(proj, name))
     except AtollError:
         return False
@@ -225,14 +257,69 @@ def _deployer_alive(record: Deployment) -> bool:
     return pid_alive(deployer.get("pid"), deployer.get("start_time"))
 
 
+def _settle(ctx: AtollContext, record: Deployment) -> Deployment:
+    """A DEPLOYING record (``depl new -b``): ask the manager how its roll-out goes; record the outcome."""
+    rollout = record.details.get(ROLLOUT)
+    rollout = rollout if isinstance(rollout, dict) else {}
+    try:
+        pending = PendingRollout.from_dict(rollout)
+    except (TypeError, KeyError, ValueError):
+        return record  # not a roll-out this Atoll wrote: left as it is
+    try:
+        outcome = ctx.containers.settle_deploy(record.proj, record.name, pending)
+    except AtollError:
+        return record  # the runtime cannot say now: the next look will
+    if outcome.state == "running":
+        return record
+    details = {k: v for k, v in record.details.items() if k != ROLLOUT}
+    previous = rollout.get("previous_record")
+    if outcome.state == "done":
+        task = Task(state=TaskState.RUNNING, progress=1.0, start_time=record.task.start_time)
+        updated = record.model_copy(update={"task": task, "details": details, "modified_at": utcnow()})
+    elif pending.previous is not None and isinstance(previous, dict):
+        error = f"redeploying {record.proj}:{record.name} failed, the previous replicas keep serving: {_why(outcome)}"
+        old = Deployment.model_validate(previous)
+        updated = old.model_copy(update={"revision": record.revision, "modified_at": utcnow(),
+                                         "details": {**old.details, "redeploy_error": error}})
+    else:
+        task = Task(state=TaskState.FAILED, start_time=record.task.start_time,
+                    error=f"deployment {record.proj}:{record.name} did not start: {_why(outcome)}")
+        updated = record.model_copy(update={"task": task, "details": details, "modified_at": utcnow()})
+    try:
+        return ctx.metadata.update(updated)
+    except ConflictError:  # another look settled it first
+        return ctx.metadata.get(Deployment, record.name, record.proj)
+
+
+def _why(outcome: Rollout) -> str:
+    """The roll-out's error and the last line its replicas printed (the exception, mostly)."""
+    error = outcome.error or "the replicas did not become healthy"
+    last = next((line.strip() for line in reversed(outcome.log_tail.splitlines()) if line.strip()), "")
+    return f"{error} (last line: {last})" if last and last not in error else error
+
+
 def reconcile(ctx: AtollContext, record: Deployment) -> Deployment:
-    """Settle a WAITING deployment whose ``depl new`` died (SIGKILL, a crashed host...).
+    """Settle what a look at ``record`` finds: a dead supervisor, a ``depl new -b``, a cut-short ``depl new``.
+
+    First the manager recovers what a crashed part of the runtime left
+    (:meth:`~atoll.containers.base.ContainerManager.recover_service`: the local
+    runtime adopts the replicas of a supervisor that died). A DEPLOYING record
+    is settled by asking the manager (:func:`_settle`).
+
+    A WAITING deployment whose ``depl new`` died (SIGKILL, a crashed host...) is
+    settled too:
 
     RUNNING when every replica is healthy (the roll-out finished, only the last
     write was lost); otherwise FAILED, and whatever it left is stopped (the local
     supervisor abandons such a roll-out by itself; this covers the rest), as
     when a new deployment does not get healthy. Every read goes through it.
     """
+    try:  # whatever the record says: no replica may be left without a supervisor
+        ctx.containers.recover_service(record.proj, record.name)
+    except AtollError:
+        pass  # the next look tries again
+    if record.task.state == TaskState.DEPLOYING:
+        return _settle(ctx, record)
     if record.task.state != TaskState.WAITING or _deployer_alive(record):
         return record
     try:
@@ -304,6 +391,18 @@ def list_deployments(ctx: AtollContext, proj: str | None = None, filter: Filter 
     return [reconcile(ctx, d) for d in list_records(ctx, Deployment, resolve_project_name(ctx, proj), filter)]
 
 
+def recover_deployments(ctx: AtollContext) -> None:
+    """Let the manager recover every deployment of every project (the router is about to route to them).
+
+    The local runtime adopts there the replicas of supervisors that died (see :func:`reconcile`).
+    """
+    for record in ctx.metadata.list(Deployment):
+        try:
+            ctx.containers.recover_service(record.proj, record.name)
+        except AtollError:
+            continue  # the next look tries again
+
+
 def remove_deployment(ctx: AtollContext, name: str, proj: str | None = None) -> Deployment:
     """Stop every replica and its supervisor, then remove the record."""
     validate_name(name, "deployment name")
@@ -327,6 +426,7 @@ __all__ = [
     "list_deployments",
     "new_deployment",
     "reconcile",
+    "recover_deployments",
     "remove_deployment",
     "resolve_versions",
     "router_url",

@@ -25,7 +25,7 @@ from atoll.cli.common import (
 )
 from atoll.cli.records import PROJ, add_record_commands, command, option
 from atoll.cli.taskopts import MountOption, ResourceProfileOption
-from atoll.errors import ExecutionError, UsageError
+from atoll.errors import ExecutionError
 
 app = typer.Typer(help="Deployments: replicas of a prediction notebook serving HTTP.", no_args_is_help=True)
 
@@ -52,17 +52,18 @@ def new(
     timeout: float = typer.Option(api.DEFAULT_TIMEOUT, "--timeout", help="Seconds a replica has to get healthy."),
     resource_profile: ResourceProfileOption = None,
     mount: MountOption = None,
+    background: bool = typer.Option(
+        False, "-b", "--background", help="Return once the replicas are started (DEPLOYING); `depl info` follows."
+    ),
 ) -> None:
     """Deploy a prediction notebook (or roll an existing deployment over to new settings).
 
-    Waits until every replica is healthy (or the roll-out failed); the global
-    -b/--background is not supported here yet and is refused.
+    Waits until every replica is healthy (or the roll-out failed); with
+    -b/--background (here or global) returns once they are started, the
+    record DEPLOYING until a later `depl info` / `depl list` finds it RUNNING or FAILED.
     """
     state = get_state(ctx)
-    if state.background:
-        raise UsageError(
-            "-b/--background is not supported for depl new yet: it waits until the replicas are healthy"
-        )
+    background = background or state.background
     atoll = get_context(ctx)
     quiet = state.output != "table"
     # SIGTERM like Ctrl-C: the deployment is recorded FAILED and nothing it started is left running.
@@ -83,6 +84,7 @@ def new(
             log=print_err if quiet else print,
             resource_profile=resource_profile,
             mounts=mount,
+            wait=not background,
         )
     except ExecutionError as exc:
         if exc.log_tail:
@@ -98,6 +100,8 @@ def new(
         render(info)
     else:
         _summary(info)
+        if background:
+            print(f"  started in the background: `atoll depl info --name {record.name} --proj {record.proj}` follows it")
 
 
 def _summary(info: dict[str, Any]) -> None:

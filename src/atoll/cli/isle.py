@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from atoll.api import islands as api
+from atoll.api.deployments import recover_deployments
 from atoll.cli.common import get_context, render
 from atoll.cli.taskopts import ResourceProfileOption
 from atoll.errors import UsageError
@@ -46,10 +47,14 @@ def _island_command(island: str) -> None:
         if action is Action.build:
             result = api.build_island(atoll, island, _log)
         elif action is Action.setup:
+            if island == "router":  # what it will route to: no deployment without its supervisor
+                recover_deployments(atoll)
             result = api.setup_island(atoll, island, self_signed=self_signed, resource_profile=resource_profile)
         elif action is Action.stop:
             result = api.stop_island(atoll, island)
         else:
+            if island == "router":
+                recover_deployments(atoll)
             result = api.island_status(atoll, island)
         render(result)
 

@@ -78,7 +78,7 @@ def _global_options(
         "-b",
         "--background",
         help="Print nothing: output and logs go to the log file (logger.directory, default $ATOLL_HOME/logs); "
-        "`train new` and `note` return once started (like --detach); `depl new` refuses it (not supported yet).",
+        "`train new` and `note` return once started (like --detach), `depl new` once its replicas are started.",
     ),
     output: Annotated[
         OutputFormat, typer.Option("-o", "--output", case_sensitive=False, help="Output format.")

@@ -45,7 +45,11 @@ IDE (Jupyter Lab; one per project)
 
 Optional hooks: ``default_staging()`` (``host`` unless overridden),
 ``task_store_config(spec)`` (store settings as the task must see them),
-``build_key(build)``, ``rollout_budget(...)``.
+``build_key(build)``, ``rollout_budget(...)``, ``recover_service(project, name)``.
+
+A deploy either waits (:meth:`ContainerManager.deploy`) or returns once the
+replicas are started (:meth:`ContainerManager.start_deploy`, ``depl new -b``)
+and is settled later, one look at a time (:meth:`ContainerManager.settle_deploy`).
 
 The records exchanged (:class:`TaskSpec`, :class:`StagedTask`,
 :class:`Rollout`...) live in :mod:`atoll.containers.spec` and the roll-out
@@ -68,7 +72,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from atoll._registry import Backend, Registry
 from atoll.config import Config
-from atoll.containers.rollout import roll_out
+from atoll.containers.rollout import roll_out, settle_roll_out, start_roll_out
 from atoll.containers.spec import (
     IDE_CONFIG_FILE,
     IDE_START_TIMEOUT,
@@ -76,6 +80,7 @@ from atoll.containers.spec import (
     IdeHandle,
     IdeLaunch,
     LogSink,
+    PendingRollout,
     ReplicaStatus,
     Rollout,
     StagedTask,
@@ -363,6 +368,36 @@ class ContainerManager(ABC):
             UsageError: e.g. the port is taken.
         """
         return roll_out(self, spec, timeout, log)
+
+    def start_deploy(self, spec: TaskSpec, timeout: float, log: LogSink) -> PendingRollout:
+        """Start (or roll over) ``spec.replicas`` replicas and return without waiting (``depl new -b``).
+
+        The roll-out follows the rule of :meth:`deploy` and goes on without this
+        process (``spec.detached``); :meth:`settle_deploy` tells how it went.
+
+        Raises:
+            ConflictError: the deployment is being stopped.
+            UsageError: e.g. the port is taken.
+        """
+        return start_roll_out(self, spec, timeout, log)
+
+    def settle_deploy(self, project: str, name: str, pending: PendingRollout) -> Rollout:
+        """One look at a roll-out :meth:`start_deploy` started: ``running``, ``done`` or ``failed``.
+
+        ``done``: the staged files of older generations are removed. ``failed``
+        (a replica failed, or ``pending.deadline`` passed): undone as :meth:`deploy`
+        does: nothing of a new deployment keeps running, a redeploy's old replicas
+        keep serving. Safe to call from any process, more than once.
+        """
+        return settle_roll_out(self, project, name, pending)
+
+    def recover_service(self, project: str, name: str) -> None:
+        """Take over or stop what a crashed part of the runtime left of a deployment (hook; nothing here).
+
+        Called whenever Atoll looks at a deployment. Orchestrators (swarm,
+        Kubernetes) do this themselves; the local manager adopts the replicas
+        of a supervisor that died.
+        """
 
     def remove_service(self, project: str, name: str) -> None:
         """Stop and remove every replica and its staged files (missing is not an error)."""

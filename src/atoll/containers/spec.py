@@ -66,6 +66,9 @@ class TaskSpec:
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # extra /atoll/meta/<key>.json
     replicas: int = 1
     port: int | None = None
+    #: Deployments: the roll-out goes on without the process that started it (``depl new -b``);
+    #: otherwise a runtime may abandon a roll-out whose deployer exits before it is healthy.
+    detached: bool = False
     profile: ResourceProfile | None = None
     profile_name: str | None = None  # the key of ``profile`` in ``container_manager.resource_profiles``
     mounts: list[TaskMount] = field(default_factory=list)  # --mount (checked by :func:`parse_mounts`)
@@ -136,6 +139,27 @@ class Rollout:
     replicas: list[ReplicaStatus] = field(default_factory=list)
     error: str | None = None
     log_tail: str = ""
+
+
+@dataclass
+class PendingRollout:
+    """A roll-out started without waiting (:meth:`ContainerManager.start_deploy`), as a record keeps it.
+
+    ``previous`` is the generation it replaces (None: a new deployment);
+    ``deadline`` the wall-clock time (``time.time()``) after which it counts as failed.
+    """
+
+    generation: int
+    previous: int | None
+    deadline: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"generation": self.generation, "previous": self.previous, "deadline": self.deadline}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PendingRollout:
+        previous = data.get("previous")
+        return cls(int(data["generation"]), int(previous) if previous is not None else None, float(data["deadline"]))
 
 
 @dataclass
@@ -277,6 +301,7 @@ __all__ = [
     "IdeHandle",
     "IdeLaunch",
     "LogSink",
+    "PendingRollout",
     "ReplicaStatus",
     "Rollout",
     "StagedTask",

@@ -171,6 +171,7 @@ class Dataset(ArtifactRecord):
 
 class TaskState(str, Enum):
     WAITING = "WAITING"
+    DEPLOYING = "DEPLOYING"  # deployments: a roll-out nobody waits for (`depl new -b`) goes on
     RUNNING = "RUNNING"
     FINISHED = "FINISHED"
     FAILED = "FAILED"

@@ -309,6 +309,8 @@ class MemoryContainerManager(ContainerManager):
 
     def rollout_state(self, project: str, name: str, generation: int) -> Rollout:
         service = self.services.get((project, name))
+        if service is not None and service.pending is None and service.generation == generation:
+            return Rollout("done", [self._status(r) for r in service.replicas])  # asked again once done
         if service is None or service.pending is None or service.pending[0] != generation:
             return Rollout("failed", error="no such roll-out")
         replicas = service.pending[1]

@@ -83,6 +83,8 @@ def kill_group(
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, kill_wait)):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)
+            if sig == signal.SIGTERM:  # a stopped (SIGSTOP) process acts on SIGTERM only once continued
+                os.killpg(pid, signal.SIGCONT)
         if wait_until(gone, wait, every=0.05):
             return
 

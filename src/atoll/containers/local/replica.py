@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from atoll.containers.local.limits import preexec
-from atoll.containers.local.process import kill_group, proc_start_time
+from atoll.containers.local.process import kill_group, pid_alive, proc_start_time
+from atoll.task.deadline import wait_until
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -38,7 +39,7 @@ class Replica:
         self.command = command
         self.host: str = spec.get("host") or "127.0.0.1"
         self.port: int = spec.get("port") or free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | AdoptedProcess | None = None
         self.start_time: int | None = None
         self.state = "starting"
         self.error: str | None = None
@@ -47,6 +48,7 @@ class Replica:
         self.in_rollout = True
         self.started_at = 0.0
         self.healthy_since: float | None = None
+        self.last_ok = 0.0  # when its health check last answered 200 (or it started)
         self.failures = 0
         self.next_check = 0.0
         self.next_restart: float | None = None
@@ -79,11 +81,23 @@ class Replica:
             )
         self.start_time = proc_start_time(self.proc.pid)
         self.state, self.error = "starting", None
-        self.started_at = time.monotonic()
+        self.started_at = self.last_ok = time.monotonic()
         self.healthy_since = None
         self.failures = 0
         self.next_check = 0.0
         self.next_restart = None
+
+    def adopt(self, item: dict[str, Any]) -> None:
+        """Take over the live process ``item`` (its entry in a dead supervisor's status) describes."""
+        self.port = int(item["port"])
+        self.proc = AdoptedProcess(int(item["pid"]), item.get("start_time"))
+        self.start_time = item.get("start_time")
+        self.restarts = int(item.get("restarts", 0))
+        now = time.monotonic()
+        self.state = "healthy" if item.get("state") == "healthy" else "starting"
+        self.started_at = self.last_ok = now
+        self.healthy_since = now if self.state == "healthy" else None
+        self.error, self.failures, self.next_check, self.next_restart = None, 0, 0.0, None
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -108,6 +122,29 @@ class Replica:
         }
 
 
+class AdoptedProcess:
+    """A replica process an earlier supervisor started: not our child, so watched by PID and start time.
+
+    Offers what :class:`Replica` uses of :class:`subprocess.Popen`; its exit status is unknown
+    (``returncode`` is None even once ended: :attr:`ended` says so).
+    """
+
+    def __init__(self, pid: int, start_time: int | None) -> None:
+        self.pid = pid
+        self.start_time = start_time
+        self.returncode: int | None = None
+        self.ended = False
+
+    def poll(self) -> int | None:
+        if not self.ended and not pid_alive(self.pid, self.start_time):
+            self.ended = True
+        return -1 if self.ended else None  # -1: ended, how is unknown
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not wait_until(lambda: self.poll() is not None, timeout if timeout is not None else 1e9, every=0.05):
+            raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
+        return -1
+
 
 async def tls_health(host: str, port: int, timeout: float) -> bool:
     """``GET /health`` over TLS answers 200 (the certificate is not verified: a liveness check
@@ -127,4 +164,4 @@ async def tls_health(host: str, port: int, timeout: float) -> bool:
             writer.close()
 
 
-__all__ = ["Replica", "free_port", "tls_health"]
+__all__ = ["AdoptedProcess", "Replica", "free_port", "tls_health"]

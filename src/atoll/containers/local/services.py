@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from atoll.config import atoll_home
 from atoll.containers.base import ContainerManager, LogSink, ReplicaStatus, Rollout, TaskSpec
@@ -118,6 +118,8 @@ class LocalServices(ContainerManager):
             raise UsageError(f"port {spec.port} is already in use on 127.0.0.1; choose another --port")
         new_spec = self._supervisor_spec(spec, generation, timeout)
         self._previous_specs[(project, name)] = old_spec or {}
+        if old_spec:  # for a roll_back from another process (a `depl new -b` settled by a later look)
+            write_json(state_dir / "previous-spec.json", old_spec, mode=0o600)
         write_json(state_dir / "spec.json", new_spec, mode=0o600)
         if previous is None:
             log(f"starting {spec.replicas} replica(s) of {project}:{name}")
@@ -161,8 +163,9 @@ class LocalServices(ContainerManager):
                 "max_bytes": self.config.logger.max_bytes,
                 "backup_count": self.config.logger.backup_count,
             } if self.config.logger.directory else None,
-            # The process deploying it: a roll-out it does not live to see through is abandoned.
-            "owner": {"pid": os.getpid(), "start_time": proc_start_time(os.getpid())},
+            # The process deploying it: a roll-out it does not live to see through is abandoned
+            # (none for `depl new -b`: that roll-out goes on by itself).
+            "owner": None if spec.detached else {"pid": os.getpid(), "start_time": proc_start_time(os.getpid())},
             "balancer": {  # spec.json is 0600: the replica secret may sit here
                 "keys_file": str(self.config.router_keys_file) if self.config.router.auth else None,
                 "replica_secret": (spec.replica or {}).get("secret"),
@@ -171,16 +174,48 @@ class LocalServices(ContainerManager):
         }
 
     @staticmethod
-    def _start_supervisor(state_dir: Path) -> subprocess.Popen[bytes]:
+    def _start_supervisor(state_dir: Path, adopt: bool = False) -> subprocess.Popen[bytes]:
         with open(state_dir / "supervisor.log", "ab") as out:
-            return subprocess.Popen(
-                [sys.executable, "-m", "atoll.containers.local.supervisor", str(state_dir)],
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "atoll.containers.local.supervisor", str(state_dir),
+                 *(["--adopt"] if adopt else [])],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # outlives the CLI and its Ctrl-C
                 close_fds=True,
             )
+        # At once, not when it gets to it: a look in between must not take it for dead (recover_service).
+        write_json(state_dir / "supervisor.pid", {"pid": proc.pid, "start_time": proc_start_time(proc.pid)})
+        return proc
+
+    def recover_service(self, project: str, name: str) -> None:
+        """A supervisor that died (SIGKILL, OOM) while its replicas run: start one that adopts them.
+
+        The new supervisor (``--adopt``) takes over the live replicas of the
+        serving generation, restarts the dead ones, stops the others and
+        resumes an unfinished roll-out; so no replica is left without a
+        supervisor. Skipped while another process deploys or removes it (it
+        holds the service lock and deals with what it finds).
+        """
+        state_dir = service_dir(project, name)
+        status = read_json(state_dir / "status.json")
+        if not status or status.get("stopped") or alive(read_json(state_dir / "supervisor.pid")):
+            return
+        try:
+            with FileLock(str(state_dir.parent / f".{name}.lock"), timeout=0):
+                status = read_json(state_dir / "status.json")
+                if not status or status.get("stopped") or alive(read_json(state_dir / "supervisor.pid")):
+                    return
+                if read_json(state_dir / "spec.json") is None:  # nothing to adopt them into: stop them
+                    for item in status.get("replicas", []):
+                        if item.get("pid"):
+                            kill_group(int(item["pid"]), item.get("start_time"))
+                    write_json(state_dir / "status.json", {**status, "replicas": [], "stopped": True})
+                    return
+                self._supervisors[(project, name)] = self._start_supervisor(state_dir, adopt=True)
+        except Timeout:
+            return
 
     def rollout_state(self, project: str, name: str, generation: int) -> Rollout:
         """The roll-out the supervisor reports in status.json (or that it exited)."""
@@ -214,8 +249,8 @@ class LocalServices(ContainerManager):
 
     def roll_back(self, project: str, name: str, previous: int, failed: int) -> None:
         """The supervisor kept the old replicas; put their spec back (numbered past ``failed``)."""
-        old_spec = self._previous_specs.pop((project, name), None)
         spec_file = service_dir(project, name) / "spec.json"
+        old_spec = self._previous_specs.pop((project, name), None) or read_json(spec_file.with_name("previous-spec.json"))
         if old_spec and (read_json(spec_file) or {}).get("generation") == failed:  # the new spec was written
             write_json(spec_file, {**old_spec, "generation": failed}, mode=0o600)
 

@@ -8,6 +8,7 @@ files are the whole protocol, so the CLI can come and go::
 
     RUN_DIR/spec.json          {"generation": g, "replicas": [...], "port", "timeout", ...}
     RUN_DIR/status.json        live replicas, the active generation, the last roll-out
+    RUN_DIR/active.json        the spec of the generation that serves (0600; for adoption)
     RUN_DIR/supervisor.pid     "<pid> <start time>"
     RUN_DIR/logs/g<g>-<i>.log  what each replica printed
 
@@ -22,8 +23,10 @@ The supervisor
   deployed it (``spec["owner"]``: the CLI) is gone before every new replica
   is healthy, so a ``depl new`` cut short leaves nothing running and a
   redeploy cut short keeps the old replicas;
-- health-checks ``GET /health`` and restarts a replica that exits, waiting
-  0.5 s, 1 s, 2 s... (at most 30 s) between attempts; a spec's ``restart``
+- health-checks ``GET /health`` and restarts a replica that exits, or that
+  stays alive but unhealthy (its health checks failing or hanging) for more
+  than ``healthcheck.unhealthy_after`` seconds since its last good answer,
+  waiting 0.5 s, 1 s, 2 s... (at most 30 s) between attempts; a spec's ``restart``
   (``{"backoff", "limit", "stable_after"}``) sets the first wait and may give up
   after ``limit`` restarts in a row (``gave_up`` in the status, then it exits);
 - writes the router's discovery file ``$ATOLL_HOME/run/deployments/<proj>/<name>.json``
@@ -35,6 +38,12 @@ The supervisor
 
 SIGTERM stops the replicas (SIGTERM to each process group, SIGKILL after 5 s)
 and removes the discovery file.
+
+``--adopt`` starts a supervisor in place of one that died (SIGKILL, OOM) while
+its replicas ran (:meth:`LocalServices.recover_service`): it takes over the
+live replicas of the serving generation (watched by PID and start time, as
+they are not its children), restarts its dead ones, stops every other
+replica the dead supervisor left and resumes a roll-out it did not finish.
 
 The local router (:mod:`atoll.islands.router`) is one such "replica": fixed ``host``/``port``,
 the caller's environment (``inherit_env``), ``healthcheck.tls``, a bounded ``restart``.
@@ -56,6 +65,7 @@ import orjson
 
 from atoll.config import rotating_file_handler
 from atoll.containers.local.process import (
+    kill_group,
     log_tail,
     pid_alive,
     proc_start_time,
@@ -87,6 +97,7 @@ class Supervisor:
         self.run_dir = run_dir
         self.spec_path = run_dir / "spec.json"
         self.status_path = run_dir / "status.json"
+        self.active_path = run_dir / "active.json"
         spec = read_json(self.spec_path) or {}
         self.project: str = spec.get("project", "")
         self.deployment: str = spec.get("deployment", "")
@@ -136,6 +147,45 @@ class Supervisor:
                 if r in self.replicas:
                     self.replicas.remove(r)
             self.prespawned = []
+
+    def adopt(self) -> None:
+        """Take over what a supervisor that died left running (``--adopt``; see the module docstring)."""
+        status = read_json(self.status_path) or {}
+        spec = read_json(self.spec_path) or {}
+        gen = int(status.get("active_generation") or 0)
+        # active.json, or the spec itself when it still describes the serving generation (an older supervisor)
+        active = read_json(self.active_path) or (spec if int(spec.get("generation", 0)) == gen else {})
+        live = {
+            (item.get("generation"), item.get("index")): item
+            for item in status.get("replicas", [])
+            if pid_alive(item.get("pid"), item.get("start_time"))
+        }
+        if gen and int(active.get("generation", 0)) == gen:
+            for index, replica_spec in enumerate(active["replicas"]):
+                replica = Replica(replica_spec, gen, active["command"])
+                item = live.pop((gen, index), None)
+                if item is not None:
+                    replica.adopt(item)
+                    log.info("adopted %s (pid %s)", replica.name, item["pid"])
+                else:
+                    replica.spawn()
+                    log.warning("restarted %s: it had ended with the supervisor that ran it", replica.name)
+                replica.in_rollout = False
+                self.replicas.append(replica)
+            self.active_gen, self.active_spec = gen, active
+            if active.get("port"):
+                try:
+                    self._serve_balancer(active["port"], active)
+                except Exception:
+                    log.exception("cannot serve the balancer on port %s again", active["port"])
+        for item in live.values():  # an unfinished roll-out's replicas (it is resumed) or strays
+            log.warning("stopping %s (generation %s) left by the supervisor that died", item["name"], item["generation"])
+            kill_group(int(item["pid"]), item.get("start_time"))
+        self.attempted_gen = self.active_gen
+        rollout = status.get("rollout") or {}
+        if rollout.get("generation") == spec.get("generation") and rollout.get("state") in ("done", "failed"):
+            self.attempted_gen = max(self.attempted_gen, int(rollout["generation"]))  # ended: not redone
+            self.rollout = rollout
 
     # main loop
     async def run(self) -> None:
@@ -205,13 +255,20 @@ class Supervisor:
 
     def _exited(self, r: Replica, now: float) -> None:
         code = r.proc.returncode if r.proc is not None else None
-        r.error = f"killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+        if code is None:  # an adopted replica: not our child
+            r.error = "ended (its exit status is unknown: adopted from a supervisor that died)"
+        else:
+            r.error = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
         log.warning("%s %s", r.name, r.error)
         r.state = "failed"
         r.proc = None
         r.healthy_since = None
         if r.in_rollout:  # during a roll-out the roll-out decides
             return
+        self._restart_later(r, now)
+
+    def _restart_later(self, r: Replica, now: float) -> None:
+        """Schedule the restart of ``r`` (ended) after its back-off, or give up past the restart limit."""
         if self.restart_limit is not None and r.streak >= self.restart_limit:
             self.gave_up = f"{r.name} {r.error}; gave up after {r.streak} restart(s) in a row"
             log.error("%s", self.gave_up)
@@ -239,6 +296,7 @@ class Supervisor:
                 r.healthy_since = now
                 log.info("%s healthy %.2fs after its start", r.name, now - r.started_at)
             r.state, r.failures, r.error = "healthy", 0, None
+            r.last_ok = now
             r.next_check = now + interval
             return
         if r.state == "starting":
@@ -255,6 +313,13 @@ class Supervisor:
         if r.failures >= int(self.health.get("retries", 3)):
             r.state, r.healthy_since = "unhealthy", None
             r.error = f"{r.failures} health checks failed in a row"
+        limit = float(self.health.get("unhealthy_after") or 0)
+        if limit and r.state == "unhealthy" and not r.in_rollout and now - r.last_ok > limit:
+            why = f"unhealthy for {now - r.last_ok:.0f}s ({r.failures} health checks failed in a row)"
+            log.warning("%s %s: restarting it", r.name, why)
+            await asyncio.to_thread(r.stop)
+            r.proc, r.state, r.error, r.healthy_since = None, "failed", why, None
+            self._restart_later(r, now)
 
     # roll-outs
     def _new(self, spec: dict[str, Any], index: int) -> Replica:
@@ -341,6 +406,7 @@ class Supervisor:
             for r in new:
                 r.in_rollout = False
             self.active_gen, self.active_spec = gen, spec
+            write_json(self.active_path, spec, mode=0o600)
             self.rollout = {"generation": gen, "state": "done", "error": None}
         self.rolling = None
         self._publish()
@@ -429,8 +495,10 @@ def log_to_file(spec: dict[str, Any]) -> logging.Handler | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    adopt = "--adopt" in args
+    args = [a for a in args if a != "--adopt"]
     if len(args) != 1:
-        print("usage: python -m atoll.containers.local.supervisor RUN_DIR", file=sys.stderr)
+        print("usage: python -m atoll.containers.local.supervisor RUN_DIR [--adopt]", file=sys.stderr)
         return 2
     run_dir = Path(args[0])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
@@ -439,7 +507,10 @@ def main(argv: list[str] | None = None) -> int:
     # The pid file stays after exit: with the start time it cannot be mistaken
     # for a later process, and the CLI uses it to wait until this one is gone.
     supervisor = Supervisor(run_dir)
-    supervisor.prespawn()
+    if adopt:
+        supervisor.adopt()
+    else:
+        supervisor.prespawn()
     asyncio.run(supervisor.run())
     return 0
 

@@ -99,6 +99,11 @@ class SwarmServices(ContainerManager):
     def service_name(self, project: str, name: str) -> str:
         return dns_name(self.namespace, project, name)
 
+    @property
+    def _polled(self) -> dict[str, float]:
+        """When the engine was last asked how each service's roll-out goes (``time.monotonic()``)."""
+        return self.__dict__.setdefault("_polled_at", {})  # type: ignore[no-any-return]
+
     def _service(self, name: str) -> Service | None:
         return get_or_none(self.config, f"inspecting service {name}", lambda: self.client.services.get(name))
 
@@ -134,7 +139,7 @@ class SwarmServices(ContainerManager):
             log(f"rolling service {service} over to generation {generation}, one replica at a time")
             with engine_errors(self.config, f"updating service {service}"):
                 current.update(**kwargs)
-        self._polled = 0.0
+        self._polled.pop(service, None)
 
     def _spec(self, spec: TaskSpec, service: str, generation: str, staged: StagedTask) -> dict[str, Any]:
         from docker.types import EndpointSpec, RestartPolicy, RollbackConfig, ServiceMode, UpdateConfig
@@ -212,10 +217,18 @@ class SwarmServices(ContainerManager):
     # Progress
 
     def rollout_state(self, project: str, name: str, generation: int) -> Rollout:
-        if time.monotonic() - getattr(self, "_polled", 0.0) < _POLL:
-            return Rollout("running")  # the base polls fast; the engine is asked every _POLL s
-        self._polled = time.monotonic()
         service = self.service_name(project, name)
+        # The base polls fast; the engine is asked every _POLL s per service, and at once
+        # after an answer that was not "running" (a later look must get the same answer).
+        if time.monotonic() - self._polled.get(service, 0.0) < _POLL:
+            return Rollout("running")
+        self._polled[service] = time.monotonic()
+        state = self._rollout_state(service, generation)
+        if state.state != "running":
+            self._polled.pop(service, None)
+        return state
+
+    def _rollout_state(self, service: str, generation: int) -> Rollout:
         current = self._service(service)
         if current is None:
             return Rollout("failed", error=f"the service {service} vanished")

@@ -14,13 +14,15 @@ way the API makes them: build; a training finishes / fails naming the failing
 cell / is cancelled / is killed and then recorded FAILED; logs; N replicas get
 healthy; a redeploy rolls them over; a broken redeploy keeps the old replicas
 serving; removing leaves nothing; the IDE answers only with its token.
-:class:`OnBoardConformance` adds what needs the real on-board runner (a
+:class:`BackgroundDeployConformance` starts deploys without waiting and
+settles them later (``depl new -b``). :class:`OnBoardConformance` adds what needs the real on-board runner (a
 notebook reading its dataset through the toolkit, in the manager's staging mode).
 """
 
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +37,9 @@ from nbformat.v4 import new_code_cell, new_notebook
 from atoll.containers.base import (
     BuildRequest,
     ContainerManager,
+    PendingRollout,
     ReplicaStatus,
+    Rollout,
     TaskSpec,
     task_dir_for,
 )
@@ -292,6 +296,58 @@ class ContainerManagerConformance:
             world.manager.stop_ide(world.project.name)
         assert world.manager.ide_exit(world.project.name) is not None
         assert not task_dir_for("ide", world.project.name, "ide").exists()
+
+
+def start_deploy(world: ContainerWorld, name: str, notebook: str = "predict.ipynb", replicas: int = 2,
+                 params: dict[str, Any] | None = None) -> PendingRollout:
+    """:func:`deploy` without waiting (``depl new -b``)."""
+    record = {"name": name, "proj": world.project.name, "notebook": notebook, "params": params or {}}
+    spec = TaskSpec(kind="deploy", project=world.project, build=world.build, name=name, notebook=notebook,
+                    replicas=replicas, meta={"deployment": record}, store_config=world.store_config)
+    return world.manager.start_deploy(spec, world.timeout, world.logs.append)
+
+
+def settle(world: ContainerWorld, name: str, pending: PendingRollout) -> Rollout:
+    """Look at a roll-out started by :func:`start_deploy` until it is no longer running."""
+    looks: list[Rollout] = []
+
+    def ended() -> bool:
+        looks.append(world.manager.settle_deploy(world.project.name, name, pending))
+        return looks[-1].state != "running"
+
+    wait_until(ended, pending.deadline - time.time() + 10, every=0.2)
+    return looks[-1]
+
+
+class BackgroundDeployConformance:
+    """A deploy nobody waits for (``start_deploy``), settled one look at a time (``settle_deploy``)."""
+
+    def test_a_deploy_started_without_waiting_settles_healthy_and_a_broken_one_is_undone(
+        self, world: ContainerWorld
+    ) -> None:
+        project, name = world.project.name, _name("bg")
+        try:
+            pending = start_deploy(world, name)
+            assert pending.previous is None
+            assert settle(world, name, pending).state == "done"
+            kept = world.manager.service_status(project, name)
+            assert [r.state for r in kept] == ["healthy", "healthy"]
+            assert world.manager.settle_deploy(project, name, pending).state == "done"  # a later look agrees
+
+            broken = start_deploy(world, name, notebook="broken.ipynb")
+            assert broken.previous == pending.generation
+            outcome = settle(world, name, broken)
+            assert outcome.state == "failed" and outcome.error
+            kept = world.manager.service_status(project, name)
+            assert [r.state for r in kept] == ["healthy", "healthy"]
+            assert {world.predict(r, "x")["greeting"] for r in kept} == {"hello"}
+        finally:
+            world.manager.remove_service(project, name)
+        fresh = _name("bg-broken")
+        outcome = settle(world, fresh, start_deploy(world, fresh, notebook="broken.ipynb", replicas=1))
+        assert outcome.state == "failed"
+        assert world.manager.service_status(project, fresh) == []
+        assert not task_dir_for("depl", project, fresh).exists()
 
 
 class OnBoardConformance:
