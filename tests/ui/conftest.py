@@ -54,6 +54,9 @@ class FakeRuntime:
     def task_logs(self, task_id: str, follow: bool = False) -> Iterator[str]:
         return iter(self.logs.get(task_id, []))
 
+    def recover_service(self, project: str, name: str) -> None:
+        """Nothing of this runtime crashes: there is nothing to take over (every look at a deployment asks)."""
+
 
 def executed_notebook() -> str:
     nb = new_notebook()
