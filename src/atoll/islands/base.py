@@ -44,6 +44,8 @@ class Island(ABC):
     """
 
     name: ClassVar[str] = "abstract"
+    #: The config section holding the island's address: ``host`` (``port``/``url`` where it has them).
+    section: ClassVar[str] = "islands"
     #: Whether :meth:`setup` applies a resource profile (``isle <name> setup --resource-profile``).
     takes_profile: ClassVar[bool] = False
 
@@ -52,6 +54,11 @@ class Island(ABC):
         #: ``isle <name> setup --resource-profile``: its name and values (None: keep what runs / none).
         self.profile_name: str | None = None
         self.profile: ResourceProfile | None = None
+
+    @property
+    def host(self) -> str:
+        """The host address the island is published on (its :attr:`section`'s ``host``)."""
+        return str(getattr(self.config, self.section).host)
 
     def build(self, log: LogSink) -> IslandStatus:
         """Prepare what :meth:`setup` needs (an image...) without starting anything.

@@ -238,14 +238,12 @@ class SwarmRouterIsland(SwarmServiceIsland):
     stop_grace: ClassVar[float] = 5.0
     #: Every request fails while the router is down: restart it at once, as the local supervisor does (0.1 s).
     restart_delay: ClassVar[float] = 0.1
+    section: ClassVar[str] = "router"
+    port_setting: ClassVar[str] = "port"
 
     @property
     def service_name(self) -> str:
         return f"{self.namespace}-router"
-
-    @property
-    def port(self) -> int:
-        return self.config.router.port
 
     @property
     def url(self) -> str:

@@ -154,10 +154,8 @@ class SwarmUiIsland(SwarmServiceIsland):
     container_port: ClassVar[int] = SERVICE_PORT
     data_path: ClassVar[str | None] = None  # reads the stores, keeps nothing
     stop_grace: ClassVar[float] = 5.0
-
-    @property
-    def port(self) -> int:
-        return self.config.ui.port
+    section: ClassVar[str] = "ui"
+    port_setting: ClassVar[str] = "port"
 
     @property
     def url(self) -> str:
