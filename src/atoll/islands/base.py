@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
-from atoll.config import Config, ResourceProfile
+from atoll.config import Config, ResourceProfile, atoll_home
 from atoll.containers.base import LogSink
 
 
@@ -93,4 +94,18 @@ class Island(ABC):
         """Stop it and remove what runs; keep its data. Not running is not an error."""
 
 
-__all__ = ["Island", "IslandStatus"]
+class LocalProcessIsland(Island):
+    """An island run as a detached process on this host (the router and the ui on ``local``)."""
+
+    @property
+    def url(self) -> str:
+        """Where clients reach it: its config :attr:`~Island.section`'s ``url``."""
+        return str(getattr(self.config, self.section).url)
+
+    @property
+    def _log_file(self) -> Path:
+        """The process's log, ``$ATOLL_HOME/run/<name>.log``."""
+        return atoll_home() / "run" / f"{self.name}.log"
+
+
+__all__ = ["Island", "IslandStatus", "LocalProcessIsland"]
