@@ -33,7 +33,7 @@ class DbIsland(SwarmServiceIsland):
 
     @property
     def url(self) -> str:
-        return f"postgresql://{DB_USER}@{self.config.islands.host}:{self.port}/{DB_DATABASE}"
+        return f"postgresql://{DB_USER}@{self.host}:{self.port}/{DB_DATABASE}"
 
     def credentials(self) -> tuple[str, str]:
         """``(user, password)``, generated and stored on first use."""

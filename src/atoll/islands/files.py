@@ -36,7 +36,7 @@ class FilesIsland(SwarmServiceIsland):
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.islands.host}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def credentials(self) -> tuple[str, str]:
         """``(access_key, secret_key)``, generated and stored on first use."""

@@ -74,7 +74,7 @@ class SwarmServiceIsland(Island):
     data_path: ClassVar[str | None] = "/data"  # where the data volume is mounted (None: no volume)
     recipe: ClassVar[tuple[str, ...]] = ()  # files of resources/docker/ the image is built from
     stop_grace: ClassVar[float] = 20.0
-    #: (uid, gid) the image runs as: its secrets and its data volume belong to them (None: root).
+    #: (uid, gid) the image runs as (its Dockerfile's USER): secrets and data volume are theirs (None: root).
     user: ClassVar[tuple[int, int] | None] = ISLAND_USER
     takes_profile: ClassVar[bool] = True
     #: Seconds the swarm waits before it restarts a task that exited or was killed.
