@@ -25,7 +25,6 @@ from atoll.api.records import build as build_record
 from atoll.api.trainings import parse_ref
 from atoll.cli.common import DATASET, ENV, MOVERS, TAG, ProjOption, get_context, parse_json_option, parse_kv
 from atoll.cli.taskopts import MountOption, ResourceProfileOption
-from atoll.config import Config
 from atoll.containers.base import TaskSpec
 from atoll.containers.kubernetes import island_manifests, manifests
 from atoll.containers.kubernetes.objects import Manifest, namespace_manifest, redacted
@@ -54,12 +53,26 @@ def _spec(atoll: AtollContext, kind: str, proj: str | None, name: str, tag: str,
     return TaskSpec(kind=kind, project=project, build=bvers, name=name, **fields)  # type: ignore[arg-type]
 
 
-def _task_options(config: Config, kind: str, resource_profile: str | None, mount: list[str] | None) -> dict[str, Any]:
-    """``--rp`` and ``-m`` as the real command checks them: the spec's fields and the record's."""
+def _task_options(
+    ctx: typer.Context, kind: str, resource_profile: str | None, mount: list[str] | None
+) -> tuple[AtollContext, dict[str, Any], str]:
+    """The context, and ``--rp`` and ``-m`` as the real command checks them: the spec's fields
+    (``profile``, ``profile_name``, ``mounts``) and the record's profile summary."""
+    atoll = get_context(ctx)
+    config = atoll.config
     name, profile = config.container_manager.pick_profile(kind, resource_profile)  # type: ignore[arg-type]
     mounts = parse_mounts(mount or [], "kubernetes")
-    return {"profile": profile, "profile_name": name, "mounts": mounts,
-            "summary": profile_summary(name, profile, "kubernetes")}
+    summary = profile_summary(name, profile, "kubernetes")
+    return atoll, {"profile": profile, "profile_name": name, "mounts": mounts}, summary
+
+
+def _notebook_options(
+    name: str, what: str, notebook: str, params: str | None, env: list[str] | None
+) -> tuple[str, str, dict[str, Any], dict[str, str]]:
+    """``--name``, ``--nb``, ``--params`` and ``--env`` of a training or deployment, checked as `new` does."""
+    name, notebook = validate_name(name, what), check_notebook(notebook)
+    values = parse_json_option(params, "--params", expect=dict) or {}
+    return name, notebook, values, check_env(parse_kv(env, "--env"))
 
 
 @render_app.command("train")
@@ -77,26 +90,20 @@ def render_train(
     mount: MountOption = None,
 ) -> None:
     """The Job of `atoll train new` (with its Secret and ConfigMap)."""
-    atoll = get_context(ctx)
-    config = atoll.config
-    options = _task_options(config, "train", resource_profile, mount)
-    name = validate_name(name, "training name")
-    notebook = check_notebook(notebook)
-    values = parse_json_option(params, "--params", expect=dict) or {}
-    envs = check_env(parse_kv(env, "--env"))
+    atoll, options, summary = _task_options(ctx, "train", resource_profile, mount)
+    name, notebook, values, envs = _notebook_options(name, "training name", notebook, params, env)
     datasets = [atoll.metadata.get(Dataset, ds, model)
                 for model, ds in (parse_ref(ref, "--dataset", "dataset") for ref in dataset or [])]
     versions = [atoll.metadata.get(ModelVersion, v, model)
                 for model, v in (parse_ref(ref, "--pretrained", "version") for ref in pretrained or [])]
     spec = _spec(atoll, "train", proj, name, tag, notebook=notebook, env=envs, datasets=datasets,
-                 versions=versions, profile=options["profile"], profile_name=options["profile_name"],
-                 mounts=options["mounts"])
+                 versions=versions, **options)
     record = build_record(Training, name=name, proj=spec.project.name, notebook=notebook, params=values,
                           env_keys=sorted(envs), bvers=spec.build, datasets=datasets,
                           pretrained=[v.ref for v in versions], container_manager="kubernetes",
-                          resource_profile=options["summary"], mounts=options["mounts"])
+                          resource_profile=summary, mounts=options["mounts"])
     spec.meta = {"training": record.public_dump()}
-    _emit(manifests.training_manifests(spec, config))
+    _emit(manifests.training_manifests(spec, atoll.config))
 
 
 @render_app.command("depl")
@@ -117,24 +124,18 @@ def render_depl(
     mount: MountOption = None,
 ) -> None:
     """The Deployment, Services and autoscaler of `atoll depl new`."""
-    atoll = get_context(ctx)
-    config = atoll.config
-    options = _task_options(config, "deploy", resource_profile, mount)
-    check_replicas(config, n_tasks, options["profile"])
-    name = validate_name(name, "deployment name")
-    notebook = check_notebook(notebook)
-    values = parse_json_option(params, "--params", expect=dict) or {}
-    envs = check_env(parse_kv(env, "--env"))
+    atoll, options, summary = _task_options(ctx, "deploy", resource_profile, mount)
+    check_replicas(atoll.config, n_tasks, options["profile"])
+    name, notebook, values, envs = _notebook_options(name, "deployment name", notebook, params, env)
     versions = resolve_versions(atoll, movers)
     spec = _spec(atoll, "deploy", proj, name, tag, notebook=notebook, env=envs, versions=versions,
-                 replicas=n_tasks, port=port, profile=options["profile"], profile_name=options["profile_name"],
-                 mounts=options["mounts"])
+                 replicas=n_tasks, port=port, **options)
     record = build_record(Deployment, name=name, proj=spec.project.name, notebook=notebook, params=values,
                           env_keys=sorted(envs), n_tasks=n_tasks, port=port, bvers=spec.build, movers=versions,
-                          container_manager="kubernetes", resource_profile=options["summary"],
-                          mounts=options["mounts"])
+                          container_manager="kubernetes", resource_profile=summary, mounts=options["mounts"])
     spec.meta = {"deployment": record.public_dump()}
-    _emit(manifests.deployment_manifests(spec, config, validate_name(generation, "generation"), timeout))
+    generation = validate_name(generation, "generation")
+    _emit(manifests.deployment_manifests(spec, atoll.config, generation, timeout))
 
 
 @render_app.command("note")
@@ -150,11 +151,10 @@ def render_note(
     mount: MountOption = None,
 ) -> None:
     """The Pod, Service and token Secret of `atoll note`."""
-    atoll = get_context(ctx)
-    options = _task_options(atoll.config, "ide", resource_profile, mount)
+    atoll, options, _ = _task_options(ctx, "ide", resource_profile, mount)
     spec = _spec(atoll, "ide", proj, "ide", tag, env=check_env(parse_kv(env, "--env")),
                  datasets=resolve_datasets(atoll, dataset), versions=resolve_versions(atoll, movers), port=port,
-                 profile=options["profile"], profile_name=options["profile_name"], mounts=options["mounts"])
+                 **options)
     _emit(manifests.ide_manifests(spec, atoll.config, RENDER_TOKEN))
 
 

@@ -12,16 +12,7 @@ import typer
 
 from atoll.api import ide as api
 from atoll.cli.common import (
-    DATASET,
-    ENV,
-    MOVERS,
-    TAG,
-    BackgroundOption,
-    ProjOption,
-    get_context,
-    get_state,
-    parse_kv,
-    render,
+    DATASET, ENV, MOVERS, TAG, BackgroundOption, ProjOption, get_context, get_state, parse_kv, render,
     render_done,
 )
 from atoll.cli.taskopts import MountOption, ResourceProfileOption

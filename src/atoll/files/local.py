@@ -206,15 +206,20 @@ class LocalFileStore(FileStore):
         return self._path(key).is_file()
 
 
+def _flush(target: Path) -> None:
+    """Flush the file ``target`` to disk."""
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _copy(source: Path, target: Path, fsync: bool) -> None:
     """Kernel-side copy (sendfile), then flush the target."""
     shutil.copyfile(source, target)
     if fsync:
-        fd = os.open(target, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _flush(target)
 
 
 def _copy_hashing(source: Path, target: Path, fsync: bool) -> tuple[int, str]:
@@ -228,9 +233,5 @@ def _copy_hashing(source: Path, target: Path, fsync: bool) -> tuple[int, str]:
     """
     size, digest = copy_hashing(source, target)
     if fsync:
-        fd = os.open(target, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _flush(target)
     return size, digest

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
-from atoll.config import Config, ResourceProfile
+from atoll.config import Config, ResourceProfile, atoll_home
 from atoll.containers.base import LogSink
 
 
@@ -44,6 +45,8 @@ class Island(ABC):
     """
 
     name: ClassVar[str] = "abstract"
+    #: The config section holding the island's address: ``host`` (``port``/``url`` where it has them).
+    section: ClassVar[str] = "islands"
     #: Whether :meth:`setup` applies a resource profile (``isle <name> setup --resource-profile``).
     takes_profile: ClassVar[bool] = False
 
@@ -52,6 +55,11 @@ class Island(ABC):
         #: ``isle <name> setup --resource-profile``: its name and values (None: keep what runs / none).
         self.profile_name: str | None = None
         self.profile: ResourceProfile | None = None
+
+    @property
+    def host(self) -> str:
+        """The host address the island is published on (its :attr:`section`'s ``host``)."""
+        return str(getattr(self.config, self.section).host)
 
     def build(self, log: LogSink) -> IslandStatus:
         """Prepare what :meth:`setup` needs (an image...) without starting anything.
@@ -86,4 +94,18 @@ class Island(ABC):
         """Stop it and remove what runs; keep its data. Not running is not an error."""
 
 
-__all__ = ["Island", "IslandStatus"]
+class LocalProcessIsland(Island):
+    """An island run as a detached process on this host (the router and the ui on ``local``)."""
+
+    @property
+    def url(self) -> str:
+        """Where clients reach it: its config :attr:`~Island.section`'s ``url``."""
+        return str(getattr(self.config, self.section).url)
+
+    @property
+    def _log_file(self) -> Path:
+        """The process's log, ``$ATOLL_HOME/run/<name>.log``."""
+        return atoll_home() / "run" / f"{self.name}.log"
+
+
+__all__ = ["Island", "IslandStatus", "LocalProcessIsland"]

@@ -15,9 +15,7 @@ from atoll.backends import DB_CHEST, DB_DATABASE, DB_SERVICE_PORT, DB_USER
 from atoll.config import Config, mask_url
 from atoll.credentials import home_chest, new_token
 from atoll.errors import UsageError
-from atoll.islands.swarm import ISLAND_USER, SwarmServiceIsland
-
-SECRET_FILE = "atoll-db-password"
+from atoll.islands.swarm import SwarmServiceIsland
 
 
 class DbIsland(SwarmServiceIsland):
@@ -26,30 +24,24 @@ class DbIsland(SwarmServiceIsland):
     name: ClassVar[str] = "db"
     container_port: ClassVar[int] = DB_SERVICE_PORT
     data_path: ClassVar[str] = "/var/lib/postgresql/data"
-    recipe: ClassVar[tuple[str, ...]] = ("db.Dockerfile", "db-entrypoint.sh")
-    user: ClassVar[tuple[int, int] | None] = ISLAND_USER
+    recipe: ClassVar[tuple[str, ...]] = ("db.Dockerfile", "db-entrypoint.sh", "island-secret.sh")
+    port_setting: ClassVar[str] = "db_port"
+    secret_file: ClassVar[str] = "atoll-db-password"
 
     def check_native(self) -> None:
         check_db_native(self.config)
 
     @property
-    def port(self) -> int:
-        return self.config.islands.db_port
-
-    @property
     def url(self) -> str:
-        return f"postgresql://{DB_USER}@{self.config.islands.host}:{self.port}/{DB_DATABASE}"
+        return f"postgresql://{DB_USER}@{self.host}:{self.port}/{DB_DATABASE}"
 
     def credentials(self) -> tuple[str, str]:
         """``(user, password)``, generated and stored on first use."""
         return home_chest(self.config, DB_CHEST, DB_USER, lambda: new_token(24),
                           "password of the db island (PostgreSQL run by Atoll)")
 
-    def secrets(self) -> dict[str, bytes]:
-        return {SECRET_FILE: self.credentials()[1].encode()}
-
-    def secrets_names(self) -> tuple[str, ...]:
-        return (SECRET_FILE,)
+    def secret_content(self) -> bytes:
+        return self.credentials()[1].encode()
 
     def probe(self) -> bool:
         import psycopg

@@ -16,9 +16,8 @@ from atoll.backends import FILES_CHEST, FILES_SERVICE_PORT
 from atoll.config import Config
 from atoll.credentials import home_chest, new_token
 from atoll.errors import AtollError, UsageError
-from atoll.islands.swarm import ISLAND_USER, SwarmServiceIsland
+from atoll.islands.swarm import SwarmServiceIsland
 
-SECRET_FILE = "atoll-files-keys"
 _EMBEDDED_TYPES = ("local", "memory")
 
 
@@ -28,31 +27,25 @@ class FilesIsland(SwarmServiceIsland):
     name: ClassVar[str] = "files"
     container_port: ClassVar[int] = FILES_SERVICE_PORT
     data_path: ClassVar[str] = "/data"
-    recipe: ClassVar[tuple[str, ...]] = ("files.Dockerfile", "files-entrypoint.sh")
-    user: ClassVar[tuple[int, int] | None] = ISLAND_USER
+    recipe: ClassVar[tuple[str, ...]] = ("files.Dockerfile", "files-entrypoint.sh", "island-secret.sh")
+    port_setting: ClassVar[str] = "files_port"
+    secret_file: ClassVar[str] = "atoll-files-keys"
 
     def check_native(self) -> None:
         check_files_native(self.config)
 
     @property
-    def port(self) -> int:
-        return self.config.islands.files_port
-
-    @property
     def url(self) -> str:
-        return f"http://{self.config.islands.host}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def credentials(self) -> tuple[str, str]:
         """``(access_key, secret_key)``, generated and stored on first use."""
         return home_chest(self.config, FILES_CHEST, f"atoll{secrets.token_hex(8)}", lambda: new_token(30),
                           "key pair of the files island (S3 server run by Atoll)")
 
-    def secrets(self) -> dict[str, bytes]:
+    def secret_content(self) -> bytes:
         access, secret = self.credentials()
-        return {SECRET_FILE: f"{access},{secret}".encode()}
-
-    def secrets_names(self) -> tuple[str, ...]:
-        return (SECRET_FILE,)
+        return f"{access},{secret}".encode()
 
     def probe(self) -> bool:
         from atoll.files.s3 import S3FileStore  # boto3 only when the island is probed

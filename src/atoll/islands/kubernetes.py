@@ -101,7 +101,8 @@ class KubeIsland(Island):
 
     @property
     def host(self) -> str:
-        return self.config.islands.host
+        """The host address the island's setting names (``router.host``, ``islands.host``...): the twin's."""
+        return self.twin().host
 
     def address(self, host: str, port: int) -> str:
         """The URL of the island at ``host:port`` (no credentials)."""
@@ -357,10 +358,6 @@ class KubeRouterIsland(KubeIsland):
     name: ClassVar[str] = "router"
     twin_class: ClassVar[type[SwarmServiceIsland]] = SwarmRouterIsland
 
-    @property
-    def host(self) -> str:
-        return self.config.router.host
-
     def address(self, host: str, port: int) -> str:
         return f"{'https' if self.config.router.tls else 'http'}://{host}:{port}"
 
@@ -426,10 +423,6 @@ class KubeUiIsland(KubeIsland):
 
     name: ClassVar[str] = "ui"
     twin_class: ClassVar[type[SwarmServiceIsland]] = SwarmUiIsland
-
-    @property
-    def host(self) -> str:
-        return self.config.ui.host
 
     @cached_property
     def token(self) -> str:

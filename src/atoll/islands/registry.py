@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from atoll.config import Config
 from atoll.errors import UsageError
-from atoll.islands.swarm import ISLAND_USER, SwarmServiceIsland
+from atoll.islands.swarm import SwarmServiceIsland
 
 _LOOPBACK = ("127.0.0.1", "localhost")
 
@@ -26,19 +26,14 @@ class RegistryIsland(SwarmServiceIsland):
     container_port: ClassVar[int] = 5000
     data_path: ClassVar[str] = "/var/lib/docker-registry"
     recipe: ClassVar[tuple[str, ...]] = ("registry.Dockerfile", "registry.yml")
-    user: ClassVar[tuple[int, int] | None] = ISLAND_USER
 
     def check_native(self) -> None:
         registry_port(self.config)
 
     @property
     def port(self) -> int:
+        """That of ``docker.target_registry`` (:func:`registry_port`); :attr:`url` as the setting takes it."""
         return registry_port(self.config)
-
-    @property
-    def url(self) -> str:
-        """The registry address, as ``docker.target_registry`` takes it."""
-        return f"{self.config.islands.host}:{self.port}"
 
     def probe(self) -> bool:
         try:

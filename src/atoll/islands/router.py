@@ -34,7 +34,7 @@ from atoll.containers.local.process import kill_group, log_tail, pid_alive, read
 from atoll.containers.swarm.engine import HEALTH_PROBE, SERVICE_PORT, service_healthcheck
 from atoll.containers.swarm.images import base_image_current, ensure_base_image, image_id
 from atoll.errors import BackendUnavailableError, ConfigError, NotFoundError
-from atoll.islands.base import Island, IslandStatus
+from atoll.islands.base import IslandStatus, LocalProcessIsland
 from atoll.islands.swarm import SwarmServiceIsland
 
 START_TIMEOUT = 30.0
@@ -60,7 +60,7 @@ def _tls_options(router: RouterSection, cert: str | None = None, key: str | None
     return ["--tls-cert", cert or str(router.tls_cert), "--tls-key", key or str(router.tls_key)]
 
 
-class LocalRouterIsland(Island):
+class LocalRouterIsland(LocalProcessIsland):
     """The router as a local process kept running by a detached supervisor.
 
     The supervisor is the deployments' one (:mod:`atoll.containers.local.supervisor`)
@@ -72,18 +72,11 @@ class LocalRouterIsland(Island):
     """
 
     name: ClassVar[str] = "router"
+    section: ClassVar[str] = "router"
 
     @property
     def _run_dir(self) -> Path:
         return atoll_home() / "run" / "router"
-
-    @property
-    def _log_file(self) -> Path:
-        return atoll_home() / "run" / "router.log"
-
-    @property
-    def url(self) -> str:
-        return self.config.router.url
 
     def _argv(self) -> list[str]:
         router = self.config.router
@@ -238,14 +231,12 @@ class SwarmRouterIsland(SwarmServiceIsland):
     stop_grace: ClassVar[float] = 5.0
     #: Every request fails while the router is down: restart it at once, as the local supervisor does (0.1 s).
     restart_delay: ClassVar[float] = 0.1
+    section: ClassVar[str] = "router"
+    port_setting: ClassVar[str] = "port"
 
     @property
     def service_name(self) -> str:
         return f"{self.namespace}-router"
-
-    @property
-    def port(self) -> int:
-        return self.config.router.port
 
     @property
     def url(self) -> str:

@@ -74,11 +74,15 @@ class SwarmServiceIsland(Island):
     data_path: ClassVar[str | None] = "/data"  # where the data volume is mounted (None: no volume)
     recipe: ClassVar[tuple[str, ...]] = ()  # files of resources/docker/ the image is built from
     stop_grace: ClassVar[float] = 20.0
-    #: (uid, gid) the image runs as: its secrets and its data volume belong to them (None: root).
-    user: ClassVar[tuple[int, int] | None] = None
+    #: (uid, gid) the image runs as (its Dockerfile's USER): secrets and data volume are theirs (None: root).
+    user: ClassVar[tuple[int, int] | None] = ISLAND_USER
     takes_profile: ClassVar[bool] = True
     #: Seconds the swarm waits before it restarts a task that exited or was killed.
     restart_delay: ClassVar[float] = 1.0
+    #: The field of the config :attr:`section` holding the host port ("": :attr:`port` is overridden).
+    port_setting: ClassVar[str] = ""
+    #: The one Docker secret the service reads, under /run/secrets ("": none, or :meth:`secrets` overridden).
+    secret_file: ClassVar[str] = ""
 
     def __init__(self, config: Config, client: DockerClient | None = None) -> None:
         super().__init__(config)
@@ -95,21 +99,27 @@ class SwarmServiceIsland(Island):
 
     @property
     def port(self) -> int:
-        """The host port the island is published on."""
-        raise NotImplementedError
+        """The host port the island is published on (its :attr:`section`'s :attr:`port_setting`)."""
+        if not self.port_setting:
+            raise NotImplementedError
+        return int(getattr(getattr(self.config, self.section), self.port_setting))
 
     @property
     def url(self) -> str:
         """Where clients on this host reach it (no credentials)."""
-        return f"{self.config.islands.host}:{self.port}"
+        return f"{self.host}:{self.port}"
+
+    def secret_content(self) -> bytes:
+        """The content of :attr:`secret_file` (its credentials, made on first use)."""
+        raise NotImplementedError
 
     def secrets(self) -> dict[str, bytes]:
         """Docker secrets the service needs: file name under /run/secrets -> content."""
-        return {}
+        return {self.secret_file: self.secret_content()} if self.secret_file else {}
 
     def secrets_names(self) -> tuple[str, ...]:
         """File names of the secrets (without reading any credentials)."""
-        return ()
+        return (self.secret_file,) if self.secret_file else ()
 
     def probe(self) -> bool:
         """True when the island answers from this host (with its credentials)."""

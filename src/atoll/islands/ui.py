@@ -39,19 +39,14 @@ from atoll import __version__
 from atoll.config import atoll_home
 from atoll.containers.base import LogSink, http_ok
 from atoll.containers.local.process import (
-    kill_group,
-    log_tail,
-    pid_alive,
-    proc_start_time,
-    read_json,
-    write_json,
+    kill_group, log_tail, pid_alive, proc_start_time, read_json, write_json,
 )
 from atoll.containers.swarm.engine import SERVICE_PORT
 from atoll.containers.swarm.images import base_image_current, ensure_base_image, image_id, run_build
 from atoll.containers.swarm.stage import blank_file, container_store_config, hand_over_stores, runtime_user
 from atoll.credentials import home_chest, new_token
 from atoll.errors import BackendUnavailableError, ConfigError
-from atoll.islands.base import Island, IslandStatus
+from atoll.islands.base import IslandStatus, LocalProcessIsland
 from atoll.islands.swarm import LABEL_ISLAND, RESOURCES, SwarmServiceIsland
 
 START_TIMEOUT = 30.0
@@ -59,22 +54,15 @@ START_TIMEOUT = 30.0
 UI_MODULES = ("jinja2", "nbconvert", "starlette")
 
 
-class LocalUiIsland(Island):
+class LocalUiIsland(LocalProcessIsland):
     """``atoll ui`` as a detached local process."""
 
     name: ClassVar[str] = "ui"
+    section: ClassVar[str] = "ui"
 
     @property
     def _state_file(self) -> Path:
         return atoll_home() / "run" / "ui.json"
-
-    @property
-    def _log_file(self) -> Path:
-        return atoll_home() / "run" / "ui.log"
-
-    @property
-    def url(self) -> str:
-        return self.config.ui.url
 
     def _running(self) -> dict[str, Any] | None:
         info = read_json(self._state_file)
@@ -154,10 +142,8 @@ class SwarmUiIsland(SwarmServiceIsland):
     container_port: ClassVar[int] = SERVICE_PORT
     data_path: ClassVar[str | None] = None  # reads the stores, keeps nothing
     stop_grace: ClassVar[float] = 5.0
-
-    @property
-    def port(self) -> int:
-        return self.config.ui.port
+    section: ClassVar[str] = "ui"
+    port_setting: ClassVar[str] = "port"
 
     @property
     def url(self) -> str:

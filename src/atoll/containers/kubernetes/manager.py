@@ -18,18 +18,8 @@ from typing import Any
 
 from atoll.config import Config
 from atoll.containers.base import (
-    BuildRequest,
-    ContainerManager,
-    IdeHandle,
-    IdeLaunch,
-    LogSink,
-    ReplicaStatus,
-    Rollout,
-    StagedTask,
-    Staging,
-    TaskSpec,
-    TaskStatus,
-    split_task_id,
+    BuildRequest, ContainerManager, IdeHandle, IdeLaunch, LogSink, ReplicaStatus, Rollout, StagedTask,
+    Staging, TaskSpec, TaskStatus, split_task_id,
 )
 from atoll.containers.kubernetes.client import KubeClient
 from atoll.containers.kubernetes.ide import KubeIde

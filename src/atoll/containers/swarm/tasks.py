@@ -34,14 +34,7 @@ from atoll.containers.base import (
 )
 from atoll.containers.swarm.build import runnable_ref
 from atoll.containers.swarm.engine import (
-    LABEL_KIND,
-    LABEL_NAMESPACE,
-    engine_errors,
-    ensure_network,
-    get_or_none,
-    labels,
-    memory_bytes,
-    nano_cpus,
+    LABEL_KIND, LABEL_NAMESPACE, engine_errors, ensure_network, get_or_none, labels, memory_bytes, nano_cpus,
     split_lines,
 )
 from atoll.containers.swarm.stage import mounts, task_binds, task_env, task_user, user_env, user_mounts

@@ -8,15 +8,11 @@
 # 3. exec PostgreSQL in the foreground, listening on all interfaces of the
 #    container (published on the host's loopback only).
 set -eu
+. /usr/local/lib/atoll/island-secret.sh
 
-PW_FILE="${POSTGRES_PASSWORD_FILE:-/run/secrets/atoll-db-password}"
-if [ ! -s "$PW_FILE" ]; then
-    echo "atoll-db: the password secret $PW_FILE is missing or empty" >&2
-    exit 1
-fi
-PW="$(cat "$PW_FILE")"
+PW="$(read_secret atoll-db password "${POSTGRES_PASSWORD_FILE:-/run/secrets/atoll-db-password}")"
 case "$PW" in
-    *[!A-Za-z0-9_-]*) echo "atoll-db: the password must be URL-safe (A-Z a-z 0-9 _ -)" >&2; exit 1 ;;
+    *[!A-Za-z0-9_-]*) fail atoll-db "the password must be URL-safe (A-Z a-z 0-9 _ -)" ;;
 esac
 
 # Runs as the postgres user (the image's USER): a data volume from an older, root-run

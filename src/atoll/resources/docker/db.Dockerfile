@@ -25,6 +25,7 @@ RUN set -eu; \
     ln -s "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)" /usr/local/lib/pgbin; \
     /usr/local/lib/pgbin/postgres --version
 
+COPY island-secret.sh /usr/local/lib/atoll/island-secret.sh
 COPY db-entrypoint.sh /usr/local/bin/atoll-db-entrypoint
 
 ENV PATH=/usr/local/lib/pgbin:${PATH} \

@@ -2,17 +2,13 @@
 # Entrypoint of the Atoll `files` island (see files.Dockerfile): serve the
 # data volume over S3 with SigV4 authentication by the secret key pair.
 set -eu
+. /usr/local/lib/atoll/island-secret.sh
 
-KEYS_FILE="${ATOLL_FILES_KEYS_FILE:-/run/secrets/atoll-files-keys}"
-if [ ! -s "$KEYS_FILE" ]; then
-    echo "atoll-files: the key secret $KEYS_FILE is missing or empty" >&2
-    exit 1
-fi
-KEYS="$(cat "$KEYS_FILE")"
+KEYS="$(read_secret atoll-files key "${ATOLL_FILES_KEYS_FILE:-/run/secrets/atoll-files-keys}")"
 case "$KEYS" in
-    *[!A-Za-z0-9_,-]*|*,*,*|,*|*,|"") echo "atoll-files: the key secret must be 'access_key,secret_key' (A-Z a-z 0-9 _ -)" >&2; exit 1 ;;
+    *[!A-Za-z0-9_,-]*|*,*,*|,*|*,|"") fail atoll-files "the key secret must be 'access_key,secret_key' (A-Z a-z 0-9 _ -)" ;;
     *,*) ;;
-    *) echo "atoll-files: the key secret must be 'access_key,secret_key'" >&2; exit 1 ;;
+    *) fail atoll-files "the key secret must be 'access_key,secret_key'" ;;
 esac
 # rclone reads any flag from RCLONE_<FLAG>, so the keys stay off the command
 # line; list flags are CSV there, hence the quotes around the pair.

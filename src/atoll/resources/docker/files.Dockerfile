@@ -18,6 +18,7 @@ RUN set -eu; \
     ln -s /opt/rclone/bin/rclone /usr/local/bin/rclone; \
     rclone version | head -n 1
 
+COPY island-secret.sh /usr/local/lib/atoll/island-secret.sh
 COPY files-entrypoint.sh /usr/local/bin/atoll-files-entrypoint
 # Runs as `atoll`, uid/gid 999 (atoll.islands.swarm.ISLAND_USER); a new data
 # volume takes the ownership of the image's /data.
