@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from atoll.errors import ConfigError, UsageError
+from atoll.errors import AtollError, ConfigError, UsageError
 
 DEFAULTS = Path(__file__).parent / "resources" / "atoll.yaml"
 
@@ -176,13 +176,8 @@ class ContainerManagerSection(_Section):
         name = getattr(self, f"{task}_profile")
         if not name:
             return None
-        profile = self.resource_profiles.get(name)
-        if profile is None:
-            known = ", ".join(sorted(self.resource_profiles)) or "none"
-            raise ConfigError(
-                f"container_manager.{task}_profile {name!r} is not a resource profile (defined: {known})"
-            )
-        return profile
+        return self._lookup_profile(
+            name, ConfigError, f"container_manager.{task}_profile {name!r} is not a resource profile")
 
     def pick_profile(
         self, task: Literal["train", "deploy", "ide"], name: str | None = None
@@ -203,12 +198,15 @@ class ContainerManagerSection(_Section):
         Raises:
             UsageError: no such profile (the message lists the defined ones).
         """
+        return self._lookup_profile(name, UsageError, f"--resource-profile {name!r}: not one of "
+                                                      "container_manager.resource_profiles")
+
+    def _lookup_profile(self, name: str, error: type[AtollError], message: str) -> ResourceProfile:
+        """``resource_profiles[name]``, else ``error(message + the defined names)``."""
         profile = self.resource_profiles.get(name)
         if profile is None:
             known = ", ".join(sorted(self.resource_profiles)) or "none"
-            raise UsageError(
-                f"--resource-profile {name!r}: not one of container_manager.resource_profiles (defined: {known})"
-            )
+            raise error(f"{message} (defined: {known})")
         return profile
 
 

@@ -36,12 +36,7 @@ from atoll.containers.base import ContainerManager, LogSink, ReplicaStatus, Roll
 from atoll.containers.local.environment import build_python, link_app, link_mounts, task_environment
 from atoll.containers.local.limits import process_limits
 from atoll.containers.local.process import (
-    kill_group,
-    log_tail,
-    pid_alive,
-    proc_start_time,
-    read_json,
-    write_json,
+    kill_group, log_tail, pid_alive, proc_start_time, read_json, write_json,
 )
 from atoll.errors import ConflictError, UsageError
 

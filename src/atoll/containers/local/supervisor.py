@@ -65,12 +65,7 @@ import orjson
 
 from atoll.config import rotating_file_handler
 from atoll.containers.local.process import (
-    kill_group,
-    log_tail,
-    pid_alive,
-    proc_start_time,
-    read_json,
-    write_json,
+    kill_group, log_tail, pid_alive, proc_start_time, read_json, write_json,
 )
 from atoll.containers.local.replica import Replica, tls_health
 from atoll.errors import ConfigError

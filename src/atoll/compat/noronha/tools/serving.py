@@ -7,7 +7,6 @@ the one default Noronha had otherwise: it answers the bare result (``enrich=Fals
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from atoll.toolkit import serving as _serving
@@ -17,16 +16,9 @@ from atoll.toolkit.serving import OnlinePredict
 class LazyModelServer(_serving.LazyModelServer):
     """The toolkit's lazy server, answering the bare result by default as Noronha's did."""
 
-    def __init__(
-        self,
-        predict_func: Callable[..., Any],
-        load_model_func: Callable[[str, dict[str, Any]], Any],
-        model_name: str | None = None,
-        max_models: int = 100,
-        enrich: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(predict_func, load_model_func, model_name, max_models, enrich=enrich, **kwargs)
+    def __init__(self, *args: Any, enrich: bool = False, **kwargs: Any) -> None:
+        # The toolkit's signature (predict_func, load_model_func, model_name=None, max_models=100, ...).
+        super().__init__(*args, enrich=enrich, **kwargs)
 
 
 __all__ = ["LazyModelServer", "OnlinePredict"]
