@@ -58,7 +58,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group(DOCKER_GROUP))
 
 
-@pytest.hookimpl(optionalhook=True)
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which sends the ids to the controller
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Append ``@docker`` to a Docker test's id where xdist could not (it sets ``item._nodeid``, which
+    pytest 9.2 no longer reads): the controller sees groups only in the ids the workers send."""
+    if not session.config.getoption("loadgroup", False):
+        return
+    from _pytest.nodeid import coerce_node_id  # pytest >= 9.2
+
+    suffix = "@" + DOCKER_GROUP
+    for item in session.items:
+        if item.get_closest_marker("docker") is not None and not item.nodeid.endswith(suffix):
+            item._id = coerce_node_id(item.nodeid + suffix)  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own (plain loadgroup)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under ``--dist loadgroup``: a group is one work unit, and so is every module outside one."""
     if config.getoption("dist") != "loadgroup":
