@@ -60,30 +60,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which sends the ids to the controller
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Append ``@docker`` to a Docker test's id where xdist could not (it sets ``item._nodeid``, which
-    pytest 9.2 no longer reads): the controller sees groups only in the ids the workers send."""
+    """Put ``@docker`` in a Docker test's id where xdist could not (it sets ``item._nodeid``, which
+    pytest 9.2 no longer reads): the controller sees groups only in the ids the workers send. Before
+    the parameters (``test_x@docker[fetch]``), so that pytest 9.2 parses the id back unchanged."""
     if not session.config.getoption("loadgroup", False):
         return
     from _pytest.nodeid import coerce_node_id  # pytest >= 9.2
 
-    suffix = "@" + DOCKER_GROUP
     for item in session.items:
-        if item.get_closest_marker("docker") is not None and not item.nodeid.endswith(suffix):
-            item._id = coerce_node_id(item.nodeid + suffix)  # type: ignore[attr-defined]
+        if item.get_closest_marker("docker") is not None and not _in_docker_group(item.nodeid):
+            head, bracket, params = item.nodeid.partition("[")
+            item._id = coerce_node_id(f"{head}@{DOCKER_GROUP}{bracket}{params}")  # type: ignore[attr-defined]
+
+
+def _in_docker_group(nodeid: str) -> bool:
+    """``test_x@docker[p]`` (ours) or ``test_x[p]@docker`` (xdist's, with pytest < 9.2)."""
+    return nodeid.endswith("@" + DOCKER_GROUP) or f"@{DOCKER_GROUP}[" in nodeid
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own (plain loadgroup)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Under ``--dist loadgroup``: a group is one work unit, and so is every module outside one."""
+    """Under ``--dist loadgroup``: the Docker group is one work unit, and so is every other module."""
     if config.getoption("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadGroupScheduling
 
     class ModuleOrGroupScheduling(LoadGroupScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            if nodeid.rfind("@") > nodeid.rfind("]"):  # xdist's test for a group suffix
-                return super()._split_scope(nodeid)
-            return nodeid.split("::", 1)[0]
+            return DOCKER_GROUP if _in_docker_group(nodeid) else nodeid.split("::", 1)[0]
 
     return ModuleOrGroupScheduling(config, log)
 
