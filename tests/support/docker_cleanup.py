@@ -42,7 +42,9 @@ def remove_by_name(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and any(
         # ignore_removed: a container gone between the listing and its inspection is not an error
-        client.containers.list(all=True, filters={"label": f"com.docker.swarm.service.name={s}"}, ignore_removed=True)
+        client.containers.list(
+            all=True, filters={"label": f"com.docker.swarm.service.name={s}"}, ignore_removed=True
+        )
         for s in services
     ):
         time.sleep(0.5)
