@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.atoll-installed
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (0: no workers, every test in this process). The Docker
+# tests share one worker whatever the number (tests/conftest.py); the 40 slowest tests are listed.
+TEST_WORKERS ?= 3
 
 .PHONY: test demo bench venv clean
 
@@ -19,7 +22,7 @@ $(STAMP): pyproject.toml
 # The layers of DESIGN.md §2 first (import-linter contracts in pyproject.toml), then the tests.
 test: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache --no-logo
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=40 $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/demo

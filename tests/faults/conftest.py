@@ -1,5 +1,5 @@
 """The fault suite: each test injects one fault and records a figure; the table is printed at
-the end of the session (and copied into README.md, "Fault suite").
+the end of the session by tests/conftest.py (and copied into README.md, "Fault suite").
 
 Reproduce: ``flock /tmp/atoll-heavy.lock .venv/bin/pytest tests/faults -q``.
 """
@@ -25,7 +25,9 @@ from atoll.runner import KERNEL_NAME
 from runtime.deploy_helpers import write_notebook
 from support.processes import kill_all, processes_of
 
-FIGURES: list[tuple[str, str, str]] = []
+# The name under which a figure travels in the test's report (``user_properties``): the table is
+# printed by tests/conftest.py, which the pytest-xdist controller loads (it never loads this file).
+FIGURE = "fault figure"
 
 PUBLISH_CELL = """import pickle
 from atoll.toolkit import Publisher, tmp_path
@@ -35,24 +37,14 @@ Publisher()()"""
 
 
 @pytest.fixture
-def figure() -> Any:
+def figure(request: pytest.FixtureRequest) -> Any:
     """``figure(fault, measured, target)``: one row of the fault table."""
 
     def record(fault: str, measured: str, target: str) -> None:
-        FIGURES.append((fault, measured, target))
+        request.node.user_properties.append((FIGURE, (fault, measured, target)))
         print(f"\n[fault] {fault}: {measured} (target: {target})")
 
     return record
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not FIGURES:
-        return
-    width = max(len(f[0]) for f in FIGURES)
-    terminalreporter.write_sep("=", "fault suite")
-    terminalreporter.write_line(f"| {'fault':<{width}} | measured | target |")
-    for fault, measured, target in FIGURES:
-        terminalreporter.write_line(f"| {fault:<{width}} | {measured} | {target} |")
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -102,7 +103,12 @@ def docker_cluster(kube_config: Config, tmp_path: Path, docker_client: Any) -> I
                 kube.close()
         finally:
             reader.close()
-            left = docker_client.containers.list(all=True, filters={"label": f"{LABEL}={prefix}"})
+            ours = {"label": f"{LABEL}={prefix}"}
+            left = docker_client.containers.list(all=True, filters=ours, ignore_removed=True)
+            deadline = time.monotonic() + 30  # a removal the kubelet started may still be in progress
+            while left and time.monotonic() < deadline:
+                time.sleep(0.5)
+                left = docker_client.containers.list(all=True, filters=ours, ignore_removed=True)
             for container in left:
                 container.remove(force=True)
             assert not left, [c.name for c in left]

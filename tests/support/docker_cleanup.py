@@ -41,7 +41,11 @@ def remove_by_name(
             pass
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and any(
-        client.containers.list(all=True, filters={"label": f"com.docker.swarm.service.name={s}"}) for s in services
+        # ignore_removed: a container gone between the listing and its inspection is not an error
+        client.containers.list(
+            all=True, filters={"label": f"com.docker.swarm.service.name={s}"}, ignore_removed=True
+        )
+        for s in services
     ):
         time.sleep(0.5)
     labelled = {"label": f"io.atoll.namespace={namespace}"}

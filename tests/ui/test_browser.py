@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from e2e.test_iris import ATOLL, EXAMPLE, ROW, Atoll, _add_notebook
-from support.processes import free_port, processes_of
+from support.processes import free_port, processes_of, wait_for
 from ui.browser import chromium, png_size
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
@@ -183,9 +183,20 @@ def test_notebook_output_cannot_run_script_in_the_ui_origin(page: Any, ui: Ui) -
     assert page.errors == []  # nothing was even attempted: no blocked script, no blocked image
 
 
+def _number(text: str | None) -> float:
+    """JavaScript's ``Number(text)``, enough for a counter: empty is 0, anything else not a number is NaN.
+
+    The tests poll the page from here: ``page.wait_for_function`` with a string predicate evaluates it
+    with ``eval`` as soon as it has to poll, which the UI's Content-Security-Policy (rightly) refuses."""
+    try:
+        return float((text or "").strip() or 0)
+    except ValueError:
+        return float("nan")
+
+
 def test_the_test_prediction_form_answers_setosa(page: Any, ui: Ui) -> None:
     page.goto(ui.base + "/proj/iris/depl/iris-svc")
-    page.wait_for_function("document.querySelector('#traffic').dataset.updated")
+    wait_for(lambda: page.locator("#traffic").get_attribute("data-updated"), timeout=30)
     assert page.locator('[data-field="availability"]').inner_text() == "2/2"
     page.fill("#body", ROW)
     page.click("#predict button")  # no key: the router refuses, and the page says so
@@ -198,8 +209,7 @@ def test_the_test_prediction_form_answers_setosa(page: Any, ui: Ui) -> None:
     assert ui.atoll.key not in page.content()  # sent to the router, never shown back
     assert '"setosa"' in page.locator("#prediction pre").inner_text()
     # the traffic table counts it (scraped from the replicas' /metrics)
-    page.wait_for_function(
-        "Number(document.querySelector('#totals [data-metric=requests_total]').textContent) >= 1", timeout=15_000)
+    wait_for(lambda: _number(page.locator("#totals [data-metric=requests_total]").text_content()) >= 1, timeout=15)
     assert page.errors == []
 
 
