@@ -65,7 +65,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     the parameters (``test_x@docker[fetch]``), so that pytest 9.2 parses the id back unchanged."""
     if not session.config.getoption("loadgroup", False):
         return
-    from _pytest.nodeid import coerce_node_id  # pytest >= 9.2
+    try:
+        from _pytest.nodeid import coerce_node_id  # pytest >= 9.2
+    except ImportError:  # older pytest: xdist labels the ids itself
+        return
 
     for item in session.items:
         if item.get_closest_marker("docker") is not None and not _in_docker_group(item.nodeid):
