@@ -5,7 +5,7 @@ training, a replicated prediction service, the IDE — on some runtime::
 
     local       LocalContainerManager (processes; embedded default)
     swarm       SwarmContainerManager (Docker Engine / Swarm)
-    kubernetes  (room left: a Job, a Deployment, a Pod + Service)
+    kubernetes  KubernetesContainerManager (a Job, a Deployment, a Pod + Service)
 
 :class:`ContainerManager` is what the API calls. It owns everything managers
 do alike — staging a task through the task contract (:mod:`atoll.task`),
@@ -74,23 +74,8 @@ from atoll._registry import Backend, Registry
 from atoll.config import Config
 from atoll.containers.rollout import roll_out, settle_roll_out, start_roll_out
 from atoll.containers.spec import (
-    IDE_CONFIG_FILE,
-    IDE_START_TIMEOUT,
-    BuildRequest,
-    IdeHandle,
-    IdeLaunch,
-    LogSink,
-    PendingRollout,
-    ReplicaStatus,
-    Rollout,
-    StagedTask,
-    Staging,
-    TaskSpec,
-    TaskStatus,
-    describe_exit,
-    http_ok,
-    split_task_id,
-    task_dir_for,
+    IDE_CONFIG_FILE, IDE_START_TIMEOUT, BuildRequest, IdeHandle, IdeLaunch, LogSink, PendingRollout, ReplicaStatus,
+    Rollout, StagedTask, Staging, TaskSpec, TaskStatus, describe_exit, http_ok, split_task_id, task_dir_for,
     training_task_id,
 )
 from atoll.domain.records import BuildVersion, Training

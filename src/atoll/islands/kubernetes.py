@@ -31,8 +31,6 @@ sooner than that refresh). ``router.tls_cert``/``tls_key`` are the Secret
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from functools import cached_property
 from pathlib import Path
@@ -42,6 +40,9 @@ from atoll.backends import DB_DATABASE, DB_USER
 from atoll.config import Config
 from atoll.containers.base import LogSink
 from atoll.containers.kubernetes import island_manifests as manifests
+from atoll.containers.kubernetes.island_manifests import (
+    ready_replicas, rolled_out, spec_annotation, stamp_spec, workload_containers,
+)
 from atoll.containers.kubernetes.objects import SERVICE_PORT, Manifest, resources, selector
 from atoll.containers.kubernetes.pods import pod_problem
 from atoll.errors import AtollError, BackendUnavailableError, ConfigError
@@ -57,7 +58,6 @@ if TYPE_CHECKING:
     from atoll.containers.kubernetes.client import KubeClient
 
 KUBE_TYPES = ("kubernetes", "kube")
-ANNOTATION_SPEC = "atoll.io/spec-hash"
 #: What ``stop`` deletes (found by the island's labels); claims are kept.
 REMOVED_KINDS = ("Deployment", "StatefulSet", "Service", "Secret")
 #: An image reference for manifests whose objects are only named, never applied.
@@ -157,10 +157,10 @@ class KubeIsland(Island):
         docs = self.manifests(ref)
         current = self._workload()
         self._set_resources(docs, current)
-        spec_hash = _stamp(docs, self.workload_kind)
+        spec_hash = stamp_spec(docs, self.workload_kind)
         self.kube.ensure_namespace()
         self._ensure_pull_secret()
-        if current is not None and _annotation(current) == spec_hash and _rolled_out(current):
+        if current is not None and spec_annotation(current) == spec_hash and rolled_out(current):
             for doc in docs:
                 if doc["kind"] == "Secret":
                     self.kube.apply(doc)  # the router's keys may have changed
@@ -181,7 +181,7 @@ class KubeIsland(Island):
         workload = self._workload()
         if workload is None:
             return self._status(False, "stopped", f"the {self.name} island is not running")
-        ready, wanted = _replicas(workload)
+        ready, wanted = ready_replicas(workload)
         if ready >= 1:
             return self._running(f"the {self.name} island is healthy ({ready}/{wanted} ready)")
         problems = [p for p in map(pod_problem, self._pods()) if p]
@@ -205,14 +205,14 @@ class KubeIsland(Island):
         """Give the workload's containers :attr:`profile`'s requests/limits; without one, those they run with."""
         running: dict[str, Any] = {}
         if current is not None:
-            for container in _containers(current):
+            for container in workload_containers(current):
                 if container.get("resources"):
                     running[container.get("name", "")] = container["resources"]
         wanted = resources(self.profile) if self.profile is not None else None
         for doc in docs:
             if doc["kind"] != self.workload_kind:
                 continue
-            for container in _containers(doc):
+            for container in workload_containers(doc):
                 chosen = wanted if wanted is not None else running.get(container.get("name", ""))
                 if chosen:
                     container["resources"] = chosen
@@ -261,7 +261,7 @@ class KubeIsland(Island):
         deadline = time.monotonic() + timeout
         while True:
             workload = self._workload()
-            if workload is not None and _rolled_out(workload):
+            if workload is not None and rolled_out(workload):
                 return
             for pod in self._pods():
                 problem = pod_problem(pod)
@@ -269,7 +269,7 @@ class KubeIsland(Island):
                     raise BackendUnavailableError(f"the {self.name} island cannot start: {problem}"
                                                   f"{self._log_tail(pod)}")
             if time.monotonic() >= deadline:
-                ready, wanted = _replicas(workload or {})
+                ready, wanted = ready_replicas(workload or {})
                 pods = self._pods()
                 raise BackendUnavailableError(
                     f"the {self.name} island was not ready within {timeout:g}s ({ready}/{wanted} ready)"
@@ -317,39 +317,6 @@ class KubeIsland(Island):
         return IslandStatus(self.name, running, message=message, health=health, service=self.object_name,
                             volume=self.claim,
                             seconds=round(time.monotonic() - started, 2) if started is not None else None)
-
-
-def _stamp(docs: list[Manifest], kind: str) -> str:
-    """Annotate the workload with a hash of the island's non-Secret objects; return it."""
-    plain = [doc for doc in docs if doc["kind"] != "Secret"]
-    digest = hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:16]
-    for doc in docs:
-        if doc["kind"] == kind:
-            doc["metadata"].setdefault("annotations", {})[ANNOTATION_SPEC] = digest
-    return digest
-
-
-def _containers(workload: Manifest) -> list[Manifest]:
-    return list((((workload.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or [])
-
-
-def _annotation(workload: Manifest) -> str | None:
-    return ((workload.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_SPEC)
-
-
-def _replicas(workload: Manifest) -> tuple[int, int]:
-    """``(ready, wanted)`` replicas."""
-    wanted = int((workload.get("spec") or {}).get("replicas", 1))
-    return int((workload.get("status") or {}).get("readyReplicas") or 0), wanted
-
-
-def _rolled_out(workload: Manifest) -> bool:
-    """The controller saw the current spec and every replica runs it, ready; no old one is left."""
-    status = workload.get("status") or {}
-    ready, wanted = _replicas(workload)
-    return (int(status.get("observedGeneration") or 0) >= int(workload["metadata"].get("generation") or 1)
-            and int(status.get("updatedReplicas") or 0) >= wanted and ready >= wanted
-            and int(status.get("replicas") or 0) <= wanted)
 
 
 class KubeRouterIsland(KubeIsland):

@@ -312,3 +312,40 @@ __all__ = [
     "router_manifests",
     "ui_manifests",
 ]
+
+
+#: The annotation of an island workload carrying the hash of its non-Secret objects.
+ANNOTATION_SPEC = "atoll.io/spec-hash"
+
+
+def stamp_spec(docs: list[Manifest], kind: str) -> str:
+    """Annotate the workload with a hash of the island's non-Secret objects; return it."""
+    plain = [doc for doc in docs if doc["kind"] != "Secret"]
+    digest = hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:16]
+    for doc in docs:
+        if doc["kind"] == kind:
+            doc["metadata"].setdefault("annotations", {})[ANNOTATION_SPEC] = digest
+    return digest
+
+
+def workload_containers(workload: Manifest) -> list[Manifest]:
+    return list((((workload.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or [])
+
+
+def spec_annotation(workload: Manifest) -> str | None:
+    return ((workload.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_SPEC)
+
+
+def ready_replicas(workload: Manifest) -> tuple[int, int]:
+    """``(ready, wanted)`` replicas."""
+    wanted = int((workload.get("spec") or {}).get("replicas", 1))
+    return int((workload.get("status") or {}).get("readyReplicas") or 0), wanted
+
+
+def rolled_out(workload: Manifest) -> bool:
+    """The controller saw the current spec and every replica runs it, ready; no old one is left."""
+    status = workload.get("status") or {}
+    ready, wanted = ready_replicas(workload)
+    return (int(status.get("observedGeneration") or 0) >= int(workload["metadata"].get("generation") or 1)
+            and int(status.get("updatedReplicas") or 0) >= wanted and ready >= wanted
+            and int(status.get("replicas") or 0) <= wanted)

@@ -18,6 +18,7 @@ limits (:mod:`atoll._http.server`).
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import Any
 
 from atoll._http.client import UpstreamError
 from atoll._http.dispatch import Headers, Respond, error_answer
@@ -90,3 +91,20 @@ class Balancer:
 
 
 __all__ = ["Balancer"]
+
+
+def serve_balancer(key: tuple[str, str], port: int, settings: dict[str, Any]) -> tuple[Balancer, Any]:
+    """Serve a :class:`Balancer` of deployment ``key`` on ``127.0.0.1:port`` (not blocking).
+
+    ``settings`` is the supervisor spec's ``balancer``: ``keys_file`` (None: no
+    key checked), ``replica_secret`` and ``limits``. Returns the balancer (its
+    ``targets`` are the supervisor's to set) and the server's handle.
+    """
+    from atoll._http.asgi_server import limits_from, serve  # the server only in the supervisor
+
+    keys_file = settings.get("keys_file")
+    secret = settings.get("replica_secret")
+    max_body, limits = limits_from(settings.get("limits"))
+    balancer = Balancer(key, KeyFileAuth(keys_file) if keys_file else OpenAccess(),
+                        secret.encode() if secret else None, max_body)
+    return balancer, serve(balancer, host="127.0.0.1", port=port, block=False, keep_alive=75.0, limits=limits)

@@ -420,29 +420,15 @@ class Supervisor:
 
     def _serve_balancer(self, port: int | None, spec: dict[str, Any]) -> None:
         """Serve (or stop) the ``--port`` balancer with ``spec``'s ``balancer`` settings (keys, secret, limits)."""
-        from atoll._http.asgi_server import limits_from, serve
-        from atoll._http.keys import KeyFileAuth, OpenAccess
-        from atoll.containers.local.balancer import Balancer
+        from atoll.containers.local.balancer import serve_balancer
 
         if self.balancer_handle is not None:
             self.balancer_handle.stop(5)
             self.balancer_handle = self.balancer = None
         self.balancer_port = port
         if port:
-            settings = spec.get("balancer") or {}
-            keys_file = settings.get("keys_file")
-            secret = settings.get("replica_secret")
-            max_body, limits = limits_from(settings.get("limits"))
-            balancer = Balancer(
-                (self.project, self.deployment),
-                KeyFileAuth(keys_file) if keys_file else OpenAccess(),
-                secret.encode() if secret else None,
-                max_body,
-            )
-            self.balancer_handle = serve(
-                balancer, host="127.0.0.1", port=port, block=False, keep_alive=75.0, limits=limits
-            )
-            self.balancer = balancer
+            self.balancer, self.balancer_handle = serve_balancer(
+                (self.project, self.deployment), port, spec.get("balancer") or {})
 
     # state files
     def _publish(self, final: bool = False) -> None:
