@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.postgres import real_postgres
 
 ATOLL = Path(sys.executable).parent / "atoll"
 
@@ -97,16 +98,6 @@ def atoll(tmp_path: Path) -> Atoll:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A real PostgreSQL server for the store part (fails instead of skipping under CI=1)."""
-    try:
-        from atoll.testing.postgres import postgres_available, running_postgres
-    except ImportError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"atoll.testing.postgres missing: {exc}")
-        pytest.skip("atoll.testing.postgres not available")
-    if not postgres_available():
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL binaries not installed (CI needs them)")
-        pytest.skip("PostgreSQL binaries not installed")
-    with running_postgres() as url:
+    with real_postgres() as url:
         yield url
 

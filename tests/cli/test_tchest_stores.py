@@ -6,7 +6,6 @@ chest's keys and (when installed) a PostgreSQL server that needs the chest's pas
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -14,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import yaml
 
+from support.postgres import real_postgres
 from support.s3 import running_s3
 
 pytest.importorskip("boto3")
@@ -75,13 +75,7 @@ def _without_credentials(url: str) -> tuple[str, str, str]:
 @pytest.fixture(scope="module")
 def pg_server() -> Iterator[str]:
     """One PostgreSQL server for both orders (each uses its own names in it)."""
-    from atoll.testing.postgres import postgres_available, running_postgres
-
-    if not postgres_available():
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL binaries not installed (CI needs them)")
-        pytest.skip("PostgreSQL binaries not installed")
-    with running_postgres() as url:
+    with real_postgres() as url:
         yield url
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from test_serving import _call as drive_app
 from test_serving import make_task
 
 from atoll.errors import UsageError
@@ -19,17 +20,8 @@ from atoll.toolkit.serving import LazyModelServer, OnlinePredict
 
 
 def _call(server: Any, method: str, path: str, query: bytes = b"", body: bytes = b"r") -> tuple[int, Any]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": method, "path": path, "query_string": query, "headers": []}
-    asyncio.run(server.app(scope, receive, send))
-    return sent[0]["status"], orjson.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+    status, answer = asyncio.run(drive_app(server.app, method, path, body, query))
+    return status, orjson.loads(answer)
 
 
 def _load(path: str, meta: dict[str, Any]) -> str:
