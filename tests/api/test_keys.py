@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import orjson
 import pytest
@@ -44,7 +45,7 @@ def test_the_router_file_is_private_and_checks_what_the_router_checks(ctx: Atoll
     projects.new_project(ctx, "iris")
     _, key = keys.new_key(ctx, "iris", name="svc-only", deploy="svc")
     path = ctx.config.router_keys_file
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    _assert_only_atoll_and_the_router_read(path)
     assert key.encode() not in path.read_bytes()
 
     auth = KeyFileAuth(path, recheck=0)
@@ -65,3 +66,29 @@ def test_removing_a_project_revokes_its_keys(ctx: AtollContext) -> None:
     assert orjson.loads(ctx.config.router_keys_file.read_bytes())["keys"] == []
     projects.new_project(ctx, "iris")
     assert keys.list_keys(ctx, "iris") == []
+
+
+def _assert_only_atoll_and_the_router_read(path: Path) -> None:
+    """0600 in a 0700 directory; as root, 0640 in a 0750 directory of TASK_USER's group (the swarm
+    router island runs as that user, never as root): no other user of the host reads it."""
+    from atoll.containers.spec import TASK_USER
+
+    info, folder = os.stat(path), os.stat(path.parent)
+    assert info.st_uid == folder.st_uid == os.geteuid()
+    if os.geteuid() == 0:
+        assert (stat.S_IMODE(info.st_mode), stat.S_IMODE(folder.st_mode)) == (0o640, 0o750)
+        assert info.st_gid == folder.st_gid == TASK_USER[1]
+    else:
+        assert (stat.S_IMODE(info.st_mode), stat.S_IMODE(folder.st_mode)) == (0o600, 0o700)
+
+
+def test_replica_secrets_are_shared_like_the_keys(ctx: AtollContext) -> None:
+    from atoll.api.replica_secrets import replica_secret
+
+    projects.new_project(ctx, "iris")
+    keys.new_key(ctx, "iris", name="k")
+    secret = replica_secret(ctx, "iris", "svc")
+    path = ctx.config.router_replica_secrets_file
+    assert secret in path.read_text()
+    _assert_only_atoll_and_the_router_read(path)
+    _assert_only_atoll_and_the_router_read(ctx.config.router_keys_file)  # the shared directory kept its mode

@@ -82,6 +82,9 @@ def test_the_swarm_router_serves_https_with_its_pair_as_docker_secrets(
     # The swarm restarts a SIGKILLed router task (its restart policy), still over TLS.
     containers = swarm_client.containers.list(filters={"label": f"com.docker.swarm.service.name={service_name}"})
     assert len(containers) == 1
+    user = containers[0].attrs["Config"]["User"]
+    assert user and user.split(":")[0] != "0", user  # never root, even when Atoll runs as root
+    assert containers[0].exec_run(["id", "-u"]).output.strip() != b"0"
     containers[0].kill()
     killed = time.monotonic()
     containers[0].wait(timeout=30)  # gone: what answers next is the new task

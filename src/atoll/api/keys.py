@@ -32,10 +32,12 @@ import orjson
 
 from atoll.api.context import AtollContext
 from atoll.api.records import Filter, build, fresh_name
+from atoll.containers.spec import task_user_group
 from atoll.credentials import load_key
 from atoll.domain.names import validate_name
 from atoll.domain.records import ApiKey, Project, utcnow
 from atoll.errors import AtollError, BackendError, UsageError
+from atoll.task.meta import share_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -151,16 +153,23 @@ def keys_document(ctx: AtollContext) -> bytes:
 def export_keys(ctx: AtollContext, path: Path | None = None) -> Path:
     """Write :func:`keys_document` to ``path`` (default ``config.router_keys_file``), 0600, atomically.
 
+    When Atoll runs as root the file is 0640 for ``TASK_USER``'s group (the swarm router runs as it).
+
     Raises:
         BackendError: the file cannot be written.
     """
     path = path or ctx.config.router_keys_file
     data = keys_document(ctx)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    group = task_user_group()  # the swarm router island reads it as that group (see islands.router)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        share_private_dir(path.parent, group)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
+            if group is not None:  # before the rename: the router never sees the file unreadable
+                os.fchown(fd, -1, group)
+                os.fchmod(fd, 0o640)
             os.write(fd, data)
             os.fsync(fd)
         finally:

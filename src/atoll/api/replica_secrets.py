@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from atoll.api.context import AtollContext
+from atoll.containers.spec import task_user_group
 from atoll.errors import AtollError, BackendError
 from atoll.task.meta import write_private_json
 
@@ -54,7 +55,7 @@ def _update(ctx: AtollContext, change: Any) -> str | None:
             before = dict(found)
             result = change(found)
             if found != before:
-                write_private_json(path, {"version": FILE_VERSION, "secrets": found})
+                write_private_json(path, {"version": FILE_VERSION, "secrets": found}, task_user_group())
                 _hand_secrets_to_cluster_router(ctx)
             return result
         finally:

@@ -6,6 +6,7 @@ Plain dataclasses and small helpers shared by :mod:`atoll.containers.base`
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import ssl
@@ -30,6 +31,15 @@ IDE_START_TIMEOUT = 120.0
 #: pods never run as root by default. An id no host account usually has, so files handed to it on a
 #: host where Atoll runs as root give no user of that host new rights.
 TASK_USER = (10001, 10001)
+def task_user_group() -> int | None:
+    """The group a root-run Atoll gives the files a ``TASK_USER`` container must read (None: not root).
+
+    A container run as Atoll's own user reads them as their owner; a root-run Atoll runs
+    containers as ``TASK_USER`` instead, and shares such files with its group only.
+    """
+    return TASK_USER[1] if os.geteuid() == 0 else None
+
+
 IDE_CONFIG_FILE = "jupyter_server_config.json"  # in the task's secret directory: it holds the token
 
 
@@ -315,5 +325,6 @@ __all__ = [
     "profile_summary",
     "split_task_id",
     "task_dir_for",
+    "task_user_group",
     "training_task_id",
 ]

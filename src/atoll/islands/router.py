@@ -30,12 +30,14 @@ from filelock import FileLock
 
 from atoll.config import REPLICA_SECRETS_FILE, RouterSection, atoll_home
 from atoll.containers.base import LogSink, http_ok
+from atoll.containers.spec import TASK_USER, task_user_group
 from atoll.containers.local.process import kill_group, log_tail, pid_alive, read_json, write_json
 from atoll.containers.swarm.engine import HEALTH_PROBE, SERVICE_PORT, service_healthcheck
 from atoll.containers.swarm.images import base_image_current, ensure_base_image, image_id
 from atoll.errors import BackendUnavailableError, ConfigError, NotFoundError
 from atoll.islands.base import IslandStatus, LocalProcessIsland
 from atoll.islands.swarm import SwarmServiceIsland
+from atoll.task.meta import share_private_dir
 
 START_TIMEOUT = 30.0
 RESTART_LIMIT = 5  # restarts in a row (without STABLE_AFTER s of health) before the supervisor gives up
@@ -273,12 +275,19 @@ class SwarmRouterIsland(SwarmServiceIsland):
         # re-reads it. A bind mount reaches the node Atoll runs on only (single-node swarm).
         keys_dir = self.config.router_keys_file.parent
         keys_dir.mkdir(parents=True, exist_ok=True)
+        group = task_user_group()
+        share_private_dir(keys_dir, group)
+        if group is not None:  # files an older Atoll wrote 0600: the router reads them as that group
+            for path in (self.config.router_keys_file, self.config.router_replica_secrets_file):
+                if path.exists():
+                    os.chown(path, -1, group)
+                    os.chmod(path, 0o640)
         return [(KEYS_MOUNT, str(keys_dir))]
 
     def run_as(self) -> tuple[int, int]:
-        """The user Atoll runs as: the owner of the keys directory the router reads (0700; root when
-        Atoll runs as root)."""
-        return os.geteuid(), os.getegid()
+        """Never root: the user Atoll runs as (the owner of the 0700 keys directory the router
+        reads), or ``TASK_USER`` when Atoll runs as root (the directory is then 0750 for its group)."""
+        return TASK_USER if task_user_group() is not None else (os.geteuid(), os.getegid())
 
     def healthcheck(self) -> Any:
         check = service_healthcheck(self.config)

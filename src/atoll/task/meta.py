@@ -27,15 +27,31 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def write_private_json(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON readable by the owner only (0600; its directory 0700), atomically."""
+def write_private_json(path: Path, data: Any, group: int | None = None) -> None:
+    """Write ``data`` as JSON readable by the owner only (0600; its directory 0700), atomically.
+
+    With ``group``, that group may read too (0640 in a 0750 directory owned by it): a container
+    running as that group reads the file through a bind mount, nobody else on the host does.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, stat.S_IRWXU)
+    share_private_dir(path.parent, group)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if group is not None:  # before the rename: the reader never sees the file unreadable
+        os.fchown(fd, -1, group)
+        os.fchmod(fd, 0o640)
     with os.fdopen(fd, "wb") as handle:
         handle.write(orjson.dumps(data))
     os.replace(tmp, path)
+
+
+def share_private_dir(directory: Path, group: int | None) -> None:
+    """``directory`` for its owner only (0700), or with ``group`` reading too (0750, owned by it)."""
+    if group is None:
+        os.chmod(directory, stat.S_IRWXU)
+        return
+    os.chown(directory, -1, group)
+    os.chmod(directory, 0o750)
 
 
 def read_json(path: Path, what: str) -> dict[str, Any]:
