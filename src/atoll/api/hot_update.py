@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import quote
 
 from atoll.api.context import AtollContext
+from atoll._http.keys import REPLICA_SECRET_HEADER
 from atoll.api.deployments import get_deployment
 from atoll.api.replica_secrets import known_replica_secret
 from atoll.containers.spec import ReplicaStatus
@@ -46,7 +47,6 @@ from atoll.errors import BackendUnavailableError, ConflictError, NotFoundError, 
 LAZY = "LazyModelServer"
 PROBE_TIMEOUT = 10.0  # seconds for one replica's GET /health
 UPDATE_TIMEOUT = 600.0  # seconds for one replica to load a version (a big model takes long)
-_SECRET_HEADER = "x-atoll-replica-secret"
 
 
 def _health(replica: ReplicaStatus) -> dict[str, Any]:
@@ -114,7 +114,7 @@ def _post_update(replica: ReplicaStatus, version: str, secret: str | None) -> di
         return row
     request = urllib.request.Request(
         f"{replica.url}/update?model_version={quote(version, safe=':')}&default=true",
-        data=b"", method="POST", headers={_SECRET_HEADER: secret} if secret else {},
+        data=b"", method="POST", headers={REPLICA_SECRET_HEADER.decode(): secret} if secret else {},
     )
     try:
         with urllib.request.urlopen(request, timeout=UPDATE_TIMEOUT) as answer:

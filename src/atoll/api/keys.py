@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,7 +36,7 @@ from atoll.credentials import load_key
 from atoll.domain.names import validate_name
 from atoll.domain.records import ApiKey, Project, utcnow
 from atoll.errors import AtollError, BackendError, UsageError
-from atoll.task.meta import share_private_dir
+from atoll.task.meta import write_private_bytes
 
 log = logging.getLogger(__name__)
 
@@ -160,23 +159,9 @@ def export_keys(ctx: AtollContext, path: Path | None = None) -> Path:
     """
     path = path or ctx.config.router_keys_file
     data = keys_document(ctx)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    group = task_user_group()  # the swarm router island reads it as that group (see islands.router)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        share_private_dir(path.parent, group)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            if group is not None:  # before the rename: the router never sees the file unreadable
-                os.fchown(fd, -1, group)
-                os.fchmod(fd, 0o640)
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+    try:  # the swarm router island reads it as that group when Atoll runs as root (see islands.router)
+        write_private_bytes(path, data, task_user_group(), durable=True)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise BackendError(f"cannot write the router's keys file {path}: {exc.strerror}") from exc
     _hand_keys_to_cluster_router(ctx, data)
     return path

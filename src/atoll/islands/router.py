@@ -37,7 +37,7 @@ from atoll.containers.swarm.images import base_image_current, ensure_base_image,
 from atoll.errors import BackendUnavailableError, ConfigError, NotFoundError
 from atoll.islands.base import IslandStatus, LocalProcessIsland
 from atoll.islands.swarm import SwarmServiceIsland
-from atoll.task.meta import share_private_dir
+from atoll.task.meta import share_private_dir, share_private_file
 
 START_TIMEOUT = 30.0
 RESTART_LIMIT = 5  # restarts in a row (without STABLE_AFTER s of health) before the supervisor gives up
@@ -280,8 +280,7 @@ class SwarmRouterIsland(SwarmServiceIsland):
         if group is not None:  # files an older Atoll wrote 0600: the router reads them as that group
             for path in (self.config.router_keys_file, self.config.router_replica_secrets_file):
                 if path.exists():
-                    os.chown(path, -1, group)
-                    os.chmod(path, 0o640)
+                    share_private_file(path, group)
         return [(KEYS_MOUNT, str(keys_dir))]
 
     def run_as(self) -> tuple[int, int]:

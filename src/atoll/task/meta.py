@@ -28,21 +28,36 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_private_json(path: Path, data: Any, group: int | None = None) -> None:
-    """Write ``data`` as JSON readable by the owner only (0600; its directory 0700), atomically.
+    """Write ``data`` as JSON with :func:`write_private_bytes`."""
+    write_private_bytes(path, orjson.dumps(data), group)
+
+
+def write_private_bytes(path: Path, data: bytes, group: int | None = None, durable: bool = False) -> None:
+    """Write ``data`` readable by the owner only (0600; its directory 0700), atomically.
 
     With ``group``, that group may read too (0640 in a 0750 directory owned by it): a container
     running as that group reads the file through a bind mount, nobody else on the host does.
+    ``durable`` syncs the file to disk before it replaces the old one.
+
+    Raises:
+        OSError: it cannot be written (the old file, if any, is left as it was).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     share_private_dir(path.parent, group)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    if group is not None:  # before the rename: the reader never sees the file unreadable
-        os.fchown(fd, -1, group)
-        os.fchmod(fd, 0o640)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(orjson.dumps(data))
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            if group is not None:  # before the rename: the reader never sees the file unreadable
+                share_private_file(fd, group)
+            handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(fd)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def share_private_dir(directory: Path, group: int | None) -> None:
@@ -52,6 +67,12 @@ def share_private_dir(directory: Path, group: int | None) -> None:
         return
     os.chown(directory, -1, group)
     os.chmod(directory, 0o750)
+
+
+def share_private_file(file: Path | int, group: int) -> None:
+    """A private file (a path or an open descriptor) readable by ``group`` too: 0640, owned by it."""
+    os.chown(file, -1, group)
+    os.chmod(file, 0o640)
 
 
 def read_json(path: Path, what: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from atoll._http.keys import REPLICA_SECRET_HEADER
 from atoll.api import datasets as datasets_api
 from atoll.api import deployments as deployments_api
 from atoll.api import models as models_api
@@ -290,7 +291,7 @@ def predict(ctx: AtollContext, proj: str, name: str, body: bytes, model_version:
             if api_key:
                 headers["Authorization"] = f"Bearer {api_key}"
         elif secret:
-            headers["X-Atoll-Replica-Secret"] = secret
+            headers[REPLICA_SECRET_HEADER.decode()] = secret
         request = urllib.request.Request(url, data=body, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=PREDICT_TIMEOUT, context=_tls(ctx, url)) as answer:
