@@ -222,6 +222,9 @@ class RouterSection(_Section):
     port: int = Field(default=30080, ge=1, le=65535)
     #: Require an API key (``atoll key new``) on every prediction; ``off`` only on a laptop.
     auth: bool = True
+    #: Router tasks (swarm) / pods (Kubernetes) behind the published port: with 2, a killed router
+    #: leaves the other serving while it is replaced. The local router is one supervised process.
+    replicas: int = Field(default=2, ge=1, le=16)
     #: HTTPS: the certificate (PEM, chain first) and its private key; both or neither.
     tls_cert: str | None = None
     tls_key: str | None = None
