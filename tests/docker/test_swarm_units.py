@@ -52,12 +52,13 @@ def test_foreign_stores_are_handed_over_unchanged(tmp_path: Path) -> None:
     assert config == store and binds == []
 
 
-def _manager(tmp_path: Path) -> Any:
+def _manager(tmp_path: Path, **env: str) -> Any:
     from atoll.containers.swarm.manager import SwarmContainerManager
     from atoll.testing.memory import MemoryMetadataStore
     from atoll.testing.memory_files import MemoryFileStore
 
-    config = load_config(tmp_path, {"ATOLL_HOME": str(tmp_path / "home"), "ATOLL_CONTAINER_MANAGER__TYPE": "swarm"})
+    config = load_config(tmp_path, {"ATOLL_HOME": str(tmp_path / "home"), "ATOLL_CONTAINER_MANAGER__TYPE": "swarm",
+                                    **env})
     return SwarmContainerManager(config, MemoryMetadataStore(), MemoryFileStore())
 
 
@@ -141,9 +142,41 @@ def test_note_edit_runs_as_the_owner_of_the_project_directory(tmp_path: Path, mo
 
     project = tmp_path / "project"
     project.mkdir()
+    if os.geteuid() == 0:  # a directory a user owns (root's is refused: see the next test)
+        os.chown(project, 4321, 4321)
+    owner = (project.stat().st_uid, project.stat().st_gid)
     spec, (staged, binds), _ = _embedded_task(tmp_path, monkeypatch, edit_dir=project)
-    assert task_user(spec, staged, binds) == (project.stat().st_uid, project.stat().st_gid)
-    assert project.stat().st_uid == os.geteuid()  # never handed over
+    assert task_user(spec, staged, binds) == owner
+    assert (project.stat().st_uid, project.stat().st_gid) == owner  # never handed over
+
+
+def test_an_ide_that_would_run_as_root_is_refused_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from atoll.containers.swarm.stage import task_user
+
+    pytest.importorskip("docker")
+    if os.geteuid() != 0:
+        pytest.skip("a directory root owns needs root")
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.setenv("ATOLL_HOME", str(tmp_path / "home"))
+    build = BuildVersion(name="latest", proj="p", image_id="sha256:" + "0" * 64)
+    spec = TaskSpec(kind="ide", project=Project(name="p"), build=build, name="ide", edit_dir=project)
+    manager = _manager(tmp_path, ATOLL_DOCKER__DAEMON_ADDRESS=f"unix://{tmp_path}/no-daemon.sock")
+    assert str(manager.config.docker.daemon_address).endswith("no-daemon.sock")  # never the real engine
+    assert manager.ide_uid(project) == 0 and manager.ide_uid(None) != 0
+    with pytest.raises(UsageError, match=r"Jupyter would run as root .* or pass --allow-root$"):
+        manager.start_ide(spec, "token")
+    assert "client" not in manager.__dict__ and not (tmp_path / "home" / "tasks").exists()  # no engine, no staging
+    spec.allow_root = True  # --allow-root: on to the engine (none answers here)
+    with pytest.raises(BackendUnavailableError):
+        manager.start_ide(spec, "token")
+    (tmp_path / "allowed").mkdir()
+    spec, (staged, binds), _ = _embedded_task(tmp_path / "allowed", monkeypatch, edit_dir=project, allow_root=True)
+    assert task_user(spec, staged, binds) == (0, 0)
 
 
 def test_a_port_with_several_replicas_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

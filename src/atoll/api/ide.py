@@ -3,10 +3,13 @@
 ``start_ide`` stages the build (or, with ``edit``, the project's own
 directory) as ``/app`` with the requested datasets and model versions, and
 asks the container manager to start Jupyter Lab with a fresh random token.
+An IDE that would run as root (swarm: ``edit`` of a directory root owns) is
+refused before anything starts unless ``allow_root`` (Jupyter's own rule).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +19,7 @@ from atoll.api.context import AtollContext
 from atoll.api.deployments import check_env, resolve_versions
 from atoll.api.projects import get_project, resolve_project_name
 from atoll.api.versions import parse_pretrained
+from atoll.containers.spec import refuse_root_ide
 from atoll.domain.records import Dataset
 from atoll.errors import NotFoundError, UsageError
 
@@ -29,6 +33,7 @@ class IdeSession:
     port: int
     pid: str
     token: str
+    runs_as_root: bool = False  # Jupyter runs as uid 0 (swarm: --allow-root; local: Atoll runs as root)
 
 
 def resolve_datasets(ctx: AtollContext, refs: list[str] | None) -> list[Dataset]:
@@ -47,6 +52,7 @@ def start_ide(
     tag: str = "latest",
     port: int | None = None,
     edit: bool = False,
+    allow_root: bool = False,
     datasets: list[str] | None = None,
     movers: list[str] | None = None,
     env: dict[str, str] | None = None,
@@ -58,7 +64,8 @@ def start_ide(
     Raises:
         NotFoundError: project, build, dataset, version or (``edit``) home dir missing.
         ConflictError: the project's IDE already runs.
-        UsageError: bad port or mount, unknown resource profile.
+        UsageError: bad port or mount, unknown resource profile, Jupyter would run as root without
+            ``allow_root``.
         ExecutionError: Jupyter did not start.
     """
     mount_list = task_options(ctx, "ide", resource_profile, mounts)[1]
@@ -73,15 +80,18 @@ def start_ide(
         edit_dir = Path(project.home_dir)
         if not edit_dir.is_dir():
             raise NotFoundError(f"the home dir {edit_dir} of project {project.name} is missing")
+    uid = ctx.containers.ide_uid(edit_dir)
+    refuse_root_ide(uid, edit_dir, allow_root)
     bvers = get_build(ctx, project.name, tag)
     spec = task_spec(
         ctx, "ide", project, bvers, "ide", resource_profile, mounts=mount_list,
         env=check_env(env), datasets=resolve_datasets(ctx, datasets), versions=resolve_versions(ctx, movers),
-        port=port, edit_dir=edit_dir,
+        port=port, edit_dir=edit_dir, allow_root=allow_root,
     )
     token = secrets.token_urlsafe(32)
     handle = ctx.containers.start_ide(spec, token)
-    return IdeSession(project=project.name, url=handle.url, port=port, pid=handle.task_id, token=token)
+    return IdeSession(project=project.name, url=handle.url, port=port, pid=handle.task_id, token=token,
+                      runs_as_root=(os.geteuid() if uid is None else uid) == 0)
 
 
 def stop_ide(ctx: AtollContext, proj: str | None = None) -> str:

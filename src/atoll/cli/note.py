@@ -31,6 +31,9 @@ def note(
     tag: str = typer.Option("latest", *TAG, help="Build version to run on."),
     port: int | None = typer.Option(None, "--port", "-p", help="Port on 127.0.0.1 (default: ide.port, 30088)."),
     edit: bool = typer.Option(False, "--edit", help="Work on the project's home dir itself as /app."),
+    allow_root: bool = typer.Option(
+        False, "--allow-root", help="Let Jupyter run as root (--edit of a dir root owns, on swarm; refused without)."
+    ),
     dataset: Annotated[list[str] | None, typer.Option(*DATASET, help="MODEL:DATASET to stage (repeatable).")] = None,
     movers: Annotated[list[str] | None, typer.Option(*MOVERS, help="MODEL:VERSION to stage (repeatable).")] = None,
     env: Annotated[list[str] | None, typer.Option(*ENV, help="KEY=VALUE for the notebook kernels (repeatable).")] = None,
@@ -52,6 +55,7 @@ def note(
         tag=tag,
         port=port,
         edit=edit,
+        allow_root=allow_root,
         datasets=dataset or [],
         movers=movers or [],
         env=parse_kv(env, "--env"),
@@ -60,6 +64,8 @@ def note(
     )
     if get_state(ctx).output == "table":
         print(f"Jupyter Lab for project {session.project}: {session.url}", flush=True)
+        if session.runs_as_root:
+            print("warning: Jupyter runs as root", file=sys.stderr, flush=True)
     else:
         render(session)
     if detach or get_state(ctx).background:

@@ -45,7 +45,7 @@ IDE (Jupyter Lab; one per project)
 
 Optional hooks: ``default_staging()`` (``host`` unless overridden),
 ``task_store_config(spec)`` (store settings as the task must see them),
-``build_key(build)``, ``rollout_budget(...)``, ``recover_service(project, name)``.
+``build_key(build)``, ``rollout_budget(...)``, ``recover_service(project, name)``, ``ide_uid(edit_dir)``.
 
 A deploy either waits (:meth:`ContainerManager.deploy`) or returns once the
 replicas are started (:meth:`ContainerManager.start_deploy`, ``depl new -b``)
@@ -75,8 +75,8 @@ from atoll.config import Config
 from atoll.containers.rollout import roll_out, settle_roll_out, start_roll_out
 from atoll.containers.spec import (
     IDE_CONFIG_FILE, IDE_START_TIMEOUT, BuildRequest, IdeHandle, IdeLaunch, LogSink, PendingRollout, ReplicaStatus,
-    Rollout, StagedTask, Staging, TaskSpec, TaskStatus, describe_exit, http_ok, split_task_id, task_dir_for,
-    training_task_id,
+    Rollout, StagedTask, Staging, TaskSpec, TaskStatus, describe_exit, http_ok, refuse_root_ide, split_task_id,
+    task_dir_for, training_task_id,
 )
 from atoll.domain.records import BuildVersion, Training
 from atoll.errors import ConflictError, ExecutionError, NotFoundError, UsageError
@@ -392,6 +392,10 @@ class ContainerManager(ABC):
 
     # IDE
 
+    def ide_uid(self, edit_dir: Path | None) -> int | None:
+        """The uid this runtime runs the IDE as (hook; None here: a process of the user Atoll runs as)."""
+        return None
+
     def write_ide_config(self, staged: StagedTask, token: str, **server_app: Any) -> Path:
         """Write Jupyter's config with ``token`` (0600, in the task's secret dir); return its path.
 
@@ -430,12 +434,13 @@ class ContainerManager(ABC):
         """Start Jupyter Lab on the build, protected by ``token``; wait until it answers.
 
         Raises:
-            UsageError: no token, or the port is taken.
+            UsageError: no token, the port is taken, or it would run as root without ``spec.allow_root``.
             ConflictError: the project's IDE already runs.
             ExecutionError: Jupyter did not start (with its log tail).
         """
         if not token:
             raise UsageError("the IDE needs a token")
+        refuse_root_ide(self.ide_uid(spec.edit_dir), spec.edit_dir, spec.allow_root)
         project = spec.project.name
         if self.ide_exit(project) is None:
             raise ConflictError(

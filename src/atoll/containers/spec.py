@@ -83,6 +83,7 @@ class TaskSpec:
     profile_name: str | None = None  # the key of ``profile`` in ``container_manager.resource_profiles``
     mounts: list[TaskMount] = field(default_factory=list)  # --mount (checked by :func:`parse_mounts`)
     edit_dir: Path | None = None  # IDE --edit: mount this as /app
+    allow_root: bool = False  # IDE --allow-root: Jupyter may run as root (see :func:`refuse_root_ide`)
     store_config: dict[str, Any] = field(default_factory=dict)  # secret: delivered as a secret
     #: Deployments: ``{"secret", "limits"}`` added to the store settings as ``replica`` (a secret too).
     replica: dict[str, Any] | None = None
@@ -235,6 +236,23 @@ def parse_mounts(values: Iterable[str], manager: str) -> list[TaskMount]:
     return out
 
 
+def refuse_root_ide(uid: int | None, edit_dir: Path | None, allow_root: bool) -> None:
+    """Refuse an IDE that would run as root unless ``--allow-root`` says so (Jupyter's own rule).
+
+    ``uid`` is the user the runtime would run Jupyter as (None: a process of the user Atoll runs as,
+    which a runtime without containers cannot change); on swarm ``note --edit`` runs it as the owner
+    of ``edit_dir``, so root when root owns that directory.
+
+    Raises:
+        UsageError: one line naming the two ways out.
+    """
+    if uid != 0 or allow_root:
+        return
+    where = f"{edit_dir} belongs to root" if edit_dir is not None else "the runtime would choose root"
+    fix = f"give it to a user (`chown -R USER {edit_dir}`)" if edit_dir is not None else "run Atoll as a user"
+    raise UsageError(f"Jupyter would run as root ({where}): {fix} or pass --allow-root")
+
+
 def profile_summary(
     name: str | None, profile: ResourceProfile | None, manager: str, unenforced: Iterable[str] = ()
 ) -> dict[str, Any] | None:
@@ -323,6 +341,7 @@ __all__ = [
     "http_ok",
     "parse_mounts",
     "profile_summary",
+    "refuse_root_ide",
     "split_task_id",
     "task_dir_for",
     "task_user_group",

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from atoll.config import Config
@@ -28,6 +29,7 @@ from atoll.containers.kubernetes.manifests import pull_secret_name
 from atoll.containers.kubernetes.objects import image_pull_secret, pinned_image
 from atoll.containers.kubernetes.rollouts import KubeDeployments
 from atoll.containers.kubernetes.stores import cluster_store_config
+from atoll.containers.spec import TASK_USER
 from atoll.domain.records import BuildVersion
 from atoll.errors import ConfigError, UsageError
 from atoll.files.base import FileStore
@@ -192,6 +194,10 @@ class KubernetesContainerManager(ContainerManager):
 
     # IDE: a pod this host usually cannot reach directly, so the base's
     # loopback readiness probe does not apply; the pod's readiness does.
+
+    def ide_uid(self, edit_dir: Path | None) -> int | None:
+        """Every pod runs as :data:`TASK_USER` (``runAsNonRoot``), the IDE's too."""
+        return TASK_USER[0]
 
     def start_ide(self, spec: TaskSpec, token: str) -> IdeHandle:
         if not token:

@@ -9,8 +9,10 @@ command line or in the environment. Waiting for it and the token rules are
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from atoll.containers.base import IdeLaunch, StagedTask, TaskSpec
-from atoll.containers.swarm.stage import task_env
+from atoll.containers.swarm.stage import chosen_user, task_env
 from atoll.containers.swarm.tasks import SwarmContainers, container_state
 
 IDE_PORT = 8888  # inside the container
@@ -23,10 +25,14 @@ class SwarmIde(SwarmContainers):
     def ide_name(self, project: str) -> str:
         return f"{self.namespace}-ide-{project}"
 
+    def ide_uid(self, edit_dir: Path | None) -> int | None:
+        """The container's user: the owner of ``edit_dir`` (``note --edit``), else never root."""
+        return chosen_user(edit_dir)[0]
+
     def launch_ide(self, spec: TaskSpec, staged: StagedTask, port: int, token: str) -> IdeLaunch:
         """Start Jupyter Lab detached, its port published on 127.0.0.1:``port`` only."""
         config = self.write_ide_config(staged, token, ip="0.0.0.0", port=IDE_PORT, root_dir="/app",
-                                       allow_root=True, allow_remote_access=True)
+                                       allow_root=spec.allow_root, allow_remote_access=True)
         name = self.ide_name(spec.project.name)
         self.run_container(
             spec, staged, name, "ide", ["python", "-m", "jupyterlab", f"--config={JUPYTER_CONFIG_PATH}"],

@@ -25,7 +25,7 @@ treasure-chest key) is masked by an empty file when it lives next to the
 database. Other stores (PostgreSQL, S3...) are handed over unchanged and must
 be reachable from the ``atoll`` overlay network.
 
-Task containers never run as root by default (:func:`task_user`): as the
+Task containers never run as root by default (:func:`chosen_user`): as the
 user Atoll runs as, or, when that is root, as the base image's user with
 what the container must read or write handed over to it.
 """
@@ -111,24 +111,30 @@ def task_binds(spec: TaskSpec, staged: StagedTask, *, store_file: bool) -> list[
 
 
 def task_user(spec: TaskSpec, staged: StagedTask, binds: list[Bind]) -> tuple[int, int]:
-    """The uid/gid a task container runs as: never root, unless Atoll runs as root and ``note --edit``
-    mounts a directory that root owns.
+    """The uid/gid a task container runs as (:func:`chosen_user`), handed what it must read or write.
 
-    - Atoll runs as a user: that user (the staged files and the embedded stores are theirs);
-    - Atoll runs as root: the base image's user (:data:`TASK_USER`), to which the task's staged
-      directory and what the container writes (:func:`hand_over_stores`) are handed over (``chown``);
-    - ``note --edit``: the owner of the project directory Jupyter edits (handed the rest as above
-      when Atoll runs as root).
+    When Atoll runs as root, the task's staged directory and what the container writes
+    (:func:`hand_over_stores`) are handed over (``chown``) to that user.
     """
-    if spec.edit_dir is not None:
-        found = spec.edit_dir.stat()
-        user = (found.st_uid, found.st_gid)
-    else:
-        user = runtime_user()
+    user = chosen_user(spec.edit_dir)
     if os.geteuid() == 0 and user[0] != 0:
         _hand_over(staged.root, user, recursive=True)
         hand_over_stores([b for b in binds if b[1] != "/app"], user, staged.store_config)
     return user
+
+
+def chosen_user(edit_dir: Path | None) -> tuple[int, int]:
+    """The uid/gid a task container runs as: never root, unless ``note --edit`` mounts a directory
+    that root owns and ``--allow-root`` allowed it (:func:`~atoll.containers.spec.refuse_root_ide`).
+
+    - Atoll runs as a user: that user (the staged files and the embedded stores are theirs);
+    - Atoll runs as root: the base image's user (:data:`TASK_USER`);
+    - ``note --edit``: the owner of the project directory Jupyter edits (``edit_dir``).
+    """
+    if edit_dir is not None:
+        found = edit_dir.stat()
+        return found.st_uid, found.st_gid
+    return runtime_user()
 
 
 def runtime_user() -> tuple[int, int]:
