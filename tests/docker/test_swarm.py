@@ -364,6 +364,7 @@ def test_a_training_killed_for_memory_ends_failed(iris: SwarmIris) -> None:
 
 def test_the_ide_answers_only_with_its_token(iris: SwarmIris) -> None:
     from atoll.api import ide
+    from atoll.containers.swarm.stage import runtime_user
 
     port = free_port()
     session = ide.start_ide(iris.ctx, iris.project, port=port, resource_profile="roomy",
@@ -377,6 +378,8 @@ def test_the_ide_answers_only_with_its_token(iris: SwarmIris) -> None:
         assert session.token not in " ".join(container.attrs["Config"]["Cmd"] + container.attrs["Config"]["Env"])
         bindings = container.attrs["HostConfig"]["PortBindings"]["8888/tcp"]
         assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
+        assert container.attrs["Config"]["User"] == "{}:{}".format(*runtime_user())  # never root
+        assert session.runs_as_root is False
         host = container.attrs["HostConfig"]  # the profile and the mount, as docker inspect shows them
         assert (host["NanoCpus"], host["Memory"], host["MemoryReservation"]) == (10**9, 1024 * 2**20, 128 * 2**20)
         mount = next(m for m in container.attrs["Mounts"] if m["Destination"] == "/mnt/notebooks")
