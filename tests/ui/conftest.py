@@ -1,4 +1,4 @@
-"""UI tests: the app over the memory backends, a fake runtime, and real HTTP replicas where needed."""
+"""UI tests: the app over the memory backends and runtime, and real HTTP replicas where needed."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from atoll.api.context import AtollContext
 from atoll.api.tchests import new_tchest
 from atoll.config import Config
-from atoll.containers.base import ReplicaStatus, TaskStatus
+from atoll.containers.base import BuildRequest, TaskSpec
 from atoll.domain.records import (
     BuildVersion,
     Dataset,
@@ -27,7 +27,10 @@ from atoll.domain.records import (
     TaskState,
     Training,
 )
+from atoll.task.deadline import wait_until
+from atoll.task.records import update_training
 from atoll.testing.memory import MemoryMetadataStore
+from atoll.testing.memory_containers import MemoryContainerManager
 from atoll.testing.memory_files import MemoryFileStore
 from atoll.ui.app import create_app
 
@@ -38,24 +41,12 @@ HOSTILE_HTML = (
 )
 
 
-class FakeRuntime:
-    """The parts of a container manager the UI reads: replica states and task logs."""
-
-    def __init__(self) -> None:
-        self.replicas: list[ReplicaStatus] = []
-        self.logs: dict[str, list[str]] = {}
-
-    def service_status(self, project: str, name: str) -> list[ReplicaStatus]:
-        return list(self.replicas)
-
-    def task_status(self, task_id: str) -> TaskStatus:
-        return TaskStatus(task_id, running=True)
-
-    def task_logs(self, task_id: str, follow: bool = False) -> Iterator[str]:
-        return iter(self.logs.get(task_id, []))
-
-    def recover_service(self, project: str, name: str) -> None:
-        """Nothing of this runtime crashes: there is nothing to take over (every look at a deployment asks)."""
+def training_notebook() -> str:
+    """What the running training ``second`` runs: 100 epochs printed, then it keeps running."""
+    nb = new_notebook()
+    nb.cells = [new_code_cell("C = 1.0", metadata={"tags": ["parameters"]}),
+                new_code_cell("import time\nfor i in range(100):\n    print('epoch', i)\nwhile True:\n    time.sleep(0.01)")]
+    return nbformat.writes(nb)
 
 
 def executed_notebook() -> str:
@@ -80,11 +71,11 @@ def populate(ctx: AtollContext, tmp: Path) -> None:
     ctx.files.upload(notebook, "trainings/iris/first/output.ipynb")
     first = store.create(Training(
         name="first", proj="iris", notebook="notebooks/train.ipynb", params={"C": 1.0}, bvers=bvers,
-        datasets=[ds], task=Task(state=TaskState.FINISHED, progress=1.0), task_id="task-1",
+        datasets=[ds], task=Task(state=TaskState.FINISHED, progress=1.0), task_id="iris/train/first",
         output_notebook="trainings/iris/first/output.ipynb"))
     second = store.create(Training(
         name="second", proj="iris", notebook="notebooks/train.ipynb", params={"C": 0.5, "kernel": "rbf"},
-        bvers=bvers, datasets=[ds], task=Task(state=TaskState.RUNNING, progress=0.4), task_id="task-2"))
+        bvers=bvers, datasets=[ds], task=Task(state=TaskState.RUNNING, progress=0.4), task_id="iris/train/second"))
     clf = [StoredFile(name="clf.pkl", size=5_321, sha256="b" * 64)]
     v1 = store.create(ModelVersion(name="first", model="iris-clf", files=clf, dataset=ds, train=first,
                                    details={"metrics": {"accuracy": 0.97, "f1": 0.96}}))
@@ -96,17 +87,39 @@ def populate(ctx: AtollContext, tmp: Path) -> None:
     new_tchest(ctx, "db", "s3cr3t-value", user="atoll", desc="database")
 
 
+def run_second(ctx: AtollContext, tmp: Path) -> str:
+    """Start the recorded training ``second`` in the runtime; return its task id once it printed its 100 epochs."""
+    source = tmp / "source"
+    (source / "notebooks").mkdir(parents=True)
+    (source / "notebooks" / "train.ipynb").write_text(training_notebook())
+    project = ctx.metadata.get(Project, "iris")
+    record = ctx.metadata.get(Training, "second", "iris")
+    build = ctx.containers.build(BuildRequest(project, source, "latest", "here", record.bvers.code_hash or ""),
+                                 lambda _line: None)
+    task_id = ctx.containers.start_task(TaskSpec(kind="train", project=project, build=build, name="second",
+                                                 notebook=record.notebook, meta={"training": {"params": record.params}}))
+    assert task_id == record.task_id
+    assert wait_until(lambda: len(list(ctx.containers.task_logs(task_id))) == 100 or None, 10.0, every=0.02)
+
+    def progress(training: Training) -> bool:  # what the notebook reported so far (the runner records it)
+        training.task.progress = 0.4
+        return True
+
+    update_training(ctx.metadata, "iris", "second", progress)
+    return task_id
+
+
 @pytest.fixture
-def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AtollContext:
+def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AtollContext]:
     monkeypatch.setenv("ATOLL_HOME", str(tmp_path / "home"))
-    context = AtollContext(config=Config(), cwd=tmp_path)
+    context = AtollContext(config=Config.model_validate({"container_manager": {"type": "memory"}}), cwd=tmp_path)
     context.__dict__["metadata"] = MemoryMetadataStore()
     context.__dict__["files"] = MemoryFileStore()
-    runtime = FakeRuntime()
-    runtime.logs["task-2"] = [f"epoch {i}\n" for i in range(100)]
-    context.__dict__["containers"] = runtime
+    runtime = context.__dict__["containers"] = MemoryContainerManager(context.config, context.metadata, context.files)
     populate(context, tmp_path)
-    return context
+    task_id = run_second(context, tmp_path)
+    yield context
+    runtime.stop_task(task_id)
 
 
 @pytest.fixture

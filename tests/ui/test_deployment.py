@@ -47,13 +47,16 @@ class Replica(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def replica(ctx: AtollContext) -> Iterator[str]:
+def replica(ctx: AtollContext, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     Replica.metrics = Metrics("atoll", ("/predict",))
     server = ThreadingHTTPServer(("127.0.0.1", 0), Replica)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    ctx.containers.replicas = [ReplicaStatus("iris-svc-0", "healthy", url), ReplicaStatus("iris-svc-1", "starting")]
+    # The memory runtime's replicas answer in-process only (memory:// URLs), and are healthy or failed at
+    # once; the UI speaks HTTP to a replica (/predict, /metrics) and shows one still starting.
+    replicas = [ReplicaStatus("iris-svc-0", "healthy", url), ReplicaStatus("iris-svc-1", "starting")]
+    monkeypatch.setattr(ctx.containers, "service_status", lambda project, name: list(replicas))
     ctx.config.router.port = 9  # nothing listens there: the form falls back to a healthy replica
     yield url
     server.shutdown()
