@@ -209,7 +209,7 @@ def test_the_router_island_pod_reads_the_api_keys_from_its_secret(docker_cluster
     from atoll.api.keys import new_key
     from atoll.containers.swarm.images import base_image_ref, ensure_base_image, image_id
     from atoll.domain.records import Project
-    from atoll.islands.kubernetes import KubeRouterIsland
+    from atoll.islands.kube_router import KubeRouterIsland
 
     config = docker_cluster.config
     # The router's code is what the base image holds: one of another Atoll build does (not rebuilt for this test).
