@@ -314,6 +314,9 @@ def test_the_router_island_pods_read_the_keys_from_their_secret_and_one_serves_w
         now = _router_pods(docker_cluster)
         assert {c["type"]: c["status"] for c in now[kept]["status"]["conditions"]}["Ready"] == "True"
         assert _predict(now[kept], second)[0] == 200
+        # A setup meanwhile (as `depl new` does) leaves the serving pod alone and the restart to the kubelet.
+        assert island.setup().message.startswith("the router island is already running with 1/2 ready")
+        assert set(_router_pods(docker_cluster)) == {killed, kept}
         # The test kubelet restarts it after its back-off (10 s): both serve again.
         wait_for(lambda: "2/2 ready" in island.status().message, timeout=60, what="the killed router's restart")
         now = _router_pods(docker_cluster)

@@ -120,6 +120,10 @@ def test_the_router_island_runs_as_a_deployment_with_the_keys_as_a_secret(cluste
                       what="the router's 1/2")
     assert (status.running, status.health) == (True, "healthy")
     assert f"the router island serves with 1/2 ready (pod {down} is down: not ready)" in status.message
+    # `depl new` sets the router up meanwhile: same spec, one pod serving: left to the kubelet, nothing deleted.
+    pods = names(cluster)["pods"]
+    assert api.setup_island(ctx, "router").message.startswith("the router island is already running with 1/2 ready")
+    assert names(cluster)["pods"] == pods
     cluster.outcome(lambda pod: "ready")
     wait_for(lambda: "2/2 ready" in api.island_status(ctx, "router").message, what="the router's 2/2")
 

@@ -163,11 +163,15 @@ class KubeIsland(Island):
         spec_hash = stamp_spec(docs, self.workload_kind)
         self.kube.ensure_namespace()
         self._ensure_pull_secret()
-        if current is not None and spec_annotation(current) == spec_hash and rolled_out(current):
+        # Same spec, serving: a pod short (a killed router) is its kubelet's to restart, not setup's to undo.
+        if current is not None and spec_annotation(current) == spec_hash and (
+                rolled_out(current) or ready_replicas(current)[0] >= 1):
             for doc in docs:
                 if doc["kind"] == "Secret":
                     self.kube.apply(doc)  # the router's keys may have changed
-            return self._running(f"the {self.name} island is already running", started)
+            ready, wanted = ready_replicas(current)
+            short = f" with {ready}/{wanted} ready" if ready < wanted else ""
+            return self._running(f"the {self.name} island is already running{short}", started)
         for doc in docs:
             self.kube.apply(doc)
         self._prune(docs)
