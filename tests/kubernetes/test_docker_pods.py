@@ -203,34 +203,126 @@ def _post(url: str, headers: dict[str, str]) -> int:
         return int(exc.code)
 
 
-def test_the_router_island_pod_reads_the_api_keys_from_its_secret(docker_cluster: Cluster, docker_client: Any) -> None:
-    """`atoll isle router setup` on the cluster: the base image's router, the keys file a mounted Secret."""
+# A stand-in for a deployment's replica (the runner is not in the base image's router command): answers a
+# prediction with the headers it got, on the name the router looks replicas up by.
+PREDICT = """
+import http.server, json
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = json.dumps({"prediction": "setosa", "headers": sorted(k.lower() for k in self.headers)}).encode()
+        self.send_response(200); self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *args): pass
+http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
+"""
+
+
+@pytest.fixture
+def replica_network(docker_client: Any) -> Iterator[Any]:
+    """A Docker network where a stand-in replica answers to the name the router pods look replicas up by.
+
+    Made before the cluster (a test names it first), so removed after the cluster's containers left it.
+    """
+    name = f"atoll-router-net-{secrets.token_hex(4)}"
+    network = docker_client.networks.create(name, driver="bridge")
+    replica = docker_client.containers.create(PYTHON_IMAGE, ["python", "-c", PREDICT], name=f"{name}-replica")
+    try:
+        network.connect(replica, aliases=["depl-iris-online.atoll.svc.cluster.local"])
+        replica.start()
+        yield network
+    finally:
+        replica.remove(force=True)
+        network.remove()
+
+
+def _router_pods(cluster: Cluster) -> dict[str, dict[str, Any]]:
+    return {pod["metadata"]["name"]: pod for pod in cluster.emulated.objects("pods")}
+
+
+def _predict(pod: dict[str, Any], key: str) -> tuple[int, dict[str, Any]]:
+    """POST a prediction straight to a router pod's IP (the test kubelet has no Service routing)."""
+    request = urllib.request.Request(f"http://{pod['status']['podIP']}:8080/predict?project=iris&deploy=online",
+                                     data=b"{}", headers={"Authorization": f"Bearer {key}"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status), json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), {}
+
+
+def test_the_router_island_pods_read_the_keys_from_their_secret_and_one_serves_while_the_other_is_killed(
+        docker_client: Any, replica_network: Any, docker_cluster: Cluster) -> None:
+    """`atoll isle router setup` on the cluster: router.replicas (2) pods of the base image's router, the keys
+    file a mounted Secret that `key new/rm` refresh in both; one pod's container SIGKILLed: the other stays
+    ready and serves, status says 1/2 until the kubelet restarts it.
+
+    Not measured here: how soon a cluster is back to serving. The test kubelet has no Service routing (a
+    client calls a pod on its IP) and a fixed 10 s crash-loop back-off; on a cluster the Service stops
+    sending to the killed pod once its readiness probe fails, and the kubelet's own back-off applies.
+    """
     from atoll.api.context import AtollContext
-    from atoll.api.keys import new_key
+    from atoll.api.keys import delete_key, new_key
     from atoll.containers.swarm.images import base_image_ref, ensure_base_image, image_id
     from atoll.domain.records import Project
-    from atoll.islands.kubernetes import KubeRouterIsland
+    from atoll.islands.kube_router import KubeRouterIsland
 
     config = docker_cluster.config
+    assert config.router.replicas == 2  # the default
     # The router's code is what the base image holds: one of another Atoll build does (not rebuilt for this test).
     found = image_id(docker_client, config, base_image_ref(config))
     base = docker_client.images.get(found or ensure_base_image(docker_client, config, lambda line: None))
+    kubelet = docker_cluster.kubelet
+    assert isinstance(kubelet, DockerKubelet)
+    # The router pods find replicas by DNS (depl-iris-online.atoll.svc.cluster.local): they join the network
+    # where a stand-in replica answers to that name.
+    kubelet.network = replica_network.name
     ctx = AtollContext(config)
     try:
         ctx.metadata.create(Project(name="iris"))
-        _, key = new_key(ctx, "iris")  # writes the keys file the island hands over
+        first, key = new_key(ctx, "iris")  # writes the keys file the island hands over
+        island = KubeRouterIsland(config, kube=docker_cluster.kube, image=f"registry.example:5000/atoll/base@{base.id}")
+        status = island.setup()
+        assert (status.running, status.health) == (True, "healthy"), status
+        assert "2/2 ready" in island.status().message
+        pods = _router_pods(docker_cluster)
+        assert len(pods) == 2
+        for pod in pods.values():
+            router = f"http://{pod['status']['podIP']}:8080"
+            with urllib.request.urlopen(f"{router}/health", timeout=10) as answer:
+                assert answer.status == 200
+            predict = f"{router}/predict?project=iris&deploy=online"
+            assert _post(predict, {}) == 401
+            assert _post(predict, {"Authorization": "Bearer atk_not-a-key"}) in (401, 403)
+            _, body = wait_for(lambda pod=pod: (a := _predict(pod, key))[0] == 200 and a, timeout=30,
+                               what="a prediction through the router pod")
+            assert body["prediction"] == "setosa" and "authorization" not in body["headers"]
+
+        # `key new` / `key rm` update the Secret; every pod's files are swapped in and its router re-reads them.
+        _, second = new_key(ctx, "iris", "second")
+        delete_key(ctx, "iris", first.name)
+        for pod in pods.values():
+            wait_for(lambda pod=pod: _predict(pod, second)[0] == 200 and _predict(pod, key)[0] == 401, timeout=30,
+                     what=f"the new key and the revoked one in {pod['metadata']['name']}")
+
+        # SIGKILL one pod's router: the other stays ready and serves; status says 1/2 and which pod is down.
+        killed, kept = sorted(pods)
+        docker_client.containers.get(f"{kubelet.prefix}-{killed}-router").kill()
+        shown = wait_for(lambda: (m := island.status().message) and "1/2" in m and m, timeout=30,
+                         what="the router island's 1/2")
+        assert f"the router island serves with 1/2 ready (pod {killed} is down: CrashLoopBackOff" in shown
+        now = _router_pods(docker_cluster)
+        assert {c["type"]: c["status"] for c in now[kept]["status"]["conditions"]}["Ready"] == "True"
+        assert _predict(now[kept], second)[0] == 200
+        # A setup meanwhile (as `depl new` does) leaves the serving pod alone and the restart to the kubelet.
+        assert island.setup().message.startswith("the router island is already running with 1/2 ready")
+        assert set(_router_pods(docker_cluster)) == {killed, kept}
+        # The test kubelet restarts it after its back-off (10 s): both serve again.
+        wait_for(lambda: "2/2 ready" in island.status().message, timeout=60, what="the killed router's restart")
+        now = _router_pods(docker_cluster)
+        assert now[killed]["status"]["containerStatuses"][0]["restartCount"] == 1
+        assert wait_for(lambda: _predict(now[killed], second)[0] == 200, timeout=30, what="the restarted router")
+        island.stop()
+        wait_for(lambda: not docker_cluster.emulated.objects("pods"), timeout=60, what="the router pods' removal")
     finally:
         ctx.close()
-    island = KubeRouterIsland(config, kube=docker_cluster.kube, image=f"registry.example:5000/atoll/base@{base.id}")
-    status = island.setup()
-    assert (status.running, status.health) == (True, "healthy"), status
-    [pod] = docker_cluster.emulated.objects("pods")
-    router = f"http://{pod['status']['podIP']}:8080"
-    with urllib.request.urlopen(f"{router}/health", timeout=10) as answer:
-        assert answer.status == 200
-    predict = f"{router}/predict?project=iris&deploy=online"
-    assert _post(predict, {}) == 401
-    assert _post(predict, {"Authorization": "Bearer atk_not-a-key"}) in (401, 403)
-    assert _post(predict, {"Authorization": f"Bearer {key}"}) not in (401, 403)  # let through: no replica to reach
-    island.stop()
-    wait_for(lambda: not docker_cluster.emulated.objects("pods"), timeout=60, what="the router pod's removal")

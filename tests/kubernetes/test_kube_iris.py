@@ -12,7 +12,7 @@ kubelet, which really runs the pods Atoll's manifests describe):
 - ``depl new`` creates a Deployment whose two pods get ready through their
   readiness probe; each answers ``setosa`` **directly on its pod IP**
   (``depl info``'s replica URLs) to a request carrying the deployment's
-  replica secret, and 403 to one without it (the router island's pod cannot
+  replica secret, and 403 to one without it (the router island's pods cannot
   resolve the replicas here: the test kubelet has no cluster DNS);
 - ``depl rm`` leaves no object in the namespace and no container.
 

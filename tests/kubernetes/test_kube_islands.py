@@ -33,7 +33,8 @@ from atoll.islands import kubernetes as kube_islands
 from kube_helpers import Cluster, wait_for
 
 IMAGE = "registry.example:5000/atoll/isle@sha256:" + "cd" * 32
-KINDS = ("deployments", "statefulsets", "services", "secrets", "persistentvolumeclaims", "pods")
+KINDS = ("deployments", "statefulsets", "services", "secrets", "persistentvolumeclaims", "pods",
+         "poddisruptionbudgets")
 ATOLL = Path(sys.executable).parent / "atoll"
 
 
@@ -82,7 +83,9 @@ def test_the_router_island_runs_as_a_deployment_with_the_keys_as_a_secret(cluste
     assert status.url == "http://127.0.0.1:30080"
     assert "kubectl -n atoll port-forward service/atoll-isle-router 30080:8080" in status.message
     assert names(cluster) == {"deployments": ["atoll-isle-router"], "pods": names(cluster)["pods"],
-                              "secrets": ["atoll-isle-router-keys"], "services": ["atoll-isle-router"]}
+                              "secrets": ["atoll-isle-router-keys"], "services": ["atoll-isle-router"],
+                              "poddisruptionbudgets": ["atoll-isle-router"]}
+    assert len(names(cluster)["pods"]) == 2  # router.replicas
     # The keys file as written by Atoll and the (still empty) replica secrets, as a Secret mounted
     # read-only (a directory: no subPath).
     assert secret_files(cluster, "atoll-isle-router-keys") == {
@@ -103,12 +106,32 @@ def test_the_router_island_runs_as_a_deployment_with_the_keys_as_a_secret(cluste
     assert shown.returncode == 0, shown.stderr
     seen = json.loads(shown.stdout)
     assert (seen["running"], seen["health"], seen["service"]) == (True, "healthy", "atoll-isle-router")
-    assert "1/1 ready" in seen["message"]
+    assert "2/2 ready" in seen["message"]
 
     again = api.setup_island(ctx, "router")
     assert again.message.startswith("the router island is already running")
     assert len(cluster.emulated.calls("POST", "/deployments")) == 1
     assert not cluster.emulated.calls("PUT", "/deployments/atoll-isle-router")
+
+    # One pod down: the other serves (still healthy for `depl info`), and status says which one is down.
+    down = names(cluster)["pods"][0]
+    cluster.outcome(lambda pod: "unready" if pod["metadata"]["name"] == down else "ready")
+    status = wait_for(lambda: (s := api.island_status(ctx, "router")) and "1/2" in s.message and s,
+                      what="the router's 1/2")
+    assert (status.running, status.health) == (True, "healthy")
+    assert f"the router island serves with 1/2 ready (pod {down} is down: not ready)" in status.message
+    # `depl new` sets the router up meanwhile: same spec, one pod serving: left to the kubelet, nothing deleted.
+    pods = names(cluster)["pods"]
+    assert api.setup_island(ctx, "router").message.startswith("the router island is already running with 1/2 ready")
+    assert names(cluster)["pods"] == pods
+    cluster.outcome(lambda pod: "ready")
+    wait_for(lambda: "2/2 ready" in api.island_status(ctx, "router").message, what="the router's 2/2")
+
+    # One pod wanted: no disruption budget (it would block every node drain); the earlier one is deleted.
+    cluster.config.router.replicas = 1
+    assert api.setup_island(ctx, "router").message.startswith("the router island is running")
+    assert "poddisruptionbudgets" not in names(cluster)
+    assert cluster.emulated.objects("deployments")[0]["spec"]["replicas"] == 1
 
 
 def test_an_island_runs_with_the_resource_profile_setup_names(cluster: Cluster, ctx: AtollContext) -> None:
@@ -296,7 +319,7 @@ def test_an_island_whose_pod_cannot_start_says_why_and_leaves_nothing(cluster: C
 def test_a_pod_that_never_gets_ready_is_reported_by_status(cluster: Cluster, ctx: AtollContext) -> None:
     cluster.outcome(lambda pod: "run")
     cluster.config.islands.setup_timeout = 1
-    with pytest.raises(BackendUnavailableError, match=r"not ready within 1s \(0/1 ready\)"):
+    with pytest.raises(BackendUnavailableError, match=r"not ready within 1s \(0/2 ready\)"):
         api.setup_island(ctx, "router")
     assert "deployments" not in names(cluster)
     cluster.kube.apply({"apiVersion": "apps/v1", "kind": "Deployment",

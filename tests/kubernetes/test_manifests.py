@@ -61,7 +61,7 @@ def test_every_kind_validates_strictly_against_1_30_and_1_37(kube_config: Config
         ("v1", "Namespace"), ("v1", "Secret"), ("v1", "ConfigMap"), ("batch/v1", "Job"), ("apps/v1", "Deployment"),
         ("v1", "Service"), ("autoscaling/v2", "HorizontalPodAutoscaler"), ("v1", "Pod"), ("apps/v1", "StatefulSet"),
         ("v1", "PersistentVolumeClaim"), ("v1", "ServiceAccount"), ("rbac.authorization.k8s.io/v1", "Role"),
-        ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding"), ("policy/v1", "PodDisruptionBudget"),
     }
     path = tmp_path / "all.yaml"
     path.write_text(yaml.safe_dump_all(docs))
@@ -251,7 +251,7 @@ def test_island_credentials_are_secret_files(kube_config: Config) -> None:
 
 def test_the_router_reads_the_keys_from_a_secret_directory(kube_config: Config) -> None:
     docs = islands.router_manifests(kube_config, DIGEST, b'{"pepper": "p3pp3r"}', b'{"secrets": {"i/o": "r3pl1ca"}}')
-    assert [d["kind"] for d in docs] == ["Secret", "Deployment", "Service"]
+    assert [d["kind"] for d in docs] == ["Secret", "Deployment", "Service", "PodDisruptionBudget"]
     assert "p3pp3r" not in _text(docs[1:]) and "r3pl1ca" not in _text(docs[1:])
     assert base64.b64decode(docs[0]["data"]["keys.json"]) == b'{"pepper": "p3pp3r"}'
     assert base64.b64decode(docs[0]["data"]["replica-secrets.json"]) == b'{"secrets": {"i/o": "r3pl1ca"}}'
@@ -261,9 +261,33 @@ def test_the_router_reads_the_keys_from_a_secret_directory(kube_config: Config) 
     assert pod["automountServiceAccountToken"] is False
     kube_config.router.auth = False
     docs = islands.router_manifests(kube_config, DIGEST)
-    assert [d["kind"] for d in docs] == ["Secret", "Deployment", "Service"]
+    assert [d["kind"] for d in docs] == ["Secret", "Deployment", "Service", "PodDisruptionBudget"]
     assert list(docs[0]["data"]) == ["replica-secrets.json"]
     assert docs[1]["spec"]["template"]["spec"]["containers"][0]["command"][-4:-2] == ["--auth", "off"]
+
+
+def test_the_router_runs_several_pods_that_a_roll_out_or_a_drain_never_all_stops(kube_config: Config) -> None:
+    """router.replicas pods (default 2): ready ones only behind the Service, on different nodes where possible."""
+    assert kube_config.router.replicas == 2
+    docs = {d["kind"]: d for d in islands.router_manifests(kube_config, DIGEST)}
+    spec = docs["Deployment"]["spec"]
+    own = spec["selector"]["matchLabels"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    pod = spec["template"]["spec"]
+    assert pod["containers"][0]["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert pod["affinity"] == {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": own},
+                                            "topologyKey": "kubernetes.io/hostname"}}]}}
+    assert docs["Service"]["spec"]["selector"] == own
+    budget = docs["PodDisruptionBudget"]
+    assert budget["metadata"]["name"] == "atoll-isle-router"
+    assert budget["spec"] == {"minAvailable": 1, "selector": {"matchLabels": own}}
+    kube_config.router.replicas = 1  # one pod: a budget of one would block every node drain
+    docs = {d["kind"]: d for d in islands.router_manifests(kube_config, DIGEST)}
+    assert docs["Deployment"]["spec"]["replicas"] == 1 and "PodDisruptionBudget" not in docs
+    rules = {(g, r) for rule in islands.RBAC_RULES for g in rule["apiGroups"] for r in rule["resources"]}
+    assert ("policy", "poddisruptionbudgets") in rules  # what `isle router setup|stop` needs
 
 
 def test_a_replica_gets_its_secret_in_the_store_secret_only(kube_config: Config, tmp_path: Path) -> None:

@@ -95,6 +95,11 @@ def test_render_isle_db_prints_no_password(recorded: Path) -> None:
     docs = list(yaml.safe_load_all(done.stdout))
     assert [d["kind"] for d in docs] == ["Secret", "Deployment", "Service"]
     assert docs[0]["data"] == {"token.json": "", "stores.json": ""}
+    done = atoll(recorded, "kube", "render", "isle", "router", "--image", DIGEST)
+    assert done.returncode == 0, done.stderr
+    docs = list(yaml.safe_load_all(done.stdout))  # router.replicas (2) pods, kept by a disruption budget
+    assert [d["kind"] for d in docs] == ["Secret", "Deployment", "Service", "PodDisruptionBudget"]
+    assert docs[1]["spec"]["replicas"] == 2 and docs[3]["spec"]["minAvailable"] == 1
 
 
 def test_render_errors_are_one_line(recorded: Path) -> None:

@@ -30,7 +30,8 @@ from atoll.islands.base import Island, IslandStatus
 _DOCKER = "pip install 'atoll[docker]'"
 _KUBE = "pip install 'atoll[kubernetes,docker]'"
 _KUBE_ISLANDS = {name: Backend(f"atoll.islands.kubernetes:Kube{name.title()}Island", _KUBE)
-                 for name in ("router", "db", "files", "ui")}
+                 for name in ("db", "files", "ui")} | {
+    "router": Backend("atoll.islands.kube_router:KubeRouterIsland", _KUBE)}
 _SWARM_SERVICES = {
     "db": Backend("atoll.islands.db:DbIsland", _DOCKER),
     "files": Backend("atoll.islands.files:FilesIsland", "pip install 'atoll[docker,s3]'"),

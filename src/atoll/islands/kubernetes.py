@@ -4,7 +4,8 @@
 apply the manifests of :mod:`atoll.containers.kubernetes.island_manifests` in
 ``container_manager.namespace``::
 
-    router  Deployment + Service (kubernetes.service_type) + Secret <name>-keys [+ <name>-tls]
+    router  Deployment (router.replicas pods) + Service (kubernetes.service_type) + Secret <name>-keys
+            [+ <name>-tls] [+ PodDisruptionBudget]: :mod:`.kube_router`
     db      StatefulSet (PostgreSQL) + its claim data-<name>-0 + Secret + Service (ClusterIP)
     files   Deployment (S3 server) + PersistentVolumeClaim + Secret + Service (ClusterIP)
     ui      Deployment + Secret (token, store settings) + Service (kubernetes.service_type)
@@ -16,7 +17,8 @@ home store, handed to the pods as Secret files only.
 
 ``setup`` applies the objects and waits (``islands.setup_timeout``) until the
 workload has rolled out; a pod that cannot start ends the wait with the reason
-and what setup applied is deleted again. ``status`` reads the ready replicas;
+and what setup applied is deleted again. ``status`` reads the ready replicas
+(``1/2 ready`` and which pod is down while one of two serves);
 ``stop`` deletes the island's workload, Service and Secrets (by its labels)
 and keeps its volume claim. The URL is the Service's: NodePort, LoadBalancer,
 or the ``kubectl port-forward`` line (ClusterIP; always for db and files).
@@ -33,7 +35,6 @@ from __future__ import annotations
 
 import time
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from atoll.backends import DB_DATABASE, DB_USER
@@ -44,13 +45,12 @@ from atoll.containers.kubernetes.island_manifests import (
     ready_replicas, rolled_out, spec_annotation, stamp_spec, workload_containers,
 )
 from atoll.containers.kubernetes.objects import SERVICE_PORT, Manifest, resources, selector
-from atoll.containers.kubernetes.pods import pod_problem
-from atoll.errors import AtollError, BackendUnavailableError, ConfigError
+from atoll.containers.kubernetes.pods import is_ready, pod_problem
+from atoll.errors import AtollError, BackendUnavailableError
 from atoll.islands.base import Island, IslandStatus
 from atoll.islands.db import DbIsland
 from atoll.islands.files import FilesIsland
 from atoll.islands.kube_images import push_island_image
-from atoll.islands.router import SwarmRouterIsland
 from atoll.islands.swarm import SwarmServiceIsland
 from atoll.islands.ui import SwarmUiIsland
 
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from atoll.containers.kubernetes.client import KubeClient
 
 KUBE_TYPES = ("kubernetes", "kube")
-#: What ``stop`` deletes (found by the island's labels); claims are kept.
+#: What ``stop`` deletes (found by the island's labels, with :attr:`KubeIsland.extra_kinds`); claims are kept.
 REMOVED_KINDS = ("Deployment", "StatefulSet", "Service", "Secret")
 #: An image reference for manifests whose objects are only named, never applied.
 _NO_REPLICA_SECRETS = b'{"version":1,"secrets":{}}'
@@ -74,6 +74,9 @@ class KubeIsland(Island):
     workload_kind: ClassVar[str] = "Deployment"
     in_cluster_port: ClassVar[int] = SERVICE_PORT
     takes_profile: ClassVar[bool] = True
+    #: Kinds only this island makes, and not always (the router's PodDisruptionBudget): ``stop`` deletes
+    #: them, and ``setup`` deletes one it no longer makes.
+    extra_kinds: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Config, kube: KubeClient | None = None, image: str | None = None) -> None:
         super().__init__(config)
@@ -160,13 +163,18 @@ class KubeIsland(Island):
         spec_hash = stamp_spec(docs, self.workload_kind)
         self.kube.ensure_namespace()
         self._ensure_pull_secret()
-        if current is not None and spec_annotation(current) == spec_hash and rolled_out(current):
+        # Same spec, serving: a pod short (a killed router) is its kubelet's to restart, not setup's to undo.
+        if current is not None and spec_annotation(current) == spec_hash and (
+                rolled_out(current) or ready_replicas(current)[0] >= 1):
             for doc in docs:
                 if doc["kind"] == "Secret":
                     self.kube.apply(doc)  # the router's keys may have changed
-            return self._running(f"the {self.name} island is already running", started)
+            ready, wanted = ready_replicas(current)
+            short = f" with {ready}/{wanted} ready" if ready < wanted else ""
+            return self._running(f"the {self.name} island is already running{short}", started)
         for doc in docs:
             self.kube.apply(doc)
+        self._prune(docs)
         try:
             self._wait_rolled_out(self.config.islands.setup_timeout)
         except AtollError:
@@ -182,8 +190,14 @@ class KubeIsland(Island):
         if workload is None:
             return self._status(False, "stopped", f"the {self.name} island is not running")
         ready, wanted = ready_replicas(workload)
-        if ready >= 1:
+        if ready >= wanted:
             return self._running(f"the {self.name} island is healthy ({ready}/{wanted} ready)")
+        if ready >= 1:  # serving (the Service sends traffic to ready pods only), short of pods
+            down = [pod for pod in self._pods() if not is_ready(pod) and not pod["metadata"].get("deletionTimestamp")]
+            why = "; ".join(f"pod {pod['metadata']['name']} is down: {pod_problem(pod) or 'not ready'}"
+                            for pod in down)
+            return self._running(f"the {self.name} island serves with {ready}/{wanted} ready"
+                                 f"{' (' + why + ')' if why else ''}")
         problems = [p for p in map(pod_problem, self._pods()) if p]
         if problems:
             return self._status(True, "unhealthy", f"the {self.name} island does not start: {problems[0]}")
@@ -230,9 +244,17 @@ class KubeIsland(Island):
         return self.kube.pods(self._selector)
 
     def _delete(self) -> None:
-        for kind in REMOVED_KINDS:
+        for kind in (*REMOVED_KINDS, *self.extra_kinds):
             for obj in self.kube.find(kind, self._selector):
                 self.kube.delete(kind, obj["metadata"]["name"])
+
+    def _prune(self, docs: list[Manifest]) -> None:
+        """Delete the objects of :attr:`extra_kinds` an earlier setup applied and ``docs`` no longer hold."""
+        applied = {(doc["kind"], doc["metadata"]["name"]) for doc in docs}
+        for kind in self.extra_kinds:
+            for obj in self.kube.find(kind, self._selector):
+                if (kind, obj["metadata"]["name"]) not in applied:
+                    self.kube.delete(kind, obj["metadata"]["name"])
 
     def _ensure_pull_secret(self) -> None:
         """The ``kubernetes.image_pull_secret`` Secret the island pods refer to, made from its chest when missing."""
@@ -317,37 +339,6 @@ class KubeIsland(Island):
         return IslandStatus(self.name, running, message=message, health=health, service=self.object_name,
                             volume=self.claim,
                             seconds=round(time.monotonic() - started, 2) if started is not None else None)
-
-
-class KubeRouterIsland(KubeIsland):
-    """The router: Deployment + Service, the API keys as a Secret mounted read-only."""
-
-    name: ClassVar[str] = "router"
-    twin_class: ClassVar[type[SwarmServiceIsland]] = SwarmRouterIsland
-
-    def address(self, host: str, port: int) -> str:
-        return f"{'https' if self.config.router.tls else 'http'}://{host}:{port}"
-
-    def manifests(self, image: str) -> list[Manifest]:
-        keys = b""
-        if self.config.router.auth:
-            path = self.config.router_keys_file
-            if not path.is_file():
-                raise ConfigError(f"the router's API keys file {path} is missing: `atoll isle router setup` "
-                                  "writes it from the metadata store")
-            keys = path.read_bytes()
-        return manifests.router_manifests(self.config, image, keys, replica_secrets_document(self.config),
-                                          self._tls_pair())
-
-    def _tls_pair(self) -> tuple[bytes, bytes]:
-        """The PEM files of ``router.tls_cert``/``tls_key`` (empty when TLS is off)."""
-        router = self.config.router
-        if not router.tls:
-            return b"", b""
-        try:
-            return Path(str(router.tls_cert)).read_bytes(), Path(str(router.tls_key)).read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"router TLS: cannot read {exc.filename}: {exc.strerror}") from None
 
 
 class KubeDbIsland(KubeIsland):
@@ -462,7 +453,6 @@ __all__ = [
     "KubeDbIsland",
     "KubeFilesIsland",
     "KubeIsland",
-    "KubeRouterIsland",
     "KubeUiIsland",
     "publish_router_secrets",
     "replica_secrets_document",

@@ -51,6 +51,7 @@ _NAMESPACES = "/api/v1/namespaces"
 RESOURCES = (
     "v1/pods", "v1/services", "v1/secrets", "v1/configmaps", "v1/persistentvolumeclaims", "batch/v1/jobs",
     "apps/v1/deployments", "apps/v1/statefulsets", "autoscaling/v2/horizontalpodautoscalers",
+    "policy/v1/poddisruptionbudgets",
 )
 _DONE_PHASES = ("Succeeded", "Failed")
 _FOLLOW_LIMIT = 600.0  # seconds a followed log stream may stay open

@@ -9,10 +9,16 @@ It implements what Atoll's pods use, no more:
   belong to that group, which the containers get as a supplementary one);
 - volumes: ``emptyDir``, ``configMap`` (with ``items``), ``secret`` and
   ``projected`` secrets (file mode from ``defaultMode``), mounted read-only
-  where the manifest says so, ``subPath`` included;
+  where the manifest says so, ``subPath`` included; while the pod runs, a
+  changed Secret or ConfigMap replaces the files of its volume (a new file
+  swapped in by rename, as the kubelet swaps its ``..data`` link) within
+  ``VOLUME_SYNC`` seconds, a kubelet's sync period standing for about a minute
+  (as on a node, a ``subPath`` file mount keeps the file it started with; a
+  key removed from the Secret keeps its file here);
 - readiness probes (``httpGet``, ``tcpSocket``) against the container's
-  address on Docker's bridge; ``restartPolicy: Always`` restarts an exited
-  container (counted in ``restartCount``) after a back-off (10 s, doubling),
+  address on Docker's bridge; ``restartPolicy: Always`` (the default)
+  restarts an exited container (counted in ``restartCount``) after a fixed
+  back-off (10 s, doubling; not the kubelet's own timing),
   reported meanwhile as a kubelet does: waiting ``CrashLoopBackOff`` with the
   exit in ``lastState``;
 - the container's log, copied to the emulator's ``pods/<name>/log``;
@@ -31,6 +37,9 @@ registry pull; an image that cannot be found reports ``ImagePullBackOff`` as
 a node would. Not supported (the pod fails with the reason): NFS and
 PersistentVolumeClaim volumes, liveness/startup probes (not evaluated), GPUs,
 pod networking beyond the default bridge and the optional ``network``.
+Not emulated at all: Services (no kube-proxy: a client reaches a pod on its
+IP), scheduling over nodes (affinity is ignored: one engine is one node) and
+PodDisruptionBudgets.
 
 Containers are named ``<prefix>-<pod>-<container>`` and labelled with the
 prefix; :meth:`DockerKubelet.close` removes exactly those.
@@ -59,6 +68,7 @@ if TYPE_CHECKING:
 LABEL = "io.atoll.test-kubelet"
 LOG_EVERY = 0.3  # seconds between two copies of a container's log
 BACKOFF = 10.0  # seconds before the first restart of a crashed container (then doubling), as a kubelet
+VOLUME_SYNC = 1.0  # seconds between two refreshes of a running pod's Secret and ConfigMap files
 
 
 def _mem_bytes(quantity: str) -> int:
@@ -86,6 +96,8 @@ class _PodRun:
         self.ready = False
         self.next_probe = 0.0
         self.next_log = 0.0
+        self.next_volume_sync = 0.0
+        self.volume_dirs: dict[str, Path] = {}
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
 
@@ -166,16 +178,9 @@ class DockerKubelet(Kubelet):
             path.mkdir(parents=True, exist_ok=True)
             if "emptyDir" in volume:
                 path.chmod(0o777)
-            elif "configMap" in volume:
-                self._write(path, self._data("ConfigMap", namespace, volume["configMap"]), 0o644)
-            elif "secret" in volume:
-                source = {"name": volume["secret"]["secretName"], "items": volume["secret"].get("items")}
-                self._write(path, self._data("Secret", namespace, source), volume["secret"].get("defaultMode", 0o644))
-            elif "projected" in volume:
-                mode = volume["projected"].get("defaultMode", 0o644)
-                for source in volume["projected"]["sources"]:
-                    kind = "Secret" if "secret" in source else "ConfigMap"
-                    self._write(path, self._data(kind, namespace, source.get("secret") or source["configMap"]), mode)
+            elif any(kind in volume for kind in ("configMap", "secret", "projected")):
+                files, mode = self._volume_files(namespace, volume)
+                self._write(path, files, mode)
             else:
                 raise ValueError(f"volume {volume['name']}: only emptyDir, configMap, secret and projected "
                                  "volumes run on the test kubelet")
@@ -184,6 +189,41 @@ class DockerKubelet(Kubelet):
                     os.chown(item, -1, int(group))
             dirs[volume["name"]] = path
         return dirs
+
+    def _volume_files(self, namespace: str, volume: dict[str, Any]) -> tuple[dict[str, bytes], int]:
+        """The files of a configMap, secret or projected volume (relative path -> content) and their mode."""
+        if "configMap" in volume:
+            return self._data("ConfigMap", namespace, volume["configMap"]), 0o644
+        if "secret" in volume:
+            source = {"name": volume["secret"]["secretName"], "items": volume["secret"].get("items")}
+            return self._data("Secret", namespace, source), int(volume["secret"].get("defaultMode", 0o644))
+        files: dict[str, bytes] = {}
+        for source in volume["projected"]["sources"]:
+            kind = "Secret" if "secret" in source else "ConfigMap"
+            files.update(self._data(kind, namespace, source.get("secret") or source["configMap"]))
+        return files, int(volume["projected"].get("defaultMode", 0o644))
+
+    def _sync_volumes(self, run: _PodRun) -> None:
+        """Swap in the files of a Secret or ConfigMap that changed since the pod started (module docstring)."""
+        namespace = run.pod["metadata"]["namespace"]
+        group = (run.pod["spec"].get("securityContext") or {}).get("fsGroup")
+        for volume in run.pod["spec"].get("volumes") or []:
+            path = run.volume_dirs.get(volume["name"])
+            if path is None or not any(kind in volume for kind in ("configMap", "secret", "projected")):
+                continue
+            try:
+                files, mode = self._volume_files(namespace, volume)
+            except LookupError:  # deleted meanwhile: the kubelet keeps the files it has
+                continue
+            for relative, content in files.items():
+                target = path / relative
+                if target.is_file() and target.read_bytes() == content:
+                    continue
+                staged = target.with_name(f".{target.name}.new")
+                self._write(path, {str(staged.relative_to(path)): content}, mode)
+                if group is not None:
+                    os.chown(staged, -1, int(group))
+                os.replace(staged, target)  # a new inode: what a reader's stat() sees change
 
     def _data(self, kind: str, namespace: str, source: dict[str, Any]) -> dict[str, bytes]:
         obj = self.read_object(kind, namespace, source["name"])
@@ -276,6 +316,7 @@ class DockerKubelet(Kubelet):
             with run.lock:
                 run.main_id = container.id
                 run.phase = "Running"
+                run.volume_dirs = dirs
         except DockerException as exc:
             with run.lock:
                 run.failure = ("StartError", str(exc).splitlines()[0])
@@ -299,6 +340,9 @@ class DockerKubelet(Kubelet):
         if now >= run.next_log:
             run.next_log = now + LOG_EVERY
             self._copy_log(run, container)
+        if now >= run.next_volume_sync:
+            run.next_volume_sync = now + VOLUME_SYNC
+            self._sync_volumes(run)
         state = container.attrs["State"]
         if run.restart_at is not None:
             if now >= run.restart_at:
@@ -308,7 +352,7 @@ class DockerKubelet(Kubelet):
             return
         if state["Status"] == "exited":
             self._copy_log(run, container)
-            if run.pod["spec"].get("restartPolicy") == "Always":
+            if run.pod["spec"].get("restartPolicy", "Always") == "Always":  # the API server's default
                 run.ready = False
                 run.last_exit = {"exitCode": state["ExitCode"],
                                  "reason": "OOMKilled" if state.get("OOMKilled") else "Error"}

@@ -30,6 +30,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "Job": ("BatchV1Api", "job"),
     "PersistentVolumeClaim": ("CoreV1Api", "persistent_volume_claim"),
     "Pod": ("CoreV1Api", "pod"),
+    "PodDisruptionBudget": ("PolicyV1Api", "pod_disruption_budget"),
     "Secret": ("CoreV1Api", "secret"),
     "Service": ("CoreV1Api", "service"),
     "StatefulSet": ("AppsV1Api", "stateful_set"),

@@ -3,8 +3,9 @@
 Islands::
 
     router   Deployment (python -m atoll.router, DNS discovery of the deployments'
-             headless Services) + Secret (the replica secrets file, and the API keys
-             file when router.auth) [+ Secret (TLS pair)] + Service of ``kubernetes.service_type``
+             headless Services; router.replicas pods) + Secret (the replica secrets file,
+             and the API keys file when router.auth) [+ Secret (TLS pair)] + Service of
+             ``kubernetes.service_type`` [+ PodDisruptionBudget when router.replicas > 1]
     db       PostgreSQL StatefulSet + its volume claim + Secret (password file) + Service
     files    S3 server (rclone serve s3) Deployment + PersistentVolumeClaim + Secret + Service
     ui       the web UI Deployment + Secret (token, store settings) + Service
@@ -97,6 +98,8 @@ TLS_FILES = ("tls.crt", "tls.key")
 #: Pod-template annotations: a digest of what the router reads only when it starts (a change rolls it over).
 ANNOTATION_REPLICA_SECRETS = "atoll.io/replica-secrets"
 ANNOTATION_TLS = "atoll.io/tls-pair"
+#: Spread the router pods over nodes (pod anti-affinity, preferred).
+HOST_TOPOLOGY = "kubernetes.io/hostname"
 
 
 def _digest(*parts: bytes) -> str:
@@ -115,6 +118,14 @@ def router_keys_secret(config: Config, keys: bytes = b"", replica_secrets: bytes
 def router_manifests(config: Config, image: str, keys: bytes = b"", replica_secrets: bytes = b"",
                      tls: tuple[bytes, bytes] = (b"", b"")) -> list[Manifest]:
     """The router island: finds replicas as A records of ``depl-<proj>-<name>`` headless Services.
+
+    ``router.replicas`` pods (default 2) behind the Service, each with a
+    readiness probe on ``/health`` (the Service sends traffic to ready pods
+    only), preferably on different nodes; a rolling update never has fewer
+    than that many ready (``maxUnavailable: 0``, ``maxSurge: 1``) and, with
+    more than one, a PodDisruptionBudget keeps one through voluntary
+    disruptions (``minAvailable: 1``). A killed pod's container is restarted by
+    its kubelet while the others keep serving.
 
     The API keys file (``atoll.api.keys.keys_document``: hashes and the
     pepper, no key; with ``router.auth``) and the replica secrets file
@@ -159,9 +170,13 @@ def router_manifests(config: Config, image: str, keys: bytes = b"", replica_secr
     container.update(probes)
     pod: Manifest = {"containers": [container], "automountServiceAccountToken": False, "enableServiceLinks": False,
                      "volumes": volumes}
+    # Pods on different nodes where the scheduler can: a lost node leaves another router serving.
+    pod["affinity"] = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": own}, "topologyKey": HOST_TOPOLOGY}}]}}
+    replicas = config.router.replicas
     deployment: Manifest = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(name, ns, own),
-        "spec": {"replicas": 1, "selector": {"matchLabels": own},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": own},
                  "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                  "template": {"metadata": {"labels": own, "annotations": annotations},
                               "spec": _pull_secrets(config, run_as(pod, TASK_USER))}},
@@ -169,7 +184,11 @@ def router_manifests(config: Config, image: str, keys: bytes = b"", replica_secr
     kind = config.container_manager.kubernetes.service_type
     node_port = config.router.port if kind == "NodePort" and 30000 <= config.router.port <= 32767 else None
     port = SERVICE_PORT if kind != "LoadBalancer" else config.router.port
-    return [*docs, deployment, service(name, ns, own, own, port=port, service_type=kind, node_port=node_port)]
+    docs += [deployment, service(name, ns, own, own, port=port, service_type=kind, node_port=node_port)]
+    if replicas > 1:  # a node drain evicts one router pod at a time
+        docs.append({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": metadata(name, ns, own),
+                     "spec": {"minAvailable": 1, "selector": {"matchLabels": own}}})
+    return docs
 
 
 def db_manifests(config: Config, image: str, password: str) -> list[Manifest]:
@@ -276,6 +295,8 @@ RBAC_RULES: list[Manifest] = [
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "replicasets"],
      "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
     {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"],
+     "verbs": ["get", "list", "create", "update", "patch", "delete"]},
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"],  # the router island's
      "verbs": ["get", "list", "create", "update", "patch", "delete"]},
 ]
 
