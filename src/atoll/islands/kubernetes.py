@@ -50,7 +50,7 @@ from atoll.islands.base import Island, IslandStatus
 from atoll.islands.db import DbIsland
 from atoll.islands.files import FilesIsland
 from atoll.islands.kube_images import push_island_image
-from atoll.islands.router import SwarmRouterIsland
+from atoll.islands.router_swarm import SwarmRouterIsland
 from atoll.islands.swarm import SwarmServiceIsland
 from atoll.islands.ui import SwarmUiIsland
 
