@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 import pytest
@@ -292,6 +292,42 @@ def test_two_replicas_predict_setosa_through_the_router(served: SwarmIris) -> No
     assert "0" not in {row[top["Titles"].index("UID")] for row in top["Processes"]}, top["Processes"]
     logs = list(deployments.deployment_logs(served.ctx, "svc", served.project))
     assert all(isinstance(line, str) for line in logs)
+
+
+def test_the_router_gets_the_keys_as_the_staging_mode_says(served: SwarmIris) -> None:
+    """host: the keys directory bind-mounted; fetch: rotated Docker secrets, a new key works at once."""
+    from atoll.api import keys
+
+    router = f"{served.namespace}-router"
+
+    def spec() -> dict[str, Any]:
+        return served.client.services.get(router).attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+
+    targets = {m["Target"] for m in spec().get("Mounts") or []}
+    if served.staging == "host":
+        assert targets == {"/atoll/router-keys"}
+        assert not [s for s in spec().get("Secrets") or [] if "-router-keys-" in s["SecretName"]]
+        return
+    assert targets == set()  # nothing from this host: the router may run on any node
+    found = {s["File"]["Name"]: s for s in spec()["Secrets"]}
+    old = found["router-keys.json"]["SecretName"]
+    assert old.startswith(f"{router}-keys-") and "router-replica-secrets.json" in found
+    container = served.client.containers.list(filters={"label": f"com.docker.swarm.service.name={router}"})[0]
+    uid = container.attrs["Config"]["User"].split(":")[0]
+    assert (found["router-keys.json"]["File"]["UID"], found["router-keys.json"]["File"]["Mode"]) == (uid, 0o400)
+
+    started = time.monotonic()
+    late = keys.new_key(served.ctx, served.project, name="late")[1]  # the router service rolls onto it
+    served.timings["key new (router rolled)"] = time.monotonic() - started
+    status, body = post(served.router_url("svc"), key=late)
+    assert status == 200 and b"setosa" in body
+    new = {s["File"]["Name"]: s["SecretName"] for s in spec()["Secrets"]}["router-keys.json"]
+    assert new != old and old not in [s.name for s in served.client.secrets.list()]  # the old one removed
+    keys.delete_key(served.ctx, served.project, "late")
+    assert post(served.router_url("svc"), key=late)[0] == 401
+    assert post(served.router_url("svc"), key=served.key)[0] == 200
+    assert new not in [s.name for s in served.client.secrets.list()]
+    assert late not in json.dumps(served.client.services.get(router).attrs)
 
 
 def test_a_broken_redeploy_rolls_back_and_the_old_replicas_keep_serving(served: SwarmIris) -> None:

@@ -24,6 +24,7 @@ def _island(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **sections: Any) ->
     manager = {"type": "swarm", "namespace": "unit", **sections.pop("container_manager", {})}
     found = get_island(Config(container_manager=manager, **sections), "router")
     assert isinstance(found, SwarmRouterIsland)
+    monkeypatch.setattr(found, "ingress_missing", lambda: None)  # an engine with the ingress mesh
     return found
 
 
@@ -83,6 +84,49 @@ def test_replicas_behind_the_published_port_and_how_an_update_rolls(
     assert (update["Order"], update["FailureAction"]) == (order, "rollback")
 
 
+def test_without_the_ingress_mesh_one_task_in_host_mode_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    island = _island(tmp_path, monkeypatch, router={"replicas": 2})
+    monkeypatch.setattr(island, "ingress_missing", lambda: "the swarm's ingress mesh, which this engine lacks")
+    assert island.replicas() == 1
+    assert island.endpoint_spec()["Ports"][0]["PublishMode"] == "host"
+    assert island.update_config()["Order"] == "stop-first"
+    _fake_tasks(island, monkeypatch, ["running"])
+    assert "(1/1 router tasks; router.replicas: 2 needs the swarm's ingress mesh" in island.status().message
+
+
+class _Engine:
+    """Just enough of a Docker client for the ingress check."""
+
+    def __init__(self, exit_status: int) -> None:
+        self.exit_status, self.runs = exit_status, 0
+        self.containers = self
+
+    def info(self) -> dict[str, Any]:
+        return {"Swarm": {"Cluster": {"ID": "c1"}}}
+
+    def run(self, image: str, command: list[str], **options: Any) -> bytes:
+        from docker.errors import ContainerError
+
+        self.runs += 1
+        assert options["network_mode"] == "host" and options["remove"] is True
+        if self.exit_status:
+            raise ContainerError(None, self.exit_status, command, image, b"")
+        return b""
+
+
+@pytest.mark.parametrize(("exit_status", "missing"), [(0, None), (3, "no IPVS in its kernel")])
+def test_the_ingress_check_runs_once_per_swarm(tmp_path: Path, exit_status: int, missing: str | None) -> None:
+    from atoll.islands.router_keys import ingress_check
+
+    engine = _Engine(exit_status)
+    for _ in range(2):
+        found = ingress_check(engine, Config(), tmp_path, lambda: "sha256:base")  # type: ignore[arg-type]
+        assert found is None if missing is None else missing in str(found)
+    assert engine.runs == 1  # remembered in run/swarm-ingress.json
+
+
 def _fake_tasks(island: SwarmRouterIsland, monkeypatch: pytest.MonkeyPatch, states: list[str]) -> None:
     tasks = [{"DesiredState": "running", "Status": {"State": state}} for state in states]
     tasks.append({"DesiredState": "shutdown", "Status": {"State": "failed"}})  # the killed one, replaced
@@ -109,3 +153,18 @@ def test_no_refresh_under_host_staging_or_off_swarm(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")  # any engine call would fail loudly
     assert refresh_swarm_router(Config(container_manager={"type": "swarm"})) is False
     assert refresh_swarm_router(Config(container_manager={"type": "local", "staging": "fetch"})) is False
+
+
+def test_depl_info_keeps_the_router_url_when_one_router_task_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    from atoll.api import deployments
+    from atoll.islands import IslandStatus
+
+    degraded = "the router serves at http://127.0.0.1:30080 with 1/2 router tasks: 1 down"
+    monkeypatch.setattr(deployments, "available", lambda ctx, name: True)
+    monkeypatch.setattr(deployments, "island_status",
+                        lambda ctx, name: IslandStatus("router", True, health="degraded", message=degraded))
+    assert deployments._router_state(None) == (None, degraded)  # type: ignore[arg-type]
+    assert deployments.router_down(None) is None  # type: ignore[arg-type]
+    monkeypatch.setattr(deployments, "island_status",
+                        lambda ctx, name: IslandStatus("router", False, health="down", message="down (0/2)"))
+    assert deployments._router_state(None) == ("down (0/2)", None)  # type: ignore[arg-type]

@@ -24,13 +24,18 @@ Never a secret on a command line, in an environment value, a label or an image.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+import orjson
 from filelock import FileLock
 
 from atoll.config import REPLICA_SECRETS_FILE, Config, RouterSection
 from atoll.errors import ConfigError
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 #: Where the swarm router sees the API keys directory under host staging (bind-mounted read-only).
 KEYS_MOUNT = "/atoll/router-keys"
@@ -92,6 +97,37 @@ def content_name(prefix: str, content: bytes) -> str:
     return f"{prefix}-{hashlib.sha256(content).hexdigest()[:12]}"
 
 
+def ingress_check(client: DockerClient, config: Config, run_dir: Path, image: Callable[[], str]) -> str | None:
+    """Why the swarm's ingress mesh does not work on this engine (None: it does); see
+    :meth:`atoll.islands.router_swarm.SwarmRouterIsland.ingress_missing`. Remembered per swarm."""
+    from docker.errors import ContainerError
+
+    from atoll.containers.swarm.engine import engine_errors
+
+    with engine_errors(config, "reading the engine's swarm state"):
+        cluster = str(((client.info().get("Swarm") or {}).get("Cluster") or {}).get("ID") or "")
+    cache = run_dir / "swarm-ingress.json"
+    try:
+        known = orjson.loads(cache.read_bytes())
+        if isinstance(known, dict) and known.get("cluster") == cluster:
+            return known.get("missing") or None
+    except (OSError, orjson.JSONDecodeError):
+        pass
+    probe = "import os, sys; sys.exit(0 if os.path.exists('/proc/net/ip_vs') else 3)"
+    missing: str | None = None
+    with engine_errors(config, "checking the swarm's ingress mesh"):
+        try:
+            client.containers.run(image(), ["python", "-c", probe], network_mode="host", remove=True,
+                                  labels={"io.atoll.kind": "check"})
+        except ContainerError as exc:
+            missing = ("the swarm's ingress mesh, which this engine lacks (no IPVS in its kernel: "
+                       "/proc/net/ip_vs is missing)") if exc.exit_status == 3 else (
+                       f"the swarm's ingress mesh, which could not be checked (exit {exc.exit_status})")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(orjson.dumps({"cluster": cluster, "missing": missing}))
+    return missing
+
+
 def router_lock(config: Config) -> FileLock:
     """Held while the router service is created, updated or its secrets pruned (one at a time)."""
     (config.home / "run").mkdir(parents=True, exist_ok=True)
@@ -120,6 +156,7 @@ __all__ = [
     "TLS_SECRETS",
     "auth_options",
     "content_name",
+    "ingress_check",
     "keys_delivery",
     "keys_documents",
     "keys_paths",

@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from atoll.config import Config
 from atoll.containers.base import LogSink, http_ok
@@ -39,6 +39,7 @@ from atoll.islands.router_keys import (
     TLS_SECRETS,
     auth_options,
     content_name,
+    ingress_check,
     keys_delivery,
     keys_documents,
     keys_paths,
@@ -48,6 +49,9 @@ from atoll.islands.router_keys import (
 from atoll.islands.swarm import LABEL_ISLAND, SwarmServiceIsland
 from atoll.task.deadline import wait_until
 from atoll.task.meta import share_private_dir, share_private_file
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,10 @@ class SwarmRouterIsland(SwarmServiceIsland):
     restart_delay: ClassVar[float] = 0.1
     section: ClassVar[str] = "router"
     port_setting: ClassVar[str] = "port"
+
+    def __init__(self, config: Config, client: DockerClient | None = None) -> None:
+        super().__init__(config, client)
+        self._ingress_missing: tuple[str | None] | None = None
 
     @property
     def service_name(self) -> str:
@@ -170,11 +178,28 @@ class SwarmRouterIsland(SwarmServiceIsland):
     # Replicated, updated in place.
 
     def replicas(self) -> int:
-        return self.config.router.replicas
+        """``router.replicas``; one when the engine has no ingress mesh (:meth:`ingress_missing`)."""
+        return 1 if self.ingress_missing() else self.config.router.replicas
 
     @property
     def _publish_mode(self) -> str:
         return "ingress" if self.replicas() > 1 else "host"
+
+    def ingress_missing(self) -> str | None:
+        """Why the swarm's ingress mesh cannot publish several router tasks here (None: it can).
+
+        The mesh balances with the kernel's IPVS; without it (``/proc/net/ip_vs`` absent in the
+        engine's host network namespace, e.g. a kernel built without ``ip_vs``) a port published
+        ``mode=ingress`` refuses every connection. Checked once per swarm with a one-off
+        container of the router's image on the host network, remembered in
+        ``$ATOLL_HOME/run/swarm-ingress.json``; only asked when ``router.replicas`` > 1.
+        """
+        if self.config.router.replicas <= 1:
+            return None
+        if self._ingress_missing is None:
+            self._ingress_missing = (ingress_check(self.client, self.config, self.config.home / "run",
+                                                   lambda: self.ensure_image(lambda _line: None)[0]),)
+        return self._ingress_missing[0]
 
     def endpoint_spec(self) -> Any:
         from docker.types import EndpointSpec
@@ -221,7 +246,7 @@ class SwarmRouterIsland(SwarmServiceIsland):
         same = self._runs(service, image)  # not healthy as it is: replace its tasks all the same
         spec = self.service_spec(image)
         with engine_errors(self.config, f"updating service {self.service_name}"):
-            service.update(**spec, force_update=same)
+            service.update(**spec, **({"force_update": True} if same else {}))
         return True
 
     def refresh_keys(self) -> bool:
@@ -251,8 +276,15 @@ class SwarmRouterIsland(SwarmServiceIsland):
         with router_lock(self.config):
             status = super().setup()
         tasks = self._task_counts()
-        status.message += f" ({tasks[0]}/{tasks[1]} router tasks)"
+        status.message += f" ({tasks[0]}/{tasks[1]} router tasks{self._one_task_why()})"
+        if self.ingress_missing():
+            log.warning("router.replicas: %d, but the router runs 1 task: %s", self.config.router.replicas,
+                        self.ingress_missing())
         return status
+
+    def _one_task_why(self) -> str:
+        missing = self.ingress_missing()
+        return f"; router.replicas: {self.config.router.replicas} needs {missing}" if missing else ""
 
     def stop(self) -> IslandStatus:
         with router_lock(self.config):
@@ -287,7 +319,7 @@ class SwarmRouterIsland(SwarmServiceIsland):
         if healthy < wanted:
             return self._status(True, "degraded", f"the router serves at {self.url} with {tasks}: "
                                 f"{wanted - healthy} down, the swarm is replacing it")
-        return self._status(True, "healthy", f"the router is healthy at {self.url} ({tasks})")
+        return self._status(True, "healthy", f"the router is healthy at {self.url} ({tasks}{self._one_task_why()})")
 
     def _wait_healthy(self, timeout: float) -> bool:
         """Until the last update completed, every task is healthy and the router answers; then the
