@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -316,9 +317,31 @@ def test_the_router_gets_the_keys_as_the_staging_mode_says(served: SwarmIris) ->
     uid = container.attrs["Config"]["User"].split(":")[0]
     assert (found["router-keys.json"]["File"]["UID"], found["router-keys.json"]["File"]["Mode"]) == (uid, 0o400)
 
+    answers: list[tuple[float, int]] = []  # (when, status) of predictions meanwhile, one after another (0: none)
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set() and len(answers) < 10_000:
+            at = time.monotonic()
+            try:
+                answers.append((at, post(served.router_url("svc"), key=served.key, timeout=5)[0]))
+            except OSError:
+                answers.append((at, 0))
+                time.sleep(0.02)
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
     started = time.monotonic()
     late = keys.new_key(served.ctx, served.project, name="late")[1]  # the router service rolls onto it
     served.timings["key new (router rolled)"] = time.monotonic() - started
+    stop.set()
+    thread.join(timeout=30)
+    order = served.client.services.get(router).attrs["Spec"]["UpdateConfig"]["Order"]
+    failed = [at for at, code in answers if code != 200]
+    assert len(answers) > 0
+    gap = f", all within {failed[-1] - failed[0]:.2f} s" if failed else ""
+    print(f"\n[fault] swarm router rolled onto a new keys secret ({order}): {len(failed)} of {len(answers)} "
+          f"predictions failed during `key new` ({served.timings['key new (router rolled)']:.1f} s{gap})")
     status, body = post(served.router_url("svc"), key=late)
     assert status == 200 and b"setosa" in body
     new = {s["File"]["Name"]: s["SecretName"] for s in spec()["Secrets"]}["router-keys.json"]
