@@ -117,6 +117,19 @@ def test_the_swarm_router_serves_https_with_its_pair_as_docker_secrets(
           f"requests failed, serving again {serving:.2f} s and {tasks}/{tasks} tasks {back:.2f} s after the kill")
     assert f"({tasks}/{tasks} router tasks" in swarm_home.atoll("isle", "router", "status")["message"]
 
+    # A new pair behind the same paths: `setup` updates the service in place onto new secrets
+    # (named after their content) and removes the old ones.
+    before = {s["SecretName"] for s in swarm_client.services.get(service_name).attrs["Spec"]["TaskTemplate"][
+        "ContainerSpec"]["Secrets"]}
+    cert.unlink()
+    key.unlink()
+    swarm_home.atoll("isle", "router", "setup", "--self-signed")
+    assert _https_ok(base, cert)  # the new certificate (the old one no longer verifies it)
+    after = {s["SecretName"] for s in swarm_client.services.get(service_name).attrs["Spec"]["TaskTemplate"][
+        "ContainerSpec"]["Secrets"]}
+    assert len(after) == 2 and not before & after
+    assert not before & {s.name for s in swarm_client.secrets.list()}
+
     stopped = swarm_home.atoll("isle", "router", "stop")
     assert not stopped["running"]
     assert not swarm_client.services.list(filters={"name": service_name})
