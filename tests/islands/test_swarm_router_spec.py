@@ -88,7 +88,9 @@ def test_without_the_ingress_mesh_one_task_in_host_mode_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     island = _island(tmp_path, monkeypatch, router={"replicas": 2})
-    monkeypatch.setattr(island, "ingress_missing", lambda: "the swarm's ingress mesh, which this engine lacks")
+    why = "the swarm's ingress mesh, which this engine lacks"
+    monkeypatch.setattr(island, "ingress_missing", lambda: why)
+    monkeypatch.setattr("atoll.islands.router_swarm.ingress_check", lambda *args: why)  # as remembered
     assert island.replicas() == 1
     assert island.endpoint_spec()["Ports"][0]["PublishMode"] == "host"
     assert island.update_config()["Order"] == "stop-first"
@@ -127,10 +129,15 @@ def test_the_ingress_check_runs_once_per_swarm(tmp_path: Path, exit_status: int,
     assert engine.runs == 1  # remembered in run/swarm-ingress.json
 
 
+class _Service:
+    def __init__(self, replicas: int) -> None:
+        self.attrs = {"Spec": {"Mode": {"Replicated": {"Replicas": replicas}}}}
+
+
 def _fake_tasks(island: SwarmRouterIsland, monkeypatch: pytest.MonkeyPatch, states: list[str]) -> None:
     tasks = [{"DesiredState": "running", "Status": {"State": state}} for state in states]
     tasks.append({"DesiredState": "shutdown", "Status": {"State": "failed"}})  # the killed one, replaced
-    monkeypatch.setattr(island, "_service", lambda: object())
+    monkeypatch.setattr(island, "_service", lambda: _Service(island.replicas()))
     monkeypatch.setattr(island, "_tasks", lambda: tasks)
     monkeypatch.setattr(island, "probe", lambda: True)
 

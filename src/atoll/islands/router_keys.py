@@ -97,9 +97,10 @@ def content_name(prefix: str, content: bytes) -> str:
     return f"{prefix}-{hashlib.sha256(content).hexdigest()[:12]}"
 
 
-def ingress_check(client: DockerClient, config: Config, run_dir: Path, image: Callable[[], str]) -> str | None:
-    """Why the swarm's ingress mesh does not work on this engine (None: it does); see
-    :meth:`atoll.islands.router_swarm.SwarmRouterIsland.ingress_missing`. Remembered per swarm."""
+def ingress_check(client: DockerClient, config: Config, run_dir: Path, image: Callable[[], str] | None) -> str | None:
+    """Why the swarm's ingress mesh does not work on this engine (None: it does, or ``image`` is None
+    and it was not checked yet); see :meth:`atoll.islands.router_swarm.SwarmRouterIsland.ingress_missing`.
+    Remembered per swarm."""
     from docker.errors import ContainerError
 
     from atoll.containers.swarm.engine import engine_errors
@@ -113,6 +114,8 @@ def ingress_check(client: DockerClient, config: Config, run_dir: Path, image: Ca
             return known.get("missing") or None
     except (OSError, orjson.JSONDecodeError):
         pass
+    if image is None:
+        return None
     probe = "import os, sys; sys.exit(0 if os.path.exists('/proc/net/ip_vs') else 3)"
     missing: str | None = None
     with engine_errors(config, "checking the swarm's ingress mesh"):

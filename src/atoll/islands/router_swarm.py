@@ -276,15 +276,18 @@ class SwarmRouterIsland(SwarmServiceIsland):
         with router_lock(self.config):
             status = super().setup()
         tasks = self._task_counts()
-        status.message += f" ({tasks[0]}/{tasks[1]} router tasks{self._one_task_why()})"
+        status.message += f" ({tasks[0]}/{tasks[1]} router tasks{self._one_task_why(tasks[1])})"
         if self.ingress_missing():
             log.warning("router.replicas: %d, but the router runs 1 task: %s", self.config.router.replicas,
                         self.ingress_missing())
         return status
 
-    def _one_task_why(self) -> str:
-        missing = self.ingress_missing()
-        return f"; router.replicas: {self.config.router.replicas} needs {missing}" if missing else ""
+    def _one_task_why(self, wanted: int | None = None) -> str:
+        """Why ``wanted`` (default :meth:`replicas`) is fewer than ``router.replicas`` ("" when it is not)."""
+        if (wanted if wanted is not None else self.replicas()) >= self.config.router.replicas:
+            return ""
+        missing = ingress_check(self.client, self.config, self.config.home / "run", None) or "the ingress mesh"
+        return f"; router.replicas: {self.config.router.replicas} needs {missing}"
 
     def stop(self) -> IslandStatus:
         with router_lock(self.config):
@@ -302,9 +305,14 @@ class SwarmRouterIsland(SwarmServiceIsland):
         return str(((service.attrs if service is not None else {}).get("UpdateStatus") or {}).get("State") or "")
 
     def _task_counts(self) -> tuple[int, int]:
-        """(tasks running — healthy: the swarm calls a task running once its health check passed, wanted)."""
+        """(tasks running — healthy: the swarm calls a task running once its health check passed,
+        tasks wanted by the service as it runs)."""
+        service = self._service()
+        spec = (service.attrs if service is not None else {}).get("Spec") or {}
+        wanted = ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas")
         live = [t for t in self._tasks() if t.get("DesiredState") == "running"]
-        return sum(1 for t in live if (t.get("Status") or {}).get("State") == "running"), self.replicas()
+        running = sum(1 for t in live if (t.get("Status") or {}).get("State") == "running")
+        return running, int(wanted) if wanted is not None else self.replicas()
 
     def status(self) -> IslandStatus:
         """Running with how many of its tasks: ``2/2 router tasks``; serving but degraded with ``1/2``."""
@@ -319,7 +327,7 @@ class SwarmRouterIsland(SwarmServiceIsland):
         if healthy < wanted:
             return self._status(True, "degraded", f"the router serves at {self.url} with {tasks}: "
                                 f"{wanted - healthy} down, the swarm is replacing it")
-        return self._status(True, "healthy", f"the router is healthy at {self.url} ({tasks}{self._one_task_why()})")
+        return self._status(True, "healthy", f"the router is healthy at {self.url} ({tasks}{self._one_task_why(wanted)})")
 
     def _wait_healthy(self, timeout: float) -> bool:
         """Until the last update completed, every task is healthy and the router answers; then the
