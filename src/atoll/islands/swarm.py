@@ -5,7 +5,9 @@ with the default namespace; the router is ``<namespace>-router``) on the
 attachable overlay network ``<namespace>``, where tasks reach it by service
 name, with its data on the named volume ``<service>-data``, which ``stop``
 keeps. Its port is published ``mode=host`` (the ingress mesh is not available
-everywhere) on the host's loopback. A recipe island's image,
+everywhere) on the host's loopback; the router alone may run several tasks
+behind the ingress mesh and is updated in place (hooks :meth:`SwarmServiceIsland.replicas`,
+``endpoint_spec``, ``update_config``, ``secret_refs``, ``roll``; :mod:`atoll.islands.router_swarm`). A recipe island's image,
 ``atoll/isle-<name>:<version>-<recipe hash>``, is built from
 ``resources/docker/<name>.Dockerfile`` on top of ``docker.python_image`` the
 first time it is needed (or up front: ``atoll isle <name> build``).
