@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +25,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 import pytest
@@ -292,6 +293,64 @@ def test_two_replicas_predict_setosa_through_the_router(served: SwarmIris) -> No
     assert "0" not in {row[top["Titles"].index("UID")] for row in top["Processes"]}, top["Processes"]
     logs = list(deployments.deployment_logs(served.ctx, "svc", served.project))
     assert all(isinstance(line, str) for line in logs)
+
+
+def test_the_router_gets_the_keys_as_the_staging_mode_says(served: SwarmIris) -> None:
+    """host: the keys directory bind-mounted; fetch: rotated Docker secrets, a new key works at once."""
+    from atoll.api import keys
+
+    router = f"{served.namespace}-router"
+
+    def spec() -> dict[str, Any]:
+        return served.client.services.get(router).attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+
+    targets = {m["Target"] for m in spec().get("Mounts") or []}
+    if served.staging == "host":
+        assert targets == {"/atoll/router-keys"}
+        assert not [s for s in spec().get("Secrets") or [] if "-router-keys-" in s["SecretName"]]
+        return
+    assert targets == set()  # nothing from this host: the router may run on any node
+    found = {s["File"]["Name"]: s for s in spec()["Secrets"]}
+    old = found["router-keys.json"]["SecretName"]
+    assert old.startswith(f"{router}-keys-") and "router-replica-secrets.json" in found
+    container = served.client.containers.list(filters={"label": f"com.docker.swarm.service.name={router}"})[0]
+    uid = container.attrs["Config"]["User"].split(":")[0]
+    assert (found["router-keys.json"]["File"]["UID"], found["router-keys.json"]["File"]["Mode"]) == (uid, 0o400)
+
+    answers: list[tuple[float, int]] = []  # (when, status) of predictions meanwhile, one after another (0: none)
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set() and len(answers) < 10_000:
+            at = time.monotonic()
+            try:
+                answers.append((at, post(served.router_url("svc"), key=served.key, timeout=5)[0]))
+            except OSError:
+                answers.append((at, 0))
+                time.sleep(0.02)
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    late = keys.new_key(served.ctx, served.project, name="late")[1]  # the router service rolls onto it
+    served.timings["key new (router rolled)"] = time.monotonic() - started
+    stop.set()
+    thread.join(timeout=30)
+    order = served.client.services.get(router).attrs["Spec"]["UpdateConfig"]["Order"]
+    failed = [at for at, code in answers if code != 200]
+    assert len(answers) > 0
+    gap = f", all within {failed[-1] - failed[0]:.2f} s" if failed else ""
+    print(f"\n[fault] swarm router rolled onto a new keys secret ({order}): {len(failed)} of {len(answers)} "
+          f"predictions failed during `key new` ({served.timings['key new (router rolled)']:.1f} s{gap})")
+    status, body = post(served.router_url("svc"), key=late)
+    assert status == 200 and b"setosa" in body
+    new = {s["File"]["Name"]: s["SecretName"] for s in spec()["Secrets"]}["router-keys.json"]
+    assert new != old and old not in [s.name for s in served.client.secrets.list()]  # the old one removed
+    keys.delete_key(served.ctx, served.project, "late")
+    assert post(served.router_url("svc"), key=late)[0] == 401
+    assert post(served.router_url("svc"), key=served.key)[0] == 200
+    assert new not in [s.name for s in served.client.secrets.list()]
+    assert late not in json.dumps(served.client.services.get(router).attrs)
 
 
 def test_a_broken_redeploy_rolls_back_and_the_old_replicas_keep_serving(served: SwarmIris) -> None:

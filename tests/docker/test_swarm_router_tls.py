@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -79,22 +80,107 @@ def test_the_swarm_router_serves_https_with_its_pair_as_docker_secrets(
     image = service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0]
     assert key_body[:40] not in json.dumps(swarm_client.images.get(image).attrs)
 
-    # The swarm restarts a SIGKILLed router task (its restart policy), still over TLS.
+    # router.replicas (2) tasks behind the published port, through the ingress mesh; on an engine
+    # without one (no IPVS in its kernel) a single task in host mode, and the status says why.
+    wanted = swarm_home.atoll("isle", "router", "status")
+    missing = "needs the swarm's ingress mesh" in wanted["message"]
+    tasks = 1 if missing else 2
+    assert f"({tasks}/{tasks} router tasks" in status["message"] and f"({tasks}/{tasks} router tasks" in wanted["message"]
+    endpoint = service.attrs["Spec"]["EndpointSpec"]
+    assert [p["PublishMode"] for p in endpoint["Ports"]] == ["host" if missing else "ingress"]
+    update = service.attrs["Spec"]["UpdateConfig"]
+    assert update["Order"] == ("stop-first" if missing else "start-first")
     containers = swarm_client.containers.list(filters={"label": f"com.docker.swarm.service.name={service_name}"})
-    assert len(containers) == 1
+    assert len(containers) == tasks
     user = containers[0].attrs["Config"]["User"]
     assert user and user.split(":")[0] != "0", user  # never root, even when Atoll runs as root
     assert containers[0].exec_run(["id", "-u"]).output.strip() != b"0"
+
+    # One router task SIGKILLed under a bounded load (new connections, one after another): the other
+    # task keeps serving while the swarm replaces it (restart policy); failed requests are counted.
+    load = _Load(f"{base}/health", cert)
+    load.start()
+    time.sleep(1)
     containers[0].kill()
     killed = time.monotonic()
-    containers[0].wait(timeout=30)  # gone: what answers next is the new task
-    wait_for(lambda: _https_ok(base, cert), timeout=120, every=0.1)
-    print(f"\n[fault] swarm router task SIGKILLed: serving again {time.monotonic() - killed:.2f} s after the kill")
+    containers[0].wait(timeout=30)  # gone: what answers next is another task or the new one
+    wait_for(lambda: _running_tasks(swarm_client, service_name, containers[0].id) == tasks, timeout=120, every=0.1)
+    back = time.monotonic() - killed
+    time.sleep(1)
+    load.stop()
+    failed, total = load.failed(), len(load.results)
+    serving = load.serving_again(killed)
+    assert serving is not None and total > 10
+    if not missing:
+        assert any(ok for at, ok in load.results if killed < at < killed + back), "nothing answered meanwhile"
+    print(f"\n[fault] swarm router task SIGKILLed ({tasks} task{'s' if tasks > 1 else ''}): {failed} of {total} "
+          f"requests failed, serving again {serving:.2f} s and {tasks}/{tasks} tasks {back:.2f} s after the kill")
+    assert f"({tasks}/{tasks} router tasks" in swarm_home.atoll("isle", "router", "status")["message"]
+
+    # A new pair behind the same paths: `setup` updates the service in place onto new secrets
+    # (named after their content) and removes the old ones.
+    before = {s["SecretName"] for s in swarm_client.services.get(service_name).attrs["Spec"]["TaskTemplate"][
+        "ContainerSpec"]["Secrets"]}
+    cert.unlink()
+    key.unlink()
+    swarm_home.atoll("isle", "router", "setup", "--self-signed")
+    assert _https_ok(base, cert)  # the new certificate (the old one no longer verifies it)
+    after = {s["SecretName"] for s in swarm_client.services.get(service_name).attrs["Spec"]["TaskTemplate"][
+        "ContainerSpec"]["Secrets"]}
+    assert len(after) == 2 and not before & after
+    assert not before & {s.name for s in swarm_client.secrets.list()}
 
     stopped = swarm_home.atoll("isle", "router", "stop")
     assert not stopped["running"]
     assert not swarm_client.services.list(filters={"name": service_name})
     assert not [s for s in swarm_client.secrets.list() if s.name.startswith(service_name)]
+
+
+def _running_tasks(client: DockerClient, service: str, killed: str) -> int:
+    """Tasks of ``service`` the swarm calls running (their health check passed), but the killed one."""
+    tasks = client.services.get(service).tasks(filters={"desired-state": "running"})
+    return sum(1 for t in tasks if t["Status"]["State"] == "running"
+               and t["Status"].get("ContainerStatus", {}).get("ContainerID") != killed)
+
+
+class _Load:
+    """GET ``url`` over a new connection, one after another, in a thread, for at most 120 s."""
+
+    def __init__(self, url: str, cert: Path) -> None:
+        self.url, self.cert = url, cert
+        self.results: list[tuple[float, bool]] = []  # (time.monotonic() at the start, answered 200)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 120
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            started = time.monotonic()
+            try:
+                ok = httpx.get(self.url, verify=str(self.cert), timeout=2).status_code == 200
+            except httpx.TransportError:
+                ok = False
+            self.results.append((started, ok))
+            if not ok:
+                time.sleep(0.02)  # a refused connection returns at once: do not spin
+
+    def failed(self) -> int:
+        return sum(1 for _, ok in self.results if not ok)
+
+    def serving_again(self, since: float) -> float | None:
+        """Seconds from ``since`` to the first answer after the last failure (0.0: nothing failed)."""
+        failures = [at for at, ok in self.results if not ok and at >= since]
+        if not failures:
+            return 0.0
+        after = [at for at, ok in self.results if ok and at > failures[-1]]
+        return after[0] - since if after else None
 
 
 def _https_ok(base: str, cert: Path) -> bool:

@@ -352,15 +352,22 @@ def router_url(ctx: AtollContext, depl: Deployment) -> str:
 
 def router_down(ctx: AtollContext) -> str | None:
     """Why the router does not serve right now (None: it does, or the runtime has no router island)."""
+    return _router_state(ctx)[0]
+
+
+def _router_state(ctx: AtollContext) -> tuple[str | None, str | None]:
+    """(why the router does not serve, or None; a note when it serves degraded: ``1/2 router tasks``)."""
     if not available(ctx, "router"):
-        return None
+        return None, None
     try:
         status = island_status(ctx, "router")
     except AtollError as exc:
-        return f"the router's state is unknown: {exc}"
+        return f"the router's state is unknown: {exc}", None
+    if status.running and status.health == "degraded":
+        return None, status.message
     if status.running and status.health in (None, "healthy", "running"):
-        return None
-    return status.message
+        return None, None
+    return status.message, None
 
 
 def deployment_info(ctx: AtollContext, name: str, proj: str | None = None) -> dict[str, Any]:
@@ -371,10 +378,10 @@ def deployment_info(ctx: AtollContext, name: str, proj: str | None = None) -> di
     info = depl.public_dump()
     info["availability"] = f"{healthy}/{depl.n_tasks}"
     info["replicas"] = [dataclasses.asdict(r) for r in replicas]
-    down = router_down(ctx)
+    down, degraded = _router_state(ctx)
     info["router_url"] = None if down else router_url(ctx, depl)
-    if down:
-        info["router"] = down
+    if down or degraded:
+        info["router"] = down or degraded
     if depl.port:
         info["balanced_url"] = f"http://127.0.0.1:{depl.port}/predict"
     return info

@@ -14,8 +14,10 @@ the hashes with the pepper to one file, ``$ATOLL_HOME/run/router-keys/keys.json`
 re-reads when it changes. The router then needs
 no database access and no credentials — it sees hashes, never keys — and a
 keys file is what a container can be given: the swarm router mounts its
-directory read-only (a single-node swarm; a multi-node one needs the file as
-a rotated Docker secret instead).
+directory read-only under host staging (a single-node swarm), and gets it as
+a Docker secret named after its content under fetch staging, rotated by a
+start-first update of the router service on every change
+(:mod:`atoll.islands.router_keys`); the Kubernetes router reads it from a Secret.
 """
 
 from __future__ import annotations
@@ -168,7 +170,13 @@ def export_keys(ctx: AtollContext, path: Path | None = None) -> Path:
 
 
 def _hand_keys_to_cluster_router(ctx: AtollContext, data: bytes) -> None:
-    """On Kubernetes the router reads the keys from a Secret: update it (a warning when the cluster is away)."""
+    """On Kubernetes the router reads the keys from a Secret: update it (a warning when the cluster is away).
+    On swarm under fetch staging, from a Docker secret: roll the router service onto a new one."""
+    if ctx.config.container_manager.type == "swarm":
+        from atoll.islands.router import refresh_swarm_router
+
+        refresh_swarm_router(ctx.config)
+        return
     if ctx.config.container_manager.type not in ("kubernetes", "kube"):
         return
     from atoll.islands.kubernetes import publish_router_secrets

@@ -6,8 +6,9 @@ in ``$ATOLL_HOME/run/router-keys/replica-secrets.json``
 it, so old and new replicas accept the same one during a roll-over. The
 replicas receive it with their store settings (the task's secret file, a
 Docker secret on swarm, the store Secret on Kubernetes), the router reads the
-file (the swarm router through the same read-only mount as the keys file, the
-Kubernetes router from its keys Secret, updated here), and the local balancer
+file (the swarm router through the same read-only mount as the keys file, or
+the same kind of rotated Docker secret under fetch staging; the Kubernetes
+router from its keys Secret, updated here), and the local balancer
 gets it in its supervisor's 0600 spec. Never on a command line, in an environment
 variable or an image.
 """
@@ -65,7 +66,13 @@ def _update(ctx: AtollContext, change: Any) -> str | None:
 
 
 def _hand_secrets_to_cluster_router(ctx: AtollContext) -> None:
-    """On Kubernetes the router reads the file from its keys Secret: update it (a warning when the cluster is away)."""
+    """On Kubernetes the router reads the file from its keys Secret: update it (a warning when the cluster is away).
+    On swarm under fetch staging, from a Docker secret: roll the router service onto a new one."""
+    if ctx.config.container_manager.type == "swarm":
+        from atoll.islands.router import refresh_swarm_router
+
+        refresh_swarm_router(ctx.config)
+        return
     if ctx.config.container_manager.type not in ("kubernetes", "kube"):
         return
     from atoll.islands.kubernetes import publish_router_secrets

@@ -113,6 +113,8 @@ def _summary(info: dict[str, Any]) -> None:
         print(f"  {replica['name']:<24} {replica['state']:<10} {replica['url']}")
     if info["router_url"]:
         print(f"  through the router: POST {info['router_url']}")
+        if info.get("router"):  # serving, but with fewer router tasks than wanted
+            print(f"  router:             {info['router']}")
     else:
         print(f"  through the router: DOWN: {info.get('router')}")
     if info.get("balanced_url"):

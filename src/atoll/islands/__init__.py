@@ -48,7 +48,7 @@ ISLANDS: Registry[Island] = Registry(
     "island",
     {
         island_key("router", "local"): Backend("atoll.islands.router:LocalRouterIsland"),
-        island_key("router", "swarm"): Backend("atoll.islands.router:SwarmRouterIsland", _DOCKER),
+        island_key("router", "swarm"): Backend("atoll.islands.router_swarm:SwarmRouterIsland", _DOCKER),
         island_key("ui", "local"): Backend("atoll.islands.ui:LocalUiIsland", "pip install 'atoll[ui]'"),
         island_key("ui", "swarm"): Backend("atoll.islands.ui:SwarmUiIsland", "pip install 'atoll[docker,ui]'"),
         **{island_key(name, manager): backend for name, backend in _SWARM_SERVICES.items()

@@ -28,7 +28,7 @@ class IslandStatus:
     running: bool
     url: str | None = None  # where clients on this host reach it (no credentials)
     message: str = ""  # one line for a user: what happened / how it is
-    health: str | None = None  # healthy | starting | unhealthy | stopped (None: not probed)
+    health: str | None = None  # healthy | degraded (some of its tasks down) | starting | unhealthy | stopped (None: not probed)
     service: str | None = None  # the service / process the island runs as
     volume: str | None = None  # the data volume that `stop` keeps
     pid: int | None = None  # process islands: the process id

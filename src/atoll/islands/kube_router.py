@@ -28,7 +28,7 @@ from atoll.containers.kubernetes import island_manifests as manifests
 from atoll.containers.kubernetes.objects import Manifest
 from atoll.errors import ConfigError
 from atoll.islands.kubernetes import KubeIsland, replica_secrets_document
-from atoll.islands.router import SwarmRouterIsland
+from atoll.islands.router_swarm import SwarmRouterIsland
 from atoll.islands.swarm import SwarmServiceIsland
 
 

@@ -3,22 +3,13 @@
 On the ``local`` runtime it is a ``python -m atoll.router`` process on
 ``router.host:router.port`` reading the local discovery files, kept running
 by a detached supervisor (state in ``$ATOLL_HOME/run/router/``, log
-``$ATOLL_HOME/run/router.log``).
-
-On ``swarm`` it is the service ``<ns>-router`` on the overlay network: it
-runs ``python -m atoll.router --discovery dns`` from the base image (by id,
-re-created when the base image changed: a new Atoll) and finds the replicas
-of deployment D of project P as ``tasks.<ns>-P-D`` (port 8080), so it needs
-no state from the host. Its port 8080 is published in host mode on
-``router.port``. With ``router.tls_cert``/``tls_key`` the pair reaches the
-service as two Docker secrets (``/run/secrets/router-tls.crt|key``), never
-an environment value or an image layer.
+``$ATOLL_HOME/run/router.log``). On ``swarm`` it is the service
+``<ns>-router``: :mod:`atoll.islands.router_swarm`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -28,38 +19,19 @@ from typing import Any, ClassVar
 
 from filelock import FileLock
 
-from atoll.config import REPLICA_SECRETS_FILE, RouterSection, atoll_home
-from atoll.containers.base import LogSink, http_ok
-from atoll.containers.spec import TASK_USER, task_user_group
+from atoll.config import atoll_home
+from atoll.containers.base import http_ok
 from atoll.containers.local.process import kill_group, log_tail, pid_alive, read_json, write_json
-from atoll.containers.swarm.engine import HEALTH_PROBE, SERVICE_PORT, service_healthcheck
-from atoll.containers.swarm.images import base_image_current, ensure_base_image, image_id
-from atoll.errors import BackendUnavailableError, ConfigError, NotFoundError
+from atoll.errors import BackendUnavailableError
 from atoll.islands.base import IslandStatus, LocalProcessIsland
-from atoll.islands.swarm import SwarmServiceIsland
-from atoll.task.meta import share_private_dir, share_private_file
+from atoll.islands.router_keys import KEYS_MOUNT, TLS_SECRETS
+from atoll.islands.router_keys import auth_options as _auth_options
+from atoll.islands.router_keys import tls_options as _tls_options
+from atoll.islands.router_swarm import SwarmRouterIsland, refresh_swarm_router
 
 START_TIMEOUT = 30.0
 RESTART_LIMIT = 5  # restarts in a row (without STABLE_AFTER s of health) before the supervisor gives up
 STABLE_AFTER = 10.0
-#: Where the swarm router sees the API keys directory (bind-mounted read-only).
-KEYS_MOUNT = "/atoll/router-keys"
-#: The file names of the TLS pair under /run/secrets in the swarm router.
-TLS_SECRETS = ("router-tls.crt", "router-tls.key")
-
-
-def _auth_options(auth: bool, keys_file: Path) -> list[str]:
-    """The router's API-key options (the keys file to check against, or ``--auth off``), and the
-    replica secrets file next to the keys file (``config.router_replica_secrets_file``)."""
-    secrets = ["--replica-secrets", str(keys_file.with_name(REPLICA_SECRETS_FILE))]
-    return (["--keys-file", str(keys_file)] if auth else ["--auth", "off"]) + secrets
-
-
-def _tls_options(router: RouterSection, cert: str | None = None, key: str | None = None) -> list[str]:
-    """``--tls-cert``/``--tls-key`` when the router serves HTTPS (paths as the router sees them)."""
-    if not router.tls:
-        return []
-    return ["--tls-cert", cert or str(router.tls_cert), "--tls-key", key or str(router.tls_key)]
 
 
 class LocalRouterIsland(LocalProcessIsland):
@@ -224,86 +196,4 @@ class LocalRouterIsland(LocalProcessIsland):
         return alive
 
 
-class SwarmRouterIsland(SwarmServiceIsland):
-    """The router as the swarm service ``<ns>-router``, finding replicas by DNS."""
-
-    name: ClassVar[str] = "router"
-    container_port: ClassVar[int] = SERVICE_PORT
-    data_path: ClassVar[str | None] = None  # stateless
-    stop_grace: ClassVar[float] = 5.0
-    #: Every request fails while the router is down: restart it at once, as the local supervisor does (0.1 s).
-    restart_delay: ClassVar[float] = 0.1
-    section: ClassVar[str] = "router"
-    port_setting: ClassVar[str] = "port"
-
-    @property
-    def service_name(self) -> str:
-        return f"{self.namespace}-router"
-
-    @property
-    def url(self) -> str:
-        return self.config.router.url
-
-    def probe(self) -> bool:
-        return http_ok(f"{self.url}/health")
-
-    def command(self) -> list[str]:
-        keys = Path(KEYS_MOUNT) / self.config.router_keys_file.name
-        return [
-            "python", "-m", "atoll.router", "--host", "0.0.0.0", "--port", str(SERVICE_PORT),
-            "--discovery", "dns", "--dns-pattern", f"tasks.{self.namespace}-{{project}}-{{deployment}}",
-            "--dns-port", str(SERVICE_PORT), *_auth_options(self.config.router.auth, keys),
-            *_tls_options(self.config.router, f"/run/secrets/{TLS_SECRETS[0]}", f"/run/secrets/{TLS_SECRETS[1]}"),
-        ]
-
-    def secrets(self) -> dict[str, bytes]:
-        """The TLS pair, when configured (read here, handed to the engine as Docker secrets)."""
-        router = self.config.router
-        if not router.tls:
-            return {}
-        try:
-            return {TLS_SECRETS[0]: Path(str(router.tls_cert)).read_bytes(),
-                    TLS_SECRETS[1]: Path(str(router.tls_key)).read_bytes()}
-        except OSError as exc:
-            raise ConfigError(f"router TLS: cannot read {exc.filename}: {exc.strerror}") from None
-
-    def secrets_names(self) -> tuple[str, ...]:
-        return TLS_SECRETS
-
-    def bind_mounts(self) -> list[tuple[str, str]]:
-        # The keys directory, read-only: `atoll key new/rm` rewrite the file in it and the router
-        # re-reads it. A bind mount reaches the node Atoll runs on only (single-node swarm).
-        keys_dir = self.config.router_keys_file.parent
-        keys_dir.mkdir(parents=True, exist_ok=True)
-        group = task_user_group()
-        share_private_dir(keys_dir, group)
-        if group is not None:  # files an older Atoll wrote 0600: the router reads them as that group
-            for path in (self.config.router_keys_file, self.config.router_replica_secrets_file):
-                if path.exists():
-                    share_private_file(path, group)
-        return [(KEYS_MOUNT, str(keys_dir))]
-
-    def run_as(self) -> tuple[int, int]:
-        """Never root: the user Atoll runs as (the owner of the 0700 keys directory the router
-        reads), or ``TASK_USER`` when Atoll runs as root (the directory is then 0750 for its group)."""
-        return TASK_USER if task_user_group() is not None else (os.geteuid(), os.getegid())
-
-    def healthcheck(self) -> Any:
-        check = service_healthcheck(self.config)
-        if self.config.router.tls:  # the same probe over TLS (not verified: liveness of this very task)
-            check["Test"] = ["CMD", "python", "-c", HEALTH_PROBE.replace("http://", "https://").replace(
-                "timeout=2)", "timeout=2, context=__import__('ssl')._create_unverified_context())")]
-        return check
-
-    def ensure_image(self, log: LogSink) -> tuple[str, float | None]:
-        """The base image's id (built first when missing or stale: ``atoll image build-base``)."""
-        started = time.monotonic()
-        built = not base_image_current(self.client, self.config)
-        ref = ensure_base_image(self.client, self.config, log)
-        found = image_id(self.client, self.config, ref)
-        if found is None:
-            raise NotFoundError(f"the base image {ref} vanished right after it was built")
-        return found, (time.monotonic() - started if built else None)
-
-
-__all__ = ["LocalRouterIsland", "SwarmRouterIsland"]
+__all__ = ["KEYS_MOUNT", "TLS_SECRETS", "LocalRouterIsland", "SwarmRouterIsland", "refresh_swarm_router"]

@@ -5,7 +5,9 @@ with the default namespace; the router is ``<namespace>-router``) on the
 attachable overlay network ``<namespace>``, where tasks reach it by service
 name, with its data on the named volume ``<service>-data``, which ``stop``
 keeps. Its port is published ``mode=host`` (the ingress mesh is not available
-everywhere) on the host's loopback. A recipe island's image,
+everywhere) on the host's loopback; the router alone may run several tasks
+behind the ingress mesh and is updated in place (hooks :meth:`SwarmServiceIsland.replicas`,
+``endpoint_spec``, ``update_config``, ``secret_refs``, ``roll``; :mod:`atoll.islands.router_swarm`). A recipe island's image,
 ``atoll/isle-<name>:<version>-<recipe hash>``, is built from
 ``resources/docker/<name>.Dockerfile`` on top of ``docker.python_image`` the
 first time it is needed (or up front: ``atoll isle <name> build``).
@@ -145,6 +147,39 @@ class SwarmServiceIsland(Island):
         """A ``docker.types.Healthcheck`` (None: the image's own HEALTHCHECK)."""
         return None
 
+    def replicas(self) -> int:
+        """Tasks of the service (hook; one here)."""
+        return 1
+
+    def endpoint_spec(self) -> Any:
+        """How the port is published (hook; ``mode=host`` on :attr:`port`, names resolved by DNS round robin)."""
+        from docker.types import EndpointSpec
+
+        return EndpointSpec(mode="dnsrr", ports={self.port: (self.container_port, "tcp", "host")})
+
+    def update_config(self) -> Any:
+        """A ``docker.types.UpdateConfig`` for :meth:`roll` (hook; None: the engine's default)."""
+        return None
+
+    def secret_refs(self, labels: dict[str, str]) -> list[Any]:
+        """The service's ``SecretReference`` s, creating the secrets (hook; fixed names here, re-created
+        from :meth:`secrets` since secrets are immutable)."""
+        from docker.types import SecretReference
+
+        refs = []
+        uid, gid = (str(n) for n in self.run_as() or (0, 0))
+        for file_name, content in self.secrets().items():
+            name = self.secret_name(file_name)
+            remove_secret(self.client, self.config, name)  # secrets are immutable: recreate from the chest
+            with engine_errors(self.config, f"creating secret {name}"):
+                secret = self.client.secrets.create(name=name, data=content, labels=labels)
+            refs.append(SecretReference(secret.id, name, filename=file_name, uid=uid, gid=gid, mode=0o400))
+        return refs
+
+    def roll(self, service: Any, image: str) -> bool:
+        """Bring a running service to the wanted spec in place (hook; False: not here, re-create it)."""
+        return False
+
     def ensure_image(self, log: LogSink) -> tuple[str, float | None]:
         """The image to run, built from the recipe when missing; and the build time (None: not built).
 
@@ -229,8 +264,11 @@ class SwarmServiceIsland(Island):
             if self._runs(current, image) and self._wait_healthy(min(ALREADY_RUNNING_GRACE, self._timeout)):
                 return self._status(True, "healthy", f"the {self.name} island is already running at {self.url}",
                                     started)
-            remove_service(self.client, self.config, self.service_name)
-        self._create(image)
+            if not self.roll(current, image):
+                remove_service(self.client, self.config, self.service_name)
+                self._create(image)
+        else:
+            self._create(image)
         try:
             if not self._wait_healthy(self._timeout):
                 raise BackendUnavailableError(
@@ -295,19 +333,17 @@ class SwarmServiceIsland(Island):
         return running == image and published == [self.port] and command == self.command() and same_profile
 
     def _create(self, image: str) -> None:
-        from docker.types import EndpointSpec, Mount, RestartPolicy, SecretReference, ServiceMode
+        with engine_errors(self.config, f"creating service {self.service_name}"):
+            self.client.services.create(**self.service_spec(image))
+
+    def service_spec(self, image: str) -> dict[str, Any]:
+        """The keyword arguments of ``services.create`` (and of an in-place update); creates what it refers to."""
+        from docker.types import Mount, RestartPolicy, ServiceMode
 
         labels = self._labels()
         service_labels = {**labels, LABEL_PROFILE: self._profile_label()} if self.profile is not None else labels
-        refs = []
         user = self.run_as()
-        for file_name, content in self.secrets().items():
-            name = self.secret_name(file_name)
-            remove_secret(self.client, self.config, name)  # secrets are immutable: recreate from the chest
-            with engine_errors(self.config, f"creating secret {name}"):
-                secret = self.client.secrets.create(name=name, data=content, labels=labels)
-            uid, gid = (str(n) for n in user or (0, 0))
-            refs.append(SecretReference(secret.id, name, filename=file_name, uid=uid, gid=gid, mode=0o400))
+        refs = self.secret_refs(labels)
         mounts = []
         if self.volume_name and self.data_path:
             existed = get_or_none(self.config, f"inspecting volume {self.volume_name}",
@@ -319,25 +355,25 @@ class SwarmServiceIsland(Island):
         mounts += [Mount(target, source, type="bind", read_only=True) for target, source in self.bind_mounts()]
         mounts += [Mount(target, source, type="bind") for target, source in self.writable_bind_mounts()]
         network = ensure_network(self.client, self.config)
-        with engine_errors(self.config, f"creating service {self.service_name}"):
-            self.client.services.create(
-                image,
-                self.command(),
-                name=self.service_name,
-                labels=service_labels,
-                container_labels=labels,
-                networks=[network],
-                endpoint_spec=EndpointSpec(mode="dnsrr", ports={self.port: (self.container_port, "tcp", "host")}),
-                mode=ServiceMode("replicated", replicas=1),
-                mounts=mounts,
-                secrets=refs,
-                healthcheck=self.healthcheck(),
-                restart_policy=RestartPolicy(condition="any", delay=int(self.restart_delay * NS)),
-                resources=service_resources(self.profile),
-                stop_grace_period=int(self.stop_grace * NS),
-                init=True,
-                user=f"{user[0]}:{user[1]}" if user is not None else None,
-            )
+        return {
+            "image": image,
+            "command": self.command(),
+            "name": self.service_name,
+            "labels": service_labels,
+            "container_labels": labels,
+            "networks": [network],
+            "endpoint_spec": self.endpoint_spec(),
+            "mode": ServiceMode("replicated", replicas=self.replicas()),
+            "mounts": mounts,
+            "secrets": refs,
+            "healthcheck": self.healthcheck(),
+            "restart_policy": RestartPolicy(condition="any", delay=int(self.restart_delay * NS)),
+            "update_config": self.update_config(),
+            "resources": service_resources(self.profile),
+            "stop_grace_period": int(self.stop_grace * NS),
+            "init": True,
+            "user": f"{user[0]}:{user[1]}" if user is not None else None,
+        }
 
     def own_volume(self, image: str) -> None:
         """Hand the data volume to :attr:`user` (a volume of an island that ran as root before).

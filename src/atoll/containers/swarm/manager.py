@@ -24,6 +24,7 @@ from atoll.containers.swarm.tasks import SwarmTasks
 from atoll.domain.records import BuildVersion
 
 if TYPE_CHECKING:
+    from atoll.config import Config
     from docker import DockerClient
 
 KEEP_ENV = "ATOLL_KEEP_CONTAINERS"
@@ -80,10 +81,7 @@ class SwarmContainerManager(SwarmTasks, SwarmServices, SwarmIde):
 
     def default_staging(self) -> Staging:
         """``host`` while a store is embedded (a SQLite file, a local directory), else ``fetch``."""
-        config = self.config
-        embedded_db = not config.metadata.native and config.metadata_url.startswith("sqlite:")
-        embedded_files = not config.file_store.native and config.file_store.type in _EMBEDDED_FILE_STORES
-        return "host" if embedded_db or embedded_files else "fetch"
+        return swarm_default_staging(self.config)
 
     def task_store_config(self, spec: TaskSpec) -> dict[str, Any]:
         """The store settings as seen from the overlay network: native islands by service
@@ -96,4 +94,18 @@ class SwarmContainerManager(SwarmTasks, SwarmServices, SwarmIde):
         return container_store_config(settings, blank_file())[0]
 
 
-__all__ = ["KEEP_ENV", "SwarmContainerManager"]
+def swarm_default_staging(config: Config) -> Staging:
+    """``host`` while a store is embedded (a SQLite file, a local directory), else ``fetch``
+    (also what the swarm router island follows: :mod:`atoll.islands.router_keys`)."""
+    embedded_db = not config.metadata.native and config.metadata_url.startswith("sqlite:")
+    embedded_files = not config.file_store.native and config.file_store.type in _EMBEDDED_FILE_STORES
+    return "host" if embedded_db or embedded_files else "fetch"
+
+
+def swarm_staging(config: Config) -> Staging:
+    """``container_manager.staging``, else :func:`swarm_default_staging`."""
+    configured = config.container_manager.staging
+    return configured if configured is not None else swarm_default_staging(config)
+
+
+__all__ = ["KEEP_ENV", "SwarmContainerManager", "swarm_default_staging", "swarm_staging"]
