@@ -224,3 +224,24 @@ def test_a_file_that_cannot_be_mapped_is_hashed_by_reading(tmp_path: Path, monke
     path = tmp_path / "f"
     path.write_bytes(os.urandom(3 * (1 << 20) + 5))
     assert digest.digest_file(path, algorithm) == _expect(path, algorithm)[1]
+
+
+def test_writeback_starts_each_chunk_on_linux_and_changes_nothing_copied(
+    small_chunks: int, blob: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[tuple[int, int]] = []
+    real = copy_hash._writeback_starter()
+    if real is None:
+        pytest.skip("sync_file_range is Linux's")
+
+    def spy(fd: int, offset: int, size: int) -> object:
+        started.append((offset, size))
+        return real(fd, offset, size)
+
+    monkeypatch.setattr(copy_hash, "_writeback_starter", lambda: spy)
+    assert copy_hash.copy_hashing(blob, tmp_path / "copy", "blake3", writeback=True) == _expect(blob, "blake3")
+    assert (tmp_path / "copy").read_bytes() == blob.read_bytes()
+    # every byte was handed to writeback once, in order, chunk by chunk as it was copied
+    assert len(started) > 1 and started[0][0] == 0
+    assert all(off == prev + n for (prev, n), (off, _) in zip(started, started[1:]))
+    assert sum(n for _, n in started) == blob.stat().st_size

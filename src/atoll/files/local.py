@@ -235,9 +235,11 @@ def _copy_hashing(source: Path, target: Path, fsync: bool, algorithm: str) -> tu
     Python buffer made page-cache writes the bottleneck; the kernel copy plus
     a hash of the target's pages through ``mmap`` run side by side. The
     recorded checksum is that of the bytes stored (what a fetch then checks),
-    not of a second read of the source.
+    not of a second read of the source. With ``fsync`` each chunk's writeback
+    to disk is started as soon as it is copied, so the final flush has little
+    left to wait for (``cp`` then ``sync`` waits for all of it).
     """
-    size, digest = copy_hashing(source, target, algorithm)
+    size, digest = copy_hashing(source, target, algorithm, writeback=fsync)  # the disk writes overlap the copy
     if fsync:
         _flush(target)
     return size, digest
