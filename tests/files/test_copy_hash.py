@@ -4,6 +4,7 @@ copy holds, and a file that fails verification is never visible under its name."
 from __future__ import annotations
 
 import errno
+import itertools
 import hashlib
 import mmap
 import os
@@ -243,5 +244,5 @@ def test_writeback_starts_each_chunk_on_linux_and_changes_nothing_copied(
     assert (tmp_path / "copy").read_bytes() == blob.read_bytes()
     # every byte was handed to writeback once, in order, chunk by chunk as it was copied
     assert len(started) > 1 and started[0][0] == 0
-    assert all(off == prev + n for (prev, n), (off, _) in zip(started, started[1:]))
+    assert all(off == prev + n for (prev, n), (off, _) in itertools.pairwise(started))
     assert sum(n for _, n in started) == blob.stat().st_size
