@@ -4,8 +4,8 @@ copy holds, and a file that fails verification is never visible under its name."
 from __future__ import annotations
 
 import errno
-import itertools
 import hashlib
+import itertools
 import mmap
 import os
 import tempfile
