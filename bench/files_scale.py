@@ -1,7 +1,7 @@
 """Section 6b: files at scale — one 1 GB file, and a dataset of 10,000 small files, local store and S3.
 
 Same operations as section 6 (:mod:`bench.files_bench`): publish (check,
-copy with sha256, fsync, record last) and fetch (copy, verify, read-only),
+copy with the BLAKE3 of the copy, fsync, record last) and fetch (copy, verify, read-only),
 through the local store and through S3 (``rclone serve s3`` on 127.0.0.1).
 Peers: ``cp`` (``cp -r`` for the directory) and ``cp`` + ``sync``. The
 small files are 4 KB each (40 MB in all), where the cost is per file, not

@@ -1,7 +1,7 @@
 """Lightweight store: loading a small model from the metadata database vs from the file store.
 
 What a ``LazyModelServer`` does when asked for a version it has not loaded:
-stage its files (fetch + sha256 check). Timed for a 1 MB model, median of
+stage its files (fetch + BLAKE3 check). Timed for a 1 MB model, median of
 many loads, on two pairs: SQLite blob vs local file store (a laptop) and
 PostgreSQL blob vs S3 (rclone) (a team's servers, both real, on 127.0.0.1).
 """

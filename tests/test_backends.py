@@ -43,22 +43,24 @@ def test_default_config_opens_sqlite_and_local_files_in_home(home: Path) -> None
         assert isinstance(files, LightweightFileStore) and isinstance(files.files, LocalFileStore)
         assert files.root == home / "files"
         assert (home / "atoll.db").exists()
+        assert files.digest == "blake3"  # new files are recorded with BLAKE3 unless file_store.digest says sha256
     finally:
         metadata.close()
 
 
 def test_task_store_config_round_trips_through_json(home: Path, tmp_path: Path) -> None:
-    config = _config(file_store={"path": str(tmp_path / "fs")})
+    config = _config(file_store={"path": str(tmp_path / "fs"), "digest": "sha256"})
     metadata = open_metadata_store(config)
     try:
         metadata.create(Model(name="iris"))
         settings = json.loads(json.dumps(task_store_config(config, metadata)))
     finally:
         metadata.close()
-    assert settings["file_store"] == {"type": "local", "options": {"root": str(tmp_path / "fs")}}
+    assert settings["file_store"] == {"type": "local", "options": {"root": str(tmp_path / "fs")}, "digest": "sha256"}
     task_meta, task_files = open_task_stores(settings)
     try:
         assert task_meta.get(Model, "iris").name == "iris"  # same store, seen from "on board"
+        assert task_files.digest == "sha256"  # what the task publishes is recorded as configured
         src = tmp_path / "f"
         src.write_text("x")
         task_files.upload(src, "k/f")

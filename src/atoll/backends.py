@@ -151,7 +151,8 @@ def open_file_store(config: Config, metadata: MetadataStore) -> FileStore:
     Wrapped so that lightweight files (``lightweight/`` keys) go to ``metadata``.
     """
     type_, options = file_store_settings(config, metadata)
-    return LightweightFileStore(_get_file_store(type_, options), metadata, config.metadata.lightweight_max_mb)
+    return LightweightFileStore(_get_file_store(type_, options), metadata, config.metadata.lightweight_max_mb,
+                                config.file_store.digest)
 
 
 def _get_file_store(type_: str, options: dict[str, Any]) -> FileStore:
@@ -253,7 +254,7 @@ def task_store_config(config: Config, metadata: MetadataStore, *, in_network: bo
     """The resolved store settings a task receives (as a secret: it holds credentials).
 
     JSON-ready: ``{"version": 1, "metadata": {"url": ...},
-    "file_store": {"type": ..., "options": {...}}}``.
+    "file_store": {"type": ..., "options": {...}, "digest": ...}}``.
 
     Args:
         in_network: the task runs on the islands' overlay network (swarm):
@@ -267,4 +268,5 @@ def task_store_config(config: Config, metadata: MetadataStore, *, in_network: bo
         url = native_metadata_url(config, in_network=True)
     if in_network and config.file_store.native:
         type_, options = native_file_store_settings(config, in_network=True)
-    return store_settings(url, type_, options, lightweight_max_mb=config.metadata.lightweight_max_mb)
+    return store_settings(url, type_, options, lightweight_max_mb=config.metadata.lightweight_max_mb,
+                          digest=config.file_store.digest)

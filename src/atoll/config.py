@@ -78,6 +78,9 @@ class FileStoreSection(_Section):
     use_ssl: bool = False
     check_certificate: bool = True
     ca_bundle: str | None = None
+    # The digest new stored files are recorded with (files recorded with the other are still
+    # verified with theirs): blake3 hashes faster than a copy; sha256 for tools that need it.
+    digest: Literal["blake3", "sha256"] = "blake3"
 
 
 class HealthcheckSection(_Section):

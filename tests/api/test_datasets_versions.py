@@ -24,7 +24,7 @@ def test_dataset_gets_random_name_and_checksummed_files(iris: AtollContext, tmp_
     src = make_dir(tmp_path / "d", {"data.csv": b"a,b\n1,2\n"})
     ds = datasets.new_dataset(iris, "iris", details={"rows": 1}, path=src)
     assert is_valid_name(ds.name)
-    assert ds.stored and [f.name for f in ds.files] == ["data.csv"] and len(ds.files[0].sha256) == 64
+    assert ds.stored and [f.name for f in ds.files] == ["data.csv"] and len(ds.files[0].blake3 or "") == 64
     assert iris.files.list(ds.store_key or "")
     assert datasets.get_dataset(iris, "iris", ds.name).details == {"rows": 1}
 

@@ -15,7 +15,6 @@ be left but the island volumes, which the fixture then removes by exact name
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import blake3
 import pytest
 import yaml
 from test_swarm import EXAMPLE, post
@@ -198,7 +198,8 @@ def test_iris_runs_on_swarm_with_its_records_in_the_db_island_and_its_files_in_t
         assert prefix.startswith("versions/iris-clf/first/"), prefix
         assert s3.list(prefix) == [f"{prefix}clf.pkl"]
         s3.download(f"{prefix}clf.pkl", s.home.parent / "clf.pkl")
-        assert hashlib.sha256((s.home.parent / "clf.pkl").read_bytes()).hexdigest() == version["files"][0]["sha256"]
+        # published in the training's container: recorded with BLAKE3 (the base image has the package)
+        assert blake3.blake3((s.home.parent / "clf.pkl").read_bytes()).hexdigest() == version["files"][0]["blake3"]
         assert any(k.endswith("/measures.csv") for k in s3.list("datasets/iris-clf/iris/"))
     finally:
         s3.close()

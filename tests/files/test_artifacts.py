@@ -7,6 +7,7 @@ import os
 import stat
 from pathlib import Path
 
+import blake3
 import pytest
 
 from atoll.domain.records import Dataset, FileSpec, ModelVersion
@@ -32,6 +33,10 @@ SPECS = [
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _b3(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
 
 
 @pytest.fixture
@@ -102,7 +107,7 @@ def test_a_followed_link_stores_the_file_it_points_to(src: Path, tmp_path: Path,
     record = publish_artifact(meta, files, Dataset(name="d1", model="m"), src, SPECS, compress=True,
                               follow_symlinks=True)
     notes = next(f for f in record.files if f.name == "notes.txt")
-    assert notes.sha256 == _sha(b"notes") and notes.size == 5
+    assert notes.blake3 == _b3(b"notes") and notes.size == 5
 
 
 def test_missing_required_file_is_named(src: Path) -> None:
@@ -151,9 +156,9 @@ def test_publish_then_fetch_round_trip(meta: MemoryMetadataStore, files: FileSto
     record = publish_artifact(meta, files, Dataset(name="d1", model="iris"), src, SPECS)
     assert record.stored and not record.compressed and record.revision == 1
     assert record.store_key is not None and record.store_key.startswith("datasets/iris/d1/")
-    assert {f.name: f.sha256 for f in record.files} == {
-        "extra.bin": _sha((src / "extra.bin").read_bytes()),
-        "train.csv": _sha(b"a,b\n1,2\n"),
+    assert {f.name: f.blake3 for f in record.files} == {  # BLAKE3 by default
+        "extra.bin": _b3((src / "extra.bin").read_bytes()),
+        "train.csv": _b3(b"a,b\n1,2\n"),
     }
     assert meta.get(Dataset, "d1", "iris") == record
     assert sorted(files.list("datasets/iris/d1/")) == [record.store_key + "extra.bin", record.store_key + "train.csv"]
@@ -210,6 +215,24 @@ def test_tampered_archive_is_caught(meta: MemoryMetadataStore, src: Path, tmp_pa
     data[len(data) // 2] ^= 0xFF
     files.objects[key] = bytes(data)
     with pytest.raises(ValidationError, match="checksum mismatch for"):
+        fetch_artifact(files, record, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("algorithm", ["blake3", "sha256"])
+def test_an_archive_member_is_checked_with_its_recorded_algorithm(
+    meta: MemoryMetadataStore, src: Path, tmp_path: Path, algorithm: str
+) -> None:
+    files = MemoryFileStore()
+    record = publish_artifact(meta, files, Dataset(name="d1", model="iris"), src, SPECS, compress=True,
+                              digest=algorithm)
+    train = next(f for f in record.files if f.name == "train.csv")
+    assert (train.algorithm, train.digest) == (algorithm, {"blake3": _b3, "sha256": _sha}[algorithm](b"a,b\n1,2\n"))
+    fetch_artifact(files, record, tmp_path / "ok")
+    (src / "train.csv").write_bytes(b"a,b\n1,3\n")  # one byte other: a valid archive of other bytes
+    other = publish_artifact(meta, files, Dataset(name="d2", model="iris"), src, SPECS, compress=True)
+    files.objects[str(record.store_key)] = files.objects[str(other.store_key)]
+    with pytest.raises(ValidationError, match=f"checksum mismatch for train.csv: .*[(]{algorithm} "):
         fetch_artifact(files, record, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -317,7 +340,7 @@ def test_skip_upload_records_hashes_only(meta: MemoryMetadataStore, src: Path) -
     files = MemoryFileStore()
     record = publish_artifact(meta, files, Dataset(name="d1", model="iris"), src, SPECS, skip_upload=True)
     assert record.stored is False and record.store_key is None
-    assert {f.name: (f.size, f.sha256) for f in record.files}["train.csv"] == (8, _sha(b"a,b\n1,2\n"))
+    assert {f.name: (f.size, f.blake3) for f in record.files}["train.csv"] == (8, _b3(b"a,b\n1,2\n"))
     assert files.list() == []
     assert meta.get(Dataset, "d1", "iris").stored is False
 

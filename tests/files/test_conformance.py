@@ -9,8 +9,10 @@ import pytest
 
 from atoll.errors import NotFoundError, UsageError
 from atoll.files.base import FileStore, get_file_store
+from atoll.files.lightweight import LightweightFileStore
 from atoll.files.local import LocalFileStore
 from atoll.testing.conformance.files import FileStoreConformance
+from atoll.testing.memory import MemoryMetadataStore
 from atoll.testing.memory_files import MemoryFileStore
 
 
@@ -24,6 +26,14 @@ class TestLocalFileStore(FileStoreConformance):
     @pytest.fixture
     def store(self, tmp_path: Path) -> FileStore:
         return LocalFileStore(tmp_path / "store")
+
+
+class TestLightweightFileStore(FileStoreConformance):
+    """Keys outside ``lightweight/`` go to the wrapped store; the verified fetches use the blobs."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> FileStore:
+        return LightweightFileStore(LocalFileStore(tmp_path / "store"), MemoryMetadataStore())
 
 
 def test_registry_opens_both_backends(tmp_path: Path) -> None:
@@ -74,15 +84,19 @@ def test_local_refuses_a_directory_as_source_and_leaves_nothing(tmp_path: Path) 
     assert [p for p in (tmp_path / "store").rglob("*") if p.is_file()] == []
 
 
-def test_local_upload_hashing_returns_size_and_sha256(tmp_path: Path) -> None:
+@pytest.mark.parametrize("algorithm", ["blake3", "sha256"])
+def test_local_upload_hashing_returns_size_and_digest(tmp_path: Path, algorithm: str) -> None:
     import hashlib
+
+    import blake3
 
     store = LocalFileStore(tmp_path / "store", fsync=False)
     data = os.urandom(3_000_001)
     src = tmp_path / "f"
     src.write_bytes(data)
-    size, digest = store.upload_hashing(src, "h/f")
-    assert (size, digest) == (len(data), hashlib.sha256(data).hexdigest())
+    size, digest = store.upload_hashing(src, "h/f", algorithm)
+    expected = blake3.blake3(data) if algorithm == "blake3" else hashlib.sha256(data)
+    assert (size, digest) == (len(data), expected.hexdigest())
     assert (tmp_path / "store" / "h" / "f").read_bytes() == data
 
 

@@ -76,7 +76,7 @@ def populate(ctx: AtollContext, tmp: Path) -> None:
     second = store.create(Training(
         name="second", proj="iris", notebook="notebooks/train.ipynb", params={"C": 0.5, "kernel": "rbf"},
         bvers=bvers, datasets=[ds], task=Task(state=TaskState.RUNNING, progress=0.4), task_id="iris/train/second"))
-    clf = [StoredFile(name="clf.pkl", size=5_321, sha256="b" * 64)]
+    clf = [StoredFile(name="clf.pkl", size=5_321, blake3="b" * 64)]  # the dataset's is an older sha256 one
     v1 = store.create(ModelVersion(name="first", model="iris-clf", files=clf, dataset=ds, train=first,
                                    details={"metrics": {"accuracy": 0.97, "f1": 0.96}}))
     store.create(ModelVersion(name="second", model="iris-clf", files=clf, dataset=ds, train=second,

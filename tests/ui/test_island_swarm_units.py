@@ -30,7 +30,7 @@ def test_the_token_and_the_stores_travel_as_secrets_only(island: SwarmUiIsland, 
     assert not any(token in part for part in island.command())
     stores = orjson.loads(secrets[STORES_SECRET])
     assert stores["metadata"]["url"] == "sqlite:////atoll/store/db/atoll.db"
-    assert stores["file_store"] == {"type": "local", "options": {"root": "/atoll/store/files"}}
+    assert stores["file_store"] == {"type": "local", "options": {"root": "/atoll/store/files"}, "digest": "blake3"}
     assert island.command()[-4:] == ["--state-file", f"/run/secrets/{TOKEN_SECRET}",
                                      "--store-config", f"/run/secrets/{STORES_SECRET}"]
     assert island.service_name == "unit-isle-ui" and island.url == "http://127.0.0.1:30191"

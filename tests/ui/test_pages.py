@@ -60,7 +60,7 @@ def test_the_chart_draws_the_chosen_metric_and_two_versions_side_by_side(client:
 
 def test_the_version_page_shows_files_inputs_and_a_clickable_lineage(client: TestClient) -> None:
     data = json_of(client, "/model/iris-clf/version/first")
-    assert data["files"] == [{"name": "clf.pkl", "size": 5321, "sha256": "b" * 64}]
+    assert data["files"] == [{"name": "clf.pkl", "size": 5321, "blake3": "b" * 64}]
     assert data["dataset"]["name"] == "iris" and data["training"]["name"] == "first"
     assert data["parameters"] == {"C": 1.0}
     assert data["deployments"] == [{"proj": "iris", "name": "iris-svc", "state": "RUNNING"}]
@@ -70,7 +70,8 @@ def test_the_version_page_shows_files_inputs_and_a_clickable_lineage(client: Tes
     links = re.findall(r'<a href="([^"]+)"><g class="node', lineage.group(1))
     assert links == ["/model/iris-clf/ds/iris", "/proj/iris/train/first", "/model/iris-clf/version/first",
                      "/proj/iris/depl/iris-svc"]
-    assert "b" * 64 in html and "5.2 KB" in html
+    assert f"blake3 <code>{'b' * 64}</code>" in html and "5.2 KB" in html
+    assert f"sha256 <code>{'a' * 64}</code>" in client.get("/model/iris-clf/ds/iris").text  # recorded before BLAKE3
     second = json_of(client, "/model/iris-clf/version/second")
     assert second["pretrained"] == "iris-clf:first" and second["deployments"] == []
 

@@ -12,7 +12,8 @@ nothing a user might still want is deleted)::
                              → repair: remove the record
     record-without-files     a dataset/version/training whose stored files are gone
                              → repair: remove the record (nothing can use it)
-    checksum-mismatch        a stored file differs from its recorded sha256
+    checksum-mismatch        a stored file differs from its recorded size or digest
+                             (BLAKE3, or sha256 for files recorded so)
                              → report only (re-publish it, or restore the file)
     file-without-record      a stored file no record points to
                              → repair: move it to ``lost+found/<key>`` (kept, not
@@ -66,8 +67,9 @@ def check(ctx: AtollContext, checksums: bool = True) -> list[Finding]:
     """Compare the stores; return what disagrees (an empty list when all is well).
 
     Args:
-        checksums: download every stored file and check its sha256 (slow on a
-            large store); without it only presence is checked.
+        checksums: download every stored file and check its recorded digest
+            (BLAKE3 or sha256, each file its own; slow on a large store);
+            without it only presence is checked.
     """
     lost = _lost_metadata_store(ctx)
     if lost is not None:

@@ -110,7 +110,7 @@ def _cell(value: Any) -> str:
             return value[:19].replace("T", " ")
         return value
     if isinstance(value, dict):
-        if _is_record_dict(value) or ("name" in value and len(value) > 1 and "sha256" in value):
+        if _is_record_dict(value) or ("name" in value and len(value) > 1 and ("blake3" in value or "sha256" in value)):
             return str(value["name"])
         return json.dumps(value, ensure_ascii=False, default=str)
     if isinstance(value, list):

@@ -13,11 +13,21 @@ top-level records) and a name; ``(kind, scope, name)`` is unique.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from atoll.domain.names import validate_name
 from atoll.domain.values import check_json_value, check_text
@@ -107,12 +117,65 @@ class FileSpec(_Strict):
         return value
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
 class StoredFile(_Strict):
-    """A file as stored: name relative to the artifact root, size and checksum."""
+    """A file as stored: name relative to the artifact root, size, and one digest.
+
+    The digest sits in the field named after its algorithm, exactly one of:
+
+    - ``blake3``: files published since BLAKE3 became the default
+      (``file_store.digest: blake3``; a verified fetch of BLAKE3 runs faster
+      than the copy it checks, sha256 does not);
+    - ``sha256``: files recorded before, or with ``file_store.digest: sha256``.
+
+    Two optional fields rather than one ``digest: "blake3:<hex>"`` string,
+    because records already stored (SQLite and PostgreSQL JSON, MongoDB
+    documents, the snapshots other records embed) hold ``sha256`` and read
+    as they are, with no migration; and because ``info`` and ``--output
+    json`` then name the algorithm by its key: a reader knows whether to
+    compare with ``sha256sum`` or ``b3sum``, and a script that read
+    ``files[].sha256`` finds no value instead of a BLAKE3 one it would take
+    for a sha256. The unset field is left out of dumps, so an old record
+    dumps as before. :attr:`algorithm` and :attr:`digest` read whichever is set.
+    """
 
     name: str
     size: int
-    sha256: str
+    sha256: str | None = None
+    blake3: str | None = None
+
+    @field_validator("sha256", "blake3")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is not None and not _HEX64.fullmatch(value):
+            raise ValueError("a file digest is 64 lowercase hex digits")
+        return value
+
+    @model_validator(mode="after")
+    def _one_digest(self) -> StoredFile:
+        if (self.sha256 is None) == (self.blake3 is None):
+            raise ValueError(f"stored file {self.name!r} needs exactly one digest: blake3 or sha256")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_digest(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for field in ("sha256", "blake3"):
+            if data.get(field, "") is None:
+                del data[field]
+        return data
+
+    @property
+    def algorithm(self) -> str:
+        """``"blake3"`` or ``"sha256"``: what :attr:`digest` was computed with."""
+        return "blake3" if self.blake3 is not None else "sha256"
+
+    @property
+    def digest(self) -> str:
+        """The recorded hex digest (of :attr:`algorithm`)."""
+        return str(self.blake3 if self.blake3 is not None else self.sha256)
 
 
 class Model(Record):

@@ -18,7 +18,14 @@ httpx. Written once here:
 - **streaming**: uploads read the file in 1 MiB chunks (once to hash, once to
   send), downloads write chunks to a temporary file renamed into place only
   when the size and checksum are right — never a whole file in memory, never
-  a partial file visible.
+  a partial file visible;
+- **checksums the server needs**: these are sha256 (and sha1, md5), whatever
+  the record holds: an upload sends them for the server to check what it
+  received (and for Artifactory's checksum deploy); a download compares the
+  sha256 the server vouches for (Artifactory's ``X-Checksum-Sha256``) with
+  the bytes received. Checking a fetched file against its *record* (BLAKE3,
+  or sha256 for files recorded before) is :meth:`FileStore.download_verified`'s,
+  as for every store.
 
 A subclass names its URLs (:meth:`_file_path`), how it deploys
 (:meth:`_put`), which checksum headers a download carries and how it lists.

@@ -9,14 +9,16 @@ points at missing files and no file is left without a record. Because every
 publish has its own prefix, two racing publishers of one name, or a
 ``replace``, never overwrite the files an existing record points at.
 
-Every original file is recorded with its size and sha256; fetching checks
-them all, so a tampered or truncated stored file is caught before use.
+Every original file is recorded with its size and digest (BLAKE3 by default,
+``file_store.digest``; sha256 for files recorded before, see
+:class:`~atoll.domain.records.StoredFile`); fetching checks them all with
+each file's own algorithm, so a tampered or truncated stored file is caught
+before use.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 import os
 import shutil
@@ -31,7 +33,8 @@ from typing import IO, TypeVar
 
 from atoll.domain.records import ArtifactRecord, FileSpec, StoredFile, utcnow
 from atoll.errors import AlreadyExistsError, AtollError, NotFoundError, UsageError, ValidationError
-from atoll.files.base import FileStore, sha256_of
+from atoll.files.base import FileStore
+from atoll.files.digest import check_algorithm, digest_file, new_hash
 from atoll.files.lightweight import PREFIX as LIGHTWEIGHT_PREFIX
 from atoll.files.lightweight import LightweightFileStore
 from atoll.metadata.base import MetadataStore, describe
@@ -163,6 +166,7 @@ def publish_artifact(
     replace: bool = False,
     lightweight: bool = False,
     follow_symlinks: bool = False,
+    digest: str | None = None,
 ) -> A:
     """Store the files of ``src_dir`` and then record them; all or nothing.
 
@@ -177,6 +181,8 @@ def publish_artifact(
             ``lightweight/``, see :mod:`atoll.files.lightweight`); each file
             must be within ``metadata.lightweight_max_mb``.
         follow_symlinks: store what symbolic links to files point to (refused otherwise).
+        digest: record the files with this algorithm (``blake3`` or ``sha256``);
+            default: the store's (``files.digest``, from ``file_store.digest``).
 
     Returns:
         The record as stored.
@@ -190,6 +196,7 @@ def publish_artifact(
         BackendError: the file or metadata store failed (nothing is left behind).
     """
     src_dir = Path(src_dir)
+    algorithm = check_algorithm(digest or files.digest)
     paths = check_files(specs, src_dir, compress=compress, follow_symlinks=follow_symlinks)
     root = key_root(record)
     if lightweight:
@@ -200,7 +207,7 @@ def publish_artifact(
         raise AlreadyExistsError(f"{_label(record)} already exists")
 
     if skip_upload:
-        stored = [_stored_file(path, src_dir, *_hash_file(path)) for path in paths]
+        stored = [_stored_file(path, src_dir, algorithm, *_hash_file(path, algorithm)) for path in paths]
         final = record.model_copy(update={"files": stored, "stored": False, "compressed": False, "store_key": None})
         result = _write_record(metadata, final, existing)
         _forget_old_files(files, existing)
@@ -212,7 +219,7 @@ def publish_artifact(
         if compress:
             with tempfile.TemporaryDirectory(prefix="atoll-archive-") as tmp:
                 archive = Path(tmp, ARCHIVE_NAME)
-                stored = _make_archive(src_dir, paths, archive)
+                stored = _make_archive(src_dir, paths, archive, algorithm)
                 store_key = prefix + ARCHIVE_NAME
                 uploaded.append(store_key)  # listed first: a half-done upload is cleaned up too
                 files.upload(archive, store_key)
@@ -222,7 +229,7 @@ def publish_artifact(
             for path in paths:
                 key = prefix + path.name
                 uploaded.append(key)
-                stored.append(_stored_file(path, src_dir, *_upload_hashing(files, path, key)))
+                stored.append(_stored_file(path, src_dir, algorithm, *_upload_hashing(files, path, key, algorithm)))
         final = record.model_copy(
             update={"files": stored, "stored": True, "compressed": compress, "store_key": store_key}
         )
@@ -285,33 +292,31 @@ def _forget_old_files(files: FileStore, existing: ArtifactRecord | None) -> None
         log.warning("could not remove the replaced files of %s: %s", _label(existing), exc)
 
 
-def _stored_file(path: Path, src_dir: Path, size: int, sha256: str) -> StoredFile:
-    return StoredFile(name=path.relative_to(src_dir).as_posix(), size=size, sha256=sha256)
+def _stored_file(path: Path, src_dir: Path, algorithm: str, size: int, digest: str) -> StoredFile:
+    return StoredFile(name=path.relative_to(src_dir).as_posix(), size=size, **{algorithm: digest})
 
 
-def _hash_file(path: Path) -> tuple[int, str]:
-    with open(path, "rb") as handle:
-        digest = sha256_of(handle)
-    return path.stat().st_size, digest.hexdigest()
+def _hash_file(path: Path, algorithm: str) -> tuple[int, str]:
+    return path.stat().st_size, digest_file(path, algorithm)
 
 
-def _upload_hashing(files: FileStore, path: Path, key: str) -> tuple[int, str]:
+def _upload_hashing(files: FileStore, path: Path, key: str, algorithm: str) -> tuple[int, str]:
     """Upload and hash; in one read when the store can (LocalFileStore)."""
     upload_hashing = getattr(files, "upload_hashing", None)
     if callable(upload_hashing):
-        size, sha256 = upload_hashing(path, key)
-        return int(size), str(sha256)
-    size, sha256 = _hash_file(path)
+        size, digest = upload_hashing(path, key, algorithm)
+        return int(size), str(digest)
+    size, digest = _hash_file(path, algorithm)
     files.upload(path, key)
-    return size, sha256
+    return size, digest
 
 
 class _HashingReader:
     """File wrapper that hashes what tarfile reads from it."""
 
-    def __init__(self, handle: IO[bytes]) -> None:
+    def __init__(self, handle: IO[bytes], algorithm: str) -> None:
         self._handle = handle
-        self.digest = hashlib.sha256()
+        self.digest = new_hash(algorithm)
         self.size = 0
 
     def read(self, n: int = -1) -> bytes:
@@ -321,7 +326,7 @@ class _HashingReader:
         return data
 
 
-def _make_archive(src_dir: Path, paths: list[Path], archive: Path) -> list[StoredFile]:
+def _make_archive(src_dir: Path, paths: list[Path], archive: Path, algorithm: str) -> list[StoredFile]:
     """Write a gzip tarball of ``paths``, hashing each file as it is read."""
     stored = []
     with tarfile.open(archive, "w:gz", compresslevel=6) as tar:
@@ -331,9 +336,9 @@ def _make_archive(src_dir: Path, paths: list[Path], archive: Path) -> list[Store
             st = path.stat()
             info.size, info.mtime, info.mode = st.st_size, int(st.st_mtime), 0o644
             with open(path, "rb") as handle:
-                reader = _HashingReader(handle)
+                reader = _HashingReader(handle, algorithm)
                 tar.addfile(info, reader)  # type: ignore[arg-type]
-            stored.append(StoredFile(name=name, size=reader.size, sha256=reader.digest.hexdigest()))
+            stored.append(StoredFile(name=name, size=reader.size, **{algorithm: reader.digest.hexdigest()}))
     return stored
 
 
@@ -348,8 +353,8 @@ def fetch_artifact(files: FileStore, record: ArtifactRecord, dest: Path) -> Path
 
     Raises:
         NotFoundError: the record has no stored files, or one is missing.
-        ValidationError: a file's checksum does not match the record
-            (``checksum mismatch for <file>``).
+        ValidationError: a file's size or digest does not match the record
+            (``checksum mismatch for <file>``, naming the algorithm).
     """
     if not record.stored or not record.store_key:
         raise NotFoundError(f"{_label(record)} has no stored files (it was recorded without uploading them)")
@@ -365,7 +370,7 @@ def fetch_artifact(files: FileStore, record: ArtifactRecord, dest: Path) -> Path
             for item in record.files:
                 target = dest / _safe_name(item.name)
                 written.append(target)
-                files.download_verified(prefix + item.name, target, _checker(item))
+                files.download_verified(prefix + item.name, target, _checker(item), algorithm=item.algorithm)
         for path in written:
             path.chmod(path.stat().st_mode & _READ_ONLY)
     except BaseException:
@@ -387,14 +392,14 @@ def _safe_name(name: str) -> str:
 
 def _checker(item: StoredFile) -> Callable[[int, str], None]:
     """``verify`` for :meth:`FileStore.download_verified`: raises on a checksum mismatch."""
-    return lambda size, sha256: _check(item, size, sha256)
+    return lambda size, digest: _check(item, size, digest)
 
 
-def _check(item: StoredFile, size: int, sha256: str) -> None:
-    if size != item.size or sha256 != item.sha256:
+def _check(item: StoredFile, size: int, digest: str) -> None:
+    if size != item.size or digest != item.digest:
         raise ValidationError(
             f"checksum mismatch for {item.name}: the stored file differs from the published one "
-            f"(sha256 {sha256[:12]}, expected {item.sha256[:12]})"
+            f"({item.algorithm} {digest[:12]}, expected {item.digest[:12]}; {size} bytes, expected {item.size})"
         )
 
 
@@ -421,7 +426,7 @@ def _fetch_archive(files: FileStore, record: ArtifactRecord, dest: Path, written
                         raise ValidationError(f"checksum mismatch for {member.name}: no data in the archive")
                     target = dest / _safe_name(member.name)
                     written.append(target)
-                    _check(item, *_write_hashing(source, target))
+                    _check(item, *_write_hashing(source, target, item.algorithm))
                     seen.add(member.name)
         except (tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError) as exc:
             raise ValidationError(
@@ -433,11 +438,11 @@ def _fetch_archive(files: FileStore, record: ArtifactRecord, dest: Path, written
         raise ValidationError(f"checksum mismatch for {missing[0]}: missing from the stored archive")
 
 
-def _write_hashing(source: IO[bytes], target: Path) -> tuple[int, str]:
-    """Copy ``source`` to ``target`` (replacing it), returning size and sha256."""
+def _write_hashing(source: IO[bytes], target: Path, algorithm: str) -> tuple[int, str]:
+    """Copy ``source`` to ``target`` (replacing it), returning size and the digest of ``algorithm``."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.atoll-part")
-    digest, size = hashlib.sha256(), 0
+    digest, size = new_hash(algorithm), 0
     try:
         with open(tmp, "wb") as out:
             while chunk := source.read(_CHUNK):

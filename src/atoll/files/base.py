@@ -17,25 +17,16 @@ checks are built once here on top of them.
 from __future__ import annotations
 
 import builtins
-import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from atoll._registry import Backend, Registry
 from atoll.errors import UsageError
-
-
-def sha256_of(handle: BinaryIO) -> Any:
-    """The sha256 hash object of what ``handle`` reads (``hashlib.file_digest``, also on Python 3.10)."""
-    if hasattr(hashlib, "file_digest"):  # 3.11+: one reusable buffer, the GIL released while hashing
-        return hashlib.file_digest(handle, "sha256")
-    digest = hashlib.sha256()
-    for chunk in iter(lambda: handle.read(1 << 20), b""):
-        digest.update(chunk)
-    return digest
+from atoll.files.digest import DEFAULT as DEFAULT_DIGEST
+from atoll.files.digest import check_algorithm, digest_file
 
 
 def check_key(key: str) -> str:
@@ -96,18 +87,25 @@ class FileStore(ABC):
     def exists(self, key: str) -> bool:
         """True when ``key`` is stored."""
 
+    #: The digest new files are recorded with (``file_store.digest``; :mod:`atoll.files.digest`).
+    #: Stores opened from the configuration (or a task's store settings) carry the configured one.
+    digest: str = DEFAULT_DIGEST
+
     # Shared behaviour built on the primitives.
 
-    def download_verified(self, key: str, local_path: Path, verify: Callable[[int, str], None]) -> None:
-        """:meth:`download`, then ``verify(size, sha256)`` of the bytes written; a file ``verify``
-        refuses (by raising) is removed. Stores that can hash while copying override it.
+    def download_verified(
+        self, key: str, local_path: Path, verify: Callable[[int, str], None], *, algorithm: str
+    ) -> None:
+        """:meth:`download`, then ``verify(size, hexdigest)`` of the bytes written, the digest
+        computed with ``algorithm`` (``blake3`` or ``sha256``: the one the file was recorded
+        with); a file ``verify`` refuses (by raising) is removed. Stores that can hash while
+        copying override it.
         """
+        check_algorithm(algorithm)
         local_path = Path(local_path)
         self.download(key, local_path)
         try:
-            with open(local_path, "rb") as handle:
-                digest = sha256_of(handle).hexdigest()
-            verify(local_path.stat().st_size, digest)
+            verify(local_path.stat().st_size, digest_file(local_path, algorithm))
         except BaseException:
             local_path.unlink(missing_ok=True)
             raise

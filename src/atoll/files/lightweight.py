@@ -17,13 +17,14 @@ unchanged.
 from __future__ import annotations
 
 import builtins
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from atoll.errors import NotFoundError, UsageError, ValidationError
 from atoll.files.base import FileStore, check_key
+from atoll.files.digest import DEFAULT as DEFAULT_DIGEST
+from atoll.files.digest import SHA256, check_algorithm, digest_file
 from atoll.metadata.base import MetadataStore
 
 PREFIX = "lightweight/"
@@ -43,12 +44,15 @@ class LightweightFileStore(FileStore):
         files: the configured file store (owned: closed with this one).
         metadata: the metadata store holding the blobs (not owned).
         max_mb: largest lightweight file (``metadata.lightweight_max_mb``).
+        digest: what new files are recorded with (``file_store.digest``).
     """
 
-    def __init__(self, files: FileStore, metadata: MetadataStore, max_mb: float = DEFAULT_MAX_MB) -> None:
+    def __init__(self, files: FileStore, metadata: MetadataStore, max_mb: float = DEFAULT_MAX_MB,
+                 digest: str = DEFAULT_DIGEST) -> None:
         self.files = files
         self.metadata = metadata
         self.max_bytes = int(max_mb * _MB)
+        self.digest = check_algorithm(digest)
 
     def __getattr__(self, name: str) -> Any:
         # Settings of the wrapped store (root, url, bucket...) stay readable.
@@ -71,27 +75,38 @@ class LightweightFileStore(FileStore):
             )
 
     def upload(self, local_path: Path, key: str) -> None:
-        self.upload_hashing(local_path, key)
-
-    def upload_hashing(self, local_path: Path, key: str) -> tuple[int, str]:
-        """Upload and return ``(size, sha256)``."""
         check_key(key)
+        if not is_lightweight(key):
+            self.files.upload(local_path, key)
+        else:
+            self.upload_hashing(local_path, key, SHA256)
+
+    def upload_hashing(self, local_path: Path, key: str, algorithm: str) -> tuple[int, str]:
+        """Upload and return ``(size, hexdigest)``, the digest of ``algorithm``."""
+        check_key(key)
+        check_algorithm(algorithm)
         if not is_lightweight(key):
             inner = getattr(self.files, "upload_hashing", None)
             if callable(inner):
-                size, digest = inner(local_path, key)
+                size, digest = inner(local_path, key, algorithm)
                 return int(size), str(digest)
-            try:
-                with open(local_path, "rb") as handle:
-                    digest = hashlib.file_digest(handle, "sha256").hexdigest()
-            except (FileNotFoundError, IsADirectoryError) as exc:
-                raise NotFoundError(f"cannot upload {local_path}: no such file") from exc
+            digest = self._digest(Path(local_path), algorithm)
             self.files.upload(local_path, key)
             return Path(local_path).stat().st_size, digest
         if not Path(local_path).is_file():
             raise NotFoundError(f"cannot upload {local_path}: no such file")
         self.check_size(Path(local_path))
-        return self.metadata.put_blob(key, Path(local_path))
+        # The blobs table keeps its own sha256 (checked on every read); the record gets ``algorithm``'s.
+        digest = None if algorithm == SHA256 else self._digest(Path(local_path), algorithm)
+        size, sha256 = self.metadata.put_blob(key, Path(local_path))
+        return size, digest or sha256
+
+    @staticmethod
+    def _digest(path: Path, algorithm: str) -> str:
+        try:
+            return digest_file(path, algorithm)
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise NotFoundError(f"cannot upload {path}: no such file") from exc
 
     def download(self, key: str, local_path: Path) -> None:
         check_key(key)
@@ -108,12 +123,14 @@ class LightweightFileStore(FileStore):
         finally:
             tmp.unlink(missing_ok=True)
 
-    def download_verified(self, key: str, local_path: Path, verify: Callable[[int, str], None]) -> None:
+    def download_verified(
+        self, key: str, local_path: Path, verify: Callable[[int, str], None], *, algorithm: str
+    ) -> None:
         check_key(key)
         if not is_lightweight(key):
-            self.files.download_verified(key, local_path, verify)
+            self.files.download_verified(key, local_path, verify, algorithm=algorithm)
         else:
-            super().download_verified(key, local_path, verify)
+            super().download_verified(key, local_path, verify, algorithm=algorithm)
 
     def delete(self, key: str) -> None:
         check_key(key)

@@ -3,7 +3,8 @@
 With ``ATOLL_STAGING=fetch`` (``container_manager.staging: fetch``) a task
 starts with ``atoll/meta`` naming its datasets and model versions but empty
 ``data`` and ``model`` directories; the runner fetches the files (checked
-against their recorded size and sha256) before the first cell runs, using the
+against their recorded size and digest: BLAKE3, or sha256 for files recorded
+so; the image has the ``blake3`` package) before the first cell runs, using the
 store settings the task received as a secret. ``python -m atoll.runner fetch``
 does only that (the IDE runs it before Jupyter starts).
 """

@@ -6,8 +6,11 @@ container, found through the path in ``ATOLL_STORE_CONFIG``. The schema::
 
     {"version": 1,
      "metadata": {"url": "<metadata store URL>", "lightweight_max_mb": 16},
-     "file_store": {"type": "<file store type>", "options": {...}},
+     "file_store": {"type": "<file store type>", "options": {...}, "digest": "blake3"},
      "replica": {"secret": "<replica secret>", "limits": {"max_body": ..., ...}}}   # deployments only
+
+``file_store.digest`` is what files the task publishes are recorded with
+(absent in settings written by an older Atoll: the default, BLAKE3).
 
 ``replica`` (:func:`with_replica`, :func:`replica_settings`) is what a
 deployment's replica needs to serve: the secret the router and the balancer
@@ -37,13 +40,14 @@ STORE_CONFIG_VERSION = 1
 
 
 def store_settings(
-    metadata_url: str, file_store_type: str, file_store_options: dict[str, Any], *, lightweight_max_mb: float = 16
+    metadata_url: str, file_store_type: str, file_store_options: dict[str, Any], *, lightweight_max_mb: float = 16,
+    digest: str = "blake3",
 ) -> dict[str, Any]:
     """The JSON-ready store settings of a task (see the module docstring)."""
     return {
         "version": STORE_CONFIG_VERSION,
         "metadata": {"url": metadata_url, "lightweight_max_mb": lightweight_max_mb},
-        "file_store": {"type": file_store_type, "options": dict(file_store_options)},
+        "file_store": {"type": file_store_type, "options": dict(file_store_options), "digest": digest},
     }
 
 
@@ -94,6 +98,7 @@ def open_task_stores(store_config: dict[str, Any]) -> tuple[MetadataStore, FileS
         ConfigError: the settings are malformed or from another Atoll version.
     """
     from atoll.files.base import get_file_store
+    from atoll.files.digest import DEFAULT as DEFAULT_DIGEST
     from atoll.files.lightweight import DEFAULT_MAX_MB, LightweightFileStore
     from atoll.metadata.base import get_metadata_store
 
@@ -102,12 +107,14 @@ def open_task_stores(store_config: dict[str, Any]) -> tuple[MetadataStore, FileS
         url = store_config["metadata"]["url"]
         type_ = store_config["file_store"]["type"]
         options = dict(store_config["file_store"].get("options") or {})
+        digest = store_config["file_store"].get("digest") or DEFAULT_DIGEST
     except (KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"the task's store settings are malformed (missing {exc})") from exc
     if version != STORE_CONFIG_VERSION:
         raise ConfigError(f"the task's store settings have version {version!r}; this Atoll reads {STORE_CONFIG_VERSION}")
-    if not isinstance(url, str) or not isinstance(type_, str):
-        raise ConfigError("the task's store settings are malformed (metadata.url and file_store.type must be text)")
+    if not isinstance(url, str) or not isinstance(type_, str) or digest not in ("blake3", "sha256"):
+        raise ConfigError("the task's store settings are malformed (metadata.url and file_store.type must be text, "
+                          "file_store.digest blake3 or sha256)")
     max_mb = store_config["metadata"].get("lightweight_max_mb", DEFAULT_MAX_MB)
     metadata = get_metadata_store(url)
     try:
@@ -118,7 +125,7 @@ def open_task_stores(store_config: dict[str, Any]) -> tuple[MetadataStore, FileS
     except BaseException:
         metadata.close()
         raise
-    return metadata, LightweightFileStore(files, metadata, max_mb)
+    return metadata, LightweightFileStore(files, metadata, max_mb, digest)
 
 
 @lru_cache(maxsize=1)

@@ -45,6 +45,7 @@ from atoll.task.staging import remove_tree
 # What the runner, the toolkit and the serving code need inside every task.
 ONBOARD_REQUIREMENTS = (
     "alembic",
+    "blake3",  # stored files are verified with their recorded BLAKE3
     "cryptography",
     "filelock",
     "httptools",

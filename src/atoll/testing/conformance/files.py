@@ -6,17 +6,35 @@ Use it like fsspec's abstract tests: subclass and provide a ``store`` fixture::
         @pytest.fixture
         def store(self, tmp_path):
             return LocalFileStore(tmp_path / "store")
+
+Besides the primitives, every backend must fetch verified what was published
+through it: files recorded with BLAKE3 (the default) and files recorded with
+sha256 by an older Atoll alike, and refuse a stored file with one byte
+flipped, naming the file and the algorithm. A
+:class:`~atoll.files.lightweight.LightweightFileStore` runs these on its
+``lightweight/`` keys (the metadata store's blobs).
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 
+import blake3
 import pytest
 
-from atoll.errors import AtollError, NotFoundError, UsageError
+from atoll.domain.records import Dataset, FileSpec
+from atoll.errors import AtollError, NotFoundError, UsageError, ValidationError
+from atoll.files.artifacts import fetch_artifact, key_root, publish_artifact
 from atoll.files.base import FileStore
+from atoll.files.lightweight import PREFIX as LIGHTWEIGHT_PREFIX
+from atoll.files.lightweight import LightweightFileStore
+from atoll.metadata.base import MetadataStore
+from atoll.testing.memory import MemoryMetadataStore
+
+_DATA = bytes(range(256)) * 4099  # over 1 MiB: more than one BLAKE3 chunk group and one read chunk
+_DIGESTS = {"blake3": lambda data: blake3.blake3(data).hexdigest(), "sha256": lambda data: hashlib.sha256(data).hexdigest()}
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -145,3 +163,58 @@ class FileStoreConformance:
         thread.join(timeout=60)
         assert not errors, errors
         assert seen and all(data in (old, new) for data in seen)
+
+    # Verified fetches: each file checked with the algorithm it was recorded with.
+
+    @staticmethod
+    def _metadata(store: FileStore) -> MetadataStore:
+        return store.metadata if isinstance(store, LightweightFileStore) else MemoryMetadataStore()
+
+    @staticmethod
+    def _flip(store: FileStore, key: str, tmp_path: Path, at: int) -> None:
+        """Store the bytes of ``key`` again with one bit of byte ``at`` flipped."""
+        store.download(key, tmp_path / "flip")
+        data = bytearray((tmp_path / "flip").read_bytes())
+        data[at] ^= 0x01
+        store.upload(_write(tmp_path / "flip", bytes(data)), key)
+
+    def _publish(self, store: FileStore, tmp_path: Path, algorithm: str | None) -> Dataset:
+        src = _write(tmp_path / "src" / "data.csv", _DATA)
+        return publish_artifact(self._metadata(store), store, Dataset(name="d1", model="iris"), src.parent,
+                                [FileSpec(name="data.csv")], lightweight=isinstance(store, LightweightFileStore),
+                                digest=algorithm)
+
+    def _legacy(self, store: FileStore, tmp_path: Path) -> Dataset:
+        """A dataset as an Atoll of before BLAKE3 stored it: its record as read back from the store's JSON."""
+        lightweight = LIGHTWEIGHT_PREFIX if isinstance(store, LightweightFileStore) else ""
+        prefix = f"{lightweight}{key_root(Dataset(name='old', model='iris'))}/0123456789abcdef/"
+        store.upload(_write(tmp_path / "old" / "data.csv", _DATA), prefix + "data.csv")
+        return Dataset.model_validate({
+            "name": "old", "model": "iris", "stored": True, "store_key": prefix,
+            "files": [{"name": "data.csv", "size": len(_DATA), "sha256": _DIGESTS["sha256"](_DATA)}],
+        })
+
+    def test_new_files_are_recorded_with_blake3_and_fetch_verified(self, store: FileStore, tmp_path: Path) -> None:
+        record = self._publish(store, tmp_path, None)
+        assert [f.model_dump() for f in record.files] == [
+            {"name": "data.csv", "size": len(_DATA), "blake3": _DIGESTS["blake3"](_DATA)}]
+        fetch_artifact(store, record, tmp_path / "out")
+        assert (tmp_path / "out" / "data.csv").read_bytes() == _DATA
+
+    def test_files_recorded_with_sha256_still_fetch_verified(self, store: FileStore, tmp_path: Path) -> None:
+        for record in (self._legacy(store, tmp_path), self._publish(store, tmp_path, "sha256")):
+            assert [(f.algorithm, f.digest) for f in record.files] == [("sha256", _DIGESTS["sha256"](_DATA))]
+            fetch_artifact(store, record, tmp_path / record.name)
+            assert (tmp_path / record.name / "data.csv").read_bytes() == _DATA
+
+    @pytest.mark.parametrize(("algorithm", "at"), [("blake3", 0), ("blake3", len(_DATA) - 1),
+                                                   ("sha256", len(_DATA) // 2)])
+    def test_a_flipped_byte_is_refused_naming_the_file_and_algorithm(
+        self, store: FileStore, tmp_path: Path, algorithm: str, at: int
+    ) -> None:
+        record = self._legacy(store, tmp_path) if algorithm == "sha256" else self._publish(store, tmp_path, None)
+        self._flip(store, f"{record.store_key}data.csv", tmp_path, at)
+        with pytest.raises(ValidationError, match=f"checksum mismatch for data.csv: .*[(]{algorithm} [0-9a-f]{{12}}, "
+                                                  f"expected {record.files[0].digest[:12]}"):
+            fetch_artifact(store, record, tmp_path / "bad")
+        assert not (tmp_path / "bad").exists()  # nothing of a refused fetch is left

@@ -233,6 +233,13 @@ class MetadataStoreConformance:
         assert got == created
         assert got.train is not None and got.train.bvers.details == {"k": [1, 2.5, None]}
 
+    def test_stored_files_keep_their_digest_kind(self, store: MetadataStore) -> None:
+        files = [{"name": "old.csv", "size": 1, "sha256": "a" * 64}, {"name": "new.csv", "size": 2, "blake3": "b" * 64}]
+        store.create(ModelVersion.model_validate({"name": "v1", "model": "iris", "files": files}))
+        got = store.get(ModelVersion, "v1", scope="iris")
+        assert [f.model_dump() for f in got.files] == files  # a record of before BLAKE3 reads as it was stored
+        assert [(f.algorithm, f.digest[0]) for f in got.files] == [("sha256", "a"), ("blake3", "b")]
+
     # -- scopes, kinds, order ------------------------------------------------
 
     def test_scopes_and_kinds_keep_names_apart(self, store: MetadataStore) -> None:
