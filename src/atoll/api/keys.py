@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,14 +32,13 @@ import orjson
 
 from atoll.api.context import AtollContext
 from atoll.api.records import Filter, build, fresh_name
+from atoll.api.replica_secrets import hand_router_files_over
 from atoll.containers.spec import task_user_group
 from atoll.credentials import load_key
 from atoll.domain.names import validate_name
 from atoll.domain.records import ApiKey, Project, utcnow
-from atoll.errors import AtollError, BackendError, UsageError
+from atoll.errors import BackendError, UsageError
 from atoll.task.meta import write_private_bytes
-
-log = logging.getLogger(__name__)
 
 KEY_PREFIX = "atk_"
 #: Characters of a key shown to identify it (``atk_`` + 8 random characters).
@@ -165,27 +163,8 @@ def export_keys(ctx: AtollContext, path: Path | None = None) -> Path:
         write_private_bytes(path, data, task_user_group(), durable=True)
     except OSError as exc:
         raise BackendError(f"cannot write the router's keys file {path}: {exc.strerror}") from exc
-    _hand_keys_to_cluster_router(ctx, data)
+    hand_router_files_over(ctx, data)
     return path
-
-
-def _hand_keys_to_cluster_router(ctx: AtollContext, data: bytes) -> None:
-    """On Kubernetes the router reads the keys from a Secret: update it (a warning when the cluster is away).
-    On swarm under fetch staging, from a Docker secret: roll the router service onto a new one."""
-    if ctx.config.container_manager.type == "swarm":
-        from atoll.islands.router import refresh_swarm_router
-
-        refresh_swarm_router(ctx.config)
-        return
-    if ctx.config.container_manager.type not in ("kubernetes", "kube"):
-        return
-    from atoll.islands.kubernetes import publish_router_secrets
-
-    try:
-        publish_router_secrets(ctx.config, data)
-    except AtollError as exc:
-        log.warning("the router island's keys Secret was not updated (%s); `atoll isle router setup` "
-                    "hands it the keys again", exc)
 
 
 __all__ = [

@@ -57,7 +57,7 @@ def _update(ctx: AtollContext, change: Any) -> str | None:
             result = change(found)
             if found != before:
                 write_private_json(path, {"version": FILE_VERSION, "secrets": found}, task_user_group())
-                _hand_secrets_to_cluster_router(ctx)
+                hand_router_files_over(ctx)
             return result
         finally:
             os.close(fd)
@@ -65,9 +65,12 @@ def _update(ctx: AtollContext, change: Any) -> str | None:
         raise BackendError(f"cannot update the replica secrets file {path}: {exc.strerror}") from exc
 
 
-def _hand_secrets_to_cluster_router(ctx: AtollContext) -> None:
-    """On Kubernetes the router reads the file from its keys Secret: update it (a warning when the cluster is away).
-    On swarm under fetch staging, from a Docker secret: roll the router service onto a new one."""
+def hand_router_files_over(ctx: AtollContext, keys: bytes | None = None) -> None:
+    """After the API keys file or the replica secrets file changed: hand them to a router that reads
+    them from the cluster (a warning when the cluster is away; ``atoll isle router setup`` hands them
+    over again). On Kubernetes, update the router's keys Secret; on swarm under fetch staging, roll the
+    router service onto a new Docker secret. ``keys``: the keys file's new content (None: read it).
+    """
     if ctx.config.container_manager.type == "swarm":
         from atoll.islands.router import refresh_swarm_router
 
@@ -78,10 +81,10 @@ def _hand_secrets_to_cluster_router(ctx: AtollContext) -> None:
     from atoll.islands.kubernetes import publish_router_secrets
 
     try:
-        publish_router_secrets(ctx.config)
+        publish_router_secrets(ctx.config, keys)
     except AtollError as exc:
-        log.warning("the router island's keys Secret was not updated with the replica secrets (%s); "
-                    "`atoll isle router setup` hands them over again", exc)
+        log.warning("the router island's keys Secret was not updated (%s); `atoll isle router setup` "
+                    "hands the keys and replica secrets over again", exc)
 
 
 def replica_secret(ctx: AtollContext, proj: str, name: str) -> str:
@@ -103,4 +106,4 @@ def drop_replica_secret(ctx: AtollContext, proj: str, name: str) -> None:
     _update(ctx, lambda found: found.pop(f"{proj}/{name}", None))
 
 
-__all__ = ["drop_replica_secret", "known_replica_secret", "replica_secret"]
+__all__ = ["drop_replica_secret", "hand_router_files_over", "known_replica_secret", "replica_secret"]
