@@ -27,7 +27,8 @@ from typing import ClassVar
 from atoll.containers.kubernetes import island_manifests as manifests
 from atoll.containers.kubernetes.objects import Manifest
 from atoll.errors import ConfigError
-from atoll.islands.kubernetes import KubeIsland, replica_secrets_document
+from atoll.islands.kubernetes import KubeIsland
+from atoll.islands.router_keys import replica_secrets_document
 from atoll.islands.router_swarm import SwarmRouterIsland
 from atoll.islands.swarm import SwarmServiceIsland
 

@@ -51,6 +51,7 @@ from atoll.islands.base import Island, IslandStatus
 from atoll.islands.db import DbIsland
 from atoll.islands.files import FilesIsland
 from atoll.islands.kube_images import push_island_image
+from atoll.islands.router_keys import replica_secrets_document
 from atoll.islands.swarm import SwarmServiceIsland
 from atoll.islands.ui import SwarmUiIsland
 
@@ -61,7 +62,6 @@ KUBE_TYPES = ("kubernetes", "kube")
 #: What ``stop`` deletes (found by the island's labels, with :attr:`KubeIsland.extra_kinds`); claims are kept.
 REMOVED_KINDS = ("Deployment", "StatefulSet", "Service", "Secret")
 #: An image reference for manifests whose objects are only named, never applied.
-_NO_REPLICA_SECRETS = b'{"version":1,"secrets":{}}'
 _POLL = 0.2
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -408,14 +408,6 @@ class KubeUiIsland(KubeIsland):
         return status
 
 
-def replica_secrets_document(config: Config) -> bytes:
-    """The deployments' replica secrets file as the router reads it (an empty one when there is none yet)."""
-    try:
-        return config.router_replica_secrets_file.read_bytes()
-    except FileNotFoundError:
-        return _NO_REPLICA_SECRETS
-
-
 def publish_router_secrets(config: Config, keys: bytes | None = None, kube: KubeClient | None = None) -> bool:
     """Hand the rewritten API keys file or replica secrets file to the router island: update its keys Secret.
 
@@ -455,5 +447,4 @@ __all__ = [
     "KubeIsland",
     "KubeUiIsland",
     "publish_router_secrets",
-    "replica_secrets_document",
 ]

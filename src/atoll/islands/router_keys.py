@@ -73,11 +73,19 @@ def keys_documents(config: Config) -> dict[str, tuple[str, bytes]]:
     """
     if keys_delivery(config) != "secrets":
         return {}
-    found = {REPLICA_SECRETS_SECRET[1]: (REPLICA_SECRETS_SECRET[0], _read(config.router_replica_secrets_file,
-                                                                          NO_REPLICA_SECRETS))}
+    found = {REPLICA_SECRETS_SECRET[1]: (REPLICA_SECRETS_SECRET[0], replica_secrets_document(config))}
     if config.router.auth:
         found[KEYS_SECRET[1]] = (KEYS_SECRET[0], _read(config.router_keys_file, None))
     return found
+
+
+def replica_secrets_document(config: Config) -> bytes:
+    """The deployments' replica secrets file as the router reads it (an empty one before the first ``depl new``).
+
+    Raises:
+        ConfigError: the file exists but cannot be read.
+    """
+    return _read(config.router_replica_secrets_file, NO_REPLICA_SECRETS)
 
 
 def _read(path: Path, missing: bytes | None) -> bytes:
@@ -163,6 +171,7 @@ __all__ = [
     "keys_delivery",
     "keys_documents",
     "keys_paths",
+    "replica_secrets_document",
     "router_lock",
     "tls_options",
 ]

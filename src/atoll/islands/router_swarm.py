@@ -127,6 +127,9 @@ class SwarmRouterIsland(SwarmServiceIsland):
         return {file: (content_name(f"{self.service_name}-{stem}", content), content)
                 for file, (stem, content) in found.items()}
 
+    def _wanted_secret_names(self) -> set[str]:
+        return {name for name, _ in self._wanted_secrets().values()}
+
     def secret_refs(self, labels: dict[str, str]) -> list[Any]:
         """Secrets named after their content: created when missing, never replaced under a running task."""
         from docker.types import SecretReference
@@ -235,7 +238,7 @@ class SwarmRouterIsland(SwarmServiceIsland):
         return (super()._runs(service, image)
                 and ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas") == self.replicas()
                 and [p.get("PublishMode") for p in ports] == [self._publish_mode]
-                and set(_secret_names(spec)) == {name for name, _ in self._wanted_secrets().values()}
+                and set(_secret_names(spec)) == self._wanted_secret_names()
                 and mounts == wanted_mounts)
 
     def roll(self, service: Any, image: str) -> bool:
@@ -263,7 +266,7 @@ class SwarmRouterIsland(SwarmServiceIsland):
             if service is None:
                 return False
             spec = service.attrs["Spec"]
-            if set(_secret_names(spec)) == {name for name, _ in self._wanted_secrets().values()}:
+            if set(_secret_names(spec)) == self._wanted_secret_names():
                 return False
             if not self.roll(service, str(spec["TaskTemplate"]["ContainerSpec"]["Image"])):
                 return False  # `isle router setup` re-creates it
