@@ -221,8 +221,11 @@ def remove_service(client: DockerClient, config: Config, service: str, wait: flo
             return
 
     def gone() -> bool:
+        # sparse: the list alone, without inspecting each container, which fails with "No such
+        # container" for one removed between the list and its inspection (the very thing awaited).
         with engine_errors(config, f"waiting for the containers of {service}"):
-            return not client.containers.list(all=True, filters={"label": f"com.docker.swarm.service.name={service}"})
+            return not client.containers.list(all=True, sparse=True,
+                                              filters={"label": f"com.docker.swarm.service.name={service}"})
 
     wait_until(gone, wait)
 
